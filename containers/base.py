@@ -1,0 +1,46 @@
+"""The one base class every framework container implements.
+
+A framework knows how to load an artifact from a model dir, how to predict, how to free a model, and
+how bodies of each content type turn into its native input (and back). The handler contract
+(``containers.handler``) lets a user's ``code/inference.py`` replace any of these per model.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from containers import codecs
+
+
+class Framework(ABC):
+    """Defaults for one framework; one instance per container process, shared by all its models."""
+
+    name: ClassVar[str]
+    #: Content types ``input_fn`` understands (media types without parameters).
+    content_types: ClassVar[tuple[str, ...]] = codecs.ARRAY_TYPES
+    #: Media types ``output_fn`` can produce.
+    accepts: ClassVar[tuple[str, ...]] = codecs.ARRAY_TYPES
+
+    def configure_threads(self, intra_op: int, inter_op: int) -> None:  # noqa: B027 - optional hook
+        """Size the framework's thread pools once per process, before any model loads."""
+
+    @abstractmethod
+    def load(self, model_dir: Path) -> Any:
+        """Default ``model_fn``: load the artifact found in ``model_dir``."""
+
+    @abstractmethod
+    def predict(self, data: Any, model: Any) -> Any:
+        """Default ``predict_fn``."""
+
+    def unload(self, model: Any) -> None:  # noqa: B027 - most frameworks need nothing
+        """Free what ``load`` took beyond what garbage collection reclaims."""
+
+    def input_fn(self, body: bytes, content_type: str) -> Any:
+        """Default ``input_fn``: decode ``body`` (``content_type`` is a bare media type)."""
+        return codecs.decode(body, content_type)
+
+    def output_fn(self, prediction: Any, accept: str) -> bytes:
+        """Default ``output_fn``: encode ``prediction`` as ``accept`` (a bare media type)."""
+        return codecs.encode(prediction, accept)

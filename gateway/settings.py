@@ -1,0 +1,36 @@
+"""Gateway settings: one typed object, read once at start from ``TANDEM_*`` env vars and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TANDEM_", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    #: Where per-container model dirs and logs live.
+    state_dir: Path = Path(".tandem")
+    #: Backend that runs containers: ``process`` (embedded default) or ``docker``.
+    backend: Literal["process", "docker"] = "process"
+    #: Upstream HTTP client, chosen by measurement (see benchmarks/gateway.py).
+    upstream: Literal["aiohttp", "httpx"] = "aiohttp"
+    #: Seconds a container may take to answer its first ``/ping``.
+    start_timeout: float = Field(default=120.0, gt=0)
+    #: Seconds between SIGTERM and SIGKILL when stopping a container.
+    stop_grace: float = Field(default=10.0, ge=0)
+    #: Restart backoff: first delay, cap (seconds).
+    restart_backoff: float = Field(default=0.5, gt=0)
+    restart_backoff_max: float = Field(default=30.0, gt=0)
+    #: Seconds between health checks of running containers.
+    health_interval: float = Field(default=2.0, gt=0)
+    #: Largest request body and largest payload between two steps, in bytes.
+    max_payload: int = Field(default=MAX_PAYLOAD_BYTES, gt=0)
+    log_level: str = "info"

@@ -1,0 +1,5 @@
+"""The declarative side of Tandem: endpoint specs and the example pipelines. Pure: no I/O but reading specs."""
+
+from pipelines.spec import ContainerSpec, EndpointSpec, SpecError, load_spec, load_specs
+
+__all__ = ["ContainerSpec", "EndpointSpec", "SpecError", "load_spec", "load_specs"]
