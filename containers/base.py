@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from containers import codecs
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from containers.settings import ContainerSettings
 
 
 class Framework(ABC):
@@ -22,6 +27,11 @@ class Framework(ABC):
     content_types: ClassVar[tuple[str, ...]] = codecs.ARRAY_TYPES
     #: Media types ``output_fn`` can produce.
     accepts: ClassVar[tuple[str, ...]] = codecs.ARRAY_TYPES
+
+    @classmethod
+    def from_settings(cls, settings: ContainerSettings) -> Self:
+        """Build the framework from the container's settings (most frameworks take none)."""
+        return cls()
 
     def configure_threads(self, intra_op: int, inter_op: int) -> None:  # noqa: B027 - optional hook
         """Size the framework's thread pools once per process, before any model loads."""

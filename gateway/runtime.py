@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.spec import ContainerSpec, EndpointSpec, Execution
@@ -37,6 +38,8 @@ class ContainerRuntime:
     restarts: int = 0
     #: The pooled client for ``url``; created in the app's lifespan, replaced when ``url`` changes.
     upstream: Upstream | None = None
+    #: Folder of the spec file that declared it: a ``command`` runs there.
+    source: Path | None = None
 
     @property
     def healthy(self) -> bool:
@@ -55,7 +58,9 @@ class EndpointRuntime:
         return cls(
             spec=spec,
             containers=[
-                ContainerRuntime(endpoint=spec.name, hostname=hostname, spec=container)
+                ContainerRuntime(
+                    endpoint=spec.name, hostname=hostname, spec=container, source=spec.source
+                )
                 for hostname, container in zip(spec.hostnames, spec.containers, strict=True)
             ],
         )

@@ -1,11 +1,11 @@
-"""Gateway settings: one typed object, read once at start from ``TANDEM_*`` env vars and CLI flags."""
+"""Gateway settings: one typed object, read once at start from ``TANDEM_*`` env and CLI flags."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -29,8 +29,23 @@ class GatewaySettings(BaseSettings):
     #: Restart backoff: first delay, cap (seconds).
     restart_backoff: float = Field(default=0.5, gt=0)
     restart_backoff_max: float = Field(default=30.0, gt=0)
+    #: A container healthy this long has its restart backoff reset to ``restart_backoff``.
+    restart_reset_after: float = Field(default=60.0, gt=0)
     #: Seconds between health checks of running containers.
     health_interval: float = Field(default=2.0, gt=0)
+    #: Seconds one ``/ping`` may take (the contract asks for 2).
+    ping_timeout: float = Field(default=2.0, gt=0)
+    #: Consecutive failed health checks after which a running container is restarted.
+    health_failures: int = Field(default=3, ge=1)
+    #: Largest total size an unpacked ``model_data`` archive may have (guards against tar bombs).
+    max_model_bytes: int = Field(default=32 * 1024**3, gt=0)
+    #: Lines of each container's output kept in memory for start-failure messages.
+    log_tail_lines: int = Field(default=40, ge=1)
     #: Largest request body and largest payload between two steps, in bytes.
     max_payload: int = Field(default=MAX_PAYLOAD_BYTES, gt=0)
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value

@@ -1,0 +1,92 @@
+"""``python -m containers serve --framework sklearn`` and the image's ``serve`` entry point."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from containers.errors import ContainerError
+from containers.settings import FRAMEWORK_ENV, ContainerSettings
+
+log = logging.getLogger("containers")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m containers", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve", help="serve the container contract on SAGEMAKER_BIND_TO_PORT"
+    )
+    serve.add_argument(
+        "--framework",
+        help=f"sklearn, pytorch or tensorflow (default: ${FRAMEWORK_ENV}, which images set)",
+    )
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def serve(framework: str | None = None) -> int:
+    """Read settings once, then run uvicorn (uvloop + httptools) until SIGTERM."""
+    if framework:
+        os.environ[FRAMEWORK_ENV] = framework  # worker processes read settings from the env
+    try:
+        settings = ContainerSettings()
+    except ValidationError as exc:
+        print(f"invalid container settings:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    if settings.framework is None:
+        print(f"no framework: pass --framework or set {FRAMEWORK_ENV}", file=sys.stderr)
+        return 2
+
+    import uvicorn
+
+    from containers.app import create_app
+
+    options = dict(
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        server_header=False,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
+    workers = settings.workers
+    if workers > 1 and settings.multi_model:
+        log.warning("SAGEMAKER_MODEL_SERVER_WORKERS=%d ignored: multi-model mode uses one", workers)
+        workers = 1
+    if workers > 1:
+        uvicorn.run("containers.app:app_factory", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+        return 0
+    try:
+        app = create_app(settings)
+    except ContainerError as exc:
+        print(f"cannot start: {exc.message}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, **options)  # type: ignore[arg-type]
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return serve(args.framework)
+
+
+def serve_entry() -> None:
+    """The ``serve`` console script; ``docker run <image> serve`` passes ``serve`` as argument."""
+    argv = sys.argv[1:]
+    if argv and argv[0] == "serve":
+        argv = argv[1:]
+    sys.exit(main(["serve", *argv]))

@@ -1,0 +1,160 @@
+"""Loaded models by name: register, load (dropped again if loading fails), list in pages, unload.
+
+Used for both modes: a single-model container holds one model; a multi-model container
+(``SAGEMAKER_MULTI_MODEL=true``) takes ``POST /models`` calls. Loading is refused with 507 when the
+estimate (current RSS + the model's size on disk) would pass the container's memory limit, and the
+model is unloaded again with 507 when the real RSS after loading passes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from containers import resources
+from containers.errors import (
+    BadRequest,
+    InsufficientMemory,
+    ModelAlreadyLoaded,
+    ModelNotFound,
+)
+from containers.handler import ModelHandler
+
+log = logging.getLogger(__name__)
+
+#: Segments start with a letter or digit, so ``.``, ``..`` and absolute names are impossible.
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*$")
+MAX_NAME = 1024
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+HandlerFactory = Callable[[str, Path], ModelHandler]
+Executor = Callable[[Callable[[], Any]], "asyncio.Future[Any]"]
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    url: str
+    handler: ModelHandler
+    model: Any
+
+
+def check_name(name: str) -> str:
+    if not name or len(name) > MAX_NAME or not MODEL_NAME.match(name):
+        raise BadRequest(
+            f"invalid model name {name[:100]!r}: use letters, digits, '.', '_', '-' and '/' "
+            f"between segments that start with a letter or digit (at most {MAX_NAME} characters)"
+        )
+    return name
+
+
+def model_path(url: str) -> Path:
+    """``url`` of ``POST /models``: an existing local directory (a plain path or ``file://``)."""
+    if not isinstance(url, str) or not url:
+        raise BadRequest('"url" must be a non-empty string naming a local directory')
+    path = Path(url.removeprefix("file://"))
+    if "://" in url.removeprefix("file://") or not path.is_absolute():
+        raise BadRequest(f'"url" must be an absolute local directory path, got {url!r}')
+    if not path.is_dir():
+        raise BadRequest(f'"url" {url!r} is not an existing directory')
+    return path
+
+
+class ModelRegistry:
+    """The models this process holds; mutations run on the event loop, loads in a worker thread."""
+
+    def __init__(self, make_handler: HandlerFactory, memory_limit: int | None) -> None:
+        self._make_handler = make_handler
+        self._models: dict[str, LoadedModel] = {}
+        self._loading: set[str] = set()
+        self.memory_limit = memory_limit
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def get(self, name: str) -> LoadedModel:
+        loaded = self._models.get(name)
+        if loaded is None:
+            raise ModelNotFound(f"model {name[:100]!r} is not loaded")
+        return loaded
+
+    def only(self) -> LoadedModel:
+        """The model of a single-model container."""
+        return next(iter(self._models.values()))
+
+    async def add(self, name: str, url: str, run: Executor) -> LoadedModel:
+        """Load ``url`` as ``name``; 409 if the name is taken (or loading), 507 if it won't fit."""
+        check_name(name)
+        path = model_path(url)
+        if name in self._models or name in self._loading:
+            raise ModelAlreadyLoaded(f"model {name!r} is already loaded")
+        self._loading.add(name)
+        try:
+            loaded = await run(lambda: self._load(name, url, path))
+            self._models[name] = loaded
+            return loaded
+        finally:
+            self._loading.discard(name)
+
+    def _load(self, name: str, url: str, path: Path) -> LoadedModel:
+        limit = self.memory_limit
+        if limit is not None:
+            estimate = resources.rss() + resources.tree_size(path)
+            if estimate > limit:
+                raise InsufficientMemory(
+                    f"loading {name!r} needs about {estimate >> 20} MiB with what is loaded, over "
+                    f"the container's {limit >> 20} MiB memory limit; unload a model first"
+                )
+        handler = self._make_handler(name, path)
+        model = handler.load()
+        if limit is not None and resources.rss() > limit:
+            used = resources.rss()
+            _free(handler, model)
+            raise InsufficientMemory(
+                f"model {name!r} took the container to {used >> 20} MiB, over its "
+                f"{limit >> 20} MiB memory limit; it was unloaded again"
+            )
+        log.info("loaded model %s from %s", name, url)
+        return LoadedModel(name, url, handler, model)
+
+    async def remove(self, name: str, run: Executor) -> None:
+        loaded = self.get(name)
+        del self._models[name]
+        await run(lambda: _free(loaded.handler, loaded.model))
+        log.info("unloaded model %s", name)
+
+    def page(self, token: str | None, limit: int | None) -> dict[str, Any]:
+        """One page of ``GET /models``; ``nextPageToken`` is present while more models follow."""
+        size = DEFAULT_PAGE if limit is None else limit
+        if not 1 <= size <= MAX_PAGE:
+            raise BadRequest(f"limit must be between 1 and {MAX_PAGE}, got {size}")
+        start = 0
+        if token:
+            if not token.isdigit():
+                raise BadRequest(f"invalid next_page_token {token[:40]!r}")
+            start = int(token)
+        names = sorted(self._models)
+        chosen = names[start : start + size]
+        body: dict[str, Any] = {
+            "models": [{"modelName": n, "modelUrl": self._models[n].url} for n in chosen]
+        }
+        if start + size < len(names):
+            body["nextPageToken"] = str(start + size)
+        return body
+
+    async def clear(self, run: Executor) -> None:
+        for name in list(self._models):
+            await self.remove(name, run)
+
+
+def _free(handler: ModelHandler, model: Any) -> None:
+    handler.unload(model)
+    del model
+    gc.collect()

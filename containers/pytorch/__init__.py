@@ -1,0 +1,8 @@
+"""PyTorch container defaults: a TorchScript ``model.pt`` served on CPU.
+
+Imported lazily by the framework registry, so importing torch here costs nothing elsewhere.
+"""
+
+from containers.pytorch.framework import EXPORTED_FILE, MODEL_FILE, PyTorchFramework
+
+__all__ = ["EXPORTED_FILE", "MODEL_FILE", "PyTorchFramework"]

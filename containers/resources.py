@@ -1,0 +1,113 @@
+"""What this container may use: CPUs (affinity and cgroup quota), a memory limit, current RSS.
+
+Read from cgroup v2 (``cpu.max``, ``memory.max``) with a v1 fallback, so a ``docker run --cpus 2
+--memory 1g`` container sizes itself without configuration.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import psutil
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: cgroup v1 reports "no limit" as a huge number (page-aligned LONG_MAX).
+_V1_UNLIMITED = 1 << 60
+
+
+def _own_cgroup_dirs() -> list[Path]:
+    """This process's cgroup v2 dir (from /proc/self/cgroup) and the root, most specific first."""
+    dirs: list[Path] = []
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            hierarchy, _, rest = line.partition(":")
+            _, _, path = rest.partition(":")
+            if hierarchy == "0" and path.strip("/"):
+                dirs.append(CGROUP_ROOT / path.strip("/"))
+    except OSError:
+        pass
+    dirs.append(CGROUP_ROOT)
+    return dirs
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def cgroup_cpu_quota() -> float | None:
+    """CPUs allowed by the cgroup quota (may be fractional), or ``None`` when unlimited."""
+    for folder in _own_cgroup_dirs():
+        text = _read(folder / "cpu.max")
+        if text is not None:
+            quota, _, period = text.partition(" ")
+            if quota == "max":
+                return None
+            try:
+                return int(quota) / int(period or "100000")
+            except ValueError:
+                return None
+    quota_text = _read(CGROUP_ROOT / "cpu" / "cpu.cfs_quota_us")
+    period_text = _read(CGROUP_ROOT / "cpu" / "cpu.cfs_period_us")
+    if quota_text and period_text and int(quota_text) > 0:
+        return int(quota_text) / int(period_text)
+    return None
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by the cgroup quota (at least 1)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, math.ceil(quota))
+    return max(1, cpus)
+
+
+def thread_counts(intra: int, inter: int, workers: int = 1) -> tuple[int, int]:
+    """Thread pool sizes for one worker process: the env override, else the CPUs shared out."""
+    share = max(1, available_cpus() // max(1, workers))
+    return (intra or share, inter or share)
+
+
+def cgroup_memory_limit() -> int | None:
+    """The cgroup memory limit in bytes, or ``None`` when there is none."""
+    for folder in _own_cgroup_dirs():
+        text = _read(folder / "memory.max")
+        if text is not None:
+            return None if text == "max" else int(text)
+    text = _read(CGROUP_ROOT / "memory" / "memory.limit_in_bytes")
+    if text is not None and text.isdigit() and int(text) < _V1_UNLIMITED:
+        return int(text)
+    return None
+
+
+def memory_limit(limit_mb: float | None) -> int | None:
+    """The configured limit (MiB) in bytes, else the cgroup's, else ``None``."""
+    if limit_mb is not None:
+        return int(limit_mb * 1024 * 1024)
+    return cgroup_memory_limit()
+
+
+def rss() -> int:
+    """Resident memory of this process, in bytes."""
+    return int(psutil.Process().memory_info().rss)
+
+
+def tree_size(folder: Path) -> int:
+    """Bytes of the regular files under ``folder`` (links not followed): a model's load estimate."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                stat = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            total += stat.st_size
+    return total

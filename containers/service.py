@@ -1,0 +1,136 @@
+"""The container's transport-agnostic core: settings, framework, models, and how a request runs.
+
+Loads and predictions run in worker threads so the event loop keeps answering ``/ping``; a
+prediction longer than ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` is answered with 504 (its thread finishes
+in the background: Python cannot kill it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from containers import codecs, registry, resources
+from containers.base import Framework
+from containers.errors import ModelLoadError, PredictionTimeout
+from containers.handler import ModelHandler
+from containers.multimodel import LoadedModel, ModelRegistry
+from containers.settings import ContainerSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+SINGLE_MODEL_NAME = "model"
+
+
+@dataclass
+class Reply:
+    body: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ModelService:
+    """One per worker process: owns the framework instance, the models and the thread pools."""
+
+    def __init__(self, settings: ContainerSettings, framework: Framework | None = None) -> None:
+        if settings.framework is None and framework is None:
+            raise ValueError("no framework: pass --framework or set TANDEM_FRAMEWORK")
+        self.settings = settings
+        self.framework = framework or registry.create(str(settings.framework), settings)
+        self.cpus = resources.available_cpus()
+        self.models = ModelRegistry(self._handler, resources.memory_limit(settings.memory_limit_mb))
+        # Predictions share a pool; loads get their own so a slow load never starves predictions.
+        self._predict_pool = ThreadPoolExecutor(
+            max_workers=int(__import__("os").environ.get("EXP_POOL", "4")), thread_name_prefix="predict"
+        )
+        if __import__("os").environ.get("EXP_SWITCH"):
+            __import__("sys").setswitchinterval(float(__import__("os").environ["EXP_SWITCH"]))
+        self._load_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="load")
+
+    def _handler(self, name: str, model_dir: Path) -> ModelHandler:
+        return ModelHandler(
+            self.framework,
+            model_dir,
+            name=name,
+            program=self.settings.program,
+            default_accept=self.settings.default_accept,
+        )
+
+    def _loader(self, func: Callable[[], T]) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._load_pool, func)
+
+    async def start(self) -> None:
+        """Size thread pools once, then (single-model mode) load the model before serving."""
+        intra, inter = resources.thread_counts(
+            self.settings.intra_op_threads, self.settings.inter_op_threads, self.settings.workers
+        )
+        self.framework.configure_threads(intra, inter)
+        log.info(
+            "%s container: %d CPUs, %d intra-op / %d inter-op threads, memory limit %s",
+            self.framework.name,
+            self.cpus,
+            intra,
+            inter,
+            "none" if self.models.memory_limit is None else f"{self.models.memory_limit >> 20} MiB",
+        )
+        if not self.settings.multi_model:
+            model_dir = self.settings.resolved_model_dir.resolve()
+            if not model_dir.is_dir():
+                raise ModelLoadError(f"model dir {model_dir} (SM_MODEL_DIR) does not exist")
+            await self.models.add(SINGLE_MODEL_NAME, str(model_dir), self._loader)
+
+    async def stop(self) -> None:
+        await self.models.clear(self._loader)
+        self._predict_pool.shutdown(wait=False, cancel_futures=True)
+        self._load_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def load(self, name: str, url: str) -> LoadedModel:
+        return await self.models.add(name, url, self._loader)
+
+    async def unload(self, name: str) -> None:
+        await self.models.remove(name, self._loader)
+
+    def execution_parameters(self) -> dict[str, Any]:
+        return {
+            "MaxConcurrentTransforms": self.cpus * self.settings.workers,
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": max(1, int(self.settings.max_payload_mb)),
+        }
+
+    async def invoke(
+        self,
+        loaded: LoadedModel,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None,
+        headers: Mapping[str, str],
+    ) -> Reply:
+        """Negotiate on the loop (cheap, fails fast), then decode/predict/encode in a thread."""
+        handler = loaded.handler
+        media = handler.resolve_content_type(content_type)
+        chosen = handler.resolve_accept(accept)
+        if content_type and ";" in content_type:
+            body = codecs.transcode_to_utf8(body, content_type)
+        context = handler.context(headers)
+        import os
+        if os.environ.get("EXP_INLINE"):
+            out, out_type = handler.invoke(loaded.model, body, media, chosen, context)
+            return Reply(out, out_type, context.response_headers)
+        future = asyncio.get_running_loop().run_in_executor(
+            self._predict_pool, handler.invoke, loaded.model, body, media, chosen, context
+        )
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                out, out_type = await future
+        except TimeoutError:
+            log.warning("prediction for %s passed %ss", loaded.name, self.settings.timeout)
+            raise PredictionTimeout(
+                f"the prediction took longer than SAGEMAKER_MODEL_SERVER_TIMEOUT="
+                f"{self.settings.timeout:g}s"
+            ) from None
+        return Reply(out, out_type, context.response_headers)

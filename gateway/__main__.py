@@ -1,0 +1,5 @@
+"""``python -m gateway``: the ``tandem`` command."""
+
+from gateway.cli import main
+
+main()

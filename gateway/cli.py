@@ -1,0 +1,77 @@
+"""The ``tandem`` command line. Imports stay light: ``serve`` loads the server only when it runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from gateway.cli_invoke import invoke
+
+app = typer.Typer(
+    name="tandem",
+    help="Self-hosted, SageMaker-compatible inference: one gateway, many model containers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("invoke")(invoke)
+
+#: Exit codes: bad input (a spec, a flag) and a failed start differ, so scripts can tell them apart.
+EXIT_INVALID = 2
+EXIT_START_FAILED = 1
+
+
+@app.command()
+def serve(
+    specs: Annotated[
+        list[Path], typer.Argument(help="Endpoint spec files (YAML), one per endpoint.")
+    ],
+    host: Annotated[str | None, typer.Option(help="Address to listen on [TANDEM_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [TANDEM_PORT].")] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Folder for model dirs and logs [TANDEM_STATE_DIR].")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="How containers run: process [TANDEM_BACKEND].")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning or error [TANDEM_LOG_LEVEL].")
+    ] = None,
+) -> None:
+    """Validate the specs, start every container, wait until all are healthy, then serve."""
+    from pydantic import ValidationError
+
+    from gateway.settings import GatewaySettings
+
+    flags = {"host": host, "port": port, "state_dir": state_dir, "backend": backend}
+    flags["log_level"] = log_level
+    try:
+        settings = GatewaySettings.model_validate({k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        _fail(EXIT_INVALID, "invalid settings:\n  " + "\n  ".join(problems))
+
+    from gateway.backends import BackendError
+    from gateway.runner import StateDirBusy, run
+    from gateway.supervisor import StartError
+    from pipelines.spec import SpecError
+
+    try:
+        code = run(specs, settings)
+    except SpecError as exc:
+        _fail(EXIT_INVALID, str(exc))
+    except (StartError, StateDirBusy, BackendError, OSError) as exc:
+        _fail(EXIT_START_FAILED, str(exc))
+    raise typer.Exit(code)
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    sys.stderr.write(f"tandem: {message}\n")
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()

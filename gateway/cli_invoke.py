@@ -1,0 +1,143 @@
+"""``tandem invoke``: call an endpoint from the shell and see which step cost what.
+
+The answer body goes to stdout untouched (pipe it anywhere); the status, the headers that matter and
+the per-step times from ``Server-Timing`` go to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def invoke(
+    endpoint: Annotated[str, typer.Argument(help="Name of the endpoint to call.")],
+    body: Annotated[
+        str | None,
+        typer.Option("--body", "-b", help="Request body: @FILE, - for stdin, or literal text."),
+    ] = None,
+    content_type: Annotated[
+        str | None, typer.Option("--content-type", "-c", help="Content-Type of the body.")
+    ] = None,
+    accept: Annotated[
+        str | None, typer.Option("--accept", "-a", help="Accept: the answer's wanted type.")
+    ] = None,
+    target_container: Annotated[
+        str | None,
+        typer.Option("--target-container", "-t", help="Container hostname (Direct endpoints)."),
+    ] = None,
+    custom_attributes: Annotated[
+        str | None, typer.Option("--custom-attributes", help="Passed to every container.")
+    ] = None,
+    url: Annotated[
+        str, typer.Option("--url", envvar="TANDEM_URL", help="Base URL of the gateway.")
+    ] = DEFAULT_URL,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the answer here, not to stdout.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 120.0,
+) -> None:
+    """Invoke ENDPOINT and print its answer, with the time each step took."""
+    import httpx  # only this command needs an HTTP client; keep `tandem --help` fast
+
+    err = Console(stderr=True, highlight=False)
+    headers = {
+        name: value
+        for name, value in (
+            ("Content-Type", content_type),
+            ("Accept", accept),
+            ("X-Amzn-SageMaker-Target-Container-Hostname", target_container),
+            ("X-Amzn-SageMaker-Custom-Attributes", custom_attributes),
+        )
+        if value is not None
+    }
+    payload = _read_body(body)
+    target = f"{url.rstrip('/')}/endpoints/{endpoint}/invocations"
+    try:
+        response = httpx.post(target, content=payload, headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        err.print(f"[red]Cannot reach the gateway at {escape(url)}: {escape(str(exc))}[/red]")
+        raise typer.Exit(2) from exc
+    if response.status_code >= 400:
+        code = response.headers.get("x-amzn-errortype", "Error")
+        _print_error(err, code, response.status_code, response.content)
+        _print_timings(err, response.headers.get("server-timing"))
+        raise typer.Exit(1)
+    if output is not None:
+        output.write_bytes(response.content)
+    else:
+        typer.echo(response.content, nl=sys.stdout.isatty())
+    err.print(
+        f"[green]{response.status_code}[/green] "
+        f"{response.headers.get('content-type', '(no content type)')} · "
+        f"variant {response.headers.get('x-amzn-invoked-production-variant', '?')} · "
+        f"request {response.headers.get('x-amzn-requestid', '?')}"
+    )
+    if "x-amzn-sagemaker-custom-attributes" in response.headers:
+        attributes = response.headers["x-amzn-sagemaker-custom-attributes"]
+        err.print(f"custom attributes: {escape(attributes)}")
+    _print_timings(err, response.headers.get("server-timing"))
+
+
+def _read_body(body: str | None) -> bytes:
+    if body is None:
+        return b""
+    if body == "-":
+        return sys.stdin.buffer.read()
+    if body.startswith("@"):
+        path = Path(body[1:]).expanduser()
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot read {path}: {exc.strerror or exc}", param_hint="--body"
+            ) from exc
+    return body.encode()
+
+
+def _print_error(err: Console, code: str, status: int, content: bytes) -> None:
+    try:
+        detail = json.loads(content)
+    except ValueError:
+        detail = {"Message": content.decode("utf-8", errors="replace")}
+    if not isinstance(detail, dict):
+        detail = {"Message": str(detail)}
+    err.print(f"[red]{escape(code)} ({status})[/red]: {escape(str(detail.get('Message', '')))}")
+    if "OriginalStatusCode" in detail:
+        err.print(f"original status: {detail['OriginalStatusCode']}")
+
+
+def parse_server_timing(header: str | None) -> list[tuple[str, float]]:
+    """``[(name, milliseconds)]`` from a ``Server-Timing`` header; unparsable parts are skipped."""
+    steps: list[tuple[str, float]] = []
+    for part in (header or "").split(","):
+        name, _, params = part.strip().partition(";")
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "dur" and name:
+                with contextlib.suppress(ValueError):
+                    steps.append((name, float(value)))
+    return steps
+
+
+def _print_timings(err: Console, header: str | None) -> None:
+    steps = parse_server_timing(header)
+    if not steps:
+        return
+    table = Table(box=None, show_header=True, header_style="bold")
+    table.add_column("step")
+    table.add_column("ms", justify="right")
+    for name, ms in steps:
+        table.add_row(name, f"{ms:.3f}")
+    table.add_row("[bold]total[/bold]", f"[bold]{sum(ms for _, ms in steps):.3f}[/bold]")
+    err.print(table)

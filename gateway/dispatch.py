@@ -1,0 +1,244 @@
+"""The transport-agnostic core: one invocation to a container (Direct) or through all (Serial).
+
+Bytes in, bytes out: the payload is never decoded here. What the HTTP edge needs to render an
+answer comes back as an ``InvocationResult``; every failure is raised as a ``TandemError`` whose
+message names the container, and in Serial mode the step, that failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from gateway.errors import ModelError, ServiceUnavailable, ValidationError, truncate
+from gateway.runtime import ContainerRuntime, EndpointRuntime
+from gateway.upstream import (
+    Upstream,
+    UpstreamBodyTooLarge,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    create_upstream,
+)
+from pipelines.spec import Mode
+
+log = logging.getLogger("tandem.gateway")
+
+INVOCATIONS = "/invocations"
+
+
+@dataclass(slots=True)
+class InvocationRequest:
+    body: bytes
+    content_type: str | None = None
+    accept: str | None = None
+    custom_attributes: str | None = None
+    target_model: str | None = None
+    target_container: str | None = None
+    inference_id: str | None = None
+
+
+@dataclass(slots=True)
+class InvocationResult:
+    body: bytes
+    content_type: str | None
+    custom_attributes: str | None
+    #: ``(hostname, seconds)`` for every step that answered, in order.
+    timings: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def model_seconds(self) -> float:
+        return sum(seconds for _, seconds in self.timings)
+
+
+class Dispatcher:
+    """Owns one pooled upstream per container and runs invocations through them."""
+
+    def __init__(
+        self,
+        *,
+        upstream: str = "aiohttp",
+        max_payload: int,
+        log_stream: Callable[[ContainerRuntime], str | None] | None = None,
+    ) -> None:
+        self.upstream_kind = upstream
+        self.max_payload = max_payload
+        #: Where a failing container's log lives, for ``ModelError.LogStreamArn`` (None: omitted).
+        self.log_stream = log_stream or (lambda _container: None)
+        self._retired: set[asyncio.Task[None]] = set()
+
+    def open(self, endpoints: Iterable[EndpointRuntime]) -> None:
+        """Create the clients for every container that already has a URL (call inside the loop)."""
+        for endpoint in endpoints:
+            for container in endpoint.containers:
+                if container.url:
+                    self.upstream(container)
+
+    async def aclose(self, endpoints: Iterable[EndpointRuntime]) -> None:
+        for endpoint in endpoints:
+            for container in endpoint.containers:
+                if container.upstream is not None:
+                    await container.upstream.aclose()
+                    container.upstream = None
+        if self._retired:
+            await asyncio.gather(*self._retired, return_exceptions=True)
+
+    def upstream(self, container: ContainerRuntime) -> Upstream:
+        """The container's client, replaced when the supervisor moved it to a new URL."""
+        current = container.upstream
+        if current is not None and current.base_url == container.url.rstrip("/"):
+            return current
+        if current is not None:
+            task = asyncio.get_running_loop().create_task(current.aclose())
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+        container.upstream = create_upstream(self.upstream_kind, container.url)
+        return container.upstream
+
+    async def invoke(
+        self,
+        endpoint: EndpointRuntime,
+        request: InvocationRequest,
+        timings: list[tuple[str, float]] | None = None,
+    ) -> InvocationResult:
+        """Run ``request``; ``timings`` (if given) collects each answered step, even on failure."""
+        steps = self._route(endpoint, request)
+        deadline = time.monotonic() + endpoint.spec.timeout
+        done: list[tuple[str, float]] = timings if timings is not None else []
+        body = request.body
+        content_type = request.content_type
+        custom_attributes: str | None = None
+        last = len(steps) - 1
+        for index, container in enumerate(steps):
+            headers = self._headers(request, content_type, accept=index == last)
+            step = (index + 1, len(steps)) if len(steps) > 1 else None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _timed_out(container, step, self.log_stream(container))
+            started = time.perf_counter()
+            try:
+                response = await self.upstream(container).post(
+                    INVOCATIONS, body, headers, timeout=remaining, max_body=self.max_payload
+                )
+            except UpstreamTimeout as exc:
+                raise _timed_out(container, step, self.log_stream(container)) from exc
+            except UpstreamUnavailable as exc:
+                log.warning(
+                    "container %s/%s unreachable: %s", endpoint.name, container.hostname, exc
+                )
+                raise ServiceUnavailable(
+                    f"Container {container.hostname} of endpoint {endpoint.name} is not "
+                    "reachable; it may be restarting. Try again later."
+                ) from exc
+            except UpstreamBodyTooLarge as exc:
+                what = "the payload to the next step" if index < last else "the response"
+                raise ValidationError(
+                    f"{_where(container, step)} answered with a body larger than {exc.limit} "
+                    f"bytes, the limit for {what}."
+                ) from exc
+            done.append((container.hostname, time.perf_counter() - started))
+            if not 200 <= response.status < 300:
+                raise _model_error(
+                    container, step, response.status, response.body, self.log_stream(container)
+                )
+            body = response.body
+            content_type = response.headers.get("Content-Type")
+            custom_attributes = response.headers.get("X-Amzn-SageMaker-Custom-Attributes")
+        return InvocationResult(body, content_type, custom_attributes, done)
+
+    def _route(
+        self, endpoint: EndpointRuntime, request: InvocationRequest
+    ) -> list[ContainerRuntime]:
+        """The containers this request goes through, all healthy, or the error to answer."""
+        target = request.target_container
+        if endpoint.direct:
+            if target is None:
+                raise ValidationError(
+                    f"Endpoint {endpoint.name} uses Direct execution: the request needs the "
+                    "X-Amzn-SageMaker-Target-Container-Hostname header naming one of its "
+                    f"containers ({', '.join(c.hostname for c in endpoint.containers)})."
+                )
+            container = endpoint.container(target)
+            if container is None:
+                raise ValidationError(
+                    f"Container hostname {target} not found in endpoint {endpoint.name}. Valid "
+                    f"hostnames: {', '.join(c.hostname for c in endpoint.containers)}."
+                )
+            steps = [container]
+        else:
+            if target is not None:
+                raise ValidationError(
+                    f"Endpoint {endpoint.name} uses Serial execution and does not support the "
+                    "target container hostname header."
+                )
+            steps = endpoint.containers
+        if request.target_model is not None and not any(
+            c.spec.mode is Mode.MULTI_MODEL for c in steps
+        ):
+            raise ValidationError(
+                f"Endpoint {endpoint.name} is not a multi-model endpoint and does not support "
+                "target model header."
+            )
+        for container in steps:
+            if not container.healthy or not container.url:
+                raise ServiceUnavailable(
+                    f"Container {container.hostname} of endpoint {endpoint.name} is "
+                    f"{container.state.value}, not InService. Try again later."
+                )
+        return steps
+
+    @staticmethod
+    def _headers(
+        request: InvocationRequest, content_type: str | None, *, accept: bool
+    ) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        if accept and request.accept is not None:
+            headers["Accept"] = request.accept
+        if request.custom_attributes is not None:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = request.custom_attributes
+        if request.target_model is not None:
+            headers["X-Amzn-SageMaker-Target-Model"] = request.target_model
+        if request.inference_id is not None:
+            headers["X-Amzn-SageMaker-Inference-Id"] = request.inference_id
+        return headers
+
+
+def _where(container: ContainerRuntime, step: tuple[int, int] | None) -> str:
+    if step is None:
+        return f"Container {container.hostname}"
+    return f"Container {container.hostname} (step {step[0]} of {step[1]})"
+
+
+def _model_error(
+    container: ContainerRuntime,
+    step: tuple[int, int] | None,
+    status: int,
+    body: bytes,
+    log_stream: str | None,
+) -> ModelError:
+    kind = "client" if 400 <= status < 500 else "server"
+    original = truncate(body.decode("utf-8", errors="replace"))
+    message = (
+        f'Received {kind} error ({status}) from {container.hostname} with message "{original}".'
+    )
+    if step is not None:
+        message += f" The failing step is {step[0]} of {step[1]} in the Serial pipeline."
+    return ModelError(
+        message, original_status=status, original_message=original, log_stream=log_stream
+    )
+
+
+def _timed_out(
+    container: ContainerRuntime, step: tuple[int, int] | None, log_stream: str | None
+) -> ModelError:
+    # SageMaker's observed form: a ModelError with original status 0 naming the slow container.
+    original = (
+        f"Your invocation timed out while waiting for a response from container "
+        f"{container.hostname}. Review the latency metrics for each container, resolve the "
+        "issue, and try again."
+    )
+    return _model_error(container, step, 0, original.encode(), log_stream)

@@ -1,0 +1,148 @@
+"""Prometheus metrics named after SageMaker's CloudWatch ones, in a registry owned by one app.
+
+Label children are bound once per endpoint and container at start, so recording a request is a few
+additions, not a label lookup. Latencies are in seconds (Prometheus' base unit; CloudWatch uses µs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from gateway.errors import ModelError, TandemError
+from gateway.runtime import EndpointRuntime
+
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class EndpointMetrics:
+    """The bound children of one endpoint's series."""
+
+    def __init__(self, metrics: GatewayMetrics, endpoint: EndpointRuntime) -> None:
+        labels = (endpoint.name, endpoint.variant)
+        self.invocations = metrics.invocations.labels(*labels)
+        self.errors_4xx = metrics.errors_4xx.labels(*labels)
+        self.errors_5xx = metrics.errors_5xx.labels(*labels)
+        self.model_errors = metrics.model_errors.labels(*labels)
+        self.model_latency = metrics.model_latency.labels(*labels)
+        self.overhead_latency = metrics.overhead_latency.labels(*labels)
+        self.container_latency = {
+            c.hostname: metrics.container_latency.labels(*labels, c.hostname)
+            for c in endpoint.containers
+        }
+
+    def record(
+        self, total: float, timings: Sequence[tuple[str, float]], error: TandemError | None = None
+    ) -> None:
+        """One finished request: ``total`` seconds in the gateway, ``timings`` per answered step."""
+        self.invocations.inc()
+        model = 0.0
+        for hostname, seconds in timings:
+            model += seconds
+            self.container_latency[hostname].observe(seconds)
+        if error is None:
+            self.model_latency.observe(model)
+            self.overhead_latency.observe(max(total - model, 0.0))
+            return
+        # As CloudWatch counts them: a model error is classed by the container's own status.
+        status = error.status
+        if isinstance(error, ModelError):
+            self.model_errors.inc()
+            status = error.original_status if 400 <= error.original_status < 500 else 500
+        if status >= 500:
+            self.errors_5xx.inc()
+        else:
+            self.errors_4xx.inc()
+
+
+class GatewayMetrics:
+    """Every series of one gateway app; ``render()`` is what ``GET /metrics`` answers."""
+
+    def __init__(self, endpoints: Iterable[EndpointRuntime]) -> None:
+        endpoints = list(endpoints)
+        self.registry = CollectorRegistry()
+        labels = ("endpoint", "variant")
+        reg = self.registry
+        self.invocations = Counter(
+            "tandem_invocations", "Invocations: requests sent to the endpoint", labels, registry=reg
+        )
+        self.errors_4xx = Counter(
+            "tandem_invocation_4xx_errors",
+            "Invocation4XXErrors: requests answered with a 4xx (model errors by the container's)",
+            labels,
+            registry=reg,
+        )
+        self.errors_5xx = Counter(
+            "tandem_invocation_5xx_errors",
+            "Invocation5XXErrors: requests answered with a 5xx (model errors by the container's)",
+            labels,
+            registry=reg,
+        )
+        self.model_errors = Counter(
+            "tandem_invocation_model_errors",
+            "InvocationModelErrors: requests where a container did not answer 2xx in time",
+            labels,
+            registry=reg,
+        )
+        self.model_latency = Histogram(
+            "tandem_model_latency_seconds",
+            "ModelLatency: time spent in containers (sum over the steps of a Serial chain)",
+            labels,
+            registry=reg,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.overhead_latency = Histogram(
+            "tandem_overhead_latency_seconds",
+            "OverheadLatency: time in the gateway minus ModelLatency",
+            labels,
+            registry=reg,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.container_latency = Histogram(
+            "tandem_container_latency_seconds",
+            "ContainerLatency: time one container took to answer, as the gateway saw it",
+            (*labels, "container"),
+            registry=reg,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.registry.register(_ContainerStateCollector(endpoints))
+        self._endpoints = {e.name: EndpointMetrics(self, e) for e in endpoints}
+
+    def endpoint(self, name: str) -> EndpointMetrics:
+        return self._endpoints[name]
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _ContainerStateCollector(Collector):
+    """Container health and restarts, read from the runtime state at scrape time."""
+
+    def __init__(self, endpoints: list[EndpointRuntime]) -> None:
+        self._endpoints = endpoints
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["endpoint", "variant", "container"]
+        up = GaugeMetricFamily(
+            "tandem_container_up", "1 when the container is InService, else 0", labels=labels
+        )
+        restarts = CounterMetricFamily(
+            "tandem_container_restarts",
+            "Times the supervisor restarted the container",
+            labels=labels,
+        )
+        for endpoint in self._endpoints:
+            for c in endpoint.containers:
+                values = [endpoint.name, endpoint.variant, c.hostname]
+                up.add_metric(values, 1.0 if c.healthy else 0.0)
+                restarts.add_metric(values, float(c.restarts))
+        yield up
+        yield restarts
