@@ -4,8 +4,8 @@
 
 Writes an IMDb-test-set-like CSV (25,000 reviews of ~1.1 KB, one quoted text column, ~27 MB),
 trains a scikit-learn TF-IDF + logistic regression pipeline on other synthetic reviews, serves it
-with the real scikit-learn container behind ``tandem serve``, and runs ``tandem batch`` over the file
-(MultiRecord, Line split, 2 concurrent requests). The baseline is the same model predicting the
+with the real scikit-learn container behind ``tandem serve``, and runs ``tandem batch`` over the
+file (MultiRecord, Line split, 2 concurrent requests). The baseline is the same model predicting the
 same rows in this process in one call. Prints records/s of both and their ratio (goal >= 0.7), from
 one run, plus the in-process time with CSV parsing included for reference. Outputs are checked to
 equal the in-process predictions.
@@ -139,15 +139,29 @@ def main() -> None:
         log = (tmp / "serve.log").open("wb")
         cmd = [sys.executable, "-m", "gateway", "serve", str(spec), "--port", str(port)]
         cmd += ["--state-dir", str(tmp / "state"), "--log-level", "warning"]
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ}, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ},
+            start_new_session=True,
+        )
         try:
             wait_ready(url, proc)
             config = BatchConfig.build(
-                input=str(data), output=str(tmp / "out"), endpoint_url=url, endpoint="imdb",
-                split_type="Line", batch_strategy="MultiRecord", assemble_with="Line",
-                content_type="text/csv", accept="text/csv", max_concurrent=args.concurrent,
-                max_payload_mb=args.payload_mb, progress=False,
+                input=str(data),
+                output=str(tmp / "out"),
+                endpoint_url=url,
+                endpoint="imdb",
+                split_type="Line",
+                batch_strategy="MultiRecord",
+                assemble_with="Line",
+                content_type="text/csv",
+                accept="text/csv",
+                max_concurrent=args.concurrent,
+                max_payload_mb=args.payload_mb,
+                progress=False,
             )
             from gateway.batch.progress import Tracker
 
@@ -176,8 +190,10 @@ def main() -> None:
         }
         print(json.dumps(result, indent=2))
         verdict = "meets" if result["ratio"] >= GOAL else "misses"
-        print(f"batch transform runs at {result['ratio']:.0%} of in-process throughput "
-              f"({verdict} the goal of {GOAL:.0%})")
+        print(
+            f"batch transform runs at {result['ratio']:.0%} of in-process throughput "
+            f"({verdict} the goal of {GOAL:.0%})"
+        )
 
 
 if __name__ == "__main__":

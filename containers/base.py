@@ -36,6 +36,9 @@ class Framework(ABC):
     def configure_threads(self, intra_op: int, inter_op: int) -> None:  # noqa: B027 - optional hook
         """Size the framework's thread pools once per process, before any model loads."""
 
+    def thread_initializer(self) -> None:  # noqa: B027 - optional hook
+        """Run once in every worker thread before it loads or predicts (per-thread limits)."""
+
     @abstractmethod
     def load(self, model_dir: Path) -> Any:
         """Default ``model_fn``: load the artifact found in ``model_dir``."""

@@ -76,7 +76,7 @@ class HandlerFunction:
             return self.func(*args)
         except ContainerError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             where = self.name if self.user else f"default {self.name}"
             log.exception("%s failed for model %s", where, context.model_name)
             raise UserCodeError(f"{where} raised {type(exc).__name__}: {exc}") from exc

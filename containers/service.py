@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +20,7 @@ from containers.errors import ModelLoadError, PredictionTimeout
 from containers.handler import ModelHandler
 from containers.multimodel import LoadedModel, ModelRegistry
 from containers.settings import ContainerSettings
+from containers.workers import WorkerThreads
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,13 +44,9 @@ class ModelService:
         self.framework = framework or registry.create(str(settings.framework), settings)
         self.cpus = resources.available_cpus()
         self.models = ModelRegistry(self._handler, resources.memory_limit(settings.memory_limit_mb))
-        # Predictions share a pool; loads get their own so a slow load never starves predictions.
-        self._predict_pool = ThreadPoolExecutor(
-            max_workers=int(__import__("os").environ.get("EXP_POOL", "4")), thread_name_prefix="predict"
-        )
-        if __import__("os").environ.get("EXP_SWITCH"):
-            __import__("sys").setswitchinterval(float(__import__("os").environ["EXP_SWITCH"]))
-        self._load_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="load")
+        # Started in start(), after the framework sized its pools: threads apply per-thread limits.
+        self._predict_pool: WorkerThreads | None = None
+        self._load_pool: WorkerThreads | None = None
 
     def _handler(self, name: str, model_dir: Path) -> ModelHandler:
         return ModelHandler(
@@ -62,7 +58,8 @@ class ModelService:
         )
 
     def _loader(self, func: Callable[[], T]) -> asyncio.Future[T]:
-        return asyncio.get_running_loop().run_in_executor(self._load_pool, func)
+        assert self._load_pool is not None, "start() first"
+        return self._load_pool.submit(func)
 
     async def start(self) -> None:
         """Size thread pools once, then (single-model mode) load the model before serving."""
@@ -70,6 +67,10 @@ class ModelService:
             self.settings.intra_op_threads, self.settings.inter_op_threads, self.settings.workers
         )
         self.framework.configure_threads(intra, inter)
+        # Predictions share threads; loads get their own so a slow load never starves predictions.
+        initializer = self.framework.thread_initializer
+        self._predict_pool = WorkerThreads(max(2, self.cpus), "predict", initializer)
+        self._load_pool = WorkerThreads(2, "load", initializer)
         log.info(
             "%s container: %d CPUs, %d intra-op / %d inter-op threads, memory limit %s",
             self.framework.name,
@@ -85,9 +86,11 @@ class ModelService:
             await self.models.add(SINGLE_MODEL_NAME, str(model_dir), self._loader)
 
     async def stop(self) -> None:
-        await self.models.clear(self._loader)
-        self._predict_pool.shutdown(wait=False, cancel_futures=True)
-        self._load_pool.shutdown(wait=False, cancel_futures=True)
+        if self._load_pool is not None:
+            await self.models.clear(self._loader)
+            self._load_pool.shutdown()
+        if self._predict_pool is not None:
+            self._predict_pool.shutdown()
 
     async def load(self, name: str, url: str) -> LoadedModel:
         return await self.models.add(name, url, self._loader)
@@ -117,12 +120,9 @@ class ModelService:
         if content_type and ";" in content_type:
             body = codecs.transcode_to_utf8(body, content_type)
         context = handler.context(headers)
-        import os
-        if os.environ.get("EXP_INLINE"):
-            out, out_type = handler.invoke(loaded.model, body, media, chosen, context)
-            return Reply(out, out_type, context.response_headers)
-        future = asyncio.get_running_loop().run_in_executor(
-            self._predict_pool, handler.invoke, loaded.model, body, media, chosen, context
+        assert self._predict_pool is not None, "start() first"
+        future = self._predict_pool.submit(
+            handler.invoke, loaded.model, body, media, chosen, context
         )
         try:
             async with asyncio.timeout(self.settings.timeout):

@@ -29,6 +29,8 @@ from gateway.errors import (
 )
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import GatewayMetrics
+from gateway.models.hosting import attach_managers, close_all, preload_all
+from gateway.models.routes import model_routes
 from gateway.runtime import ContainerState, EndpointRuntime
 from gateway.settings import GatewaySettings
 from pipelines.spec import NAME_PATTERN
@@ -58,6 +60,7 @@ def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> S
         log_stream=lambda c: str(state_dir / c.endpoint / c.hostname / "container.log"),
     )
     metrics = GatewayMetrics(endpoints)
+    managers = attach_managers(endpoints, settings, dispatcher.upstream, metrics)
     limit = settings.max_payload
 
     def endpoint_or_error(name: str) -> EndpointRuntime:
@@ -128,8 +131,10 @@ def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> S
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         dispatcher.open(endpoints)
         try:
+            await preload_all(managers)  # pinned models are in memory before the first request
             yield
         finally:
+            await close_all(managers)
             await dispatcher.aclose(endpoints)
 
     app = Starlette(
@@ -139,6 +144,7 @@ def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> S
             Route("/endpoints", list_endpoints, methods=["GET"]),
             Route("/endpoints/{name}", describe_endpoint, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
+            *model_routes(endpoint_or_error),
         ],
         exception_handlers={TandemError: handle_tandem_error, Exception: handle_unexpected},
         lifespan=lifespan,

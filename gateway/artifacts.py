@@ -60,14 +60,24 @@ def prepare_model_dir(source: str | None, target: Path, *, max_bytes: int) -> Pa
     stamp_file = target.with_name(target.name + STAMP_SUFFIX)
     if target.is_dir() and _read(stamp_file) == stamp:
         return target
-    if path.is_dir():
-        _replace(target, lambda tmp: _copy_dir(path, tmp, source, max_bytes))
-    elif path.is_file() and _is_archive(path):
-        _replace(target, lambda tmp: _extract(path, tmp, source, max_bytes))
-    else:
-        raise ArtifactError(f"{source}: model_data must be a directory or a .tar.gz archive")
+    unpack(path, target, label=source, max_bytes=max_bytes)
     _write_atomic(stamp_file, stamp)
     return target
+
+
+def unpack(path: Path, target: Path, *, label: str, max_bytes: int) -> int:
+    """Copy a model dir or extract an archive at ``path`` into ``target`` atomically; its bytes.
+
+    ``label`` names the source in errors (a URL or a TargetModel, never a temporary path).
+    """
+    sizes: list[int] = []
+    if path.is_dir():
+        _replace(target, lambda tmp: sizes.append(_copy_dir(path, tmp, label, max_bytes)))
+    elif path.is_file() and _is_archive(path):
+        _replace(target, lambda tmp: sizes.append(_extract(path, tmp, label, max_bytes)))
+    else:
+        raise ArtifactError(f"{label}: model_data must be a directory or a .tar.gz archive")
+    return sizes[0]
 
 
 def _is_archive(path: Path) -> bool:
@@ -136,7 +146,7 @@ def _replace(target: Path, fill: Callable[[Path], None]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _copy_dir(src: Path, dst: Path, source: str, max_bytes: int) -> None:
+def _copy_dir(src: Path, dst: Path, source: str, max_bytes: int) -> int:
     """Copy a local model dir; links inside it are followed, links out of it refused."""
     total = 0
     root_real = src.resolve()
@@ -154,9 +164,10 @@ def _copy_dir(src: Path, dst: Path, source: str, max_bytes: int) -> None:
                     "(TANDEM_MAX_MODEL_BYTES)"
                 )
     shutil.copytree(src, dst, dirs_exist_ok=True)
+    return total
 
 
-def _extract(archive: Path, dst: Path, source: str, max_bytes: int) -> None:
+def _extract(archive: Path, dst: Path, source: str, max_bytes: int) -> int:
     total = 0
     try:
         with tarfile.open(archive, "r:*") as tar:
@@ -187,3 +198,4 @@ def _extract(archive: Path, dst: Path, source: str, max_bytes: int) -> None:
         raise
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ArtifactError(f"{source}: cannot unpack: {exc}") from exc
+    return total

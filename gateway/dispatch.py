@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from gateway.errors import ModelError, ServiceUnavailable, ValidationError, truncate
+from gateway.models.targets import validate_target
 from gateway.runtime import ContainerRuntime, EndpointRuntime
 from gateway.upstream import (
     Upstream,
     UpstreamBodyTooLarge,
+    UpstreamResponse,
     UpstreamTimeout,
     UpstreamUnavailable,
     create_upstream,
@@ -119,9 +121,15 @@ class Dispatcher:
                 raise _timed_out(container, step, self.log_stream(container))
             started = time.perf_counter()
             try:
-                response = await self.upstream(container).post(
-                    INVOCATIONS, body, headers, timeout=remaining, max_body=self.max_payload
-                )
+                if container.models is None:
+                    response = await self.upstream(container).post(
+                        INVOCATIONS, body, headers, timeout=remaining, max_body=self.max_payload
+                    )
+                else:
+                    assert request.target_model is not None  # _route checked it
+                    response, started = await self._invoke_model(
+                        container, request.target_model, body, headers, deadline
+                    )
             except UpstreamTimeout as exc:
                 raise _timed_out(container, step, self.log_stream(container)) from exc
             except UpstreamUnavailable as exc:
@@ -147,6 +155,39 @@ class Dispatcher:
             content_type = response.headers.get("Content-Type")
             custom_attributes = response.headers.get("X-Amzn-SageMaker-Custom-Attributes")
         return InvocationResult(body, content_type, custom_attributes, done)
+
+    async def _invoke_model(
+        self,
+        container: ContainerRuntime,
+        target: str,
+        body: bytes,
+        headers: dict[str, str],
+        deadline: float,
+    ) -> tuple[UpstreamResponse, float]:
+        """Invoke ``target`` in a MultiModel container, loading it first when needed.
+
+        A 404 means the container lost the model (restarted, unloaded by hand): load it again,
+        once. Returns the answer and when the invocation proper started (after any load).
+        """
+        manager = container.models
+        assert manager is not None
+        for attempt in range(2):
+            entry = await manager.acquire(target, deadline)
+            started = time.perf_counter()
+            try:
+                response = await self.upstream(container).post(
+                    entry.invoke_path,
+                    body,
+                    headers,
+                    timeout=max(deadline - time.monotonic(), 0.001),
+                    max_body=self.max_payload,
+                )
+            finally:
+                manager.release(entry)
+            if response.status != 404 or attempt:
+                break
+            manager.lost(entry)
+        return response, started
 
     def _route(
         self, endpoint: EndpointRuntime, request: InvocationRequest
@@ -174,13 +215,20 @@ class Dispatcher:
                     "target container hostname header."
                 )
             steps = endpoint.containers
-        if request.target_model is not None and not any(
-            c.spec.mode is Mode.MULTI_MODEL for c in steps
-        ):
+        multi = [c for c in steps if c.spec.mode is Mode.MULTI_MODEL]
+        if request.target_model is not None and not multi:
             raise ValidationError(
                 f"Endpoint {endpoint.name} is not a multi-model endpoint and does not support "
                 "target model header."
             )
+        if multi:
+            if request.target_model is None:
+                raise ValidationError(
+                    f"Container {multi[0].hostname} of endpoint {endpoint.name} hosts many "
+                    "models: the request needs the X-Amzn-SageMaker-Target-Model header naming "
+                    "one (a path under its model_data prefix)."
+                )
+            validate_target(request.target_model)
         for container in steps:
             if not container.healthy or not container.url:
                 raise ServiceUnavailable(

@@ -14,7 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from gateway.errors import ModelError, TandemError
-from gateway.runtime import EndpointRuntime
+from gateway.runtime import ContainerRuntime, EndpointRuntime
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -115,9 +115,15 @@ class GatewayMetrics:
         )
         self.registry.register(_ContainerStateCollector(endpoints))
         self._endpoints = {e.name: EndpointMetrics(self, e) for e in endpoints}
+        self._models = _ModelFamilies(reg)
+        self.registry.register(_ModelStateCollector(endpoints))
 
     def endpoint(self, name: str) -> EndpointMetrics:
         return self._endpoints[name]
+
+    def models(self, endpoint: EndpointRuntime, container: ContainerRuntime) -> ModelMetrics:
+        """The bound series of one MultiModel container."""
+        return ModelMetrics(self._models, (endpoint.name, endpoint.variant, container.hostname))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -146,3 +152,110 @@ class _ContainerStateCollector(Collector):
                 restarts.add_metric(values, float(c.restarts))
         yield up
         yield restarts
+
+
+class _ModelFamilies:
+    """The multi-model series (SageMaker's MME metrics), labelled endpoint/variant/container."""
+
+    def __init__(self, reg: CollectorRegistry) -> None:
+        labels = ("endpoint", "variant", "container")
+
+        def histogram(name: str, text: str) -> Histogram:
+            return Histogram(name, text, labels, registry=reg, buckets=LATENCY_BUCKETS)
+
+        self.wait = histogram(
+            "tandem_model_loading_wait_seconds",
+            "ModelLoadingWaitTime: time a request waited for its model to be downloaded and loaded",
+        )
+        self.download = histogram(
+            "tandem_model_downloading_seconds",
+            "ModelDownloadingTime: time to fetch and unpack a model from the store to disk",
+        )
+        self.load = histogram(
+            "tandem_model_loading_seconds",
+            "ModelLoadingTime: time the container took to load a model (POST /models)",
+        )
+        self.unload = histogram(
+            "tandem_model_unloading_seconds",
+            "ModelUnloadingTime: time the container took to unload a model (DELETE /models)",
+        )
+        self.hits = Counter(
+            "tandem_model_cache_hits",
+            "ModelCacheHit=1: requests whose model was already loaded",
+            labels,
+            registry=reg,
+        )
+        self.misses = Counter(
+            "tandem_model_cache_misses",
+            "ModelCacheHit=0: requests that had to wait for their model to load",
+            labels,
+            registry=reg,
+        )
+        self.evictions = Counter(
+            "tandem_model_evictions",
+            "Models unloaded from memory (memory) or deleted from the disk cache (disk)",
+            (*labels, "reason"),
+            registry=reg,
+        )
+
+
+class ModelMetrics:
+    """What one model manager records; bound once, so recording is an addition."""
+
+    def __init__(self, families: _ModelFamilies, labels: tuple[str, str, str]) -> None:
+        self.wait = families.wait.labels(*labels)
+        self.download = families.download.labels(*labels)
+        self.load = families.load.labels(*labels)
+        self.unload = families.unload.labels(*labels)
+        self.hits = families.hits.labels(*labels)
+        self.misses = families.misses.labels(*labels)
+        self._evictions = {
+            reason: families.evictions.labels(*labels, reason)
+            for reason in ("memory", "disk", "request")
+        }
+
+    def evicted(self, reason: str) -> None:
+        self._evictions[reason].inc()
+
+
+class _ModelStateCollector(Collector):
+    """Loaded models, disk cache and the container's memory, read from the managers at scrape."""
+
+    def __init__(self, endpoints: list[EndpointRuntime]) -> None:
+        self._endpoints = endpoints
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["endpoint", "variant", "container"]
+        loaded = GaugeMetricFamily(
+            "tandem_loaded_model_count", "LoadedModelCount: models loaded in memory", labels=labels
+        )
+        cached = GaugeMetricFamily(
+            "tandem_model_disk_cache_bytes", "Bytes of unpacked models in the disk cache", labels
+        )
+        cached_count = GaugeMetricFamily(
+            "tandem_model_disk_cache_models", "Models in the disk cache", labels=labels
+        )
+        memory = GaugeMetricFamily(
+            "tandem_container_memory_bytes",
+            "Resident memory of the container's process tree (as the gateway measures it)",
+            labels=labels,
+        )
+        limit = GaugeMetricFamily(
+            "tandem_container_memory_limit_bytes",
+            "Memory limit the gateway keeps a MultiModel container under",
+            labels=labels,
+        )
+        for endpoint in self._endpoints:
+            for c in endpoint.containers:
+                manager = c.models
+                if manager is None:
+                    continue
+                values = [endpoint.name, endpoint.variant, c.hostname]
+                loaded.add_metric(values, float(manager.loaded_count))
+                cached.add_metric(values, float(manager.cache.total))
+                cached_count.add_metric(values, float(len(manager.cache)))
+                used = manager.memory_used()
+                if used is not None:
+                    memory.add_metric(values, float(used))
+                limit.add_metric(values, float(manager.memory_limit))
+        yield from (loaded, cached, cached_count, memory, limit)

@@ -6,14 +6,17 @@ The supervisor writes it (state, restarts, URL); the HTTP side reads it (routing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines.spec import ContainerSpec, EndpointSpec, Execution
+from pipelines.spec import ContainerSpec, EndpointSpec, Execution, Mode
 
 if TYPE_CHECKING:
+    from gateway.backends.base import ContainerHandle
+    from gateway.models.manager import ModelManager
     from gateway.upstream import Upstream
 
 
@@ -40,10 +43,25 @@ class ContainerRuntime:
     upstream: Upstream | None = None
     #: Folder of the spec file that declared it: a ``command`` runs there.
     source: Path | None = None
+    #: The running instance (set by the supervisor): its process tree's memory is measured.
+    handle: ContainerHandle | None = None
+    #: Bumped each time a (re)start becomes healthy: a restarted container has lost its models.
+    generation: int = 0
+    #: Called after a restart made the container healthy again (the model manager re-pins).
+    on_ready: list[Callable[[], None]] = field(default_factory=list)
+    #: MultiModel only: the effective memory and disk cache limits in bytes (see gateway.models).
+    memory_limit: int | None = None
+    disk_cache_limit: int | None = None
+    #: MultiModel only: the manager that loads, caches and evicts its models.
+    models: ModelManager | None = None
 
     @property
     def healthy(self) -> bool:
         return self.state is ContainerState.HEALTHY
+
+    @property
+    def multi_model(self) -> bool:
+        return self.spec.mode is Mode.MULTI_MODEL
 
 
 @dataclass(eq=False)

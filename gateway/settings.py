@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -44,6 +44,15 @@ class GatewaySettings(BaseSettings):
     #: Largest request body and largest payload between two steps, in bytes.
     max_payload: int = Field(default=MAX_PAYLOAD_BYTES, gt=0)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    #: S3-compatible store for ``s3://`` model_data (MinIO, Ceph ...); AWS's own env names work too.
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "s3_endpoint_url", "TANDEM_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"
+        ),
+    )
+    #: Seconds one multi-model load (``POST /models`` to the container) may take.
+    model_load_timeout: float = Field(default=600.0, gt=0)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from gateway.artifacts import ArtifactError, prepare_model_dir
 from gateway.backends.base import Backend, BackendError, ContainerHandle
 from gateway.containerlog import ContainerLog
 from gateway.health import ping
+from gateway.models.limits import resolve_limits
 from gateway.runtime import ContainerRuntime, ContainerState, EndpointRuntime
 from gateway.settings import GatewaySettings
 from pipelines.spec import Mode
@@ -63,6 +64,7 @@ class Supervisor:
     ) -> None:
         self._backend = backend
         self._settings = settings
+        resolve_limits(endpoints, settings.state_dir)
         self._slots = [
             _Slot(
                 container=c,
@@ -158,6 +160,7 @@ class Supervisor:
             slot.container.state = ContainerState.FAILED
             raise StartError([f"{slot.name}: {exc}\n{slot.log.tail_text()}"]) from exc
         slot.container.state = ContainerState.HEALTHY
+        slot.container.generation += 1
         logger.info("%s is healthy at %s", slot.name, slot.container.url)
 
     async def _launch(self, slot: _Slot) -> None:
@@ -166,6 +169,7 @@ class Supervisor:
             slot.container, model_dir=slot.model_dir, base_dir=slot.base_dir, on_line=slot.log
         )
         slot.handle = handle
+        slot.container.handle = handle
         slot.container.url = handle.url
         try:
             await self._wait_healthy(handle, self._settings.start_timeout)
@@ -215,8 +219,14 @@ class Supervisor:
                     continue
                 break
             slot.container.state = ContainerState.HEALTHY
+            slot.container.generation += 1
             healthy_since = time.monotonic()
             logger.info("%s is healthy again (restart %d)", slot.name, slot.container.restarts)
+            for hook in slot.container.on_ready:
+                try:
+                    hook()
+                except Exception:  # a listener's bug must not stop supervision
+                    logger.exception("%s: on_ready hook failed", slot.name)
 
     async def _until_unhealthy(self, slot: _Slot) -> str:
         """Return why the running container needs a restart: it exited, or failed its pings."""

@@ -1,4 +1,4 @@
-"""The declarative side of Tandem: endpoint specs and the example pipelines. Pure: no I/O but reading specs."""
+"""The declarative side of Tandem: endpoint specs and the example pipelines (pure: no I/O)."""
 
 from pipelines.spec import ContainerSpec, EndpointSpec, SpecError, load_spec, load_specs
 

@@ -1,7 +1,8 @@
 """The endpoint spec: one YAML file per endpoint, field names after SageMaker's ``CreateModel``.
 
-Validation is strict (unknown fields are errors) and complete: every problem in every file is reported
-at once, each naming the file, the field and the rule, so that nothing starts until all specs are valid.
+Validation is strict (unknown fields are errors) and complete: every problem in every file is
+reported at once, each naming the file, the field and the rule, so that nothing starts until all
+specs are valid.
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ from pydantic import (
 )
 
 MAX_CONTAINERS = 15
+MAX_TARGET_MODEL = 1024
+#: Fields that only a MultiModel container takes.
+MULTI_MODEL_FIELDS = (
+    "memory_limit",
+    "disk_cache_limit",
+    "preload",
+    "model_cache",
+    "load_wait_timeout",
+)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 MAX_ENV_ENTRIES = 100
 MAX_ENV_LEN = 1024
 
@@ -45,6 +59,13 @@ class Mode(StrEnum):
     MULTI_MODEL = "MultiModel"
 
 
+class ModelCache(StrEnum):
+    """SageMaker's ``ModelCacheSetting``: Disabled unloads a model after each request."""
+
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+
+
 class Framework(StrEnum):
     SKLEARN = "sklearn"
     PYTORCH = "pytorch"
@@ -56,7 +77,7 @@ class _Strict(BaseModel):
 
 
 class ContainerSpec(_Strict):
-    """One sidecar: a built-in framework container, a command, or an image that speaks the contract."""
+    """One sidecar: a built-in framework, a command, or an image that speaks the contract."""
 
     hostname: Name | None = None
     framework: Framework | None = None
@@ -65,6 +86,30 @@ class ContainerSpec(_Strict):
     mode: Mode = Mode.SINGLE_MODEL
     model_data: str | None = None
     environment: dict[str, str] = Field(default_factory=dict)
+    #: MultiModel only: bytes the container may use (an int is MiB; "2GiB", "512MB" ...).
+    memory_limit: int | None = None
+    #: MultiModel only: bytes of unpacked models kept on disk.
+    disk_cache_limit: int | None = None
+    #: MultiModel only: TargetModels loaded at start and never evicted.
+    preload: list[str] = Field(default_factory=list)
+    #: MultiModel only: ``Disabled`` unloads a model after each request.
+    model_cache: ModelCache = ModelCache.ENABLED
+    #: MultiModel only: seconds a request waits for its model to load (then 429, the load goes on).
+    load_wait_timeout: float = Field(default=60.0, gt=0, le=3600)
+
+    @field_validator("memory_limit", "disk_cache_limit", mode="before")
+    @classmethod
+    def _bytes(cls, value: Any) -> Any:
+        return None if value is None else parse_size(value)
+
+    @field_validator("preload")
+    @classmethod
+    def _targets(cls, targets: list[str]) -> list[str]:
+        for target in targets:
+            check_target_model(target)
+        if len(set(targets)) != len(targets):
+            raise ValueError("preload lists a model twice")
+        return targets
 
     @field_validator("environment")
     @classmethod
@@ -73,7 +118,9 @@ class ContainerSpec(_Strict):
             raise ValueError(f"at most {MAX_ENV_ENTRIES} entries (got {len(env)})")
         for key, value in env.items():
             if not _ENV_KEY.match(key) or len(key) > MAX_ENV_LEN:
-                raise ValueError(f"key {key!r} must match {ENV_KEY_PATTERN} and be <= {MAX_ENV_LEN}")
+                raise ValueError(
+                    f"key {key!r} must match {ENV_KEY_PATTERN} and be <= {MAX_ENV_LEN}"
+                )
             if len(value) > MAX_ENV_LEN:
                 raise ValueError(f"value of {key!r} must be <= {MAX_ENV_LEN} characters")
         return env
@@ -91,9 +138,13 @@ class ContainerSpec(_Strict):
         if self.framework is None and self.command is None and self.image is None:
             raise ValueError("needs one of framework, command or image")
         if self.framework is not None and self.command is not None:
-            raise ValueError("framework and command are exclusive: a command replaces the built-in server")
+            raise ValueError(
+                "framework and command are exclusive: a command replaces the built-in server"
+            )
         if self.mode is Mode.MULTI_MODEL and not self.model_data:
-            raise ValueError("a MultiModel container needs model_data (the prefix its models live under)")
+            raise ValueError(
+                "a MultiModel container needs model_data (the prefix its models live under)"
+            )
         return self
 
 
@@ -142,6 +193,41 @@ class EndpointSpec(_Strict):
         return str(path.resolve())
 
 
+def parse_size(value: Any) -> int:
+    """Bytes from an int (MiB, like ``TANDEM_MEMORY_LIMIT_MB``) or a string with a unit."""
+    if isinstance(value, bool):
+        raise ValueError("must be a size such as 512 (MiB), '2GiB' or '500MB'")
+    if isinstance(value, int | float):
+        size = int(value * 2**20)
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        number, unit = match.groups()
+        factor = _UNITS[(unit or "").lower()] if unit else 2**20
+        size = int(float(number) * factor)
+    else:
+        raise ValueError(f"{str(value)[:40]!r} is not a size such as 512 (MiB), '2GiB' or '500MB'")
+    if size <= 0:
+        raise ValueError("must be a positive size")
+    return size
+
+
+def check_target_model(target: str) -> str:
+    """A TargetModel is a relative path under the prefix that cannot escape it; else ValueError."""
+    if not isinstance(target, str) or not 1 <= len(target) <= MAX_TARGET_MODEL:
+        raise ValueError(f"must be 1 to {MAX_TARGET_MODEL} characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        raise ValueError("must not contain NUL or other control characters")
+    if _ESCAPE.search(target):
+        raise ValueError("must not contain URL-encoded sequences (%XX)")
+    if "\\" in target:
+        raise ValueError("must use '/' between folders, not '\\'")
+    if target.startswith("/") or "://" in target or re.match(r"^[A-Za-z]:", target):
+        raise ValueError("must be a path relative to the model_data prefix")
+    parts = target.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise ValueError("must not contain '.', '..' or empty path segments")
+    return target
+
+
 class SpecError(Exception):
     """Every problem found in one or more spec files, one ``file: field: rule`` line each."""
 
@@ -175,7 +261,9 @@ def load_spec(path: str | Path) -> EndpointSpec:
     except yaml.YAMLError as exc:
         raise SpecError([f"{path}: not valid YAML: {exc}"]) from exc
     if not isinstance(raw, dict):
-        raise SpecError([f"{path}: (top level): must be a mapping of fields, got {type(raw).__name__}"])
+        raise SpecError(
+            [f"{path}: (top level): must be a mapping of fields, got {type(raw).__name__}"]
+        )
     try:
         return EndpointSpec.model_validate({**raw, "source": path.resolve().parent})
     except ValidationError as exc:
@@ -198,7 +286,9 @@ def load_specs(paths: Iterable[str | Path]) -> list[EndpointSpec]:
             problems.extend(exc.problems)
             continue
         if spec.name in seen:
-            problems.append(f"{path}: name: endpoint {spec.name!r} is already defined in {seen[spec.name]}")
+            problems.append(
+                f"{path}: name: endpoint {spec.name!r} is already defined in {seen[spec.name]}"
+            )
         seen[spec.name] = Path(path)
         specs.append(spec)
     if problems:

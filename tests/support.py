@@ -25,8 +25,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check: Callable[[], T | None], *, timeout: float = 60.0, interval: float = 0.05,
-               what: str = "condition") -> T:
+def wait_until(
+    check: Callable[[], T | None],
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
@@ -42,8 +47,13 @@ def wait_until(check: Callable[[], T | None], *, timeout: float = 60.0, interval
     raise TimeoutError(f"{what} not met within {timeout}s (last error: {last_error!r})")
 
 
-def wait_for_ping(url: str, *, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None,
-                  path: str = "/ping") -> None:
+def wait_for_ping(
+    url: str,
+    *,
+    timeout: float = 60.0,
+    proc: subprocess.Popen[bytes] | None = None,
+    path: str = "/ping",
+) -> None:
     """Poll ``url + path`` until it answers 200; fail early if ``proc`` exits."""
 
     def check() -> bool:
@@ -66,21 +76,35 @@ def wait_for_ping(url: str, *, timeout: float = 60.0, proc: subprocess.Popen[byt
 
 
 @contextmanager
-def running(args: Sequence[str], *, env: Mapping[str, str] | None = None, url: str | None = None,
-            timeout: float = 90.0, cwd: Path | None = None,
-            log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    url: str | None = None,
+    timeout: float = 90.0,
+    cwd: Path | None = None,
+    log: Path | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a real server process, wait for its ``/ping`` when ``url`` is given, stop it after."""
     full_env = {**os.environ, **(env or {})}
     out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(list(args), env=full_env, cwd=cwd or ROOT, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        list(args),
+        env=full_env,
+        cwd=cwd or ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         if url is not None:
             try:
                 wait_for_ping(url, timeout=timeout, proc=proc)
             except (AssertionError, TimeoutError) as exc:
                 tail = log.read_text(errors="replace")[-3000:] if log is not None else ""
-                raise AssertionError(f"{' '.join(args)} did not become ready: {exc}\n{tail}") from exc
+                raise AssertionError(
+                    f"{' '.join(args)} did not become ready: {exc}\n{tail}"
+                ) from exc
         yield proc
     finally:
         if proc.poll() is None:

@@ -118,16 +118,20 @@ class PyTorchFramework(Framework):
         with torch.inference_mode():
             try:
                 return model(tensor)
-            except RuntimeError as exc:  # shape or dtype mismatch: the caller's input was wrong
+            # A shape or dtype mismatch (RuntimeError; AssertionError from an exported program's
+            # shape guards): the caller's input was wrong.
+            except (RuntimeError, AssertionError) as exc:
                 raise BadInput(
-                    f"model rejected input of shape {tuple(tensor.shape)}: {_first_line(exc)}"
+                    f"model rejected input of shape {tuple(tensor.shape)}: {_error_line(exc)}"
                 ) from exc
 
     def output_fn(self, prediction: Any, accept: str) -> bytes:
         return codecs.encode(to_numpy(prediction), accept)
 
 
-def _first_line(exc: BaseException) -> str:
-    """TorchScript errors carry the scripted code's traceback; the first line says enough."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _error_line(exc: BaseException) -> str:
+    """TorchScript errors carry the scripted code's traceback; the last line is the error itself."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return lines[-1].removeprefix("RuntimeError: ")

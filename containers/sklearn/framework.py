@@ -33,7 +33,6 @@ MODEL_FILES = ("model.joblib", "model.pkl")
 METHODS = ("predict", "predict_proba", "decision_function", "transform")
 #: Native thread pools read these when they start; set before any is loaded by a model.
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_limits: list[Any] = []  # keeps the threadpool limiter alive for the process
 
 
 class SklearnFramework(Framework):
@@ -45,6 +44,7 @@ class SklearnFramework(Framework):
         if method not in METHODS:
             raise ValueError(f"unknown scikit-learn method {method!r}; use one of {METHODS}")
         self.method = method
+        self._intra_op = 0
 
     @classmethod
     def from_settings(cls, settings: ContainerSettings) -> Self:
@@ -54,9 +54,15 @@ class SklearnFramework(Framework):
         # scikit-learn parallelises inside one call (OpenMP / BLAS): only the intra-op size applies.
         if intra_op <= 0:
             return
+        self._intra_op = intra_op
         for name in _THREAD_ENV:
             os.environ.setdefault(name, str(intra_op))
-        _limits[:] = [threadpool_limits(limits=intra_op)]
+        threadpool_limits(limits=intra_op)
+
+    def thread_initializer(self) -> None:
+        # OpenMP's thread count is per calling thread: the worker threads need it set too.
+        if self._intra_op > 0:
+            threadpool_limits(limits=self._intra_op, user_api="openmp")
 
     def load(self, model_dir: Path) -> Any:
         for name in MODEL_FILES:

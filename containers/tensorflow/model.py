@@ -70,6 +70,17 @@ def _numpy(value: Any) -> np.ndarray:
     return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
+def _check_shape(array: np.ndarray, expected: Sequence[int | None] | None, name: str) -> None:
+    """Refuse a wrong shape up front, with a message better than TF's graph error."""
+    if expected is None:
+        return
+    if len(expected) != array.ndim or any(
+        want is not None and want != got for want, got in zip(expected, array.shape, strict=False)
+    ):
+        shape = "(" + ", ".join("None" if d is None else str(d) for d in expected) + ")"
+        raise BadInput(f"input {name!r} has shape {array.shape}; the model expects {shape}")
+
+
 def _cast(array: np.ndarray, dtype: tf.DType, name: str) -> tf.Tensor:
     try:
         if dtype == tf.string:
@@ -114,14 +125,15 @@ class SavedModel:
             inputs = {next(iter(specs)): inputs}
         if set(inputs) != set(specs):
             raise BadInput(f"inputs {sorted(inputs)} do not match the signature's {sorted(specs)}")
-        tensors = {
-            name: _cast(np.asarray(value), specs[name].dtype, name)
-            for name, value in inputs.items()
-        }
+        tensors = {}
+        for name, value in inputs.items():
+            array, spec = np.asarray(value), specs[name]
+            _check_shape(array, None if spec.shape.rank is None else spec.shape.as_list(), name)
+            tensors[name] = _cast(array, spec.dtype, name)
         try:
             outputs = function(**tensors)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
-            raise BadInput(f"model rejected the input: {_first_line(exc)}") from exc
+            raise BadInput(f"model rejected the input: {_error_line(exc)}") from exc
         return {name: _numpy(value) for name, value in outputs.items()}
 
 
@@ -134,7 +146,9 @@ class KerasModel:
             self.model = keras.models.load_model(path, compile=False)
         except (OSError, ValueError, TypeError) as exc:
             raise ModelLoadError(f"cannot load Keras model {path}: {exc}") from exc
-        self._inputs = {t.name: t.dtype for t in self.model.inputs} if self.model.inputs else {}
+        inputs = self.model.inputs or []
+        self._inputs = {t.name: t.dtype for t in inputs}
+        self._shapes = {t.name: tuple(t.shape) for t in inputs}
 
     def predict(self, inputs: Tensors, signature_name: str | None = None) -> Tensors:
         if signature_name not in (None, SERVING_SIGNATURE):
@@ -152,7 +166,7 @@ class KerasModel:
         try:
             outputs = self.model(batch, training=False)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
-            raise BadInput(f"model rejected the input: {_first_line(exc)}") from exc
+            raise BadInput(f"model rejected the input: {_error_line(exc)}") from exc
         if isinstance(outputs, Mapping):
             return {str(name): _numpy(value) for name, value in outputs.items()}
         if isinstance(outputs, Sequence):
@@ -163,10 +177,16 @@ class KerasModel:
         return _numpy(outputs)
 
     def _convert(self, value: np.ndarray, name: str) -> tf.Tensor:
-        dtype = tf.as_dtype(self._inputs.get(name) or "float32")
-        return _cast(np.asarray(value), dtype, name)
+        array = np.asarray(value)
+        _check_shape(array, self._shapes.get(name), name)
+        return _cast(array, tf.as_dtype(self._inputs.get(name) or "float32"), name)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+_TF_NOISE = ("Graph execution error", "Detected at node", "<stack traces", "[[")
+
+
+def _error_line(exc: BaseException) -> str:
+    """The line of a TF error that says what went wrong, not where in the graph."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(_TF_NOISE)]
+    return useful[0] if useful else type(exc).__name__

@@ -36,6 +36,10 @@ class ContainerHandle(Protocol):
     @property
     def alive(self) -> bool: ...
 
+    def memory(self) -> int | None:
+        """Resident bytes the container uses now (its whole process tree); None if unknown."""
+        ...
+
     async def wait(self) -> int:
         """Wait for the container to end; its exit code (128+N for death by signal N)."""
         ...

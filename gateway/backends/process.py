@@ -57,6 +57,9 @@ class ProcessHandle:
     def alive(self) -> bool:
         return self._proc.returncode is None
 
+    def memory(self) -> int | None:
+        return tree_rss(self._proc.pid) if self.alive else None
+
     async def wait(self) -> int:
         code = await self._proc.wait()
         # Output may still sit in the pipe; a grandchild may hold it open, so bound the wait.
@@ -125,8 +128,8 @@ class ProcessBackend:
         )
         if container.spec.framework is not None:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        if container.spec.mode.value == "MultiModel":
-            env["SAGEMAKER_MULTI_MODEL"] = "true"
+        if container.multi_model:
+            env.update(multi_model_environment(container))
         env.update(container.spec.environment)
         env.update(
             SAGEMAKER_BIND_TO_PORT=str(port),
@@ -170,6 +173,35 @@ class ProcessBackend:
 
     async def reap_leftovers(self) -> int:
         return await asyncio.to_thread(reap_leftovers, self._state)
+
+
+def multi_model_environment(container: ContainerRuntime) -> dict[str, str]:
+    """What a MultiModel container needs beyond the contract (the spec's environment wins)."""
+    env = {
+        "SAGEMAKER_MULTI_MODEL": "true",
+        # glibc otherwise raises its mmap threshold after the first big free, so an unloaded
+        # model's arrays stay in the heap and the gateway, which evicts by RSS, sees no drop.
+        "MALLOC_MMAP_THRESHOLD_": "131072",
+    }
+    if container.memory_limit is not None:
+        env["TANDEM_MEMORY_LIMIT_MB"] = f"{container.memory_limit / 2**20:.3f}"
+    return env
+
+
+def tree_rss(pid: int) -> int | None:
+    """Resident bytes of ``pid`` and every process below it; None once it is gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    total = 0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            total += proc.memory_info().rss
+    return total
 
 
 def reap_leftovers(state: str) -> int:

@@ -17,7 +17,6 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import fsspec
 
@@ -280,6 +279,11 @@ class _Job:
                 self.window.release()
                 self._fail(state, exc.message, exc.record, exc.line)
                 continue
+            except Exception as exc:  # a bug must fail one file, not stall the producer
+                log.exception("unexpected error on %s", state.item.url)
+                self.window.release()
+                self._fail(state, f"{batch.describe()}: unexpected error: {exc!r}")
+                continue
             await self._deliver(state, batch, data)
 
     async def _outputs(self, records: list[Record], seq: int) -> bytes:
@@ -373,14 +377,3 @@ class _Job:
         self.tracker.file_failed(max(0, state.item.size - state.done_bytes))
         self.report.failures.append(FileFailure(state.item.url, message, record, line))
         log.warning("%s failed: %s", state.item.url, message)
-
-
-def plan_summary(plan: Plan | None) -> dict[str, Any]:
-    """The plan as SageMaker names its settings, for logs and JSON output."""
-    if plan is None:
-        return {}
-    return {
-        "BatchStrategy": plan.strategy.value,
-        "MaxPayloadInMB": plan.max_payload_bytes // (1024 * 1024),
-        "MaxConcurrentTransforms": plan.concurrency,
-    }

@@ -52,6 +52,9 @@ class AiohttpUpstream:
     async def get(self, path: str, *, timeout: float, max_body: int) -> UpstreamResponse:
         return await self._send("GET", path, None, {}, timeout, max_body)
 
+    async def delete(self, path: str, *, timeout: float, max_body: int) -> UpstreamResponse:
+        return await self._send("DELETE", path, None, {}, timeout, max_body)
+
     async def _send(
         self,
         method: str,

@@ -43,6 +43,9 @@ class HttpxUpstream:
     async def get(self, path: str, *, timeout: float, max_body: int) -> UpstreamResponse:
         return await self._send(self._client.build_request("GET", path), timeout, max_body)
 
+    async def delete(self, path: str, *, timeout: float, max_body: int) -> UpstreamResponse:
+        return await self._send(self._client.build_request("DELETE", path), timeout, max_body)
+
     async def _send(
         self, request: httpx.Request, timeout: float, max_body: int
     ) -> UpstreamResponse:

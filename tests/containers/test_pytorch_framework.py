@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("torch")
 
 import torch
-from containers.errors import BadInput, ModelLoadError
 
+from containers.errors import BadInput, ModelLoadError
 from containers.pytorch import EXPORTED_FILE, MODEL_FILE, PyTorchFramework
 
 #: TorchScript is deprecated in torch 2.13 but still SageMaker's default artifact: allow it.
@@ -153,8 +153,11 @@ def test_a_torch_export_program_loads_too(framework: PyTorchFramework, tmp_path:
     torch.export.save(program, str(tmp_path / EXPORTED_FILE))
     x = synthetic(5, seed=3)
     data = framework.input_fn(npy(x), "application/x-npy")
-    prediction = framework.predict(data, framework.load(tmp_path))
+    loaded = framework.load(tmp_path)
+    prediction = framework.predict(data, loaded)
     np.testing.assert_allclose(prediction.numpy(), expected(model, x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(BadInput, match=r"shape \(1, 3\)"):
+        framework.predict(np.zeros((1, 3)), loaded)
 
 
 def test_missing_model_file_names_it(framework: PyTorchFramework, tmp_path: Path) -> None:
@@ -171,7 +174,7 @@ def test_corrupt_model_file_is_a_load_error(framework: PyTorchFramework, tmp_pat
 def test_wrong_shape_is_bad_input(
     framework: PyTorchFramework, trained: tuple[Path, torch.nn.Module]
 ) -> None:
-    with pytest.raises(BadInput, match=r"shape \(1, 3\)"):
+    with pytest.raises(BadInput, match=r"shape \(1, 3\): mat1 and mat2 shapes cannot be mult"):
         framework.predict(framework.input_fn(b"[[1, 2, 3]]", "application/json"), trained[1])
 
 

@@ -159,7 +159,7 @@ def test_keras_file_with_user_input_fn_and_output_fn(keras_url: str, trained: ke
     [
         (b'{"instances": [[1, 2,', "application/json", None, 400, "JSON"),
         (b'{"rows": [[1, 2, 3, 4]]}', "application/json", None, 400, "instances"),
-        (b'{"instances": [[1, 2, 3]]}', "application/json", None, 400, "rejected"),
+        (b'{"instances": [[1, 2, 3]]}', "application/json", None, 400, "expects (None, 4)"),
         (b"[1, 2, 3, 4]\n{oops", "application/jsonlines", None, 400, "line 2"),
         (b'{"instances": [[1, 2, 3, 4]]}', "text/plain", None, 415, "text/plain"),
         (b'{"instances": [[1, 2, 3, 4]]}', "application/json", "image/png", 406, "image/png"),

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.sklearn, pytest.mark.tensorflow]
 
 ROWS = 10_000
 #: SingleRecord sends one request per row through both containers: a slice keeps it quick.
-SINGLE_ROWS = 10_000
+SINGLE_ROWS = 1_000
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +43,16 @@ def churn_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def transform(url: str, src: Path, out: Path, strategy: str, concurrent: int) -> BatchReport:
     config = BatchConfig.build(
-        input=str(src), output=str(out), endpoint_url=url, endpoint="churn", split_type="Line",
-        batch_strategy=strategy, max_concurrent=concurrent, assemble_with="Line",
-        content_type="text/csv", accept="application/json",
+        input=str(src),
+        output=str(out),
+        endpoint_url=url,
+        endpoint="churn",
+        split_type="Line",
+        batch_strategy=strategy,
+        max_concurrent=concurrent,
+        assemble_with="Line",
+        content_type="text/csv",
+        accept="application/json",
     )
     return run_batch(config, tracker=Tracker())
 

@@ -1,0 +1,369 @@
+"""One MultiModel container's models: single-flight loads, memory-aware LRU eviction, pinning.
+
+The container only loads and unloads when told (CONTRACT.md section 4); this is the platform side
+that decides. A load is one task per model that every request for it awaits: concurrent first
+requests share it, and a request that gives up waiting (``ModelNotReady``) leaves it running.
+Loads and unloads of one container run one at a time under a lock, so the memory a load added
+can be measured as the difference of the container's resident memory before and after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from gateway.errors import ModelNotReady, TandemError
+from gateway.metrics import ModelMetrics
+from gateway.models.cache import CacheEntry, DiskCache, purge
+from gateway.models.errors import load_failed, no_room, store_failed, unreachable
+from gateway.models.store import ModelStore, StoreError
+from gateway.models.targets import container_name
+from gateway.runtime import ContainerRuntime
+from gateway.upstream import Upstream, UpstreamError
+from pipelines.spec import ModelCache
+
+log = logging.getLogger("tandem.models")
+
+#: Largest answer read from the container's model API (its messages, not payloads).
+ADMIN_BODY = 1024 * 1024
+#: Seconds an unload (``DELETE /models/{name}``) may take.
+UNLOAD_TIMEOUT = 60.0
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    target: str
+    name: str
+    #: Resident bytes this load added to the container (measured), or its size on disk.
+    memory: int
+    loaded_at: float
+    last_used: float
+    pinned: bool
+    in_use: int = 0
+
+    @property
+    def invoke_path(self) -> str:
+        return f"/models/{quote(self.name, safe='')}/invoke"
+
+
+class ModelManager:
+    def __init__(
+        self,
+        container: ContainerRuntime,
+        *,
+        store: ModelStore,
+        cache: DiskCache,
+        upstream: Callable[[], Upstream],
+        metrics: ModelMetrics,
+        memory_limit: int,
+        load_timeout: float = 600.0,
+    ) -> None:
+        self.container = container
+        self.store = store
+        self.cache = cache
+        self.metrics = metrics
+        self.memory_limit = memory_limit
+        self.pinned = frozenset(container.spec.preload)
+        self.wait_timeout = container.spec.load_wait_timeout
+        self.unload_after_use = container.spec.model_cache is ModelCache.DISABLED
+        self._upstream = upstream
+        self._load_timeout = load_timeout
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()  # least recently used first
+        self._loading: dict[str, asyncio.Task[LoadedModel]] = {}
+        #: Memory each target's last load added, kept after eviction to plan its next load.
+        self._known: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+        self._generation = container.generation
+        self._tasks: set[asyncio.Task[None]] = set()
+        container.on_ready.append(self._restarted)
+
+    # ---- what the dispatcher calls ----------------------------------------------------------
+
+    async def acquire(self, target: str, deadline: float) -> LoadedModel:
+        """``target`` loaded and marked in use; ``release`` it after the request."""
+        self._sync_generation()
+        entry = self._loaded.get(target)
+        if entry is not None:
+            self.metrics.hits.inc()
+            return self._use(entry)
+        self.metrics.misses.inc()
+        started = time.perf_counter()
+        try:
+            while True:
+                task = self._load_task(target)
+                wait = min(self.wait_timeout, deadline - time.monotonic())
+                try:
+                    entry = await asyncio.wait_for(asyncio.shield(task), max(wait, 0.0))
+                except TimeoutError:
+                    raise ModelNotReady(
+                        f"Model {target} is still loading in container "
+                        f"{self.container.hostname}; it was not ready within {wait:.3g} s. "
+                        "Try again shortly."
+                    ) from None
+                # Another load may have evicted it between the task's end and this line.
+                if self._loaded.get(target) is entry:
+                    return self._use(entry)
+        finally:
+            self.metrics.wait.observe(time.perf_counter() - started)
+
+    def release(self, entry: LoadedModel) -> None:
+        entry.in_use -= 1
+        entry.last_used = time.time()
+        if self.unload_after_use and entry.in_use == 0 and not entry.pinned:
+            self._spawn(self._unload_if_idle(entry))
+
+    def lost(self, entry: LoadedModel) -> None:
+        """The container answered 404 for a model we thought loaded: forget it, load anew."""
+        if self._loaded.get(entry.target) is entry:
+            del self._loaded[entry.target]
+            log.warning("%s: model %s was not loaded any more", self._where, entry.target)
+
+    # ---- start, stop, administration -------------------------------------------------------
+
+    async def preload(self) -> None:
+        """Load every pinned model; a failure is logged and retried on the first request."""
+        for target in sorted(self.pinned):
+            if target in self._loaded:
+                continue
+            try:
+                await self._load_task(target)
+            except TandemError as exc:
+                log.error("%s: cannot preload %s: %s", self._where, target, exc.message)
+
+    async def close(self) -> None:
+        tasks = [*self._tasks, *self._loading.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def evict(self, target: str) -> dict[str, bool]:
+        """Unload ``target`` and delete it from disk (for a model replaced in the store)."""
+        task = self._loading.get(target)
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+        async with self._lock:
+            entry = self._loaded.get(target)
+            if entry is not None:
+                await self._unload(entry, reason="request")
+            trash = self.cache.remove(target)
+        if trash is not None:
+            await asyncio.to_thread(purge, [trash])
+            self.metrics.evicted("request")
+        return {"Unloaded": entry is not None, "Deleted": trash is not None}
+
+    @property
+    def loaded_count(self) -> int:
+        return len(self._loaded)
+
+    def memory_used(self) -> int | None:
+        """The container's resident memory (its process tree), or None where it is unknown."""
+        handle = self.container.handle
+        return handle.memory() if handle is not None and handle.alive else None
+
+    def describe(self) -> dict[str, object]:
+        disk = {e.target: e for e in self.cache.entries()}
+        models = []
+        for target in sorted(set(disk) | set(self._loaded) | self.pinned):
+            entry, cached = self._loaded.get(target), disk.get(target)
+            last = max(entry.last_used if entry else 0.0, cached.last_used if cached else 0.0)
+            models.append(
+                {
+                    "TargetModel": target,
+                    "ContainerModelName": container_name(target),
+                    "Loaded": entry is not None,
+                    "Loading": target in self._loading,
+                    "Pinned": target in self.pinned,
+                    "MemoryBytes": entry.memory if entry else None,
+                    "DiskBytes": cached.size if cached else None,
+                    "LastUsed": _iso(last) if last else None,
+                    "InFlight": entry.in_use if entry else 0,
+                }
+            )
+        return {
+            "ContainerHostname": self.container.hostname,
+            "ModelData": self.store.prefix,
+            "ModelCache": "Disabled" if self.unload_after_use else "Enabled",
+            "MemoryLimitBytes": self.memory_limit,
+            "MemoryUsedBytes": self.memory_used(),
+            "DiskCacheLimitBytes": self.cache.limit,
+            "DiskCacheBytes": self.cache.total,
+            "LoadedModelCount": len(self._loaded),
+            "Models": models,
+        }
+
+    # ---- loading -----------------------------------------------------------------------------
+
+    def _load_task(self, target: str) -> asyncio.Task[LoadedModel]:
+        task = self._loading.get(target)
+        if task is None:
+            task = asyncio.create_task(self._load(target), name=f"load {target}")
+            self._loading[target] = task
+            task.add_done_callback(lambda t: self._load_done(target, t))
+        return task
+
+    def _load_done(self, target: str, task: asyncio.Task[LoadedModel]) -> None:
+        if self._loading.get(target) is task:
+            del self._loading[target]
+        if not task.cancelled() and task.exception() is not None:  # mark it retrieved
+            log.info("%s: loading %s failed: %s", self._where, target, task.exception())
+
+    async def _load(self, target: str) -> LoadedModel:
+        cached = self.cache.get(target)
+        if cached is None:
+            cached = await self._download(target)
+        async with self._lock:
+            self._sync_generation()
+            need = self._known.get(target) or cached.size
+            await self._make_room(need)
+            before = self.memory_used()
+            started = time.perf_counter()
+            status, message = await self._post(target, cached)
+            if status == 507 and await self._make_room(need, at_least=1):
+                status, message = await self._post(target, cached)
+            if not 200 <= status < 300:
+                self._forget_disk(target)
+                if status == 507:
+                    raise no_room(target, self.container.hostname, message, self.memory_limit)
+                raise load_failed(target, self.container.hostname, status, message)
+            self.metrics.load.observe(time.perf_counter() - started)
+            after = self.memory_used()
+            added = need if before is None or after is None else max(after - before, 0)
+            self._known[target] = added
+            now = time.time()
+            entry = LoadedModel(
+                target, container_name(target), added, now, now, pinned=target in self.pinned
+            )
+            self._loaded[target] = entry
+            log.info("%s: loaded %s (+%d KiB)", self._where, target, added >> 10)
+            return entry
+
+    async def _download(self, target: str) -> CacheEntry:
+        started = time.perf_counter()
+        try:
+            entry = await asyncio.to_thread(self.cache.fill, target, self.store)
+        except StoreError as exc:
+            raise store_failed(target, self.container.hostname, exc) from exc
+        except OSError as exc:  # the cache's disk: full, read-only ...
+            log.error("%s: cannot cache %s: %s", self._where, target, exc)
+            raise unreachable(self.container.hostname, exc) from exc
+        self.cache.add(entry)
+        self.metrics.download.observe(time.perf_counter() - started)
+        protected = {*self._loaded, *self._loading}
+        removed = self.cache.shrink(protected)
+        if removed:
+            for _ in removed:
+                self.metrics.evicted("disk")
+            await asyncio.to_thread(purge, [path for _, path in removed])
+        return entry
+
+    async def _post(self, target: str, cached: CacheEntry) -> tuple[int, str]:
+        """``POST /models``; a 409 (a stale copy under this name) is unloaded and retried."""
+        name = container_name(target)
+        body = json.dumps({"model_name": name, "url": str(cached.path)}).encode()
+        headers = {"Content-Type": "application/json"}
+        for _ in range(2):
+            try:
+                response = await self._upstream().post(
+                    "/models", body, headers, timeout=self._load_timeout, max_body=ADMIN_BODY
+                )
+            except UpstreamError as exc:
+                raise unreachable(self.container.hostname, exc) from exc
+            if response.status != 409:
+                break
+            await self._delete(name)
+        return response.status, response.body.decode("utf-8", "replace")
+
+    async def _make_room(self, need: int, at_least: int = 0) -> int:
+        """Unload least recently used models until ``need`` more bytes fit; how many went."""
+        usage = self._usage()
+        evicted = 0
+        while usage + need > self.memory_limit or evicted < at_least:
+            victim = next(
+                (e for e in self._loaded.values() if not e.pinned and e.in_use == 0), None
+            )
+            if victim is None:
+                break
+            await self._unload(victim, reason="memory")
+            evicted += 1
+            measured = self.memory_used()
+            usage -= victim.memory
+            if measured is not None:
+                usage = min(usage, measured)
+        return evicted
+
+    def _usage(self) -> int:
+        measured = self.memory_used()
+        return measured if measured is not None else sum(e.memory for e in self._loaded.values())
+
+    async def _unload(self, entry: LoadedModel, *, reason: str) -> None:
+        """Call with the lock held."""
+        if self._loaded.get(entry.target) is entry:
+            del self._loaded[entry.target]
+        started = time.perf_counter()
+        await self._delete(entry.name)
+        self.metrics.unload.observe(time.perf_counter() - started)
+        self.metrics.evicted(reason)
+        log.info("%s: unloaded %s (%s)", self._where, entry.target, reason)
+
+    async def _delete(self, name: str) -> None:
+        try:
+            await self._upstream().delete(
+                f"/models/{quote(name, safe='')}", timeout=UNLOAD_TIMEOUT, max_body=ADMIN_BODY
+            )
+        except UpstreamError as exc:  # it is restarting: its models are gone anyway
+            log.warning("%s: cannot unload %s: %s", self._where, name, exc)
+
+    async def _unload_if_idle(self, entry: LoadedModel) -> None:
+        async with self._lock:
+            if entry.in_use == 0 and self._loaded.get(entry.target) is entry:
+                await self._unload(entry, reason="request")
+
+    def _forget_disk(self, target: str) -> None:
+        """A model the container could not load leaves the disk too: a fixed copy is re-read."""
+        trash = self.cache.remove(target)
+        if trash is not None:
+            self._spawn(asyncio.to_thread(purge, [trash]))
+
+    # ---- restarts ----------------------------------------------------------------------------
+
+    def _sync_generation(self) -> None:
+        if self.container.generation != self._generation:
+            self._generation = self.container.generation
+            if self._loaded:
+                log.info("%s restarted: its %d models are gone", self._where, len(self._loaded))
+            self._loaded.clear()
+
+    def _restarted(self) -> None:
+        self._sync_generation()
+        if self.pinned:
+            self._spawn(self.preload())
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _use(self, entry: LoadedModel) -> LoadedModel:
+        entry.in_use += 1
+        entry.last_used = time.time()
+        self._loaded.move_to_end(entry.target)
+        return entry
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def _where(self) -> str:
+        return f"{self.container.endpoint}/{self.container.hostname}"
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
