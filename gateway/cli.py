@@ -8,6 +8,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from gateway.cli_batch import batch
 from gateway.cli_invoke import invoke
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("invoke")(invoke)
+app.command("batch")(batch)
 
 #: Exit codes: bad input (a spec, a flag) and a failed start differ, so scripts can tell them apart.
 EXIT_INVALID = 2

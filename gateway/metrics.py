@@ -230,7 +230,9 @@ class _ModelStateCollector(Collector):
             "tandem_loaded_model_count", "LoadedModelCount: models loaded in memory", labels=labels
         )
         cached = GaugeMetricFamily(
-            "tandem_model_disk_cache_bytes", "Bytes of unpacked models in the disk cache", labels
+            "tandem_model_disk_cache_bytes",
+            "Bytes of unpacked models in the disk cache",
+            labels=labels,
         )
         cached_count = GaugeMetricFamily(
             "tandem_model_disk_cache_models", "Models in the disk cache", labels=labels

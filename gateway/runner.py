@@ -94,7 +94,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
         try:
             if not await _until_stopped(supervisor.start(), stop):
                 return
-            server = _make_server(endpoints, settings)
+            server = make_server(endpoints, settings)
             if stop.is_set():
                 return
             names = ", ".join(e.name for e in endpoints)
@@ -140,7 +140,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _make_server(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> _Server:
+def make_server(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> _Server:
     config = uvicorn.Config(
         create_app(endpoints, settings),
         http="httptools",

@@ -145,6 +145,16 @@ class ContainerSpec(_Strict):
             raise ValueError(
                 "a MultiModel container needs model_data (the prefix its models live under)"
             )
+        if self.mode is Mode.MULTI_MODEL and urlparse(self.model_data or "").scheme not in (
+            "",
+            "file",
+            "s3",
+        ):
+            raise ValueError("a MultiModel model_data prefix must be a folder, file:// or s3://")
+        if self.mode is not Mode.MULTI_MODEL:
+            extra = [f for f in MULTI_MODEL_FIELDS if f in self.model_fields_set]
+            if extra:
+                raise ValueError(f"{', '.join(extra)}: only valid with mode: MultiModel")
         return self
 
 

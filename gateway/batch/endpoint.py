@@ -80,7 +80,7 @@ async def _serve_spec(path: Path, config: BatchConfig) -> AsyncIterator[Target]:
         except (StartError, BackendError, runner.StateDirBusy, OSError) as exc:
             raise EndpointStartError(f"cannot start {spec.name} from {path}: {exc}") from exc
         stack.push_async_callback(supervisor.stop)
-        server = runner._make_server(endpoints, settings)  # the runner's uvicorn setup
+        server = runner.make_server(endpoints, settings)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
