@@ -145,7 +145,9 @@ def process(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
 # --- the load client -----------------------------------------------------------------------------
 
 
-async def load(url: str, body: bytes, concurrency: int, seconds: float) -> tuple[list[float], float]:
+async def load(
+    url: str, body: bytes, concurrency: int, seconds: float
+) -> tuple[list[float], float]:
     import aiohttp
 
     headers = {"Content-Type": "text/csv", "Accept": "application/json"}
@@ -233,7 +235,9 @@ def main() -> None:
                         old_lat, old_rps = results.get((name, concurrency), ([], 0.0))
                         results[(name, concurrency)] = (old_lat + lat, old_rps + rps / args.rounds)
 
-    print(f"model: {args.model}, {FEATURES}-feature CSV row, {args.seconds:g}s x {args.rounds} rounds")
+    print(
+        f"model: {args.model}, {FEATURES}-feature CSV row, {args.seconds:g}s x {args.rounds} rounds"
+    )
     print(f"{'concurrency':>11} {'server':>10} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9}")
     for concurrency in (1, 16):
         rows = {name: summary(*results[(name, concurrency)]) for name in ("container", "baseline")}

@@ -81,6 +81,7 @@ class ModelManager:
         #: Memory each target's last load added, kept after eviction to plan its next load.
         self._known: dict[str, int] = {}
         self._lock = asyncio.Lock()
+        self._released = asyncio.Event()
         self._generation = container.generation
         self._tasks: set[asyncio.Task[None]] = set()
         container.on_ready.append(self._restarted)
@@ -117,6 +118,8 @@ class ModelManager:
     def release(self, entry: LoadedModel) -> None:
         entry.in_use -= 1
         entry.last_used = time.time()
+        if entry.in_use == 0:
+            self._released.set()
         if self.unload_after_use and entry.in_use == 0 and not entry.pinned:
             self._spawn(self._unload_if_idle(entry))
 
@@ -291,7 +294,12 @@ class ModelManager:
                 (e for e in self._loaded.values() if not e.pinned and e.in_use == 0), None
             )
             if victim is None:
-                break
+                # Models in use free up within a request's time: wait rather than fail.
+                busy = any(not e.pinned for e in self._loaded.values())
+                if not busy or not await self._released_within(self._load_timeout):
+                    break
+                usage = self._usage()
+                continue
             await self._unload(victim, reason="memory")
             evicted += 1
             measured = self.memory_used()
@@ -299,6 +307,14 @@ class ModelManager:
             if measured is not None:
                 usage = min(usage, measured)
         return evicted
+
+    async def _released_within(self, timeout: float) -> bool:
+        self._released.clear()
+        try:
+            await asyncio.wait_for(self._released.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def _usage(self) -> int:
         measured = self.memory_used()
