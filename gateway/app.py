@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.auth import auth_middleware
 from gateway.dispatch import Dispatcher, InvocationRequest
 from gateway.errors import (
     TandemError,
@@ -148,6 +149,7 @@ def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> S
         ],
         exception_handlers={TandemError: handle_tandem_error, Exception: handle_unexpected},
         lifespan=lifespan,
+        middleware=auth_middleware(settings),
     )
     app.state.dispatcher = dispatcher
     app.state.metrics = metrics

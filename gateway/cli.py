@@ -9,7 +9,10 @@ from typing import Annotated, NoReturn
 import typer
 
 from gateway.cli_batch import batch
+from gateway.cli_docker import build, compose
 from gateway.cli_invoke import invoke
+from gateway.cli_load import loadtest
+from gateway.cli_scale import haproxy, k8s
 
 app = typer.Typer(
     name="tandem",
@@ -19,7 +22,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("invoke")(invoke)
+app.command("loadtest")(loadtest)
 app.command("batch")(batch)
+app.command("build")(build)
+app.command("compose")(compose)
+app.command("haproxy")(haproxy)
+app.command("k8s")(k8s)
 
 #: Exit codes: bad input (a spec, a flag) and a failed start differ, so scripts can tell them apart.
 EXIT_INVALID = 2
@@ -37,7 +45,7 @@ def serve(
         Path | None, typer.Option(help="Folder for model dirs and logs [TANDEM_STATE_DIR].")
     ] = None,
     backend: Annotated[
-        str | None, typer.Option(help="How containers run: process [TANDEM_BACKEND].")
+        str | None, typer.Option(help="process, docker or external [TANDEM_BACKEND].")
     ] = None,
     log_level: Annotated[
         str | None, typer.Option(help="debug, info, warning or error [TANDEM_LOG_LEVEL].")

@@ -25,6 +25,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.backends import create_backend
+from gateway.http_guard import guarded_protocol
 from gateway.runtime import EndpointRuntime
 from gateway.settings import GatewaySettings
 from gateway.supervisor import Supervisor
@@ -143,7 +144,12 @@ class _Server(uvicorn.Server):
 def make_server(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> _Server:
     config = uvicorn.Config(
         create_app(endpoints, settings),
-        http="httptools",
+        http=guarded_protocol(
+            max_header_bytes=settings.max_header_bytes,
+            header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
+        ),
+        timeout_keep_alive=settings.keep_alive_timeout,
         loop="none",
         lifespan="on",
         log_config=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -18,8 +18,11 @@ class GatewaySettings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     #: Where per-container model dirs and logs live.
     state_dir: Path = Path(".tandem")
-    #: Backend that runs containers: ``process`` (embedded default) or ``docker``.
-    backend: Literal["process", "docker"] = "process"
+    #: Backend that runs containers: ``process`` (embedded default), ``docker``, or ``external``
+    #: (they already run, e.g. under compose, at ``external_url``).
+    backend: Literal["process", "docker", "external"] = "process"
+    #: Where the external backend finds each container: ``{endpoint}`` and ``{hostname}`` filled in.
+    external_url: str = "http://{endpoint}-{hostname}:8080"
     #: Upstream HTTP client, chosen by measurement (see benchmarks/gateway.py).
     upstream: Literal["aiohttp", "httpx"] = "aiohttp"
     #: Seconds a container may take to answer its first ``/ping``.
@@ -53,6 +56,25 @@ class GatewaySettings(BaseSettings):
     )
     #: Seconds one multi-model load (``POST /models`` to the container) may take.
     model_load_timeout: float = Field(default=600.0, gt=0)
+    #: Slow or oversized clients (gateway/http_guard.py): largest header block in bytes, seconds
+    #: to receive the headers and the body, seconds an idle keep-alive connection stays open.
+    max_header_bytes: int = Field(default=64 * 1024, gt=0)
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=60.0, gt=0)
+    keep_alive_timeout: int = Field(default=5, ge=1)
+    #: Authentication (gateway/auth.py): ``api_keys`` and ``sigv4_credentials`` (``access:secret``)
+    #: are comma lists or ``@file`` (one a line); ``metrics_open`` leaves ``/metrics`` unguarded.
+    auth: Literal["none", "api-key", "sigv4"] = "none"
+    api_keys: SecretStr | None = None
+    sigv4_credentials: SecretStr | None = None
+    metrics_open: bool = False
+
+    @model_validator(mode="after")
+    def _auth_configured(self) -> GatewaySettings:
+        from gateway.auth import check_settings  # fails at start, not at the first request
+
+        check_settings(self)
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -17,6 +17,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   # torch==2.13.0 is pinned in the pytorch extra: that version resolves to a CPU-only build.
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -e "$root[sklearn,pytorch,tensorflow,test]"
+    -e "$root[sklearn,pytorch,tensorflow,docker,test]"
   echo "$want" >"$stamp"
 fi

@@ -15,7 +15,8 @@ __all__ = ["BACKENDS", "Backend", "BackendError", "ContainerHandle", "LineSink",
 #: name -> "module:class"; a name mapped to None is known but not available yet.
 BACKENDS: dict[str, str | None] = {
     "process": "gateway.backends.process:ProcessBackend",
-    "docker": None,
+    "docker": "gateway.backends.docker:DockerBackend",
+    "external": "gateway.backends.external:ExternalBackend",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 
 from gateway.metrics import GatewayMetrics
 from gateway.models.cache import DiskCache
@@ -40,7 +41,7 @@ def attach_managers(
                 container,
                 store=ModelStore(prefix, s3_endpoint_url=settings.s3_endpoint_url),
                 cache=cache,
-                upstream=lambda c=container: upstream(c),  # type: ignore[misc]
+                upstream=partial(upstream, container),
                 metrics=metrics.models(endpoint, container),
                 memory_limit=container.memory_limit,
                 load_timeout=settings.model_load_timeout,

@@ -247,7 +247,8 @@ class ModelManager:
             )
             self._loaded[target] = entry
             log.info("%s: loaded %s (+%d KiB)", self._where, target, added >> 10)
-            return entry
+        await self._shrink_disk()  # models evicted from memory above may leave the disk now
+        return entry
 
     async def _download(self, target: str) -> CacheEntry:
         started = time.perf_counter()
@@ -260,13 +261,16 @@ class ModelManager:
             raise unreachable(self.container.hostname, exc) from exc
         self.cache.add(entry)
         self.metrics.download.observe(time.perf_counter() - started)
-        protected = {*self._loaded, *self._loading}
-        removed = self.cache.shrink(protected)
+        await self._shrink_disk()
+        return entry
+
+    async def _shrink_disk(self) -> None:
+        """Delete least recently used files of models that are neither loaded nor loading."""
+        removed = self.cache.shrink({*self._loaded, *self._loading})
         if removed:
             for _ in removed:
                 self.metrics.evicted("disk")
             await asyncio.to_thread(purge, [path for _, path in removed])
-        return entry
 
     async def _post(self, target: str, cached: CacheEntry) -> tuple[int, str]:
         """``POST /models``; a 409 (a stale copy under this name) is unloaded and retried."""

@@ -1,4 +1,4 @@
-"""Model stores for the serving tests: tiny scikit-learn models trained now, packed SageMaker's way."""
+"""Model stores for the serving tests: scikit-learn models trained now, packed like SageMaker's."""
 
 from __future__ import annotations
 

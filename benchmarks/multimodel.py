@@ -1,0 +1,451 @@
+"""Multi-model hosting: cold and warm latency, a Zipf stream under a tight memory limit, TF threads.
+
+    python benchmarks/multimodel.py [--small 1000 --small-mb 1 --large 100 --large-mb 10]
+                                    [--zipf-requests 5000 --concurrency 8 --tf-models 1000]
+
+Builds a folder store of scikit-learn models (fully grown decision trees, whose memory is their
+nodes, so a model of N MB really takes N MB), serves it with ``tandem serve`` (one MultiModel
+container per size) and measures, in one run:
+
+- cold first-call latency (download from the folder store, unpack, load, predict) p50/p99, against
+  SageMaker's published 850-1,375 ms cold calls (goal: <= 100 ms for a 10 MB model);
+- warm latency p50/p90/p99 through the gateway and straight to the container (SageMaker: 7 ms p90;
+  goal <= 2 ms);
+- a Zipf-distributed stream over all models with a memory limit that holds a tenth of them:
+  hit ratio, errors (goal 0), p50/p99, evictions;
+- threads of one TensorFlow container with 1 and with ``--tf-models`` models.
+
+Every figure comes from this run on this machine; ratios are the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.gateway import free_port, wait_ready  # noqa: E402
+
+FEATURES = 20
+ROW = (",".join("0.5" for _ in range(FEATURES)) + "\n").encode()
+SAGEMAKER_COLD_MS = (850.0, 1375.0)
+SAGEMAKER_WARM_P90_MS = 7.0
+
+
+def tree_archive(megabytes: float, seed: int) -> bytes:
+    """A fully grown decision tree of about ``megabytes`` MB: its memory is its nodes, and one
+    prediction is a walk down the tree, so the figures are the platform's, not the model's."""
+    import joblib
+    import numpy as np
+    from sklearn.tree import DecisionTreeRegressor
+
+    rows = max(int(megabytes * 2**20 / 144), 4)  # ~2 nodes per row, ~72 bytes per node
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, FEATURES))
+    model = DecisionTreeRegressor(max_features=1, random_state=seed).fit(x, rng.normal(size=rows))
+    data = io.BytesIO()
+    joblib.dump(model, data)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo("model.joblib")
+        info.size = len(data.getvalue())
+        tar.addfile(info, io.BytesIO(data.getvalue()))
+    return out.getvalue()
+
+
+def build_store(root: Path, count: int, megabytes: float, prefix: str) -> list[str]:
+    """``count`` distinct files (one archive copied; every load allocates its own memory)."""
+    archive = tree_archive(megabytes, seed=len(prefix))
+    root.mkdir(parents=True, exist_ok=True)
+    targets = [f"{prefix}-{i:04d}.tar.gz" for i in range(count)]
+    for target in targets:
+        (root / target).write_bytes(archive)
+    return targets
+
+
+def spec(folder: Path, name: str, containers: dict[str, dict[str, Any]]) -> Path:
+    import yaml
+
+    body = {
+        "name": name,
+        "execution": "Direct",
+        "containers": [{"hostname": h, **c} for h, c in containers.items()],
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def multi(store: Path, **extra: Any) -> dict[str, Any]:
+    one = {"TANDEM_INTRA_OP_THREADS": "1", "TANDEM_INTER_OP_THREADS": "1"}
+    return {
+        "framework": "sklearn",
+        "mode": "MultiModel",
+        "model_data": str(store),
+        "environment": one,
+        **extra,
+    }
+
+
+@contextmanager
+def gateway(folder: Path, spec_path: Path) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    state = folder / f"state-{spec_path.stem}"
+    log = open(folder / f"{spec_path.stem}.log", "wb")  # noqa: SIM115
+    cmd = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        str(spec_path),
+        "--state-dir",
+        str(state),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/ping", proc, timeout=180)
+        yield "127.0.0.1", port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+
+
+class Client:
+    """One keep-alive connection: the cheapest client, so the figures are the server's."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.conn = http.client.HTTPConnection(host, port, timeout=120)
+
+    def post(self, path: str, headers: dict[str, str]) -> tuple[int, float]:
+        started = time.perf_counter()
+        self.conn.request("POST", path, body=ROW, headers={"Content-Type": "text/csv", **headers})
+        answer = self.conn.getresponse()
+        answer.read()
+        return answer.status, (time.perf_counter() - started) * 1000
+
+    def get_json(self, path: str) -> Any:
+        self.conn.request("GET", path)
+        return json.loads(self.conn.getresponse().read())
+
+
+def invoke(client: Client, endpoint: str, container: str, target: str) -> tuple[int, float]:
+    headers = {
+        "X-Amzn-SageMaker-Target-Container-Hostname": container,
+        "X-Amzn-SageMaker-Target-Model": target,
+    }
+    return client.post(f"/endpoints/{endpoint}/invocations", headers)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q / 100 * len(ordered)), len(ordered) - 1)]
+
+
+def summary(values: list[float]) -> str:
+    return (
+        f"p50 {pct(values, 50):7.2f} ms  p90 {pct(values, 90):7.2f} ms  "
+        f"p99 {pct(values, 99):7.2f} ms  (n={len(values)})"
+    )
+
+
+def metric(client: Client, name: str, **labels: str) -> float:
+    client.conn.request("GET", "/metrics")
+    text = client.conn.getresponse().read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def stage_totals(client: Client, container: str, stage: str) -> tuple[float, float]:
+    name = f"tandem_model_{stage}_seconds"
+    return (
+        metric(client, f"{name}_sum", container=container),
+        metric(client, f"{name}_count", container=container),
+    )
+
+
+def cold_and_warm(
+    args: argparse.Namespace, work: Path, small: list[str], large: list[str]
+) -> dict[str, float]:
+    path = spec(work, "bench", {"small": multi(work / "small"), "large": multi(work / "large")})
+    with gateway(work, path) as (host, port):
+        client = Client(host, port)
+        cold: dict[str, list[float]] = {"small": [], "large": []}
+        first: dict[str, float] = {}
+        before: dict[str, dict[str, tuple[float, float]]] = {}
+        for container, targets in (("large", large), ("small", small)):
+            # A container's first load also imports scikit-learn: reported on its own.
+            first[container] = invoke(client, "bench", container, targets[0])[1]
+            before[container] = {
+                stage: stage_totals(client, container, stage)
+                for stage in ("downloading", "loading")
+            }
+            for target in targets[1:]:
+                status, ms = invoke(client, "bench", container, target)
+                assert status == 200, (status, target)
+                cold[container].append(ms)
+        stages = {
+            container: {
+                stage: 1000
+                * (after[0] - before[container][stage][0])
+                / max(after[1] - before[container][stage][1], 1)
+                for stage in ("downloading", "loading")
+                for after in [stage_totals(client, container, stage)]
+            }
+            for container in ("large", "small")
+        }
+        warm = []
+        for _ in range(args.warm_requests):
+            status, ms = invoke(client, "bench", "small", random.choice(small))
+            warm.append(ms)
+        described = client.get_json("/endpoints/bench")["Containers"]
+        url = next(c["Url"] for c in described if c["ContainerHostname"] == "small")
+        chost, cport = url.removeprefix("http://").split(":")
+        direct_client = Client(chost, int(cport))
+        models = client.get_json("/endpoints/bench/models?container=small")["Containers"][0]
+        names = [m["ContainerModelName"] for m in models["Models"] if m["Loaded"]]
+        direct = [
+            direct_client.post(f"/models/{random.choice(names)}/invoke", {})[1]
+            for _ in range(args.warm_requests)
+        ]
+        used = float(models["MemoryUsedBytes"] or 0)
+        per_model = statistics.median(
+            m["MemoryBytes"] for m in models["Models"] if m["Loaded"] and m["MemoryBytes"]
+        )
+        large_models = client.get_json("/endpoints/bench/models?container=large")["Containers"][0]
+        per_large = statistics.median(
+            m["MemoryBytes"] for m in large_models["Models"] if m["Loaded"] and m["MemoryBytes"]
+        )
+    # The running container's own memory: what it uses now less what its models added.
+    baseline = used - per_model * models["LoadedModelCount"]
+    print("\n== cold first calls (folder store: unpack, load, predict), through the gateway")
+    print(
+        f"  first load of each container (imports scikit-learn): large {first['large']:.0f} ms,"
+        f" small {first['small']:.0f} ms"
+    )
+    for container, mb in (("large", args.large_mb), ("small", args.small_mb)):
+        values = cold[container]
+        print(f"  {mb:5.1f} MB models: {summary(values)}")
+        lo, hi = SAGEMAKER_COLD_MS
+        print(
+            f"      vs SageMaker's published 850-1,375 ms: {lo / pct(values, 50):.0f}x-"
+            f"{hi / pct(values, 50):.0f}x faster at p50"
+        )
+    for container, mb in (("large", args.large_mb), ("small", args.small_mb)):
+        got = stages[container]
+        print(
+            f"  {mb:5.1f} MB mean stages: fetch+unpack {got['downloading']:.1f} ms, "
+            f"container load {got['loading']:.1f} ms (ModelDownloadingTime, ModelLoadingTime)"
+        )
+    met = pct(cold["large"], 50) <= 100
+    print(f"  goal: {args.large_mb:g} MB cold p50 <= 100 ms -> {'met' if met else 'MISSED'}")
+    print("\n== warm calls (model loaded), concurrency 1")
+    print(f"  through the gateway : {summary(warm)}")
+    print(f"  straight to container: {summary(direct)}")
+    print(
+        f"  gateway / straight p90: {pct(warm, 90) / pct(direct, 90):.2f}x; "
+        f"vs SageMaker's 7 ms p90: {SAGEMAKER_WARM_P90_MS / pct(warm, 90):.1f}x faster; "
+        f"goal <= 2 ms -> {'met' if pct(warm, 90) <= 2 else 'MISSED'}"
+    )
+    print(
+        f"  container baseline {baseline / 2**20:.0f} MiB; memory per model: "
+        f"{per_model / 2**20:.1f} MiB ({args.small_mb} MB), {per_large / 2**20:.1f} MiB "
+        f"({args.large_mb} MB)"
+    )
+    return {"baseline": baseline, "small": per_model, "large": per_large}
+
+
+def zipf_stream(
+    args: argparse.Namespace,
+    work: Path,
+    small: list[str],
+    large: list[str],
+    memory: dict[str, float],
+) -> None:
+    everything = work / "all"
+    everything.mkdir()
+    for folder, targets in (("small", small), ("large", large)):
+        for target in targets:
+            os.link(work / folder / target, everything / target)
+    targets = small + large
+    total = memory["small"] * len(small) + memory["large"] * len(large)
+    limit = int(memory["baseline"] + 16 * 2**20 + total / 10)
+    path = spec(work, "zipf", {"zipf": multi(everything, memory_limit=f"{limit}B")})
+    ranks = list(range(1, len(targets) + 1))
+    weights = [1 / r**args.zipf_s for r in ranks]
+    order = targets[:]
+    random.Random(7).shuffle(order)
+    stream = random.Random(11).choices(order, weights=weights, k=args.zipf_requests)
+    latencies: list[float] = []
+    errors: dict[int, int] = {}
+    lock = threading.Lock()
+    with gateway(work, path) as (host, port):
+        chunks = [stream[i :: args.concurrency] for i in range(args.concurrency)]
+
+        def worker(chunk: list[str]) -> None:
+            client = Client(host, port)
+            for target in chunk:
+                status, ms = invoke(client, "zipf", "zipf", target)
+                with lock:
+                    latencies.append(ms)
+                    if status != 200:
+                        errors[status] = errors.get(status, 0) + 1
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+        client = Client(host, port)
+        hits = metric(client, "tandem_model_cache_hits_total")
+        misses = metric(client, "tandem_model_cache_misses_total")
+        evicted = metric(client, "tandem_model_evictions_total", reason="memory")
+        info = client.get_json("/endpoints/zipf/models")["Containers"][0]
+    print(
+        f"\n== Zipf stream (s={args.zipf_s}) over {len(targets)} models, concurrency "
+        f"{args.concurrency}, memory limit {limit / 2**20:.0f} MiB (a tenth of the models)"
+    )
+    print(
+        f"  requests {len(stream)} in {elapsed:.1f} s ({len(stream) / elapsed:.0f}/s); "
+        f"errors {sum(errors.values())} {errors or ''} (goal 0)"
+    )
+    print(
+        f"  hit ratio {hits / max(hits + misses, 1):.3f}; evictions {evicted:.0f}; "
+        f"loaded at end {info['LoadedModelCount']}; memory used "
+        f"{(info['MemoryUsedBytes'] or 0) / 2**20:.0f} MiB of {limit / 2**20:.0f} MiB"
+    )
+    print(f"  latency: {summary(latencies)}")
+
+
+def tensorflow_threads(count: int, work: Path) -> None:
+    try:
+        import psutil
+        import tensorflow as tf
+    except ImportError as exc:
+        print(f"\n== TensorFlow threads: skipped ({exc})")
+        return
+    source = work / "tf" / "source"
+
+    class Tiny(tf.Module):
+        def __init__(self) -> None:
+            self.w = tf.Variable(tf.ones((FEATURES, 1)))
+
+        @tf.function(input_signature=[tf.TensorSpec((None, FEATURES), tf.float32)])
+        def serve(self, x: Any) -> Any:
+            return {"y": tf.matmul(x, self.w)}
+
+    tiny = Tiny()
+    tf.saved_model.save(tiny, str(source), signatures={"serving_default": tiny.serve})
+    port = free_port()
+    env = {
+        **os.environ,
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "SAGEMAKER_MULTI_MODEL": "true",
+        "SAGEMAKER_BASE_DIR": str(work / "tf" / "opt-ml"),
+        "TANDEM_CONTAINER_HOST": "127.0.0.1",
+    }
+    log = open(work / "tf.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "containers", "serve", "--framework", "tensorflow"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/ping", proc, timeout=180)
+        client = Client("127.0.0.1", port)
+        body = json.dumps({"instances": [[0.5] * FEATURES]}).encode()
+        counts = {}
+        started = time.perf_counter()
+        for i in range(count):
+            folder = work / "tf" / f"m{i}"
+            shutil.copytree(source, folder)
+            load = json.dumps({"model_name": f"m{i}", "url": str(folder)}).encode()
+            client.conn.request("POST", "/models", body=load)
+            answer = client.conn.getresponse()
+            assert answer.status == 200, answer.read()
+            answer.read()
+            client.conn.request(
+                "POST",
+                f"/models/m{i}/invoke",
+                body=body,
+                headers={"Content-Type": "application/json"},
+            )
+            answer = client.conn.getresponse()
+            assert answer.status == 200, answer.read()
+            answer.read()
+            if i in (0, count - 1):
+                counts[i + 1] = psutil.Process(proc.pid).num_threads()
+        elapsed = time.perf_counter() - started
+    finally:
+        proc.kill()  # a graceful stop unloads every model first: slow with 1,000 of them
+        proc.wait(timeout=60)
+        log.close()
+    print(
+        f"\n== TensorFlow container threads: 1 model {counts[1]}, {count} models "
+        f"{counts[count]} (+{counts[count] - counts[1]}); {count} loads in {elapsed:.1f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", type=int, default=1000, help="number of small models")
+    parser.add_argument("--small-mb", type=float, default=1.0)
+    parser.add_argument("--large", type=int, default=100, help="number of large models")
+    parser.add_argument("--large-mb", type=float, default=10.0)
+    parser.add_argument("--warm-requests", type=int, default=2000)
+    parser.add_argument("--zipf-requests", type=int, default=5000)
+    parser.add_argument("--zipf-s", type=float, default=1.1, help="Zipf exponent")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--tf-models", type=int, default=1000, help="0 skips the TF check")
+    parser.add_argument("--tf-only", action="store_true", help="only the TF thread check")
+    args = parser.parse_args()
+    if args.tf_only:
+        with tempfile.TemporaryDirectory(prefix="tandem-mme-") as tmp:
+            tensorflow_threads(args.tf_models, Path(tmp))
+        return
+    with tempfile.TemporaryDirectory(prefix="tandem-mme-") as tmp:
+        work = Path(tmp)
+        started = time.perf_counter()
+        small = build_store(work / "small", args.small, args.small_mb, "small")
+        large = build_store(work / "large", args.large, args.large_mb, "large")
+        print(
+            f"store: {args.small} x {args.small_mb} MB + {args.large} x {args.large_mb} MB "
+            f"models built in {time.perf_counter() - started:.1f} s"
+        )
+        memory = cold_and_warm(args, work, small, large)
+        zipf_stream(args, work, small, large, memory)
+        if args.tf_models:
+            tensorflow_threads(args.tf_models, work)
+
+
+if __name__ == "__main__":
+    main()

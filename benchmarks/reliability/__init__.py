@@ -1,0 +1,1 @@
+"""Reliability checks: soak, killed containers, slow clients, malformed requests (see report.py)."""

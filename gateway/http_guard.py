@@ -1,0 +1,155 @@
+"""uvicorn's httptools protocol with the limits it lacks: header size, header and body deadlines.
+
+httptools buffers headers without bound and uvicorn never times out a request being received, so
+one client sending a 100 MB header, or a byte every few seconds (slowloris), would hold memory or a
+connection for ever. Each connection is cheap under asyncio, so slow clients never block others;
+these limits make sure they also cannot pile up. Over a limit the client gets a SageMaker-shaped
+error (431 or 408) and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+def guarded_protocol(
+    *, max_header_bytes: int, header_timeout: float, body_timeout: float
+) -> type[HttpToolsProtocol]:
+    """A protocol class for ``uvicorn.Config(http=...)`` enforcing these limits."""
+    return type(
+        "GuardedHttpToolsProtocol",
+        (GuardedHttpToolsProtocol,),
+        {
+            "max_header_bytes": max_header_bytes,
+            "header_timeout": header_timeout,
+            "body_timeout": body_timeout,
+        },
+    )
+
+
+def _error(status: int, reason: str, code: str, message: str) -> bytes:
+    body = json.dumps({"Message": message}).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\n"
+        f"x-amzn-ErrorType: {code}\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class _HeadersTooLarge(Exception):
+    pass
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    max_header_bytes = 64 * 1024
+    header_timeout = 10.0
+    body_timeout = 60.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_body = False
+        self._header_bytes = 0  # raw bytes of header blocks still incomplete after a read
+        self._parsed_bytes = 0  # bytes of the request line and headers the parser handed over
+        self._too_large = False
+        self._headers_done = 0  # header blocks completed, to tell one feed's bytes apart
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.header_timeout, self._headers_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        reading_headers = not self._in_body
+        if reading_headers and self._timer is None:
+            self._arm(self.header_timeout, self._headers_timed_out)  # next request on keep-alive
+        before = self._headers_done
+        super().data_received(data)
+        if reading_headers and self._headers_done == before and not self.transport.is_closing():
+            # The parser took all of ``data`` as header bytes (it buffers partial lines itself).
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes:
+                self._refuse(self._too_large_response())
+
+    def on_message_begin(self) -> None:
+        self._parsed_bytes = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count(self, size: int) -> None:
+        # Raised inside a parser callback, httptools turns it into the HttpParserError that
+        # uvicorn answers with ``send_400_response``, where the 431 is written instead.
+        self._parsed_bytes += size
+        if self._parsed_bytes > self.max_header_bytes:
+            self._too_large = True
+            raise _HeadersTooLarge
+
+    def send_400_response(self, msg: str) -> None:
+        if self._too_large:
+            self._refuse(self._too_large_response())
+        else:
+            super().send_400_response(msg)
+
+    def _too_large_response(self) -> bytes:
+        message = f"Request headers exceed the limit of {self.max_header_bytes} bytes."
+        return _error(431, "Request Header Fields Too Large", "ValidationError", message)
+
+    def on_headers_complete(self) -> None:
+        self._headers_done += 1
+        self._header_bytes = 0
+        self._in_body = True
+        self._arm(self.body_timeout, self._body_timed_out)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        self._disarm()
+        super().on_message_complete()
+
+    def _arm(self, delay: float, callback: Any) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(delay, callback)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _headers_timed_out(self) -> None:
+        self._timer = None
+        message = f"Request headers not received within {self.header_timeout:g} seconds."
+        self._refuse(_error(408, "Request Timeout", "ValidationError", message))
+
+    def _body_timed_out(self) -> None:
+        self._timer = None
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started:
+            self.transport.close()
+            return
+        message = f"Request body not received within {self.body_timeout:g} seconds."
+        self._refuse(_error(408, "Request Timeout", "ValidationError", message))
+
+    def _refuse(self, response: bytes) -> None:
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        self.logger.warning("closing connection from %s: %s", self.client, response.split(b"\r")[0])
+        self.transport.write(response)
+        self.transport.close()

@@ -1,0 +1,86 @@
+"""A real Docker-API engine for the ``docker`` tests, and the images they share (built once).
+
+The engine is whatever ``DOCKER_HOST`` names (``scripts/podman.sh`` sets up podman's API service
+where no Docker runs); without one, the tests are skipped and say why. Images are built on
+``TANDEM_TEST_BASE_IMAGE`` (the podman script's locally built Debian image), else on the default
+``python:3.11-slim``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from gateway.images import DEFAULT_BASE_IMAGE, ImageError, build, connect
+from tests.support import ROOT
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+CUSTOM_IMAGE_DIR = ROOT / "tests" / "gateway" / "docker" / "custom_image"
+
+
+@pytest.fixture(scope="session")
+def engine() -> DockerClient:
+    try:
+        import docker  # noqa: F401
+    except ImportError:
+        pytest.skip("the docker SDK is not installed (pip install 'tandem[docker]')")
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        pytest.skip("no Docker engine: set DOCKER_HOST (scripts/podman.sh sets up podman)")
+    try:
+        return connect()
+    except ImageError as exc:
+        pytest.skip(f"no usable Docker engine: {exc}")
+
+
+@pytest.fixture(scope="session")
+def base_image() -> str:
+    return os.environ.get("TANDEM_TEST_BASE_IMAGE") or DEFAULT_BASE_IMAGE
+
+
+def _timed_build(engine: DockerClient, target: str, base_image: str) -> str:
+    lines: list[str] = []
+    started = time.monotonic()
+    try:
+        name = build(engine, target, base_image=base_image, on_line=lines.append)
+    except ImageError as exc:
+        tail = "\n".join(lines[-40:])
+        pytest.fail(f"{exc}\n{tail}")
+    print(f"\nbuilt {name} in {time.monotonic() - started:.1f}s")
+    return name
+
+
+@pytest.fixture(scope="session")
+def sklearn_image(engine: DockerClient, base_image: str) -> str:
+    return _timed_build(engine, "sklearn", base_image)
+
+
+@pytest.fixture(scope="session")
+def gateway_image(engine: DockerClient, base_image: str) -> str:
+    return _timed_build(engine, "gateway", base_image)
+
+
+@pytest.fixture(scope="session")
+def custom_image(engine: DockerClient, base_image: str) -> Iterator[str]:
+    """A tiny image that speaks the contract, as a user's own image would."""
+    name = f"tandem-test-custom:{uuid.uuid4().hex[:8]}"
+    engine.images.build(
+        path=str(CUSTOM_IMAGE_DIR), tag=name, buildargs={"BASE_IMAGE": base_image}, rm=True
+    )
+    yield name
+    engine.images.remove(name, force=True)
+
+
+def owned(engine: DockerClient, label: str) -> tuple[list[str], list[str]]:
+    """Ids of the containers (all states) and networks that carry ``label``."""
+    selector = {"label": label}
+    containers = [c["Id"] for c in engine.api.containers(all=True, filters=selector)]
+    networks = [n["Id"] for n in engine.api.networks(filters=selector)]
+    return containers, networks

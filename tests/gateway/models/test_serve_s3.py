@@ -1,0 +1,133 @@
+"""A MultiModel container whose models live in S3: a real S3 protocol server (moto) on loopback."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("s3fs")
+pytest.importorskip("moto")
+
+from tests.gateway.harness import sagemaker_client
+from tests.gateway.models.archives import write_tar
+from tests.gateway.models.stores import (
+    csv_body,
+    gateway,
+    loaded,
+    metric,
+    model_bytes,
+    predictions,
+    synthetic,
+    train_classifier,
+    write_spec,
+)
+from tests.support import PYTHON, free_port, running, wait_for_ping
+
+pytestmark = [pytest.mark.sklearn, pytest.mark.slow]
+
+BUCKET = "models"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+X = synthetic(5, seed=8)
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with running([PYTHON, "-m", "moto.server", "-p", str(port)], log=log):
+        wait_for_ping(url, path="/moto-api/", timeout=60)
+        client = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        client.create_bucket(Bucket=BUCKET)
+        yield url, client
+
+
+def upload(client: Any, key: str, model: Any) -> None:
+    buffer = io.BytesIO()
+    data = model_bytes(model)
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("model.joblib")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    client.put_object(Bucket=BUCKET, Key=key, Body=buffer.getvalue())
+
+
+@pytest.fixture(scope="module")
+def site(
+    tmp_path_factory: pytest.TempPathFactory, s3: tuple[str, Any]
+) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    url, client = s3
+    models = {"Houston_TX.tar.gz": train_classifier(1), "tx/Austin.tar.gz": train_classifier(2)}
+    for key, model in models.items():
+        upload(client, f"houses/{key}", model)
+    root = tmp_path_factory.mktemp("mme-s3")
+    spec = write_spec(
+        root,
+        "houses",
+        "Serial",
+        {
+            "multi": {
+                "framework": "sklearn",
+                "mode": "MultiModel",
+                "model_data": f"s3://{BUCKET}/houses/",
+                "environment": {"TANDEM_SKLEARN_METHOD": "predict_proba"},
+            }
+        },
+    )
+    with gateway(root, spec, env={**CREDENTIALS, "TANDEM_S3_ENDPOINT_URL": url}) as (gw, _):
+        yield gw, sagemaker_client(gw), models
+
+
+def invoke(client: Any, target: str) -> list[Any]:
+    answer = client.invoke_endpoint(
+        EndpointName="houses", TargetModel=target, ContentType="text/csv", Body=csv_body(X)
+    )
+    return predictions(answer["Body"].read())
+
+
+def test_cold_and_warm_from_s3(site: tuple[str, Any, dict[str, Any]]) -> None:
+    url, client, models = site
+    for target in ("Houston_TX.tar.gz", "tx/Austin.tar.gz", "Houston_TX.tar.gz"):
+        assert invoke(client, target) == models[target].predict_proba(X).tolist()
+    assert metric(url, "tandem_model_downloading_seconds_count", container="multi") == 2
+    assert metric(url, "tandem_model_cache_hits_total", container="multi") == 1
+    assert set(loaded(url, "houses", "multi")) == {"Houston_TX.tar.gz", "tx/Austin.tar.gz"}
+
+
+def test_an_object_uploaded_after_start_is_served(
+    site: tuple[str, Any, dict[str, Any]], s3: tuple[str, Any]
+) -> None:
+    _, client, _ = site
+    with pytest.raises(client.exceptions.ValidationError, match="no model at s3://models/houses/"):
+        invoke(client, "Dallas_TX.tar.gz")
+    dallas = train_classifier(5)
+    upload(s3[1], "houses/Dallas_TX.tar.gz", dallas)
+    assert invoke(client, "Dallas_TX.tar.gz") == dallas.predict_proba(X).tolist()
+
+
+def test_a_malicious_object_is_refused(
+    site: tuple[str, Any, dict[str, Any]], s3: tuple[str, Any], tmp_path: Path
+) -> None:
+    _, client, _ = site
+    evil = write_tar(tmp_path / "evil.tar.gz", {"../../../escaped.txt": b"owned"})
+    s3[1].put_object(Bucket=BUCKET, Key="houses/evil.tar.gz", Body=evil.read_bytes())
+    with pytest.raises(client.exceptions.ValidationError, match="outside the model dir"):
+        invoke(client, "evil.tar.gz")
+    assert invoke(client, "Houston_TX.tar.gz")  # still serving
