@@ -28,7 +28,7 @@ def load(folder: Path = RESULTS) -> dict[str, dict[str, Any]]:
     return found
 
 
-def render(results: dict[str, dict[str, Any]]) -> str:
+def render(results: dict[str, dict[str, Any]], note: str = "") -> str:
     lines = [
         "# Reliability",
         "",
@@ -37,6 +37,7 @@ def render(results: dict[str, dict[str, Any]]) -> str:
         "run in `tests/gateway/reliability/`). Figures are from one machine "
         f"({os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}); "
         "the verdicts, not the milliseconds, are the point.",
+        *(["", note] if note else []),
         "",
         "Gateway settings for these runs: "
         + ", ".join(f"`{k}={v}`" for k, v in GATEWAY_ENV.items())
@@ -153,11 +154,12 @@ SECTIONS = {"soak": _soak, "kill": _kill, "slow_clients": _slow, "malformed": _m
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__)
     args.add_argument("--out", type=Path, default=ROOT / "RELIABILITY.md")
+    args.add_argument("--note", default="", help="a paragraph on how these runs were made")
     ns = args.parse_args()
     results = load()
     if not results:
         raise SystemExit(f"no results in {RESULTS}: run the reliability scripts first")
-    ns.out.write_text(render(results))
+    ns.out.write_text(render(results, ns.note))
     print(f"wrote {ns.out}")
 
 

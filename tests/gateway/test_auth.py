@@ -174,11 +174,11 @@ def test_settings_refuse_auth_without_credentials(tmp_path: Path) -> None:
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="api_keys is empty"):
-        GatewaySettings(auth="api-key", api_keys=" , ")
+        GatewaySettings.model_validate({"auth": "api-key", "api_keys": " , "})
     with pytest.raises(ValidationError, match="access_key:secret_key"):
-        GatewaySettings(auth="sigv4", sigv4_credentials="no-colon")
+        GatewaySettings.model_validate({"auth": "sigv4", "sigv4_credentials": "no-colon"})
     with pytest.raises(ValidationError, match="cannot read"):
-        GatewaySettings(auth="api-key", api_keys=f"@{tmp_path / 'missing'}")
+        GatewaySettings.model_validate({"auth": "api-key", "api_keys": f"@{tmp_path}/missing"})
 
 
 def test_a_network_address_without_auth_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:

@@ -40,7 +40,7 @@ QUICK = {
 
 
 @pytest.fixture(scope="module")
-def churn_models() -> Path:
+def churn_models(engine: DockerClient) -> Path:
     """The churn example's artifacts, built where its spec points (if missing)."""
     built = subprocess.run(
         [PYTHON, "-m", "pipelines.examples.build", "churn"],
