@@ -149,10 +149,6 @@ class ModelRegistry:
             body["nextPageToken"] = str(start + size)
         return body
 
-    async def clear(self, run: Executor) -> None:
-        for name in list(self._models):
-            await self.remove(name, run)
-
 
 def _free(handler: ModelHandler, model: Any) -> None:
     handler.unload(model)

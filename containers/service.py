@@ -86,8 +86,9 @@ class ModelService:
             await self.models.add(SINGLE_MODEL_NAME, str(model_dir), self._loader)
 
     async def stop(self) -> None:
+        # No per-model unload: the process is ending and frees everything at once, while unloading
+        # 1,000 models one by one (a gc pass each) would outlast the supervisor's stop grace.
         if self._load_pool is not None:
-            await self.models.clear(self._loader)
             self._load_pool.shutdown()
         if self._predict_pool is not None:
             self._predict_pool.shutdown()

@@ -125,7 +125,7 @@ def compose_client() -> list[str] | None:
 
 @pytest.fixture
 def project(
-    tmp_path: Path, engine: DockerClient, sklearn_image: str, gateway_image: str, custom_image: str
+    tmp_path: Path, engine: DockerClient, gateway_image: str, custom_image: str
 ) -> Iterator[tuple[list[str], Path, dict[str, str]]]:
     client = compose_client()
     if client is None:
