@@ -1,0 +1,219 @@
+"""``POST /endpoints/{name}/invocations`` as a raw ASGI app: the gateway's hot path.
+
+Every request pays for what runs here, so it skips what starlette's router, ``Request`` and
+``Response`` would add per request (routing by regex, header dicts built twice, middleware frames):
+the path is split by hand, the body is read straight from ``receive`` and the answer's headers
+are a list of byte pairs. ``InvocationsShortcut`` sends matching requests here before starlette's
+router; the same app is also mounted as the route, so both ways answer alike.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from itertools import count
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.dispatch import Dispatcher, InvocationRequest
+from gateway.errors import TandemError, ValidationError, error_response
+from gateway.metrics import GatewayMetrics
+from gateway.runtime import EndpointRuntime
+
+PREFIX = "/endpoints/"
+SUFFIX = "/invocations"
+
+# (header, field name in SageMaker's API, min length, max length), checked once per request.
+_HEADER_LIMITS = (
+    (b"x-amzn-sagemaker-custom-attributes", "customAttributes", 0, 1024),
+    (b"x-amzn-sagemaker-target-model", "targetModel", 1, 1024),
+    (b"x-amzn-sagemaker-target-variant", "targetVariant", 0, 63),
+    (b"x-amzn-sagemaker-target-container-hostname", "targetContainerHostname", 0, 63),
+    (b"x-amzn-sagemaker-inference-id", "inferenceId", 1, 64),
+)
+
+
+class RequestIds:
+    """SageMaker-shaped request ids (uuid4 text) for a fraction of ``uuid4()``'s cost.
+
+    A random uuid4 prefix per process, then a 48-bit counter from a random start: unique within a
+    process, and across processes as unique as the 74 random bits of the prefix.
+    """
+
+    def __init__(self) -> None:
+        seed = uuid.uuid4()
+        self._prefix = str(seed)[:24]  # "xxxxxxxx-xxxx-4xxx-yxxx-": version and variant kept
+        self._count = count(seed.int & 0xFFFFFFFFFFFF)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFFFF:012x}"
+
+
+class _Disconnected(Exception):
+    """The client left before its body arrived: nobody is left to answer."""
+
+
+class InvocationsApp:
+    """The ASGI app for ``POST /endpoints/{name}/invocations``."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        metrics: GatewayMetrics,
+        endpoint_or_error: Callable[[str], EndpointRuntime],
+        max_payload: int,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.metrics = metrics
+        self.endpoint_or_error = endpoint_or_error
+        self.limit = max_payload
+        self.request_id = RequestIds()
+        self._variants: dict[str, bytes] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = self.request_id()
+        timings: list[tuple[str, float]] = []
+        endpoint: EndpointRuntime | None = None
+        path: str = scope["path"]
+        try:
+            endpoint = self.endpoint_or_error(path[len(PREFIX) : -len(SUFFIX)])
+            headers: dict[bytes, bytes] = dict(scope["headers"])
+            body = await _read_body(receive, headers.get(b"content-length"), self.limit)
+            invocation = _invocation(headers, endpoint, body)
+            result = await self.dispatcher.invoke(endpoint, invocation, timings)
+        except TandemError as exc:
+            if endpoint is not None:
+                self.metrics.endpoint(endpoint.name).record(
+                    time.perf_counter() - started, timings, exc
+                )
+            response = error_response(exc, request_id)
+            if timings:
+                response.headers["Server-Timing"] = server_timing(timings, started)
+            await response(scope, receive, send)
+            return
+        except _Disconnected:
+            return
+        self.metrics.endpoint(endpoint.name).record(time.perf_counter() - started, timings)
+        out = result.body
+        raw = [
+            (b"content-length", b"%d" % len(out)),
+            (b"x-amzn-invoked-production-variant", self._variant(endpoint)),
+            (b"x-amzn-requestid", request_id.encode()),
+            (b"server-timing", server_timing(timings, started).encode()),
+        ]
+        if result.content_type is not None:
+            raw.append((b"content-type", result.content_type.encode("latin-1")))
+        if result.custom_attributes is not None:
+            attributes = result.custom_attributes.encode("latin-1")
+            raw.append((b"x-amzn-sagemaker-custom-attributes", attributes))
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        await send({"type": "http.response.body", "body": out})
+
+    def _variant(self, endpoint: EndpointRuntime) -> bytes:
+        value = self._variants.get(endpoint.name)
+        if value is None:
+            value = self._variants[endpoint.name] = endpoint.variant.encode("latin-1")
+        return value
+
+
+class InvocationsShortcut:
+    """Middleware handing ``POST /endpoints/{name}/invocations`` straight to ``invocations``.
+
+    It matches exactly what starlette's ``/endpoints/{name}/invocations`` route would (``name``
+    has no ``/``); everything else goes on to the router.
+    """
+
+    def __init__(self, app: ASGIApp, invocations: ASGIApp) -> None:
+        self.app = app
+        self.invocations = invocations
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if (
+                path.startswith(PREFIX)
+                and path.endswith(SUFFIX)
+                and path.find("/", len(PREFIX), -len(SUFFIX)) < 0
+                and len(path) > len(PREFIX) + len(SUFFIX)
+            ):
+                await self.invocations(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _read_body(receive: Receive, length: bytes | None, limit: int) -> bytes:
+    """The request body, refused as soon as it is known to exceed ``limit`` (never read whole)."""
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise _too_large(int(length), limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _Disconnected
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(None, limit)
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk  # the usual case: one message, no copy
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _too_large(size: int | None, limit: int) -> ValidationError:
+    what = "Request body" if size is None else f"Request body of {size} bytes"
+    return ValidationError(f"{what} exceeds the limit of {limit} bytes.")
+
+
+def _invocation(
+    headers: dict[bytes, bytes], endpoint: EndpointRuntime, body: bytes
+) -> InvocationRequest:
+    # One dict of the raw (lower-cased, per ASGI) headers: a lookup each, not a scan each.
+    for name, field, low, high in _HEADER_LIMITS:
+        value = headers.get(name)
+        if value is not None and not low <= len(value) <= high:
+            raise ValidationError(
+                f"1 validation error detected: Value at '{field}' failed to satisfy constraint: "
+                f"Member must have length between {low} and {high} (header {name.decode()})"
+            )
+    variant = _text(headers, b"x-amzn-sagemaker-target-variant")
+    if variant and variant != endpoint.variant:
+        raise ValidationError(
+            f"Target variant {variant} not found for endpoint {endpoint.name} "
+            f"(its variant is {endpoint.variant})."
+        )
+    return InvocationRequest(
+        body=body,
+        content_type=_text(headers, b"content-type"),
+        accept=_text(headers, b"accept"),
+        custom_attributes=_text(headers, b"x-amzn-sagemaker-custom-attributes"),
+        target_model=_text(headers, b"x-amzn-sagemaker-target-model"),
+        target_container=_text(headers, b"x-amzn-sagemaker-target-container-hostname"),
+        inference_id=_text(headers, b"x-amzn-sagemaker-inference-id"),
+    )
+
+
+def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    value = headers.get(name)
+    return None if value is None else value.decode("latin-1")
+
+
+def server_timing(timings: list[tuple[str, float]], started: float) -> str:
+    """``host;dur=ms`` per step plus the gateway's own ``overhead``, as devtools show it."""
+    total = time.perf_counter() - started
+    if len(timings) == 1:  # Direct, or a one-step chain: no list, no join
+        hostname, seconds = timings[0]
+        overhead = total - seconds if total > seconds else 0.0
+        return f"{hostname};dur={seconds * 1000:.3f}, overhead;dur={overhead * 1000:.3f}"
+    model = 0.0
+    parts = []
+    for hostname, seconds in timings:
+        model += seconds
+        parts.append(f"{hostname};dur={seconds * 1000:.3f}")
+    parts.append(f"overhead;dur={max(total - model, 0.0) * 1000:.3f}")
+    return ", ".join(parts)
