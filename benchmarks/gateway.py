@@ -1,13 +1,23 @@
-"""What one gateway hop costs: the same container called straight and through the gateway.
+"""What the gateway costs, and how Tandem compares with MLServer, measured in one run.
 
-    python benchmarks/gateway.py [--duration 5] [--container auto|sklearn|contract]
+    .venv/bin/python benchmarks/gateway.py [--duration 5] [--rounds 2] [--skip-mlserver]
 
-Starts one container (the real scikit-learn container with a 20-feature model when it exists, else
-the standard-library contract server), then one gateway process per upstream client (aiohttp,
-httpx), and drives each with ``wrk`` (or, without wrk, an aiohttp load generator in its own
-process). Prints, from one run, concurrency-1 p50/p99 and concurrency-16 req/s, straight vs through
-the gateway, and a 3-step Serial chain against the sum of its steps. Ratios, not absolute times,
-are the result: the machine changes them all alike.
+Everything runs as separate processes on this machine and is loaded by ``wrk`` (or, without it,
+an aiohttp load generator in its own process), one target at a time, alternating targets round
+after round so that drift in the machine's load hits all alike; each figure is the median over
+the rounds. Measured:
+
+* one hop: the real scikit-learn container (logistic regression, 20 features, one CSV row) called
+  straight and through the gateway with each upstream client: concurrency-1 p50/p99 and
+  concurrency-16 req/s;
+* a 3-step Serial chain of real scikit-learn containers (StandardScaler -> PCA -> logistic
+  regression, each CSV in and out) against the sum of its steps called straight, each with the
+  body it gets inside the chain;
+* MLServer 1.7.1 serving the same model (its own virtual environment, made on first run; see
+  benchmarks/mlserver_peer.py), sent its natural request: the V2 inference protocol's JSON.
+
+The gateway runs as ``tandem serve`` runs it (uvloop, the guarded httptools protocol). Ratios are
+the result; absolute times move with the machine.
 """
 
 from __future__ import annotations
@@ -20,18 +30,53 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTRACT_SERVER = ROOT / "tests" / "gateway" / "contract_server.py"
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import mlserver_peer  # noqa: E402
+
 FEATURES = 20
+ROW = [round(0.1 * (i % 7) - 0.3, 2) for i in range(FEATURES)]
+CSV = ",".join(str(x) for x in ROW).encode()
+# Goals (issue 3): per hop and per chain step, added p50 and req/s ratio; against MLServer.
+HOP_P50_MS = 0.3
+HOP_RPS_RATIO = 0.9
+MLSERVER_RPS_RATIO = 2.0
+P50_MS = 1.0
+
+# Each step of the chain: what it fits on the previous step's output, and the method it serves.
+CHAIN = (
+    ("scaler", "StandardScaler()", "transform"),
+    ("pca", "PCA(n_components=10)", "transform"),
+    ("classifier", "LogisticRegression()", "predict"),
+)
+TRAIN = """
+import sys, joblib, numpy as np
+from pathlib import Path
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+X = np.random.default_rng(0).normal(size=(500, %d))
+y = (X[:, 0] + X[:, 1] > 0).astype(int)
+for folder, estimator, method in %r:
+    model = eval(estimator)
+    Path(sys.argv[1], folder).mkdir(parents=True, exist_ok=True)
+    if method == "transform":
+        X = model.fit(X).transform(X)
+    else:
+        model.fit(X, y)
+    joblib.dump(model, Path(sys.argv[1], folder, "model.joblib"))
+"""
 
 
 @dataclass
@@ -41,13 +86,25 @@ class Load:
     rps: float
 
 
+@dataclass
+class Target:
+    label: str
+    url: str
+    body: bytes
+    content_type: str
+    concurrency: tuple[int, ...] = (1, 16)
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -61,7 +118,13 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) 
 
 @contextlib.contextmanager
 def process(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[None]:
-    proc = subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT, start_new_session=True)
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         wait_ready(ready_url, proc)
         yield
@@ -74,38 +137,32 @@ def process(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[No
             proc.wait()
 
 
-def sklearn_available() -> bool:
-    check = "import sklearn, joblib, containers.sklearn, containers.__main__"
-    return subprocess.run([sys.executable, "-c", check], capture_output=True).returncode == 0
-
-
-def build_sklearn_model(model_dir: Path) -> None:
-    """A 20-feature logistic regression, trained in a child so this script stays framework-free."""
-    code = (
-        "import sys, joblib, numpy as np\n"
-        "from sklearn.linear_model import LogisticRegression\n"
-        f"X = np.random.default_rng(0).normal(size=(500, {FEATURES}))\n"
-        "y = (X[:, 0] + X[:, 1] > 0).astype(int)\n"
-        "joblib.dump(LogisticRegression().fit(X, y), sys.argv[1] + '/model.joblib')\n"
+def train(workdir: Path) -> Path:
+    """The models, trained in a child so that this script stays framework-free."""
+    models = workdir / "models"
+    code = TRAIN % (FEATURES, CHAIN)
+    subprocess.run([sys.executable, "-c", code, str(models)], check=True)
+    # The one-hop model: the same logistic regression as MLServer's, on the raw 20 features.
+    subprocess.run(
+        [sys.executable, "-c", mlserver_peer.TRAIN, str(models), str(FEATURES)], check=True
     )
-    subprocess.run([sys.executable, "-c", code, str(model_dir)], check=True)
+    return models
 
 
 @contextlib.contextmanager
-def container(kind: str, workdir: Path, **env: str) -> Iterator[str]:
+def container(model_dir: Path, method: str = "predict", accept: str = "") -> Iterator[str]:
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    base = {"SAGEMAKER_BIND_TO_PORT": str(port), **env}
-    if kind == "sklearn":
-        model_dir = workdir / "model"
-        model_dir.mkdir(exist_ok=True)
-        build_sklearn_model(model_dir)
-        args = [sys.executable, "-m", "containers", "serve", "--framework", "sklearn"]
-        base.update(SM_MODEL_DIR=str(model_dir), SAGEMAKER_MODEL_SERVER_WORKERS="1")
-    else:
-        args = [sys.executable, str(CONTRACT_SERVER)]
-    with process(args, base, f"{url}/ping"):
-        yield url
+    env = {
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "SM_MODEL_DIR": str(model_dir),
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+        "TANDEM_SKLEARN_METHOD": method,
+    }
+    if accept:
+        env["SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"] = accept
+    args = [sys.executable, "-m", "containers", "serve", "--framework", "sklearn"]
+    with process(args, env, f"http://127.0.0.1:{port}/ping"):
+        yield f"http://127.0.0.1:{port}"
 
 
 @contextlib.contextmanager
@@ -117,66 +174,68 @@ def gateway(upstream: str, endpoints: dict[str, list[str]]) -> Iterator[str]:
 
 
 def serve_gateway(port: int, upstream: str, endpoints: dict[str, list[str]]) -> None:
-    """Child process: the gateway app as ``tandem serve`` runs it (uvloop, httptools)."""
-    import uvicorn
+    """Child process: the gateway app served as ``tandem serve`` serves it."""
+    import asyncio
 
-    from gateway.app import create_app
+    from gateway.runner import _loop_factory, bind, make_server
     from gateway.runtime import ContainerState, EndpointRuntime
     from gateway.settings import GatewaySettings
     from pipelines.spec import EndpointSpec
 
     runtimes = []
     for name, urls in endpoints.items():
-        spec = EndpointSpec(name=name, containers=[{"command": ["bench"]} for _ in urls])  # type: ignore[misc]
-        runtime = EndpointRuntime.from_spec(spec)
+        containers = [{"command": ["bench"]} for _ in urls]
+        runtime = EndpointRuntime.from_spec(EndpointSpec(name=name, containers=containers))  # type: ignore[arg-type]
         for c, url in zip(runtime.containers, urls, strict=True):
             c.url, c.state = url, ContainerState.HEALTHY
         runtimes.append(runtime)
-    app = create_app(runtimes, GatewaySettings(upstream=upstream))  # type: ignore[arg-type]
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        lifespan="on",
-    )
+    settings = GatewaySettings(upstream=upstream, port=port, log_level="warning")  # type: ignore[arg-type]
+    server = make_server(runtimes, settings)
+    with bind(settings.host, port) as sock, asyncio.Runner(loop_factory=_loop_factory()) as run:
+        run.run(server.serve(sockets=[sock]))
+
+
+@contextlib.contextmanager
+def mlserver(workdir: Path) -> Iterator[str]:
+    interpreter = mlserver_peer.python()
+    ports = (free_port(), free_port(), free_port())
+    folder = workdir / "mlserver"
+    mlserver_peer.prepare(folder, interpreter, FEATURES, ports)
+    url = f"http://127.0.0.1:{ports[0]}"
+    with process(mlserver_peer.command(interpreter, folder), {}, url + mlserver_peer.ready_path()):
+        yield url
+
+
+def post(url: str, body: bytes, content_type: str) -> bytes:
+    request = urllib.request.Request(url, body, {"Content-Type": content_type}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        data: bytes = answer.read()
+        return data
 
 
 # --- load generation ------------------------------------------------------------------------------
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+Measure = Callable[[Target, int, float, Path], Load]
 
 
-def wrk(
-    url: str, body: bytes, content_type: str, concurrency: int, duration: float, workdir: Path
-) -> Load:
+def wrk(target: Target, concurrency: int, duration: float, workdir: Path) -> Load:
     script = workdir / "post.lua"
-    lua_body = "".join(f"\\{b}" for b in body)
+    lua_body = "".join(f"\\{b}" for b in target.body)
     script.write_text(
         f'wrk.method = "POST"\nwrk.body = "{lua_body}"\n'
-        f'wrk.headers["Content-Type"] = "{content_type}"\n'
+        f'wrk.headers["Content-Type"] = "{target.content_type}"\n'
     )
     threads = 1 if concurrency == 1 else 2
+    command = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(duration))}s"]
     out = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{concurrency}",
-            f"-d{max(1, round(duration))}s",
-            "--latency",
-            "-s",
-            str(script),
-            url,
-        ],
+        [*command, "--latency", "-s", str(script), target.url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     if "Non-2xx" in out or "Socket errors" in out:
-        raise SystemExit(f"errors while loading {url}:\n{out}")
+        raise SystemExit(f"errors while loading {target.url}:\n{out}")
 
     def pct(p: str) -> float:
         m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -188,21 +247,12 @@ def wrk(
     return Load(pct("50"), pct("99"), float(rps.group(1)))
 
 
-def aiohttp_load(
-    url: str, body: bytes, content_type: str, concurrency: int, duration: float, workdir: Path
-) -> Load:
-    """Fallback load generator: a child process, so it does not share the gateway's CPU time."""
-    args = [
-        sys.executable,
-        __file__,
-        "_load",
-        url,
-        body.hex(),
-        content_type,
-        str(concurrency),
-        str(duration),
-    ]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+def aiohttp_load(target: Target, concurrency: int, duration: float, workdir: Path) -> Load:
+    """Fallback load generator: a child process, so it does not share this one's CPU time."""
+    args = [sys.executable, __file__, "_load", target.url, target.body.hex(), target.content_type]
+    out = subprocess.run(
+        [*args, str(concurrency), str(duration)], capture_output=True, text=True, check=True
+    ).stdout
     return Load(**json.loads(out))
 
 
@@ -242,87 +292,149 @@ def run_load(url: str, body: bytes, content_type: str, concurrency: int, duratio
 # --- the run --------------------------------------------------------------------------------------
 
 
+def measure_all(
+    targets: list[Target], measure: Measure, rounds: int, duration: float, work: Path
+) -> dict[tuple[str, int], Load]:
+    """Median per target and concurrency over ``rounds``, targets alternating within a round."""
+    runs: dict[tuple[str, int], list[Load]] = {}
+    for target in targets:
+        measure(target, 4, 1.0, work)  # warm pools, caches and the JIT-less interpreter alike
+    for number in range(rounds):
+        print(f"round {number + 1} of {rounds} ...", flush=True)
+        for target in targets:
+            for c in target.concurrency:
+                runs.setdefault((target.label, c), []).append(measure(target, c, duration, work))
+    return {
+        key: Load(*(statistics.median(getattr(x, f) for x in loads) for f in Load.__annotations__))
+        for key, loads in runs.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
-    parser.add_argument("--container", choices=["auto", "sklearn", "contract"], default="auto")
-    parser.add_argument("--upstreams", default="aiohttp,httpx")
-    parser.add_argument("--no-chain", action="store_true", help="skip the 3-step Serial chain")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds; figures are medians")
+    parser.add_argument("--upstreams", default="aiohttp,httpx", help="first one: the goals'")
+    parser.add_argument("--skip-chain", action="store_true", help="no 3-step Serial chain")
+    parser.add_argument("--skip-mlserver", action="store_true", help="no MLServer comparison")
     args = parser.parse_args()
-    kind = args.container
-    if kind == "auto":
-        kind = "sklearn" if sklearn_available() else "contract"
-    measure = wrk if shutil.which("wrk") else aiohttp_load
-    if kind == "sklearn":
-        body = (",".join(["0.5"] * FEATURES)).encode()
-        content_type = "text/csv"
-    else:
-        body, content_type = b'{"instances": [[1, 2, 3]]}', "application/json"
-    duration = args.duration
+    measure: Measure = wrk if shutil.which("wrk") else aiohttp_load
+    upstreams = args.upstreams.split(",")
     print(
-        f"container: {kind}; load: {measure.__name__}; {duration:g}s per measurement; "
-        f"{os.cpu_count()} CPUs"
+        f"one {FEATURES}-feature row; load: {measure.__name__}; {args.duration:g}s per measurement;"
+        f" {args.rounds} round(s), medians; {os.cpu_count()} CPUs",
+        flush=True,
     )
-
-    with tempfile.TemporaryDirectory() as tmp, container(kind, Path(tmp)) as url:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
+        models = train(work)
+        direct = stack.enter_context(container(models))
+        expected = post(f"{direct}/invocations", CSV, "text/csv")
+        targets = [Target("container, straight", f"{direct}/invocations", CSV, "text/csv")]
+        endpoints: dict[str, list[str]] = {"one": [direct]}
+        chain_steps: list[Target] = []
+        if not args.skip_chain:
+            body = CSV
+            urls = []
+            for step, (folder, _, method) in enumerate(CHAIN):
+                last = step == len(CHAIN) - 1
+                url = stack.enter_context(
+                    container(models / folder, method, "" if last else "text/csv")
+                )
+                urls.append(url)
+                chain_steps.append(
+                    Target(f"step {folder}, straight", url + "/invocations", body, "text/csv", (1,))
+                )
+                body = post(url + "/invocations", body, "text/csv")
+            chain_answer = body
+            endpoints["chain"] = urls
+        for upstream in upstreams:
+            gw = stack.enter_context(gateway(upstream, endpoints))
+            url = f"{gw}/endpoints/one/invocations"
+            assert post(url, CSV, "text/csv") == expected, "gateway and container disagree"
+            targets.append(Target(f"gateway ({upstream})", url, CSV, "text/csv"))
+            if not args.skip_chain and upstream == upstreams[0]:
+                url = f"{gw}/endpoints/chain/invocations"
+                assert post(url, CSV, "text/csv") == chain_answer, "chain and steps disagree"
+                chain = Target(f"chain ({upstream})", url, CSV, "text/csv")
+        if not args.skip_chain:
+            targets += [*chain_steps, chain]
+        if not args.skip_mlserver:
+            ml = stack.enter_context(mlserver(work))
+            url = ml + mlserver_peer.infer_path()
+            body = mlserver_peer.body(ROW)
+            answer = json.loads(post(url, body, "application/json"))
+            assert answer["outputs"][0]["data"] == json.loads(expected), (answer, expected)
+            targets.append(Target("MLServer 1.7.1", url, body, "application/json"))
+        results = measure_all(targets, measure, args.rounds, args.duration, work)
+    report(targets, results, upstreams, args)
 
-        def both(target: str, label: str, results: dict[str, tuple[Load, Load]]) -> None:
-            measure(target, body, content_type, 4, 1.0, work)  # warm up pools and caches
-            c1 = measure(target, body, content_type, 1, duration, work)
-            c16 = measure(target, body, content_type, 16, duration, work)
-            results[label] = (c1, c16)
 
-        results: dict[str, tuple[Load, Load]] = {}
-        both(f"{url}/invocations", "direct", results)
-        for upstream in args.upstreams.split(","):
-            with gateway(upstream, {"one": [url]}) as gw:
-                both(f"{gw}/endpoints/one/invocations", f"gateway ({upstream})", results)
+def report(
+    targets: list[Target],
+    results: dict[tuple[str, int], Load],
+    upstreams: list[str],
+    args: argparse.Namespace,
+) -> None:
+    print(f"\n{'target':28}{'request':>9}{'c=1 p50 ms':>12}{'p99 ms':>9}{'c=16 req/s':>12}")
+    for t in targets:
+        c1 = results[(t.label, 1)]
+        kind = "CSV" if t.content_type == "text/csv" else "V2 JSON"
+        c16 = results.get((t.label, 16))
+        rps = f"{c16.rps:12.0f}" if c16 else f"{'':12}"
+        print(f"{t.label:28}{kind:>9}{c1.p50_ms:12.3f}{c1.p99_ms:9.3f}{rps}")
 
-        base1, base16 = results["direct"]
-        print(
-            f"\n{'':22}{'c=1 p50 ms':>11}{'p99 ms':>9}{'added p50':>11}{'c=16 req/s':>12}"
-            f"{'ratio':>7}"
-        )
-        for label, (c1, c16) in results.items():
-            added = f"{c1.p50_ms - base1.p50_ms:+.3f}" if label != "direct" else ""
-            ratio = f"{c16.rps / base16.rps:.2f}" if label != "direct" else ""
-            print(
-                f"{label:22}{c1.p50_ms:11.3f}{c1.p99_ms:9.3f}{added:>11}{c16.rps:12.0f}{ratio:>7}"
+    goals: list[tuple[str, str, bool]] = []
+    base1, base16 = results[("container, straight", 1)], results[("container, straight", 16)]
+    for upstream in upstreams:
+        g1, g16 = results[(f"gateway ({upstream})", 1)], results[(f"gateway ({upstream})", 16)]
+        added = g1.p50_ms - base1.p50_ms
+        ratio = g16.rps / base16.rps
+        goals.append(
+            (
+                f"hop adds <= {HOP_P50_MS} ms p50 ({upstream})",
+                f"{added:+.3f} ms",
+                added <= HOP_P50_MS,
             )
-
-        if not args.no_chain:
-            chain_vs_steps(work, measure, duration, args.upstreams.split(",")[0])
-
-
-def chain_vs_steps(work: Path, measure: object, duration: float, upstream: str) -> None:
-    """A 3-step Serial chain of echo containers vs the sum of calling each step straight."""
-    body, content_type = b"1,2,3,4,5", "text/csv"
-    assert callable(measure)
-    with contextlib.ExitStack() as stack:
-        urls = [
-            stack.enter_context(container("contract", work, CONTRACT_MARKER="")) for _ in range(3)
-        ]
-        steps = []
-        for url in urls:
-            measure(f"{url}/invocations", body, content_type, 1, 1.0, work)
-            steps.append(measure(f"{url}/invocations", body, content_type, 1, duration, work))
-        gw = stack.enter_context(gateway(upstream, {"chain": urls}))
-        target = f"{gw}/endpoints/chain/invocations"
-        measure(target, body, content_type, 1, 1.0, work)
-        chain = measure(target, body, content_type, 1, duration, work)
-    total = sum(s.p50_ms for s in steps)
-    print(
-        f"\n3-step Serial chain ({upstream}, echo contract containers), c=1 p50: "
-        f"chain {chain.p50_ms:.3f} ms vs sum of steps {total:.3f} ms "
-        f"(gateway adds {chain.p50_ms - total:+.3f} ms for the whole chain)"
-    )
-    print("MLServer comparison: not run (MLServer is not installed in this environment).")
+        )
+        goals.append(
+            (
+                f"hop keeps >= {HOP_RPS_RATIO} of req/s, c=16 ({upstream})",
+                f"{ratio:.2f}",
+                ratio >= HOP_RPS_RATIO,
+            )
+        )
+    if not args.skip_chain:
+        steps = sum(results[(f"step {f}, straight", 1)].p50_ms for f, _, _ in CHAIN)
+        chain = results[(f"chain ({upstreams[0]})", 1)].p50_ms
+        allowed = HOP_P50_MS * len(CHAIN)
+        goals.append(
+            (
+                f"chain p50 <= sum of steps + {HOP_P50_MS} ms/step",
+                f"{chain:.3f} vs {steps:.3f} ms ({chain - steps:+.3f}, <= {allowed:+.1f})",
+                chain - steps <= allowed,
+            )
+        )
+    main = f"gateway ({upstreams[0]})"
+    if not args.skip_mlserver:
+        ml16 = results[("MLServer 1.7.1", 16)]
+        ratio = results[(main, 16)].rps / ml16.rps
+        goals.append(
+            (
+                f"req/s >= {MLSERVER_RPS_RATIO:g}x MLServer's, c=16",
+                f"{ratio:.2f}x",
+                ratio >= MLSERVER_RPS_RATIO,
+            )
+        )
+    p50 = results[(main, 1)].p50_ms
+    goals.append((f"p50 <= {P50_MS} ms through the gateway, c=1", f"{p50:.3f} ms", p50 <= P50_MS))
+    print(f"\n{'goal':48}{'measured':>36}  result")
+    for text, measured, ok in goals:
+        print(f"{text:48}{measured:>36}  {'PASS' if ok else 'MISS'}")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_gateway":
-        sys.path.insert(0, str(ROOT))
         serve_gateway(int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]))
     elif len(sys.argv) > 1 and sys.argv[1] == "_load":
         _, _, url, hexbody, ctype, conc, dur = sys.argv

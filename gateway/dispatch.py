@@ -61,7 +61,7 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        upstream: str = "aiohttp",
+        upstream: str = "httptools",
         max_payload: int,
         log_stream: Callable[[ContainerRuntime], str | None] | None = None,
     ) -> None:

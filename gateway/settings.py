@@ -24,7 +24,7 @@ class GatewaySettings(BaseSettings):
     #: Where the external backend finds each container: ``{endpoint}`` and ``{hostname}`` filled in.
     external_url: str = "http://{endpoint}-{hostname}:8080"
     #: Upstream HTTP client, chosen by measurement (see benchmarks/gateway.py).
-    upstream: Literal["aiohttp", "httpx"] = "aiohttp"
+    upstream: Literal["httptools", "aiohttp", "httpx"] = "httptools"
     #: Seconds a container may take to answer its first ``/ping``.
     start_timeout: float = Field(default=120.0, gt=0)
     #: Seconds between SIGTERM and SIGKILL when stopping a container.

@@ -1,9 +1,9 @@
 """One upstream abstraction: a pooled keep-alive HTTP client for one container.
 
-The gateway never parses payloads, so the interface is bytes in, bytes out. Two backends exist,
-``aiohttp`` (default, chosen by measurement: see benchmarks/gateway.py) and ``httpx``; each is
-imported only when asked for by name, and each translates its library's exceptions into the ones
-below.
+The gateway never parses payloads, so the interface is bytes in, bytes out. Three backends exist:
+``httptools`` (default, chosen by measurement: see benchmarks/gateway.py), ``aiohttp`` and
+``httpx``; each is imported only when asked for by name, and each translates its library's
+exceptions into the ones below.
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 #: Backend name -> module under ``gateway.upstream`` that defines ``create(base_url, ...)``.
-BACKENDS = {"aiohttp": "aiohttp_client", "httpx": "httpx_client"}
+BACKENDS = {
+    "httptools": "httptools_client",
+    "aiohttp": "aiohttp_client",
+    "httpx": "httpx_client",
+}
 
 
 @dataclass(slots=True)

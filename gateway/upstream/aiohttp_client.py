@@ -1,4 +1,4 @@
-"""The ``aiohttp`` upstream: the default, the fastest client measured (benchmarks/gateway.py)."""
+"""The ``aiohttp`` upstream: a full client (https too), the choice when httptools does not fit."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Both upstream clients against a real contract server: bytes, headers, limits, failures."""
+"""Every upstream client against a real contract server: bytes, headers, limits, failures."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tests.gateway.harness import contract_servers
 from tests.support import PYTHON, free_port
 
 T = TypeVar("T")
-KINDS = ["aiohttp", "httpx"]
+KINDS = ["httptools", "aiohttp", "httpx"]
 
 
 @pytest.fixture(scope="module")
@@ -116,13 +116,16 @@ def test_get(kind: str, urls: dict[str, str]) -> None:
 
 
 def test_unknown_kind_names_the_choices() -> None:
-    with pytest.raises(ValueError, match="aiohttp, httpx"):
+    with pytest.raises(ValueError, match="aiohttp, httptools, httpx"):
         create_upstream("curl", "http://127.0.0.1:1")
 
 
 def test_backends_are_imported_only_when_chosen() -> None:
     import subprocess
 
-    code = "import sys, gateway.upstream; print('aiohttp' in sys.modules, 'httpx' in sys.modules)"
+    code = (
+        "import sys, gateway.upstream; "
+        "print(*(m in sys.modules for m in ('aiohttp', 'httpx', 'httptools')))"
+    )
     out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"], sys.modules.get("gateway.upstream")
+    assert out.stdout.split() == ["False", "False", "False"], sys.modules.get("gateway.upstream")
