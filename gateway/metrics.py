@@ -129,11 +129,21 @@ class GatewayMetrics:
         return generate_latest(self.registry)
 
 
-class _ContainerStateCollector(Collector):
-    """Container health and restarts, read from the runtime state at scrape time."""
+class _RuntimeCollector(Collector):
+    """Series read from the runtime state at scrape time, one sample per container."""
 
     def __init__(self, endpoints: list[EndpointRuntime]) -> None:
         self._endpoints = endpoints
+
+    def _containers(self) -> Iterator[tuple[list[str], ContainerRuntime]]:
+        """Every container with its label values (endpoint, variant, container)."""
+        for endpoint in self._endpoints:
+            for c in endpoint.containers:
+                yield [endpoint.name, endpoint.variant, c.hostname], c
+
+
+class _ContainerStateCollector(_RuntimeCollector):
+    """Container health and restarts."""
 
     def collect(self) -> Iterator[Metric]:
         labels = ["endpoint", "variant", "container"]
@@ -145,11 +155,9 @@ class _ContainerStateCollector(Collector):
             "Times the supervisor restarted the container",
             labels=labels,
         )
-        for endpoint in self._endpoints:
-            for c in endpoint.containers:
-                values = [endpoint.name, endpoint.variant, c.hostname]
-                up.add_metric(values, 1.0 if c.healthy else 0.0)
-                restarts.add_metric(values, float(c.restarts))
+        for values, c in self._containers():
+            up.add_metric(values, 1.0 if c.healthy else 0.0)
+            restarts.add_metric(values, float(c.restarts))
         yield up
         yield restarts
 
@@ -218,11 +226,8 @@ class ModelMetrics:
         self._evictions[reason].inc()
 
 
-class _ModelStateCollector(Collector):
-    """Loaded models, disk cache and the container's memory, read from the managers at scrape."""
-
-    def __init__(self, endpoints: list[EndpointRuntime]) -> None:
-        self._endpoints = endpoints
+class _ModelStateCollector(_RuntimeCollector):
+    """Loaded models, disk cache and the container's memory, read from the model managers."""
 
     def collect(self) -> Iterator[Metric]:
         labels = ["endpoint", "variant", "container"]
@@ -247,17 +252,15 @@ class _ModelStateCollector(Collector):
             "Memory limit the gateway keeps a MultiModel container under",
             labels=labels,
         )
-        for endpoint in self._endpoints:
-            for c in endpoint.containers:
-                manager = c.models
-                if manager is None:
-                    continue
-                values = [endpoint.name, endpoint.variant, c.hostname]
-                loaded.add_metric(values, float(manager.loaded_count))
-                cached.add_metric(values, float(manager.cache.total))
-                cached_count.add_metric(values, float(len(manager.cache)))
-                used = manager.memory_used()
-                if used is not None:
-                    memory.add_metric(values, float(used))
-                limit.add_metric(values, float(manager.memory_limit))
+        for values, c in self._containers():
+            manager = c.models
+            if manager is None:
+                continue
+            loaded.add_metric(values, float(manager.loaded_count))
+            cached.add_metric(values, float(manager.cache.total))
+            cached_count.add_metric(values, float(len(manager.cache)))
+            used = manager.memory_used()
+            if used is not None:
+                memory.add_metric(values, float(used))
+            limit.add_metric(values, float(manager.memory_limit))
         yield from (loaded, cached, cached_count, memory, limit)

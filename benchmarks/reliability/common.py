@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -27,11 +28,15 @@ import httpx
 import psutil
 import yaml
 
+from gateway.loadtest import LoadSpec
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT_SERVER = ROOT / "tests" / "gateway" / "contract_server.py"
 RESULTS = Path(__file__).resolve().parent / "results"
 ENDPOINT = "rel"
 FEATURES = 4
+#: One JSON row of ``FEATURES`` values: what the load of kill, soak and slow_clients sends.
+BODY = b'{"instances": [[0.1, 0.2, 0.3, 0.4]]}'
 #: Restarts quick enough to see several within a run; RELIABILITY.md lists these settings.
 GATEWAY_ENV = {
     "TANDEM_RESTART_BACKOFF": "0.5",
@@ -108,47 +113,58 @@ class Gateway:
 
 
 @contextlib.contextmanager
+def workspace(workdir: Path | None) -> Iterator[Path]:
+    """``workdir`` if given (kept afterwards, to read its logs), else a temporary folder."""
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        yield workdir
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Path(tmp)
+
+
+@contextlib.contextmanager
 def gateway(
     containers: Mapping[str, Mapping[str, Any]],
-    workdir: Path,
+    workdir: Path | None,
     env: Mapping[str, str] | None = None,
     timeout: float = 120.0,
 ) -> Iterator[Gateway]:
     """``tandem serve`` of a Direct endpoint with these containers (hostname -> spec fields)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    spec = workdir / f"{ENDPOINT}.yaml"
-    spec.write_text(
-        yaml.safe_dump(
-            {
-                "name": ENDPOINT,
-                "execution": "Direct",
-                "containers": [{"hostname": h, **fields} for h, fields in containers.items()],
-            }
+    with workspace(workdir) as folder:
+        spec = folder / f"{ENDPOINT}.yaml"
+        spec.write_text(
+            yaml.safe_dump(
+                {
+                    "name": ENDPOINT,
+                    "execution": "Direct",
+                    "containers": [{"hostname": h, **fields} for h, fields in containers.items()],
+                }
+            )
         )
-    )
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = workdir / "gateway.log"
-    args = [sys.executable, "-m", "gateway", "serve", str(spec), "--port", str(port)]
-    args += ["--state-dir", str(workdir / "state")]
-    full_env = {**os.environ, **GATEWAY_ENV, **(env or {})}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            args, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        served = Gateway(url, proc, log)
-        try:
-            _wait_ready(served, timeout)
-            yield served
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = folder / "gateway.log"
+        args = [sys.executable, "-m", "gateway", "serve", str(spec), "--port", str(port)]
+        args += ["--state-dir", str(folder / "state")]
+        full_env = {**os.environ, **GATEWAY_ENV, **(env or {})}
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                args, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+            served = Gateway(url, proc, log)
+            try:
+                _wait_ready(served, timeout)
+                yield served
+            finally:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        proc.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait()
 
 
 def _wait_ready(served: Gateway, timeout: float) -> None:
@@ -163,6 +179,30 @@ def _wait_ready(served: Gateway, timeout: float) -> None:
                 return
         time.sleep(0.1)
     raise TimeoutError(f"tandem serve not ready within {timeout}s:\n{served.tail()}")
+
+
+def load_spec(
+    served: Gateway,
+    target: str,
+    duration: float,
+    *,
+    users: int,
+    rate: float | None = None,
+    timeout: float = 10.0,
+) -> LoadSpec:
+    """``BODY`` to one container of the endpoint, every user started at once."""
+    return LoadSpec(
+        url=served.url,
+        endpoint=ENDPOINT,
+        users=users,
+        spawn_rate=0,
+        duration=duration,
+        body=BODY,
+        content_type="application/json",
+        target_container=target,
+        rate=rate,
+        timeout=timeout,
+    )
 
 
 def parser(description: str, duration: float) -> argparse.ArgumentParser:

@@ -13,23 +13,21 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.reliability.common import (
-    ENDPOINT,
     Gateway,
     contract_container,
     gateway,
+    load_spec,
     parser,
     print_result,
     write_result,
 )
-from gateway.loadtest import NO_ANSWER, LoadResult, LoadSpec, run_load
+from gateway.loadtest import NO_ANSWER, LoadResult, run_load
 
-BODY = b'{"instances": [[0.1, 0.2, 0.3, 0.4]]}'
 #: A failure answered later than this is not "fast".
 FAST_S = 5.0
 
@@ -41,28 +39,12 @@ def run(
     rate: float = 20.0,
     workdir: Path | None = None,
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = workdir or Path(tmp)
-        containers = {"victim": contract_container(), "bystander": contract_container()}
-        with gateway(containers, folder) as served:
-            return asyncio.run(_kill(served, duration, interval, rate))
+    containers = {"victim": contract_container(), "bystander": contract_container()}
+    with gateway(containers, workdir) as served:
+        return asyncio.run(_kill(served, duration, interval, rate))
 
 
 async def _kill(served: Gateway, duration: float, interval: float, rate: float) -> dict[str, Any]:
-    def load(target: str) -> LoadSpec:
-        return LoadSpec(
-            url=served.url,
-            endpoint=ENDPOINT,
-            users=8,
-            spawn_rate=0,
-            duration=duration,
-            body=BODY,
-            content_type="application/json",
-            target_container=target,
-            rate=rate,
-            timeout=10.0,
-        )
-
     kills: list[float] = []  # seconds from the start of the load
 
     async def killer(start: float) -> None:
@@ -76,7 +58,9 @@ async def _kill(served: Gateway, duration: float, interval: float, rate: float) 
 
     start = time.perf_counter()
     victim, bystander, _ = await asyncio.gather(
-        run_load(load("victim")), run_load(load("bystander")), killer(start)
+        run_load(load_spec(served, "victim", duration, users=8, rate=rate)),
+        run_load(load_spec(served, "bystander", duration, users=8, rate=rate)),
+        killer(start),
     )
     healthy = await _until_healthy(served, timeout=60.0)
     return _figures(served, victim, bystander, kills, duration, interval, rate, healthy)

@@ -14,7 +14,6 @@ import io
 import json
 import select
 import socket
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from benchmarks.reliability.common import (
     parser,
     print_result,
     sklearn_model,
+    workspace,
     write_result,
 )
 
@@ -177,8 +177,7 @@ def _dechunk(body: bytes) -> Iterator[bytes]:
 
 
 def run(rounds: int = 3, workdir: Path | None = None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = workdir or Path(tmp)
+    with workspace(workdir) as folder:
         model_dir, model = sklearn_model(folder / "model")
         containers = {"model": {"framework": "sklearn", "model_data": str(model_dir)}}
         with gateway(containers, folder) as served:

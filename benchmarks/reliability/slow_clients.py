@@ -12,7 +12,6 @@ its header or body deadline has passed (``TANDEM_HEADER_TIMEOUT``, ``TANDEM_BODY
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,13 @@ from benchmarks.reliability.common import (
     Gateway,
     contract_container,
     gateway,
+    load_spec,
     parser,
     print_result,
     write_result,
 )
 from gateway.loadtest import LoadSpec, run_load
 
-BODY = b'{"instances": [[0.1, 0.2, 0.3, 0.4]]}'
 PATH = f"/endpoints/{ENDPOINT}/invocations"
 SLOW_HEADERS = f"POST {PATH} HTTP/1.1\r\nHost: gateway\r\nX-Slow: ".encode()
 SLOW_BODY = (
@@ -51,11 +50,9 @@ def run(
     workdir: Path | None = None,
 ) -> dict[str, Any]:
     env = {"TANDEM_HEADER_TIMEOUT": str(header_timeout), "TANDEM_BODY_TIMEOUT": str(body_timeout)}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = workdir or Path(tmp)
-        with gateway({"model": contract_container()}, folder, env=env) as served:
-            figures = asyncio.run(_slow(served, duration, slow, dribble, baseline))
-            figures["restarts"] = served.restarts()
+    with gateway({"model": contract_container()}, workdir, env=env) as served:
+        figures = asyncio.run(_slow(served, duration, slow, dribble, baseline))
+        figures["restarts"] = served.restarts()
     longest = max(header_timeout, body_timeout) + SLACK_S
     figures.update(
         header_timeout_s=header_timeout,
@@ -73,17 +70,7 @@ async def _slow(
     served: Gateway, duration: float, slow: int, dribble: float, baseline: float
 ) -> dict[str, Any]:
     def fast(seconds: float) -> LoadSpec:
-        return LoadSpec(
-            url=served.url,
-            endpoint=ENDPOINT,
-            users=4,
-            spawn_rate=0,
-            duration=seconds,
-            body=BODY,
-            content_type="application/json",
-            target_container="model",
-            timeout=30.0,
-        )
+        return load_spec(served, "model", seconds, users=4, timeout=30.0)
 
     alone = await run_load(fast(baseline))
     address = urlsplit(served.url)

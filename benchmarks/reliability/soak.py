@@ -9,22 +9,20 @@ warm-up (its containers are separate processes and not counted).
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from benchmarks.reliability.common import (
-    ENDPOINT,
     Gateway,
     contract_container,
     gateway,
+    load_spec,
     parser,
     print_result,
     write_result,
 )
 from gateway.loadtest import LoadSpec, run_load
 
-BODY = b'{"instances": [[0.1, 0.2, 0.3, 0.4]]}'
 MAX_GROWTH_PCT = 5.0
 
 
@@ -37,28 +35,15 @@ def run(
     window: float = 30.0,
     workdir: Path | None = None,
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = workdir or Path(tmp)
-        with gateway({"model": contract_container()}, folder) as served:
-            return asyncio.run(_soak(served, duration, rate, users, warmup, window))
+    with gateway({"model": contract_container()}, workdir) as served:
+        return asyncio.run(_soak(served, duration, rate, users, warmup, window))
 
 
 async def _soak(
     served: Gateway, duration: float, rate: float, users: int, warmup: float, window: float
 ) -> dict[str, Any]:
     def load(seconds: float) -> LoadSpec:
-        return LoadSpec(
-            url=served.url,
-            endpoint=ENDPOINT,
-            users=users,
-            spawn_rate=0,
-            duration=seconds,
-            body=BODY,
-            content_type="application/json",
-            target_container="model",
-            rate=rate,
-            timeout=10.0,
-        )
+        return load_spec(served, "model", seconds, users=users, rate=rate)
 
     warm = await run_load(load(warmup))
     rss_start = served.rss()
