@@ -22,7 +22,7 @@ from starlette.routing import Route
 from containers.base import Framework
 from containers.errors import BadRequest, ContainerError, PayloadTooLarge
 from containers.service import ModelService
-from containers.settings import ContainerSettings
+from containers.settings import ContainerSettings, configure_logging
 
 log = logging.getLogger(__name__)
 TARGET_MODEL = "x-amzn-sagemaker-target-model"
@@ -178,8 +178,6 @@ async def _json_object(request: Request) -> dict[str, Any]:
 
 def app_factory() -> Starlette:
     """For ``uvicorn --factory`` worker processes: settings from the environment."""
-    from containers.cli import configure_logging
-
     settings = ContainerSettings()
     configure_logging(settings.log_level)
     return create_app(settings)

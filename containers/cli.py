@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from containers.errors import ContainerError
-from containers.settings import FRAMEWORK_ENV, ContainerSettings
+from containers.settings import FRAMEWORK_ENV, ContainerSettings, configure_logging
 
 log = logging.getLogger("containers")
 
@@ -27,12 +27,6 @@ def _parser() -> argparse.ArgumentParser:
         help=f"sklearn, pytorch or tensorflow (default: ${FRAMEWORK_ENV}, which images set)",
     )
     return parser
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
 
 
 def serve(framework: str | None = None) -> int:

@@ -5,6 +5,7 @@ Names follow SageMaker's (``SAGEMAKER_*``, ``SM_MODEL_DIR``); Tandem's own knobs
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -77,3 +78,10 @@ class ContainerSettings(BaseSettings):
     @property
     def max_payload_bytes(self) -> int:
         return int(self.max_payload_mb * 1024 * 1024)
+
+
+def configure_logging(level: str) -> None:
+    """Once per process, from the settings' log level (worker processes call it too)."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
