@@ -54,6 +54,9 @@ from benchmarks.multimodel_support import (  # noqa: E402
 
 SAGEMAKER_COLD_MS = (850.0, 1375.0)
 SAGEMAKER_WARM_P90_MS = 7.0
+#: Threads a TensorFlow container may gain between 1 and ``--tf-models`` models (a load pool's
+#: worker or two), as in tests/gateway/models/test_tensorflow_threads.py; more fails the run.
+TF_THREAD_SLACK = 6
 
 
 def cold_and_warm(
@@ -67,7 +70,8 @@ def cold_and_warm(
         before: dict[str, dict[str, tuple[float, float]]] = {}
         for container, targets in (("large", large), ("small", small)):
             # A container's first load also imports scikit-learn: reported on its own.
-            first[container] = invoke(client, "bench", container, targets[0])[1]
+            status, first[container] = invoke(client, "bench", container, targets[0])
+            assert status == 200, (status, targets[0])
             before[container] = {
                 stage: stage_totals(client, container, stage)
                 for stage in ("downloading", "loading")
@@ -86,20 +90,28 @@ def cold_and_warm(
             }
             for container in ("large", "small")
         }
-        warm = []
+        # A failed call is counted, not timed: errors must not pass for fast answers.
+        warm: list[float] = []
+        errors = {"gateway": 0, "straight": 0}
         for _ in range(args.warm_requests):
             status, ms = invoke(client, "bench", "small", random.choice(small))
-            warm.append(ms)
+            if status == 200:
+                warm.append(ms)
+            else:
+                errors["gateway"] += 1
         described = client.get_json("/endpoints/bench")["Containers"]
         url = next(c["Url"] for c in described if c["ContainerHostname"] == "small")
         chost, cport = url.removeprefix("http://").split(":")
         direct_client = Client(chost, int(cport))
         models = client.get_json("/endpoints/bench/models?container=small")["Containers"][0]
         names = [m["ContainerModelName"] for m in models["Models"] if m["Loaded"]]
-        direct = [
-            direct_client.post(f"/models/{random.choice(names)}/invoke", {})[1]
-            for _ in range(args.warm_requests)
-        ]
+        direct: list[float] = []
+        for _ in range(args.warm_requests):
+            status, ms = direct_client.post(f"/models/{random.choice(names)}/invoke", {})
+            if status == 200:
+                direct.append(ms)
+            else:
+                errors["straight"] += 1
         used = float(models["MemoryUsedBytes"] or 0)
         per_model = statistics.median(
             m["MemoryBytes"] for m in models["Models"] if m["Loaded"] and m["MemoryBytes"]
@@ -132,6 +144,11 @@ def cold_and_warm(
     met = pct(cold["large"], 50) <= 100
     print(f"  goal: {args.large_mb:g} MB cold p50 <= 100 ms -> {'met' if met else 'MISSED'}")
     print("\n== warm calls (model loaded), concurrency 1")
+    print(
+        f"  errors (non-200, left out of the figures): through the gateway {errors['gateway']}, "
+        f"straight to container {errors['straight']} (goal 0)"
+    )
+    assert warm and direct, "every warm call failed"
     print(f"  through the gateway : {summary(warm)}")
     print(f"  straight to container: {summary(direct)}")
     print(
@@ -179,8 +196,9 @@ def zipf_stream(
             for target in chunk:
                 status, ms = invoke(client, "zipf", "zipf", target)
                 with lock:
-                    latencies.append(ms)
-                    if status != 200:
+                    if status == 200:
+                        latencies.append(ms)
+                    else:
                         errors[status] = errors.get(status, 0) + 1
 
         started = time.perf_counter()
@@ -211,13 +229,14 @@ def zipf_stream(
     print(f"  latency: {summary(latencies)}")
 
 
-def tensorflow_threads(count: int, work: Path) -> None:
+def tensorflow_threads(count: int, work: Path) -> bool:
+    """Print the thread counts; false when ``count`` models added more than the slack."""
     try:
         import psutil
         import tensorflow as tf
     except ImportError as exc:
         print(f"\n== TensorFlow threads: skipped ({exc})")
-        return
+        return True
     source = work / "tf" / "source"
 
     class Tiny(tf.Module):
@@ -276,13 +295,17 @@ def tensorflow_threads(count: int, work: Path) -> None:
         proc.kill()  # a graceful stop unloads every model first: slow with 1,000 of them
         proc.wait(timeout=60)
         log.close()
+    grew = counts[count] - counts[1]
     print(
         f"\n== TensorFlow container threads: 1 model {counts[1]}, {count} models "
-        f"{counts[count]} (+{counts[count] - counts[1]}); {count} loads in {elapsed:.1f} s"
+        f"{counts[count]} (+{grew}); {count} loads in {elapsed:.1f} s"
     )
+    ok = grew <= TF_THREAD_SLACK
+    print(f"  goal: at most +{TF_THREAD_SLACK} threads -> {'met' if ok else 'FAIL'}")
+    return ok
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", type=int, default=1000, help="number of small models")
     parser.add_argument("--small-mb", type=float, default=1.0)
@@ -295,12 +318,10 @@ def main() -> None:
     parser.add_argument("--tf-models", type=int, default=1000, help="0 skips the TF check")
     parser.add_argument("--tf-only", action="store_true", help="only the TF thread check")
     args = parser.parse_args()
-    if args.tf_only:
-        with tempfile.TemporaryDirectory(prefix="tandem-mme-") as tmp:
-            tensorflow_threads(args.tf_models, Path(tmp))
-        return
     with tempfile.TemporaryDirectory(prefix="tandem-mme-") as tmp:
         work = Path(tmp)
+        if args.tf_only:
+            return _verdict(tensorflow_threads(args.tf_models, work))
         started = time.perf_counter()
         small = build_store(work / "small", args.small, args.small_mb, "small")
         large = build_store(work / "large", args.large, args.large_mb, "large")
@@ -310,9 +331,16 @@ def main() -> None:
         )
         memory = cold_and_warm(args, work, small, large)
         zipf_stream(args, work, small, large, memory)
-        if args.tf_models:
-            tensorflow_threads(args.tf_models, work)
+        return _verdict(not args.tf_models or tensorflow_threads(args.tf_models, work))
+
+
+def _verdict(threads_ok: bool) -> int:
+    """The exit status: 1 when the TensorFlow thread check failed."""
+    if threads_ok:
+        return 0
+    print(f"\nFAIL: TensorFlow container threads grew by more than {TF_THREAD_SLACK}")
+    return 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

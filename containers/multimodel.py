@@ -55,13 +55,25 @@ def check_name(name: str) -> str:
     return name
 
 
-def model_path(url: str) -> Path:
-    """``url`` of ``POST /models``: an existing local directory (a plain path or ``file://``)."""
+def model_path(url: str, root: Path) -> Path:
+    """``url`` of ``POST /models``: an existing local directory (a plain path or ``file://``).
+
+    A relative ``url`` names a directory under the models ``root`` (``SAGEMAKER_BASE_DIR/models``)
+    and may not leave it: no ``..``, and no symlink resolving outside it.
+    """
     if not isinstance(url, str) or not url:
         raise BadRequest('"url" must be a non-empty string naming a local directory')
-    path = Path(url.removeprefix("file://"))
-    if "://" in url.removeprefix("file://") or not path.is_absolute():
-        raise BadRequest(f'"url" must be an absolute local directory path, got {url!r}')
+    raw = url.removeprefix("file://")
+    if "://" in raw:
+        raise BadRequest(f'"url" must name a local directory, got {url!r}')
+    path = Path(raw)
+    if not path.is_absolute():
+        if ".." in path.parts:
+            raise BadRequest(f'"url" {url!r} must not contain ".."')
+        base = root.resolve()
+        path = (base / path).resolve()
+        if path == base or not path.is_relative_to(base):
+            raise BadRequest(f'"url" {url!r} resolves to {path}, not under the models root {base}')
     if not path.is_dir():
         raise BadRequest(f'"url" {url!r} is not an existing directory')
     return path
@@ -70,8 +82,12 @@ def model_path(url: str) -> Path:
 class ModelRegistry:
     """The models this process holds; mutations run on the event loop, loads in a worker thread."""
 
-    def __init__(self, make_handler: HandlerFactory, memory_limit: int | None) -> None:
+    def __init__(
+        self, make_handler: HandlerFactory, memory_limit: int | None, models_root: Path
+    ) -> None:
         self._make_handler = make_handler
+        #: Relative ``url``s of ``POST /models`` resolve against it.
+        self.models_root = models_root
         self._models: dict[str, LoadedModel] = {}
         self._loading: set[str] = set()
         self.memory_limit = memory_limit
@@ -92,7 +108,7 @@ class ModelRegistry:
     async def add(self, name: str, url: str, run: Executor) -> LoadedModel:
         """Load ``url`` as ``name``; 409 if the name is taken (or loading), 507 if it won't fit."""
         check_name(name)
-        path = model_path(url)
+        path = model_path(url, self.models_root)
         if name in self._models or name in self._loading:
             raise ModelAlreadyLoaded(f"model {name!r} is already loaded")
         self._loading.add(name)

@@ -43,7 +43,9 @@ class ModelService:
         self.settings = settings
         self.framework = framework or registry.create(str(settings.framework), settings)
         self.cpus = resources.available_cpus()
-        self.models = ModelRegistry(self._handler, resources.memory_limit(settings.memory_limit_mb))
+        self.models = ModelRegistry(
+            self._handler, resources.memory_limit(settings.memory_limit_mb), settings.models_dir
+        )
         # Started in start(), after the framework sized its pools: threads apply per-thread limits.
         self._predict_pool: WorkerThreads | None = None
         self._load_pool: WorkerThreads | None = None

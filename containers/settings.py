@@ -72,7 +72,7 @@ class ContainerSettings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        """Where SageMaker puts a multi-model container's models (informational: ``url`` wins)."""
+        """The multi-model models root: relative ``url``s of ``POST /models`` resolve here."""
         return self.base_dir / "models"
 
     @property

@@ -39,8 +39,15 @@ def serve(
     specs: Annotated[
         list[Path], typer.Argument(help="Endpoint spec files (YAML), one per endpoint.")
     ],
-    host: Annotated[str | None, typer.Option(help="Address to listen on [TANDEM_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [TANDEM_PORT].")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on (default 127.0.0.1: this machine only) [TANDEM_HOST]."
+        ),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default 8080) [TANDEM_PORT].")
+    ] = None,
     state_dir: Annotated[
         Path | None, typer.Option(help="Folder for model dirs and logs [TANDEM_STATE_DIR].")
     ] = None,

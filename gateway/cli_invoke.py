@@ -36,6 +36,10 @@ def invoke(
         str | None,
         typer.Option("--target-container", "-t", help="Container hostname (Direct endpoints)."),
     ] = None,
+    target_model: Annotated[
+        str | None,
+        typer.Option("--target-model", "-m", help="Model path under the prefix (MultiModel)."),
+    ] = None,
     custom_attributes: Annotated[
         str | None, typer.Option("--custom-attributes", help="Passed to every container.")
     ] = None,
@@ -57,6 +61,7 @@ def invoke(
             ("Content-Type", content_type),
             ("Accept", accept),
             ("X-Amzn-SageMaker-Target-Container-Hostname", target_container),
+            ("X-Amzn-SageMaker-Target-Model", target_model),
             ("X-Amzn-SageMaker-Custom-Attributes", custom_attributes),
         )
         if value is not None
@@ -64,7 +69,10 @@ def invoke(
     payload = _read_body(body)
     target = f"{url.rstrip('/')}/endpoints/{endpoint}/invocations"
     try:
-        response = httpx.post(target, content=payload, headers=headers, timeout=timeout)
+        with httpx.Client(timeout=timeout) as client:
+            # No Accept unless asked for, as boto3: the container answers with its default.
+            del client.headers["Accept"]
+            response = client.post(target, content=payload, headers=headers)
     except httpx.HTTPError as exc:
         err.print(f"[red]Cannot reach the gateway at {escape(url)}: {escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc

@@ -89,6 +89,10 @@ class InvocationsApp:
                     time.perf_counter() - started, timings, exc
                 )
             response = error_response(exc, request_id)
+            if endpoint is not None:
+                response.raw_headers.append(
+                    (b"x-amzn-invoked-production-variant", self._variant(endpoint))
+                )
             if timings:
                 response.headers["Server-Timing"] = server_timing(timings, started)
             await response(scope, receive, send)

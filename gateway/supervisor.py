@@ -58,6 +58,17 @@ class _Slot:
         return self.base_dir / "model"
 
 
+def restart_delay(attempt: int, first: float, cap: float) -> float:
+    """Seconds to wait before restart ``attempt`` (0-based) of a crash loop: doubling, capped."""
+    # Bounded exponent: 2**1024 overflows a float, and a day-long crash loop gets that far.
+    return min(first * 2.0 ** min(attempt, 64), cap)
+
+
+def backoff_attempt(attempt: int, healthy_for: float, reset_after: float) -> int:
+    """The attempt a new crash loop goes on from: 0 once the container stayed healthy a while."""
+    return 0 if healthy_for >= reset_after else attempt
+
+
 class Supervisor:
     def __init__(
         self, endpoints: list[EndpointRuntime], backend: Backend, settings: GatewaySettings
@@ -202,10 +213,13 @@ class Supervisor:
             logger.warning("%s %s; restarting", slot.name, reason)
             if slot.handle is not None and slot.handle.alive:
                 await slot.handle.stop(settings.stop_grace)
-            if time.monotonic() - healthy_since >= settings.restart_reset_after:
-                attempt = 0
+            attempt = backoff_attempt(
+                attempt, time.monotonic() - healthy_since, settings.restart_reset_after
+            )
             while True:
-                delay = min(settings.restart_backoff * 2**attempt, settings.restart_backoff_max)
+                delay = restart_delay(
+                    attempt, settings.restart_backoff, settings.restart_backoff_max
+                )
                 attempt += 1
                 await asyncio.sleep(delay)
                 slot.container.restarts += 1

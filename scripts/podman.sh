@@ -18,8 +18,16 @@ conf="$dir/containers.conf"
 pidfile="$dir/service.pid"
 base_tar="$cache/base-bookworm.tar.gz"
 base_image="localhost/tandem-base:bookworm"
-mirror="${TANDEM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-packages=(podman runc debootstrap docker-compose)
+# The Debian mirror this machine's apt already uses (its first "URIs:" or "deb" line), unless set.
+# Missing files are fine (`|| true`: pipefail and set -e would end the script without a word).
+apt_mirror() {
+  { cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true; } |
+    awk '(/^URIs:/ || /^deb /) && $2 ~ /debian\/?$/ {print $2; exit}'
+}
+mirror="${TANDEM_DEBIAN_MIRROR:-$(apt_mirror)}"
+# iptables: netavark (podman's network stack) calls it; without it every container start fails
+# with "netavark: No such file or directory".
+packages=(podman runc debootstrap docker-compose iptables)
 
 say() { echo "podman.sh: $*" >&2; }
 die() {
@@ -88,7 +96,9 @@ stop_service() {
   if [ -f "$pidfile" ]; then
     local pid
     pid="$(cat "$pidfile")"
-    if kill -0 "$pid" 2>/dev/null && grep -q "system service" "/proc/$pid/cmdline" 2>/dev/null; then
+    # Ours only if it still is the service (/proc/PID/cmdline separates arguments with NULs).
+    if kill -0 "$pid" 2>/dev/null &&
+      tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "system service"; then
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
@@ -103,6 +113,7 @@ base_image() {
     local root
     rm -rf "$cache"/rootfs.*
     root="$(mktemp -d "$cache/rootfs.XXXXXX")"
+    [ -n "$mirror" ] || die "no Debian mirror in /etc/apt; set TANDEM_DEBIAN_MIRROR"
     debootstrap --variant=minbase --include=ca-certificates,python3,python3-venv,python3-pip \
       bookworm "$root" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
       die "debootstrap failed (log: $cache/debootstrap.log)"

@@ -8,6 +8,7 @@ container that answered 502/503/504, connection errors and timeouts. A model rej
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import random
@@ -104,9 +105,11 @@ class EndpointClient:
 
     async def _invoke_once(self, body: bytes, headers: dict[str, str]) -> tuple[bytes, str]:
         timeout = aiohttp.ClientTimeout(total=self.timeout)
+        # A BytesIO is sent in chunks, with a Content-Length; raw bytes over 1 MiB would make
+        # aiohttp warn (ResourceWarning) that they may block the event loop.
         try:
             async with self.session.post(
-                self.invoke_url, data=body, headers=headers, timeout=timeout
+                self.invoke_url, data=io.BytesIO(body), headers=headers, timeout=timeout
             ) as resp:
                 data = await resp.read()
                 if resp.status < 300:

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from gateway.batch.client import EndpointClient
-from gateway.batch.config import MB, BatchConfig
+from gateway.batch.config import MAX_PAYLOAD_MB, MB, BatchConfig
 from gateway.batch.errors import ConfigError, EndpointStartError
 
 log = logging.getLogger("tandem.batch")
@@ -58,9 +58,10 @@ async def _serve_spec(path: Path, config: BatchConfig) -> AsyncIterator[Target]:
     if config.endpoint is not None and config.endpoint != spec.name:
         raise ConfigError(f"endpoint {config.endpoint!r} is not {path}'s name {spec.name!r}")
     base = GatewaySettings()
-    # Its own state folder (and lock), so a `tandem serve` in the same folder is not disturbed;
-    # the embedded gateway accepts the payload the job was told to send.
-    payload = max(base.max_payload, (config.max_payload_mb or 0) * MB)
+    # Its own state folder (and lock), so a `tandem serve` in the same folder is not disturbed.
+    # The embedded gateway accepts the largest payload any job may send: the job keeps to its own
+    # limit, which may come from the container's /execution-parameters, known only once started.
+    payload = max(base.max_payload, MAX_PAYLOAD_MB * MB)
     settings = base.model_copy(
         update={
             "host": "127.0.0.1",

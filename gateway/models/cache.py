@@ -41,9 +41,17 @@ class DiskCache:
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
 
     def reset(self) -> None:
-        """Start empty: what an earlier gateway left is not trusted (it may be half-deleted)."""
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Start empty: what an earlier gateway left is not trusted (it may be half-deleted).
+
+        The folder itself stays: a container may already have it mounted (the docker backend),
+        and a mount keeps pointing at a deleted folder, not at a new one of the same name.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
+        for child in self.root.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
 
     @property
     def total(self) -> int:

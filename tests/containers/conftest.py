@@ -7,6 +7,9 @@ Fixture names are stable (other framework tests use them):
 - ``start_container`` (module-scoped fixture): a factory that starts
   ``python -m containers serve --framework <name>`` on a free port, waits for ``/ping`` with a
   deadline, and stops the process when the module's tests are done. Returns a :class:`Container`.
+- ``HOOKS_PY``: a user helper module (``extra_code={"hooks.py": HOOKS_PY}``) whose
+  ``hold_or_fail(context)`` a user ``predict_fn`` calls, with ``assert_user_error_is_500`` and
+  ``assert_ping_answers_while_predicting`` driving it through the custom-attributes header.
 """
 
 from __future__ import annotations
@@ -14,15 +17,25 @@ from __future__ import annotations
 import io
 import tarfile
 import textwrap
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import Popen
 
+import httpx
 import pytest
 
-from tests.support import PYTHON, free_port, running
+from tests.support import PYTHON, free_port, running, wait_until
+
+#: TorchScript is deprecated in torch 2.13 but still SageMaker's default artifact: allow it.
+TORCHSCRIPT_DEPRECATED = "ignore:`torch.jit.[a-z_]+` is deprecated:DeprecationWarning"
+#: Keras 3 saving trips numpy 2's __array__(copy=...) deprecation on TF variables (not our code).
+KERAS_NUMPY_COPY = (
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 
 
 @dataclass
@@ -110,3 +123,57 @@ def start_container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartC
             return Container(url=url, proc=proc, log=log, model_dir=model_dir)
 
         yield start
+
+
+HOOKS_PY = '''
+"""Test hooks for a user predict_fn, driven by the X-Amzn-SageMaker-Custom-Attributes header."""
+import time
+from pathlib import Path
+
+
+def hold_or_fail(context):
+    """``fail``: raise; ``hold=<started>,<release>``: touch started, wait (30 s at most)."""
+    attributes = context.custom_attributes or ""
+    if attributes == "fail":
+        raise ValueError("boom: the user's predict_fn refused this")
+    if attributes.startswith("hold="):
+        started, release = (Path(p) for p in attributes.removeprefix("hold=").split(","))
+        started.touch()
+        deadline = time.monotonic() + 30
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+'''
+
+#: Sends one valid request (plus these headers) to a container whose predict_fn has the hooks.
+Send = Callable[[Mapping[str, str]], httpx.Response]
+
+
+def assert_user_error_is_500(url: str, send: Send) -> None:
+    """An exception in user code: 500 naming it, no stack trace, and the container stays up."""
+    response = send({CUSTOM_ATTRIBUTES: "fail"})
+    assert response.status_code == 500, response.text
+    assert response.json() == {
+        "error": "model_error",
+        "message": "predict_fn raised ValueError: boom: the user's predict_fn refused this",
+    }
+    assert "Traceback" not in response.text
+    assert httpx.get(url + "/ping", timeout=5).status_code == 200
+    assert send({}).status_code == 200
+
+
+def assert_ping_answers_while_predicting(url: str, send: Send, tmp_path: Path) -> None:
+    """Hold a prediction open in ``predict_fn``; ``/ping`` answers within 2 s meanwhile."""
+    started, release = tmp_path / "started", tmp_path / "release"
+    results: list[httpx.Response] = []
+    slow = threading.Thread(
+        target=lambda: results.append(send({CUSTOM_ATTRIBUTES: f"hold={started},{release}"}))
+    )
+    slow.start()
+    try:
+        wait_until(started.exists, timeout=20, what="prediction started")
+        assert httpx.get(url + "/ping", timeout=2).status_code == 200
+        assert not results, "the prediction finished before it was released"
+    finally:
+        release.touch()
+        slow.join(timeout=30)
+    assert results and results[0].status_code == 200, results

@@ -1,41 +1,138 @@
-"""The multi-model API (SAGEMAKER_MULTI_MODEL=true) of a real scikit-learn container process."""
+"""The multi-model API (SAGEMAKER_MULTI_MODEL=true) of a real container process, per framework."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
-
 from containers.errors import BadRequest
-from containers.multimodel import check_name
-from tests.containers.conftest import Container, StartContainer
-from tests.containers.sklearn_models import csv_body, package, synthetic, train_classifier
+from containers.multimodel import check_name, model_path
+from tests.containers.conftest import (
+    KERAS_NUMPY_COPY,
+    TORCHSCRIPT_DEPRECATED,
+    Container,
+    StartContainer,
+    package_model,
+)
 
-pytestmark = pytest.mark.sklearn
 ONE_THREAD = {"TANDEM_INTRA_OP_THREADS": "1", "TANDEM_INTER_OP_THREADS": "1"}
 NAMES = ("alpha", "beta.v2", "team/gamma")
+Predict = Callable[[np.ndarray], Any]
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Any]]:
-    out = {}
-    for seed, name in enumerate(NAMES):
+@dataclass(frozen=True)
+class Flavor:
+    """What the tests need of one framework: tiny models, input rows, the JSON answer's payload."""
+
+    framework: str
+    #: Train a model with this seed, package it under ``root``; the model dir and its predict.
+    build: Callable[[Path, int], tuple[Path, Predict]]
+    rows: Callable[[int, int], np.ndarray]
+    #: The predictions in a JSON answer.
+    unwrap: Callable[[Any], Any] = lambda body: body
+
+
+def sklearn_flavor() -> Flavor:
+    pytest.importorskip("sklearn")
+    from tests.containers.sklearn_models import package, synthetic, train_classifier
+
+    def build(root: Path, seed: int) -> tuple[Path, Predict]:
         model = train_classifier(seed)
-        out[name] = (package(tmp_path_factory.mktemp(f"m{seed}"), model), model)
-    return out
+        return package(root, model), model.predict
+
+    return Flavor("sklearn", build, synthetic)
+
+
+def pytorch_flavor() -> Flavor:
+    pytest.importorskip("torch")
+    from tests.containers.test_pytorch_framework import expected, synthetic, train_regressor
+    from tests.containers.test_server_pytorch import artifacts
+
+    def build(root: Path, seed: int) -> tuple[Path, Predict]:
+        model = train_regressor(root / "source", seed)
+        model_dir = package_model(root / "package", artifacts(root / "source"))
+        return model_dir, lambda x: expected(model, x)
+
+    return Flavor("pytorch", build, synthetic)
+
+
+def tensorflow_flavor() -> Flavor:
+    pytest.importorskip("tensorflow")
+    from tests.containers.test_server_tensorflow import artifacts
+    from tests.containers.test_tensorflow_framework import (
+        expected,
+        save_keras,
+        save_savedmodel,
+        synthetic,
+        train_keras,
+    )
+
+    def build(root: Path, seed: int) -> tuple[Path, Predict]:
+        model = train_keras(seed)
+        # Both artifact kinds: a SavedModel in TF Serving's layout, or a Keras file.
+        (save_savedmodel if seed % 2 == 0 else save_keras)(model, root / "source")
+        model_dir = package_model(root / "package", artifacts(root / "source"))
+        return model_dir, lambda x: expected(model, x)
+
+    return Flavor("tensorflow", build, synthetic, lambda body: body["predictions"])
+
+
+FLAVORS = {"sklearn": sklearn_flavor, "pytorch": pytorch_flavor, "tensorflow": tensorflow_flavor}
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("sklearn", marks=pytest.mark.sklearn),
+        pytest.param(
+            "pytorch",
+            marks=[pytest.mark.pytorch, pytest.mark.filterwarnings(TORCHSCRIPT_DEPRECATED)],
+        ),
+        pytest.param(
+            "tensorflow",
+            marks=[pytest.mark.tensorflow, pytest.mark.filterwarnings(KERAS_NUMPY_COPY)],
+        ),
+    ],
+)
+def flavor(request: pytest.FixtureRequest) -> Flavor:
+    return FLAVORS[request.param]()
 
 
 @pytest.fixture(scope="module")
-def server(start_container: StartContainer) -> Container:
-    return start_container("sklearn", multi_model=True, env=ONE_THREAD)
+def models(
+    flavor: Flavor, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Path, Predict]]:
+    return {
+        name: flavor.build(tmp_path_factory.mktemp(f"{flavor.framework}-m{seed}"), seed)
+        for seed, name in enumerate(NAMES)
+    }
 
 
 @pytest.fixture(scope="module")
-def loaded(server: Container, models: dict[str, tuple[Path, Any]]) -> dict[str, tuple[Path, Any]]:
+def models_root(flavor: Flavor, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``$SAGEMAKER_BASE_DIR/models`` of the server: relative ``url``s resolve here."""
+    root = tmp_path_factory.mktemp(f"{flavor.framework}-opt-ml") / "models"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(start_container: StartContainer, flavor: Flavor, models_root: Path) -> Container:
+    env = {**ONE_THREAD, "SAGEMAKER_BASE_DIR": str(models_root.parent)}
+    return start_container(flavor.framework, multi_model=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def loaded(
+    server: Container, models: dict[str, tuple[Path, Predict]]
+) -> dict[str, tuple[Path, Predict]]:
     for name, (model_dir, _) in models.items():
         response = httpx.post(
             server.url + "/models", json={"model_name": name, "url": str(model_dir)}, timeout=60
@@ -44,7 +141,16 @@ def loaded(server: Container, models: dict[str, tuple[Path, Any]]) -> dict[str, 
     return models
 
 
-def test_list_with_pagination(server: Container, loaded: dict[str, tuple[Path, Any]]) -> None:
+def csv_body(rows: np.ndarray) -> bytes:
+    return "".join(",".join(str(v) for v in row) + "\n" for row in rows.tolist()).encode()
+
+
+def assert_predicts(flavor: Flavor, response: httpx.Response, want: Any) -> None:
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(flavor.unwrap(response.json()), want, rtol=1e-5, atol=1e-6)
+
+
+def test_list_with_pagination(server: Container, loaded: dict[str, tuple[Path, Predict]]) -> None:
     first = httpx.get(server.url + "/models", params={"limit": 2}).json()
     assert len(first["models"]) == 2 and "nextPageToken" in first
     rest = httpx.get(
@@ -59,26 +165,25 @@ def test_list_with_pagination(server: Container, loaded: dict[str, tuple[Path, A
 
 @pytest.mark.parametrize("name", NAMES)
 def test_invoke_each_model(
-    server: Container, loaded: dict[str, tuple[Path, Any]], name: str
+    server: Container, flavor: Flavor, loaded: dict[str, tuple[Path, Predict]], name: str
 ) -> None:
-    x = synthetic(8, seed=11)
-    want = loaded[name][1].predict(x).tolist()
+    x = flavor.rows(8, 11)
+    want = loaded[name][1](x)
     direct = httpx.post(
         f"{server.url}/models/{name}/invoke",
         content=csv_body(x),
         headers={"Content-Type": "text/csv"},
     )
-    assert direct.status_code == 200, direct.text
-    assert direct.json() == want
+    assert_predicts(flavor, direct, want)
     by_header = httpx.post(
         server.url + "/invocations",
         content=csv_body(x),
         headers={"Content-Type": "text/csv", "X-Amzn-SageMaker-Target-Model": name},
     )
-    assert by_header.json() == want
+    assert_predicts(flavor, by_header, want)
 
 
-def test_loading_twice_is_409(server: Container, loaded: dict[str, tuple[Path, Any]]) -> None:
+def test_loading_twice_is_409(server: Container, loaded: dict[str, tuple[Path, Predict]]) -> None:
     response = httpx.post(
         server.url + "/models", json={"model_name": "alpha", "url": str(loaded["alpha"][0])}
     )
@@ -90,7 +195,8 @@ def test_loading_twice_is_409(server: Container, loaded: dict[str, tuple[Path, A
     ("spec", "fragment"),
     [
         ({"model_name": "../evil", "url": "/tmp"}, "invalid model name"),
-        ({"model_name": "ok", "url": "relative/dir"}, "absolute"),
+        ({"model_name": "ok", "url": "relative/dir"}, "not an existing directory"),
+        ({"model_name": "ok", "url": "../outside"}, '".."'),
         ({"model_name": "ok", "url": "/definitely/not/here"}, "not an existing directory"),
         ({"model_name": "ok", "url": "s3://bucket/model"}, "local directory"),
         ({"name": "ok"}, "model_name"),
@@ -103,7 +209,7 @@ def test_bad_load_requests_are_400(server: Container, spec: dict[str, str], frag
 
 
 def test_failed_load_is_dropped(
-    server: Container, loaded: dict[str, tuple[Path, Any]], tmp_path: Path
+    server: Container, loaded: dict[str, tuple[Path, Predict]], tmp_path: Path
 ) -> None:
     response = httpx.post(
         server.url + "/models", json={"model_name": "empty", "url": str(tmp_path)}
@@ -118,7 +224,7 @@ def test_failed_load_is_dropped(
     assert httpx.delete(server.url + "/models/empty").status_code == 200
 
 
-def test_unload_then_404(server: Container, loaded: dict[str, tuple[Path, Any]]) -> None:
+def test_unload_then_404(server: Container, loaded: dict[str, tuple[Path, Predict]]) -> None:
     name = "beta.v2"
     assert httpx.delete(f"{server.url}/models/{name}").status_code == 200
     for response in (
@@ -149,11 +255,41 @@ def test_bad_pagination_and_missing_target(server: Container) -> None:
     assert "X-Amzn-SageMaker-Target-Model" in response.json()["message"]
 
 
+def test_relative_urls_resolve_under_the_models_root(
+    server: Container,
+    flavor: Flavor,
+    loaded: dict[str, tuple[Path, Predict]],
+    models_root: Path,
+) -> None:
+    model_dir, predict = loaded["alpha"]
+    shutil.copytree(model_dir, models_root / "team" / "alpha")
+    response = httpx.post(
+        server.url + "/models", json={"model_name": "relative", "url": "team/alpha"}, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    described = httpx.get(server.url + "/models/relative").json()
+    assert described == {"modelName": "relative", "modelUrl": "team/alpha"}
+    x = flavor.rows(3, 12)
+    invoked = httpx.post(
+        server.url + "/models/relative/invoke",
+        content=csv_body(x),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert_predicts(flavor, invoked, predict(x))
+    assert httpx.delete(server.url + "/models/relative").status_code == 200
+    # A model dir outside the root stays out of reach, by ".." or through a symlink.
+    (models_root / "escape").symlink_to(model_dir)
+    for url in ("escape", "file://escape", "team/../../" + model_dir.name, "."):
+        refused = httpx.post(server.url + "/models", json={"model_name": "out", "url": url})
+        assert refused.status_code == 400, (url, refused.text)
+    assert httpx.get(server.url + "/models/out").status_code == 404
+
+
 def test_a_load_over_the_memory_limit_is_507(
-    start_container: StartContainer, models: dict[str, tuple[Path, Any]]
+    start_container: StartContainer, flavor: Flavor, models: dict[str, tuple[Path, Predict]]
 ) -> None:
     tiny = start_container(
-        "sklearn", multi_model=True, env={**ONE_THREAD, "TANDEM_MEMORY_LIMIT_MB": "1"}
+        flavor.framework, multi_model=True, env={**ONE_THREAD, "TANDEM_MEMORY_LIMIT_MB": "1"}
     )
     response = httpx.post(
         tiny.url + "/models", json={"model_name": "alpha", "url": str(models["alpha"][0])}
@@ -169,3 +305,25 @@ def test_a_load_over_the_memory_limit_is_507(
 def test_model_names_refuse_path_tricks(name: str) -> None:
     with pytest.raises(BadRequest):
         check_name(name)
+
+
+def test_relative_model_paths_stay_under_the_root(tmp_path: Path) -> None:
+    root, outside = tmp_path / "models", tmp_path / "outside"
+    (root / "team" / "a").mkdir(parents=True)
+    outside.mkdir()
+    (root / "inner").symlink_to(root / "team" / "a")
+    (root / "out").symlink_to(outside)
+    assert model_path("team/a", root) == (root / "team" / "a").resolve()
+    assert model_path("file://team/a/", root) == (root / "team" / "a").resolve()
+    assert model_path("inner", root) == (root / "team" / "a").resolve()
+    assert model_path(str(outside), root) == outside  # absolute urls are the caller's choice
+    for url, fragment in [
+        ("../outside", '".."'),
+        ("team/../../outside", '".."'),
+        ("out", "not under the models root"),
+        ("out/", "not under the models root"),
+        (".", "not under the models root"),
+        ("team/missing", "not an existing directory"),
+    ]:
+        with pytest.raises(BadRequest, match=fragment):
+            model_path(url, root)

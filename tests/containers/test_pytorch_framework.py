@@ -15,9 +15,8 @@ import torch
 
 from containers.errors import BadInput, ModelLoadError
 from containers.pytorch import EXPORTED_FILE, MODEL_FILE, PyTorchFramework
+from tests.containers.conftest import TORCHSCRIPT_DEPRECATED
 
-#: TorchScript is deprecated in torch 2.13 but still SageMaker's default artifact: allow it.
-TORCHSCRIPT_DEPRECATED = "ignore:`torch.jit.[a-z_]+` is deprecated:DeprecationWarning"
 pytestmark = [pytest.mark.pytorch, pytest.mark.filterwarnings(TORCHSCRIPT_DEPRECATED)]
 
 FEATURES = 4
@@ -48,10 +47,10 @@ def synthetic(rows: int = 64, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(rows, FEATURES)).astype(np.float32)
 
 
-def train_regressor(model_dir: Path) -> torch.jit.ScriptModule:
+def train_regressor(model_dir: Path, seed: int = 0) -> torch.jit.ScriptModule:
     """Fit a tiny regressor on synthetic data and save it as TorchScript ``model.pt``."""
-    torch.manual_seed(0)
-    x = torch.from_numpy(synthetic())
+    torch.manual_seed(seed)
+    x = torch.from_numpy(synthetic(seed=seed))
     y = torch.stack([x.sum(dim=1), x[:, 0] - x[:, 1]], dim=1)
     model = Regressor()
     optimiser = torch.optim.SGD(model.parameters(), lr=0.05)

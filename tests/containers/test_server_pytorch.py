@@ -15,13 +15,16 @@ pytest.importorskip("torch")
 import torch
 
 from containers import codecs
-from tests.containers.conftest import StartContainer, package_model
-from tests.containers.test_pytorch_framework import (
+from tests.containers.conftest import (
+    HOOKS_PY,
     TORCHSCRIPT_DEPRECATED,
-    expected,
-    synthetic,
-    train_regressor,
+    Send,
+    StartContainer,
+    assert_ping_answers_while_predicting,
+    assert_user_error_is_500,
+    package_model,
 )
+from tests.containers.test_pytorch_framework import expected, synthetic, train_regressor
 
 pytestmark = [pytest.mark.pytorch, pytest.mark.filterwarnings(TORCHSCRIPT_DEPRECATED)]
 
@@ -29,16 +32,23 @@ ONE_THREAD = {"TANDEM_INTRA_OP_THREADS": "1", "TANDEM_INTER_OP_THREADS": "1"}
 
 INFERENCE_PY = textwrap.dedent(
     '''
-    """User handler: named JSON rows in, a labelled JSON object out."""
+    """User handler: named JSON rows in, a labelled JSON object out; predict_fn has test hooks."""
     import json
 
     import torch
+    from hooks import hold_or_fail
 
 
     def input_fn(body, content_type):
         if content_type != "application/json":
             raise ValueError(f"only JSON please, not {content_type}")
         return torch.tensor(json.loads(body)["rows"], dtype=torch.float32)
+
+
+    def predict_fn(data, model, context):
+        hold_or_fail(context)
+        with torch.inference_mode():
+            return model(data)
 
 
     def output_fn(prediction, accept):
@@ -69,7 +79,8 @@ def url(
     scripted: tuple[Path, torch.nn.Module],
 ) -> str:
     model_dir = package_model(tmp_path_factory.mktemp("pt-default"), artifacts(scripted[0]))
-    return start_container("pytorch", model_dir, env=ONE_THREAD).url
+    env = {**ONE_THREAD, "SAGEMAKER_MAX_PAYLOAD_IN_MB": "0.01"}
+    return start_container("pytorch", model_dir, env=env).url
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +90,9 @@ def custom_url(
     scripted: tuple[Path, torch.nn.Module],
 ) -> str:
     root = tmp_path_factory.mktemp("pt-custom")
-    model_dir = package_model(root, artifacts(scripted[0]), code=INFERENCE_PY)
+    model_dir = package_model(
+        root, artifacts(scripted[0]), code=INFERENCE_PY, extra_code={"hooks.py": HOOKS_PY}
+    )
     return start_container("pytorch", model_dir, env=ONE_THREAD).url
 
 
@@ -150,6 +163,7 @@ def test_user_input_fn_and_output_fn(
         (b"not an npy file", "application/x-npy", None, 400),
         (b"[[1, 2, 3, 4]]", "text/plain", None, 415),
         (b"[[1, 2, 3, 4]]", "application/json", "image/png", 406),
+        (b"[" + b"[1, 2, 3, 4], " * 1000 + b"[1, 2, 3, 4]]", "application/json", None, 413),
     ],
 )
 def test_errors_leave_the_server_up(
@@ -166,3 +180,21 @@ def test_errors_leave_the_server_up(
     assert error["message"]
     assert "Traceback" not in response.text
     assert_still_up(url, scripted[1])
+
+
+def send_rows(url: str) -> Send:
+    body = json.dumps({"rows": synthetic(2, seed=4).tolist()}).encode()
+    return lambda headers: httpx.post(
+        f"{url}/invocations",
+        content=body,
+        headers={"Content-Type": "application/json", **headers},
+        timeout=30,
+    )
+
+
+def test_user_exception_is_500_without_trace(custom_url: str) -> None:
+    assert_user_error_is_500(custom_url, send_rows(custom_url))
+
+
+def test_ping_answers_while_a_prediction_runs(custom_url: str, tmp_path: Path) -> None:
+    assert_ping_answers_while_predicting(custom_url, send_rows(custom_url), tmp_path)

@@ -6,7 +6,9 @@ import io
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +265,48 @@ def test_a_prediction_past_the_timeout_is_504(custom: Container, tmp_path: Path)
     assert response.status_code == 504
     assert "SAGEMAKER_MODEL_SERVER_TIMEOUT=3s" in response.json()["message"]
     assert httpx.get(custom.url + "/ping").status_code == 200
+
+
+# --- SAGEMAKER_MODEL_SERVER_WORKERS > 1: uvicorn worker processes ------------------------------
+
+#: The only way a test sees which worker process answered: user code says so in a header.
+PID_CODE = """
+import json
+import os
+
+
+def output_fn(prediction, accept, context):
+    context.response_headers["X-Worker-Pid"] = str(os.getpid())
+    return json.dumps(prediction.tolist()), "application/json"
+"""
+
+
+def test_several_worker_processes_answer(
+    start_container: StartContainer, tmp_path_factory: pytest.TempPathFactory, classifier: Any
+) -> None:
+    model_dir = package(tmp_path_factory.mktemp("workers"), classifier, PID_CODE)
+    server = start_container(
+        "sklearn", model_dir, env={**ONE_THREAD, "SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
+    )
+    x = synthetic(4, seed=7)
+    want = classifier.predict(x).tolist()
+
+    def ask(_: int) -> str:
+        # A new connection each time: the workers share the listening socket, not connections.
+        response = httpx.post(
+            server.url + "/invocations", content=csv_body(x), headers={"Content-Type": "text/csv"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == want
+        return response.headers["x-worker-pid"]
+
+    pids: set[str] = set()
+    deadline = time.monotonic() + 30
+    with ThreadPoolExecutor(4) as pool:
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids.update(pool.map(ask, range(8)))
+    assert len(pids) == 2, f"only worker {pids} answered"
+    assert str(server.proc.pid) not in pids  # the parent only supervises
 
 
 # --- a preprocessing step feeding a classifier, as in a Serial pipeline ---------------------------

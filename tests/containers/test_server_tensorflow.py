@@ -16,9 +16,16 @@ pytest.importorskip("tensorflow")
 import keras
 
 from containers import codecs
-from tests.containers.conftest import StartContainer, package_model
-from tests.containers.test_tensorflow_framework import (
+from tests.containers.conftest import (
+    HOOKS_PY,
     KERAS_NUMPY_COPY,
+    Send,
+    StartContainer,
+    assert_ping_answers_while_predicting,
+    assert_user_error_is_500,
+    package_model,
+)
+from tests.containers.test_tensorflow_framework import (
     expected,
     save_keras,
     save_savedmodel,
@@ -30,15 +37,21 @@ pytestmark = [pytest.mark.tensorflow, pytest.mark.filterwarnings(KERAS_NUMPY_COP
 
 INFERENCE_PY = textwrap.dedent(
     '''
-    """User handler: CSV with a header row in, named probabilities out."""
+    """User handler: CSV with a header row in, named probabilities out; predict_fn with hooks."""
     import json
 
     import numpy as np
+    from hooks import hold_or_fail
 
 
     def input_fn(body, content_type):
         lines = body.decode().strip().splitlines()[1:]  # skip the header
         return np.array([[float(v) for v in line.split(",")] for line in lines], dtype="float32")
+
+
+    def predict_fn(data, model, context):
+        hold_or_fail(context)
+        return model.predict(data)
 
 
     def output_fn(prediction, accept):
@@ -80,7 +93,8 @@ def url(
     save_savedmodel(trained, root / "source")
     model_dir = package_model(root / "package", artifacts(root / "source"))
     assert (model_dir / "1" / "saved_model.pb").is_file()
-    return start_container("tensorflow", model_dir, env=ONE_THREAD).url
+    env = {**ONE_THREAD, "SAGEMAKER_MAX_PAYLOAD_IN_MB": "0.01"}
+    return start_container("tensorflow", model_dir, env=env).url
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +104,12 @@ def keras_url(
     """A ``model.keras`` file with a user ``code/inference.py``."""
     root = tmp_path_factory.mktemp("tf-keras")
     save_keras(trained, root / "source")
-    model_dir = package_model(root / "package", artifacts(root / "source"), code=INFERENCE_PY)
+    model_dir = package_model(
+        root / "package",
+        artifacts(root / "source"),
+        code=INFERENCE_PY,
+        extra_code={"hooks.py": HOOKS_PY},
+    )
     return start_container("tensorflow", model_dir, env=ONE_THREAD).url
 
 
@@ -163,6 +182,13 @@ def test_keras_file_with_user_input_fn_and_output_fn(keras_url: str, trained: ke
         (b"[1, 2, 3, 4]\n{oops", "application/jsonlines", None, 400, "line 2"),
         (b'{"instances": [[1, 2, 3, 4]]}', "text/plain", None, 415, "text/plain"),
         (b'{"instances": [[1, 2, 3, 4]]}', "application/json", "image/png", 406, "image/png"),
+        (
+            b'{"instances": [' + b"[1, 2, 3, 4], " * 1000 + b"[]]}",
+            "application/json",
+            None,
+            413,
+            "limit",
+        ),
     ],
 )
 def test_errors_leave_the_server_up(
@@ -179,3 +205,23 @@ def test_errors_leave_the_server_up(
     assert fragment in response.json()["message"]
     assert "Traceback" not in response.text
     assert_still_up(url, trained)
+
+
+def csv_rows(url: str) -> Send:
+    x = synthetic(2, seed=6)
+    csv = io.StringIO()
+    np.savetxt(csv, x, delimiter=",", header="a,b,c,d", comments="", fmt="%.9g")
+    return lambda headers: httpx.post(
+        f"{url}/invocations",
+        content=csv.getvalue().encode(),
+        headers={"Content-Type": "text/csv", **headers},
+        timeout=30,
+    )
+
+
+def test_user_exception_is_500_without_trace(keras_url: str) -> None:
+    assert_user_error_is_500(keras_url, csv_rows(keras_url))
+
+
+def test_ping_answers_while_a_prediction_runs(keras_url: str, tmp_path: Path) -> None:
+    assert_ping_answers_while_predicting(keras_url, csv_rows(keras_url), tmp_path)

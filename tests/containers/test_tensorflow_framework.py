@@ -22,11 +22,8 @@ from containers.errors import (
 )
 from containers.tensorflow import TensorFlowFramework, TFRequest, TFResponse
 from containers.tensorflow.model import KerasModel, SavedModel, find_artifact
+from tests.containers.conftest import KERAS_NUMPY_COPY
 
-#: Keras 3 saving trips numpy 2's __array__(copy=...) deprecation on TF variables (not our code).
-KERAS_NUMPY_COPY = (
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
 pytestmark = [pytest.mark.tensorflow, pytest.mark.filterwarnings(KERAS_NUMPY_COPY)]
 
 FEATURES = 4
@@ -36,10 +33,10 @@ def synthetic(rows: int = 64, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(rows, FEATURES)).astype(np.float32)
 
 
-def train_keras() -> keras.Model:
+def train_keras(seed: int = 0) -> keras.Model:
     """A tiny classifier fitted for a couple of epochs on synthetic data."""
-    keras.utils.set_random_seed(0)
-    x = synthetic()
+    keras.utils.set_random_seed(seed)
+    x = synthetic(seed=seed)
     y = (x.sum(axis=1) > 0).astype(np.int64)
     model = keras.Sequential(
         [

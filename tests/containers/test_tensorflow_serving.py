@@ -11,7 +11,6 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from containers.errors import BadInput, UnsupportedAccept
-
 from containers.tensorflow import serving
 from containers.tensorflow.serving import TFResponse
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def gateway() -> Iterator[str]:
         "pre": {"CONTRACT_MODE": "upper", "CONTRACT_CONTENT_TYPE": "text/x-pre"},
         "post": {"CONTRACT_MARKER": "!"},
         "bad": {"CONTRACT_STATUS": "400", "CONTRACT_MESSAGE": "[bold]no[/bold] such column"},
+        "headers": {"CONTRACT_MODE": "headers"},
     }
     with contract_servers(configs) as urls:
         endpoints = [
@@ -36,6 +38,7 @@ def gateway() -> Iterator[str]:
             endpoint(urls, name="pick", execution="Direct", containers=[
                 {"hostname": "post", "command": ["post"]},
                 {"hostname": "bad", "command": ["bad"]},
+                {"hostname": "inspect", "command": ["headers"]},
             ]),
         ]  # fmt: skip
         with serve(create_app(endpoints, GatewaySettings())) as url:
@@ -71,6 +74,27 @@ def test_output_file_and_target_container(gateway: str, tmp_path: Path) -> None:
     assert code == 0, err
     assert out == b""
     assert target.read_bytes() == b"x!"
+
+
+def test_accept_and_content_type_reach_the_container(gateway: str) -> None:
+    args = ("pick", "--url", gateway, "-t", "inspect", "-b", "x", "-c", "text/csv")
+    code, out, err = run(*args, "--accept", "application/json")
+    assert code == 0, err
+    received = json.loads(out)
+    assert (received["accept"], received["content-type"]) == ("application/json", "text/csv")
+    code, out, err = run(*args, "-a", "text/plain")
+    assert code == 0, err
+    assert json.loads(out)["accept"] == "text/plain"
+    code, out, err = run(*args)
+    assert code == 0, err
+    assert "accept" not in json.loads(out)  # none sent, as boto3: the container's default applies
+
+
+def test_target_model_is_sent(gateway: str) -> None:
+    code, _, err = run("pick", "--url", gateway, "-t", "post", "-m", "a.tar.gz", "-b", "x")
+    assert code == 1
+    assert "ValidationError (400)" in err
+    assert "not a multi-model endpoint" in err  # the gateway saw the header
 
 
 def test_model_error_exits_1_with_message(gateway: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 from gateway.backends.process import ProcessBackend
 from gateway.runtime import ContainerState, EndpointRuntime
 from gateway.settings import GatewaySettings
-from gateway.supervisor import StartError, Supervisor
+from gateway.supervisor import StartError, Supervisor, backoff_attempt, restart_delay
 from tests.gateway.processes import alive, endpoint, quick_settings, shell, until, wait_ping
 
 
@@ -181,3 +181,15 @@ def test_output_lines_reach_the_gateway_log_with_a_prefix(
             await sup.stop()
 
     asyncio.run(main())
+
+
+def test_restart_backoff_doubles_up_to_the_cap() -> None:
+    delays = [restart_delay(attempt, 0.5, 30.0) for attempt in range(9)]
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert restart_delay(5000, 0.5, 30.0) == 30.0  # a days-long crash loop does not overflow
+
+
+def test_restart_backoff_resets_after_a_healthy_while() -> None:
+    assert backoff_attempt(6, healthy_for=5.0, reset_after=60.0) == 6  # still crash-looping
+    assert backoff_attempt(6, healthy_for=60.0, reset_after=60.0) == 0
+    assert restart_delay(backoff_attempt(6, 61.0, 60.0), 0.5, 30.0) == 0.5

@@ -158,6 +158,11 @@ def project(
 def test_the_project_comes_up_answers_and_goes_down_leaving_nothing(
     project: tuple[list[str], Path, dict[str, str]], engine: DockerClient
 ) -> None:
+    """A project ``tandem compose`` writes for the custom image, up for real with a compose client.
+
+    The committed ``compose/`` project itself is never brought up here: it pulls
+    ``prom/prometheus`` (no registry here) and builds the TensorFlow and PyTorch images (too slow).
+    """
     command, _, env = project
     name = command[command.index("-p") + 1]
     up = subprocess.run(
@@ -188,6 +193,7 @@ def test_the_project_comes_up_answers_and_goes_down_leaving_nothing(
 
     echo = ask("echo", b"fetch http://greet:8080/ping")
     assert echo["hostname"] == "echo" and echo["model_files"] == ["note.txt"]
+    assert echo["model_dir_writable"] is False  # mounted read-only
     assert echo["fetched"] == 200  # sidecars reach each other by hostname
     assert ask("greet", b"x")["greeting"] == "hi"
     label = f"com.docker.compose.project={name}"

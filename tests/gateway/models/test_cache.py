@@ -45,6 +45,20 @@ def test_fill_unpacks_into_a_folder_named_for_the_container(
     assert sorted(p.name for p in cache.root.iterdir()) == [entry.path.name]  # no temp left
 
 
+def test_reset_empties_the_folder_but_keeps_it(tmp_path: Path) -> None:
+    # A container that already mounted the folder (docker backend) must see what lands in it.
+    root = tmp_path / "cache"
+    (root / "old-model" / "code").mkdir(parents=True)
+    (root / "old-model" / "code" / "inference.py").write_text("#")
+    (root / "stray.tmp").write_bytes(b"x")
+    (root / "link").symlink_to(tmp_path)
+    inode = root.stat().st_ino
+    DiskCache(root, limit=3000, max_model_bytes=10_000).reset()
+    assert root.stat().st_ino == inode
+    assert list(root.iterdir()) == []
+    assert tmp_path.exists()  # a link is removed, never followed
+
+
 def test_least_recently_used_unprotected_entries_go_first(
     cache: DiskCache, store: ModelStore
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,13 @@ pytest.importorskip("moto")
 from tests.gateway.harness import sagemaker_client
 from tests.gateway.models.archives import write_tar
 from tests.gateway.models.stores import (
+    SLOW_MODEL_FN,
     csv_body,
     gateway,
     loaded,
     metric,
     model_bytes,
+    pack,
     predictions,
     synthetic,
     train_classifier,
@@ -109,6 +112,28 @@ def test_cold_and_warm_from_s3(site: tuple[str, Any, dict[str, Any]]) -> None:
     assert metric(url, "tandem_model_downloading_seconds_count", container="multi") == 2
     assert metric(url, "tandem_model_cache_hits_total", container="multi") == 1
     assert set(loaded(url, "houses", "multi")) == {"Houston_TX.tar.gz", "tx/Austin.tar.gz"}
+
+
+def test_twenty_concurrent_first_requests_share_one_download_and_load(
+    site: tuple[str, Any, dict[str, Any]], s3: tuple[str, Any], tmp_path: Path
+) -> None:
+    url, client, _ = site
+    crowd = train_classifier(6)
+    # A load of a second: the 20 concurrent first requests for it surely overlap.
+    archive = pack(tmp_path / "crowd.tar.gz", crowd, code=SLOW_MODEL_FN.format(seconds=1))
+    s3[1].put_object(Bucket=BUCKET, Key="houses/crowd.tar.gz", Body=archive.read_bytes())
+    growth = {
+        "tandem_model_downloading_seconds_count": 1,
+        "tandem_model_loading_seconds_count": 1,
+        "tandem_model_cache_misses_total": 20,
+        "tandem_model_cache_hits_total": 0,
+    }
+    before = {name: metric(url, name, container="multi") for name in growth}
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda _: invoke(client, "crowd.tar.gz"), range(20)))
+    assert answers == [crowd.predict_proba(X).tolist()] * 20
+    after = {name: metric(url, name, container="multi") for name in growth}
+    assert {name: after[name] - before[name] for name in growth} == growth
 
 
 def test_an_object_uploaded_after_start_is_served(

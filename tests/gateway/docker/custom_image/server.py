@@ -1,8 +1,9 @@
 """A custom image's server: the SageMaker contract with only the standard library.
 
-``POST /invocations`` answers JSON saying where it runs (hostname, model files, the environment
-variable ``GREETING``, its arguments) and echoes the body; a body ``fetch URL`` makes it GET that
-URL first and report the status, which shows what it can reach on its network.
+``POST /invocations`` answers JSON saying where it runs (hostname, model files, whether it can
+write to its model folder, the environment variable ``GREETING``, its arguments) and echoes the
+body; a body ``fetch URL`` makes it GET that URL first and report the status, which shows what it
+can reach on its network.
 """
 
 from __future__ import annotations
@@ -12,10 +13,25 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL_DIR = "/opt/ml/model"
+
+
+def writable(folder: str) -> bool | None:
+    """Whether a file can be made in ``folder``; None when there is no such folder.
+
+    The server runs as root, which file modes do not stop: only a read-only mount says no.
+    """
+    if not os.path.isdir(folder):
+        return None
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -44,6 +60,7 @@ class Handler(BaseHTTPRequestHandler):
             "greeting": os.environ.get("GREETING"),
             "argv": sys.argv[1:],
             "model_files": sorted(os.listdir(MODEL_DIR)) if os.path.isdir(MODEL_DIR) else None,
+            "model_dir_writable": writable(MODEL_DIR),
             "body": body.decode("utf-8", "replace"),
         }
         if body.startswith(b"fetch "):

@@ -1,0 +1,123 @@
+"""The model manager's policy on its own: a fake container's model API stands in for the container.
+
+The container is not under test here (its own tests load real models); what is, is what the
+manager decides when the container answers: which model it unloads, and how often it retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import unquote
+
+from gateway.metrics import GatewayMetrics
+from gateway.models.cache import DiskCache
+from gateway.models.manager import ModelManager
+from gateway.models.store import ModelStore
+from gateway.models.targets import container_name
+from gateway.runtime import EndpointRuntime
+from gateway.upstream import UpstreamResponse
+from pipelines.spec import EndpointSpec
+from tests.gateway.models import archives
+
+GIB = 2**30
+
+
+class FakeModelApi:
+    """``POST /models`` answers from a script per target (then 200); every call is recorded."""
+
+    base_url = "http://fake-container"
+
+    def __init__(self, scripts: dict[str, list[int]]) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self._scripts = {container_name(t): list(s) for t, s in scripts.items()}
+
+    async def post(
+        self, path: str, body: bytes, headers: Mapping[str, str], *, timeout: float, max_body: int
+    ) -> UpstreamResponse:
+        assert path == "/models"
+        name = json.loads(body)["model_name"]
+        self.calls.append(("POST", name))
+        script = self._scripts.get(name)
+        status = script.pop(0) if script else 200
+        return UpstreamResponse(status, {}, b"out of memory" if status == 507 else b"loaded")
+
+    async def get(self, path: str, *, timeout: float, max_body: int) -> UpstreamResponse:
+        raise AssertionError(f"unexpected GET {path}")
+
+    async def delete(self, path: str, *, timeout: float, max_body: int) -> UpstreamResponse:
+        self.calls.append(("DELETE", unquote(path.removeprefix("/models/"))))
+        return UpstreamResponse(200, {}, b"")
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_a_507_evicts_the_least_recently_used_unpinned_model_and_retries_once(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "store"
+    for target in ("pinned.tar.gz", "a.tar.gz", "b.tar.gz", "c.tar.gz"):
+        archives.write_tar(store / target, {"model.joblib": b"m" * 100})
+    spec = EndpointSpec.model_validate(
+        {
+            "name": "houses",
+            "containers": [
+                {
+                    "hostname": "multi",
+                    "command": ["unused"],
+                    "mode": "MultiModel",
+                    "model_data": str(store),
+                    "preload": ["pinned.tar.gz"],
+                }
+            ],
+        }
+    )
+    endpoint = EndpointRuntime.from_spec(spec)
+    (container,) = endpoint.containers
+    metrics = GatewayMetrics([endpoint])
+    cache = DiskCache(tmp_path / "cache", limit=GIB, max_model_bytes=2**20)
+    cache.reset()
+    api = FakeModelApi({"c.tar.gz": [507, 200]})
+    # A limit far above the models' sizes: only the container's 507 makes room here.
+    manager = ModelManager(
+        container,
+        store=ModelStore(str(store)),
+        cache=cache,
+        upstream=lambda: api,
+        metrics=metrics.models(endpoint, container),
+        memory_limit=GIB,
+    )
+    labels = {"endpoint": "houses", "variant": "AllTraffic", "container": "multi"}
+
+    def evictions(reason: str) -> float:
+        value = metrics.registry.get_sample_value(
+            "tandem_model_evictions_total", {**labels, "reason": reason}
+        )
+        return value or 0.0
+
+    async def use(target: str) -> None:
+        manager.release(await manager.acquire(target, time.monotonic() + 30))
+
+    async def scenario() -> None:
+        await manager.preload()
+        for target in ("a.tar.gz", "b.tar.gz", "a.tar.gz"):  # b is now the least recently used
+            await use(target)
+        before, calls = evictions("memory"), len(api.calls)
+        await use("c.tar.gz")
+        assert api.calls[calls:] == [
+            ("POST", container_name("c.tar.gz")),
+            ("DELETE", container_name("b.tar.gz")),
+            ("POST", container_name("c.tar.gz")),
+        ]
+        assert evictions("memory") == before + 1
+        models = manager.describe()["Models"]
+        assert isinstance(models, list)
+        loaded = {m["TargetModel"] for m in models if m["Loaded"]}
+        assert loaded == {"pinned.tar.gz", "a.tar.gz", "c.tar.gz"}
+        await manager.close()
+
+    asyncio.run(scenario())
