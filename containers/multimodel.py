@@ -24,6 +24,7 @@ from containers.errors import (
     ModelAlreadyLoaded,
     ModelNotFound,
 )
+from containers.fastpath import FastPath
 from containers.handler import ModelHandler
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class LoadedModel:
     url: str
     handler: ModelHandler
     model: Any
+    #: Where its small predictions run; set by the service on the first request.
+    fast: FastPath | None = None
 
 
 def check_name(name: str) -> str:

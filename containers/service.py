@@ -1,14 +1,16 @@
 """The container's transport-agnostic core: settings, framework, models, and how a request runs.
 
-Loads and predictions run in worker threads so the event loop keeps answering ``/ping``; a
-prediction longer than ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` is answered with 504 (its thread finishes
-in the background: Python cannot kill it).
+Loads and predictions run in worker threads so the event loop keeps answering ``/ping`` (small
+requests of a model proven fast excepted: :mod:`containers.fastpath`); a prediction longer than
+``SAGEMAKER_MODEL_SERVER_TIMEOUT`` is answered with 504 (its thread finishes in the background:
+Python cannot kill it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any, TypeVar
 from containers import codecs, registry, resources
 from containers.base import Framework
 from containers.errors import ModelLoadError, PredictionTimeout
+from containers.fastpath import FastPath, timed
 from containers.handler import ModelHandler
 from containers.multimodel import LoadedModel, ModelRegistry
 from containers.settings import ContainerSettings
@@ -116,20 +119,40 @@ class ModelService:
         accept: str | None,
         headers: Mapping[str, str],
     ) -> Reply:
-        """Negotiate on the loop (cheap, fails fast), then decode/predict/encode in a thread."""
+        """Negotiate on the loop (cheap, fails fast), then decode/predict/encode in a thread.
+
+        Small requests of a model proven fast run on the loop instead (:mod:`containers.fastpath`).
+        """
         handler = loaded.handler
         media = handler.resolve_content_type(content_type)
         chosen = handler.resolve_accept(accept)
         if content_type and ";" in content_type:
             body = codecs.transcode_to_utf8(body, content_type)
         context = handler.context(headers)
+        fast = loaded.fast
+        if fast is None:
+            eligible = handler.module is None  # user code may sleep or wait on I/O
+            budget = self.settings.inline_predict_ms / 1e3
+            fast = loaded.fast = FastPath(loaded.name, budget, eligible)
+        size = len(body)
+        if fast.runs_inline(size):
+            started = time.perf_counter()
+            try:
+                out, out_type = handler.invoke(loaded.model, body, media, chosen, context)
+            finally:
+                fast.ran_inline(time.perf_counter() - started)
+            return Reply(out, out_type, context.response_headers)
         assert self._predict_pool is not None, "start() first"
-        future = self._predict_pool.submit(
-            handler.invoke, loaded.model, body, media, chosen, context
-        )
+        args = (loaded.model, body, media, chosen, context)
         try:
             async with asyncio.timeout(self.settings.timeout):
-                out, out_type = await future
+                if fast.on_trial(size):
+                    (out, out_type), seconds = await self._predict_pool.submit(
+                        timed, handler.invoke, *args
+                    )
+                    fast.timed(seconds)
+                else:
+                    out, out_type = await self._predict_pool.submit(handler.invoke, *args)
         except TimeoutError:
             log.warning("prediction for %s passed %ss", loaded.name, self.settings.timeout)
             raise PredictionTimeout(

@@ -39,6 +39,8 @@ class ContainerSettings(BaseSettings):
     #: Thread pools of the framework (0: sized from the CPUs this process may use).
     intra_op_threads: int = Field(default=0, ge=0, alias="TANDEM_INTRA_OP_THREADS")
     inter_op_threads: int = Field(default=0, ge=0, alias="TANDEM_INTER_OP_THREADS")
+    #: Small requests of a model proven faster than this (ms) run on the event loop; 0: never.
+    inline_predict_ms: float = Field(default=0.5, ge=0, alias="TANDEM_INLINE_PREDICT_MS")
     #: Memory a multi-model container may use (MiB); else the cgroup limit; else unlimited.
     memory_limit_mb: float | None = Field(default=None, gt=0, alias="TANDEM_MEMORY_LIMIT_MB")
     #: scikit-learn's default ``predict_fn`` calls this method.
