@@ -385,4 +385,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_gateway":
         serve_gateway(int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]))
     else:
+        # SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped too.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         main()
