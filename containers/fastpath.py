@@ -60,18 +60,16 @@ class FastPath:
             return
         self._trials = None
         median = statistics.median(trials)
-        verdict = "run on the event loop" if median <= self._budget else "stay in worker threads"
+        self.inline = median <= self._budget
+        self._average = median
         log.info(
             "model %s: small requests take %.3f ms (median of %d); they %s (budget %.3f ms)",
             self.name,
             median * 1e3,
             TRIALS,
-            verdict,
+            "run on the event loop" if self.inline else "stay in worker threads",
             self._budget * 1e3,
         )
-        if median <= self._budget:
-            self.inline = True
-            self._average = median
 
     def ran_inline(self, seconds: float) -> None:
         """Record a run on the loop; too slow, and the model goes back to the threads."""
