@@ -32,16 +32,18 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         future.set_exception(value)
 
 
-def _run_job(job: _Job) -> None:
-    loop, future, func, args = job
+def _run_job(job: _Job) -> tuple[bool, Any]:
+    _, _, func, args = job
     try:
-        result = func(*args)
+        return True, func(*args)
     except Exception as exc:
-        outcome: tuple[bool, Any] = (False, exc)
+        return False, exc
     except BaseException as exc:  # SystemExit from user code must not reach the loop
-        outcome = (False, RuntimeError(f"worker job raised {type(exc).__name__}: {exc}"))
-    else:
-        outcome = (True, result)
+        return False, RuntimeError(f"worker job raised {type(exc).__name__}: {exc}")
+
+
+def _answer(job: _Job, outcome: tuple[bool, Any]) -> None:
+    loop, future, _, _ = job
     with contextlib.suppress(RuntimeError):  # the loop closed while the job ran
         loop.call_soon_threadsafe(_settle, future, *outcome)
 
@@ -63,9 +65,14 @@ class _Worker:
                 pool.initializer()
             except Exception:
                 log.exception("worker thread initializer failed")
-        while (job := pool.next_job(self)) is not None:
-            _run_job(job)
-            del job
+        job = pool.next_job(self)
+        while job is not None:
+            outcome = _run_job(job)
+            # Back on the idle stack before answering, so the caller's next job finds this thread.
+            queued, parked = pool.park(self)
+            _answer(job, outcome)
+            del job, outcome
+            job = self.take() if parked else queued
 
     def take(self) -> _Job | None:
         """Sleep until handed a job (``None``: stop)."""
@@ -89,15 +96,20 @@ class WorkerThreads:
         for worker in self._workers:
             worker.thread.start()
 
-    def next_job(self, worker: _Worker) -> _Job | None:
-        """A worker's next job: a queued one, else sleep on the idle stack until handed one."""
+    def park(self, worker: _Worker) -> tuple[_Job | None, bool]:
+        """A queued job for ``worker``, else push it on the idle stack (then ``parked`` is true)."""
         with self._lock:
             if self._jobs:
-                return self._jobs.popleft()
+                return self._jobs.popleft(), False
             if self._closed:
-                return None
+                return None, False
             self._idle.append(worker)
-        return worker.take()
+        return None, True
+
+    def next_job(self, worker: _Worker) -> _Job | None:
+        """A worker's next job: a queued one, else sleep on the idle stack until handed one."""
+        job, parked = self.park(worker)
+        return worker.take() if parked else job
 
     def submit(self, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run ``func(*args)`` in a worker thread; await the returned future on this loop."""
