@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
+import sys
 import tarfile
 from pathlib import Path
 
@@ -145,6 +147,56 @@ def test_corrupt_archive_is_a_clear_error(tmp_path: Path) -> None:
     data = archive.read_bytes()
     archive.write_bytes(data[: len(data) // 2])
     with pytest.raises(ArtifactError, match="cannot unpack"):
+        prepare_model_dir(str(archive), tmp_path / "state" / "model", max_bytes=CAP)
+    assert not (tmp_path / "state" / "model").exists()
+
+
+@pytest.fixture(params=["isal", "zlib"])
+def inflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a gzip archive is read: through ISA-L, and through tarfile where isal is absent."""
+    if request.param == "zlib":
+        monkeypatch.setitem(sys.modules, "isal", None)  # import isal now raises ImportError
+    return str(request.param)
+
+
+def test_gzip_archives_unpack_the_same_either_way(tmp_path: Path, inflater: str) -> None:
+    weights = os.urandom(300_000) + b"w" * 300_000
+    archive = tar_of(
+        tmp_path / "m.tgz",
+        [
+            (info("code", tarfile.DIRTYPE), None),
+            (info("code/x.py"), b"x = 1\n"),
+            (info("w"), weights),
+        ],
+    )
+    target = prepare_model_dir(str(archive), tmp_path / "state" / "model", max_bytes=CAP)
+    assert (target / "w").read_bytes() == weights
+    assert (target / "code" / "x.py").read_text() == "x = 1\n"
+
+
+def test_damaged_deflate_stream_is_a_clear_error(tmp_path: Path, inflater: str) -> None:
+    # Text-like data, so the damage lands in Huffman-coded blocks and is caught by the CRC check
+    # at the end of the gzip stream, which tarfile alone never reads.
+    words = [os.urandom(4).hex().encode() for _ in range(500)]
+    payload = b" ".join(words[i * 7919 % 500] for i in range(60_000))
+    archive = tar_of(tmp_path / "m.tar.gz", [(info("model.bin"), payload)])
+    data = bytearray(archive.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4] = bytes(b ^ 0xFF for b in data[middle : middle + 4])
+    archive.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=r"m\.tar\.gz: cannot unpack"):
+        prepare_model_dir(str(archive), tmp_path / "state" / "model", max_bytes=CAP)
+    assert not (tmp_path / "state" / "model").exists()
+    assert leftovers(tmp_path / "state") == []
+
+
+def test_a_stream_of_zeros_after_the_archive_is_refused(tmp_path: Path, inflater: str) -> None:
+    plain = io.BytesIO()
+    with tarfile.open(fileobj=plain, mode="w") as tar:
+        tar.addfile(info("model.bin", size=3), io.BytesIO(b"abc"))
+    archive = tmp_path / "m.tar.gz"
+    archive.write_bytes(gzip.compress(plain.getvalue() + bytes(CAP + 1)))
+    with pytest.raises(ArtifactError, match="cannot unpack: more than 1048576 bytes after"):
         prepare_model_dir(str(archive), tmp_path / "state" / "model", max_bytes=CAP)
     assert not (tmp_path / "state" / "model").exists()
 
