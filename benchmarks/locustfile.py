@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, cast
 
 from locust import FastHttpUser, constant, task
 
@@ -45,7 +46,7 @@ class EndpointUser(FastHttpUser):
     def invoke(self) -> None:
         with self.client.post(
             f"/endpoints/{ENDPOINT}/invocations",
-            data=BODY,
+            data=cast(Any, BODY),  # typed str | dict, but bytes go out as they are
             headers=HEADERS,
             name=f"/endpoints/{ENDPOINT}/invocations",
             catch_response=True,
