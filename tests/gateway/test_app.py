@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -249,10 +248,9 @@ def test_oversize_payload_between_steps_is_validation_error(client: Any) -> None
 
 
 def test_deadline_covers_the_chain(client: Any) -> None:
-    started = time.monotonic()
+    # The second step answers after 20 s; only the 1 s deadline can make this a ModelError.
     with pytest.raises(client.exceptions.ModelError) as info:
         invoke(client, "chain-slow")
-    assert time.monotonic() - started < 15, "the 1 s deadline did not cut a 20 s step"
     assert info.value.response["OriginalStatusCode"] == 0
     message = info.value.response["Error"]["Message"]
     assert "timed out while waiting for a response from container sleepy" in message
