@@ -65,7 +65,8 @@ class _Worker:
                 pool.initializer()
             except Exception:
                 log.exception("worker thread initializer failed")
-        job = pool.next_job(self)
+        queued, parked = pool.park(self)
+        job = self.take() if parked else queued
         while job is not None:
             outcome = _run_job(job)
             # Back on the idle stack before answering, so the caller's next job finds this thread.
@@ -105,11 +106,6 @@ class WorkerThreads:
                 return None, False
             self._idle.append(worker)
         return None, True
-
-    def next_job(self, worker: _Worker) -> _Job | None:
-        """A worker's next job: a queued one, else sleep on the idle stack until handed one."""
-        job, parked = self.park(worker)
-        return worker.take() if parked else job
 
     def submit(self, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run ``func(*args)`` in a worker thread; await the returned future on this loop."""
