@@ -2,8 +2,10 @@
 
 It speaks the Docker Engine API through the ``docker`` SDK, so it runs against Docker or podman's
 API service alike, wherever ``DOCKER_HOST`` points (the engine must run on this machine: each
-container's port 8080 is published on a free ``127.0.0.1`` port, which the gateway calls). Inside an
-endpoint's network each container answers by its hostname, as on SageMaker.
+container's port 8080 is published on a ``127.0.0.1`` port, which the gateway calls). The engine
+picks that port and binds it at once: a port picked here could be taken by another process before
+the engine bound it. Inside an endpoint's network each container answers by its hostname, as on
+SageMaker.
 
 Everything it creates carries the label ``tandem.owner=<id of this host and state folder>``, so a
 later gateway with the same state folder removes what a crashed one left behind, and ``stop``
@@ -18,13 +20,12 @@ import contextlib
 import hashlib
 import logging
 import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.backends.base import BackendError, LineSink
-from gateway.backends.process import free_port, multi_model_environment
+from gateway.backends.docker_handle import DockerHandle
+from gateway.backends.process import multi_model_environment
 from gateway.images import ImageError, connect, image_for, require
 from gateway.runtime import ContainerRuntime
 from gateway.settings import GatewaySettings
@@ -39,136 +40,14 @@ CONTAINER_PORT = 8080
 PUBLISH_HOST = "127.0.0.1"
 MODEL_DIR = "/opt/ml/model"
 MODELS_DIR = "/opt/ml/models"
-MAX_LINE = 16 * 1024
-#: Seconds the gateway waits beyond the engine's own stop timeout before killing.
-STOP_MARGIN = 5.0
+#: Starts tried when the port to publish on is taken (a restart asks for its old port first).
+PUBLISH_TRIES = 3
 
 
 def owner_id(state_dir: Path) -> str:
     """Who started a resource: this machine and state folder (two gateways never share one)."""
     key = f"{socket.gethostname()}:{state_dir.resolve()}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]
-
-
-class DockerHandle:
-    """One started container; a thread follows its output, then reports its exit code."""
-
-    def __init__(
-        self,
-        api: APIClient,
-        streams: APIClient,
-        cid: str,
-        url: str,
-        on_line: LineSink,
-        *,
-        watch_memory: bool,
-    ) -> None:
-        self._api = api
-        #: A client without a read timeout: a quiet container's log stream may idle for hours.
-        self._streams = streams
-        self._id = cid
-        self._url = url
-        self._loop = asyncio.get_running_loop()
-        self._exited: asyncio.Future[int] = self._loop.create_future()
-        self._memory: int | None = None
-        self._removed = False
-        name = f"logs {cid[:12]}"
-        threading.Thread(target=self._follow, args=(on_line,), name=name, daemon=True).start()
-        if watch_memory:
-            threading.Thread(target=self._stats, name=f"stats {cid[:12]}", daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return self._url
-
-    @property
-    def pid(self) -> int | None:
-        return None  # the engine's process, not one the gateway owns
-
-    @property
-    def id(self) -> str:
-        return self._id
-
-    @property
-    def alive(self) -> bool:
-        return not self._exited.done()
-
-    def memory(self) -> int | None:
-        """Bytes in use per the engine's stats (kept for MultiModel containers only)."""
-        return self._memory if self.alive else None
-
-    async def wait(self) -> int:
-        return await asyncio.shield(self._exited)
-
-    async def stop(self, grace: float) -> int:
-        """SIGTERM via the engine, which SIGKILLs after ``grace``; then remove the container."""
-        try:
-            await asyncio.to_thread(self._api.stop, self._id, timeout=max(int(grace), 0))
-        except Exception as exc:  # gone already, or the engine is: the exit wait tells
-            logger.debug("stop %s: %s", self._id[:12], exc)
-        return await self._finish()
-
-    async def kill(self) -> int:
-        try:
-            await asyncio.to_thread(self._api.kill, self._id)
-        except Exception as exc:
-            logger.debug("kill %s: %s", self._id[:12], exc)
-        return await self._finish()
-
-    async def _finish(self) -> int:
-        try:
-            code = await asyncio.wait_for(self.wait(), timeout=STOP_MARGIN)
-        except TimeoutError:
-            code = 137
-        await asyncio.to_thread(self.remove)
-        return code
-
-    def remove(self) -> None:
-        """Best effort: what stays behind is removed by the next ``reap_leftovers``."""
-        from docker.errors import NotFound
-
-        if self._removed:
-            return
-        try:
-            self._api.remove_container(self._id, force=True)
-        except NotFound:
-            pass
-        except Exception as exc:
-            logger.warning("cannot remove container %s: %s", self._id[:12], exc)
-            return
-        self._removed = True
-
-    def _follow(self, on_line: LineSink) -> None:
-        """Thread: feed each output line to ``on_line`` in the loop, then report the exit."""
-        api = self._streams
-        try:
-            stream = api.logs(self._id, stream=True, follow=True, stdout=True, stderr=True)
-            for line in _lines(stream):
-                self._call(on_line, line)
-        except Exception as exc:  # the engine went away; the exit code below still tells
-            logger.debug("log stream of %s ended: %s", self._id[:12], exc)
-        code = 137
-        try:
-            code = int(api.wait(self._id, timeout=None)["StatusCode"])
-        except Exception as exc:  # already removed: the gateway stopped or killed it
-            logger.debug("wait for %s: %s", self._id[:12], exc)
-        self._call(self._set_exit, code)
-
-    def _stats(self) -> None:
-        with contextlib.suppress(Exception):  # no stats: memory stays unknown
-            for sample in self._streams.stats(self._id, decode=True, stream=True):
-                usage = (sample.get("memory_stats") or {}).get("usage")
-                self._memory = int(usage) if usage else None
-                if not self.alive:
-                    break
-
-    def _set_exit(self, code: int) -> None:
-        if not self._exited.done():
-            self._exited.set_result(code)
-
-    def _call(self, fn: Any, *args: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens any more
-            self._loop.call_soon_threadsafe(_safely, fn, *args)
 
 
 class DockerBackend:
@@ -182,7 +61,7 @@ class DockerBackend:
         self._networks: dict[str, str] = {}
         self._present: set[str] = set()
         self._lock = asyncio.Lock()
-        #: One host port per container for the gateway's life: a restart keeps the URL.
+        #: The host port each container last had: a restart asks for it again, to keep the URL.
         self._ports: dict[tuple[str, str], int] = {}
 
     def check(self, container: ContainerRuntime) -> None:
@@ -221,7 +100,6 @@ class DockerBackend:
     ) -> DockerHandle:
         self.check(container)
         key = (container.endpoint, container.hostname)
-        port = self._ports.get(key) or self._ports.setdefault(key, free_port(PUBLISH_HOST))
         client = await self._connect()
         image = image_for(container.spec)
         assert image is not None
@@ -237,12 +115,13 @@ class DockerBackend:
         api = client.api
         name = self.name_of(container)
 
-        def create() -> str:
+        def create(port: int | None) -> str:
             with contextlib.suppress(Exception):
                 api.remove_container(name, force=True)  # a stopped instance of an earlier start
             host_config = api.create_host_config(
                 binds=self.binds(container, model_dir, base_dir),
-                port_bindings={CONTAINER_PORT: (PUBLISH_HOST, port)},
+                # No port: the engine picks a free one and binds it at once.
+                port_bindings={CONTAINER_PORT: (PUBLISH_HOST, port) if port else (PUBLISH_HOST,)},
                 network_mode=network,
             )
             endpoint_config = api.create_endpoint_config(aliases=[container.hostname])
@@ -268,10 +147,26 @@ class DockerBackend:
         from docker.errors import DockerException
         from requests import RequestException
 
+        def create_published() -> tuple[str, int]:
+            """Start on the port of the last start if it is still free, else on a new one."""
+            wanted = self._ports.get(key)
+            for _ in range(PUBLISH_TRIES):
+                try:
+                    cid = create(wanted)
+                except DockerException as exc:
+                    if "address already in use" not in _why(exc):
+                        raise
+                    logger.debug("%s/%s: port %s taken (%s)", *key, wanted, _why(exc))
+                    wanted = None
+                    continue
+                return cid, published_port(api, cid)
+            raise BackendError(f"no free port to publish on after {PUBLISH_TRIES} tries")
+
         try:
-            cid = await asyncio.to_thread(create)
+            cid, port = await asyncio.to_thread(create_published)
         except (DockerException, RequestException) as exc:
             raise BackendError(f"cannot start {image}: {_why(exc)}") from exc
+        self._ports[key] = port
         logger.debug("%s/%s: container %s on port %s", *key, cid[:12], port)
         assert self._streams is not None
         return DockerHandle(
@@ -347,27 +242,13 @@ class DockerBackend:
             return self._networks[endpoint]
 
 
+def published_port(api: APIClient, cid: str) -> int:
+    """The host port the engine gave the container's port 8080."""
+    for binding in api.port(cid, CONTAINER_PORT) or []:
+        if binding.get("HostPort"):
+            return int(binding["HostPort"])
+    raise BackendError(f"the engine published no host port for container {cid[:12]}")
+
+
 def _why(exc: Any) -> str:
     return str(getattr(exc, "explanation", None) or exc)
-
-
-def _safely(fn: Any, *args: Any) -> None:
-    try:
-        fn(*args)
-    except Exception:  # a broken sink must not stop the stream
-        logger.exception("log sink failed")
-
-
-def _lines(stream: Iterator[bytes]) -> Iterator[str]:
-    """Whole lines from a stream of chunks; overlong lines are cut, bad bytes replaced."""
-    buffer = b""
-    for chunk in stream:
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        if len(buffer) > MAX_LINE:
-            lines.append(buffer[:MAX_LINE])
-            buffer = b""
-        for line in lines:
-            yield line.rstrip(b"\r").decode("utf-8", errors="replace")
-    if buffer:
-        yield buffer.rstrip(b"\r").decode("utf-8", errors="replace")

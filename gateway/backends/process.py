@@ -26,14 +26,27 @@ LAUNCHER = Path(__file__).with_name("_launcher.py")
 #: The package root, put on PYTHONPATH so ``python -m containers`` works from any folder.
 ROOT = Path(__file__).resolve().parents[2]
 MAX_LINE = 16 * 1024
+#: Where the framework containers listen: this machine only, never the network.
+LISTEN_HOST = "127.0.0.1"
 #: Seconds the gateway waits beyond the launcher's own grace before killing the launcher itself.
 STOP_MARGIN = 5.0
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = LISTEN_HOST) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def can_listen(port: int, host: str = LISTEN_HOST) -> bool:
+    """Whether a server could listen on ``port`` now (with SO_REUSEADDR, as uvicorn binds)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 class ProcessHandle:
@@ -97,7 +110,8 @@ class ProcessBackend:
     def __init__(self, settings: GatewaySettings) -> None:
         self._settings = settings
         self._state = str(settings.state_dir.resolve())
-        #: One port per container for the gateway's life: restarts keep the URL the HTTP side pools.
+        #: The port each container last had: a restart keeps it (and the URL the HTTP side pools)
+        #: unless another process took it while the container was down.
         self._ports: dict[tuple[str, str], int] = {}
 
     def check(self, container: ContainerRuntime) -> None:
@@ -133,6 +147,8 @@ class ProcessBackend:
         env.update(container.spec.environment)
         env.update(
             SAGEMAKER_BIND_TO_PORT=str(port),
+            # Loopback only: the gateway is the way in (and checks who calls, when asked to).
+            TANDEM_CONTAINER_HOST=LISTEN_HOST,
             SM_MODEL_DIR=str(model_dir),
             SAGEMAKER_BASE_DIR=str(base_dir),
             PYTHONUNBUFFERED="1",
@@ -146,7 +162,9 @@ class ProcessBackend:
     ) -> ProcessHandle:
         self.check(container)
         key = (container.endpoint, container.hostname)
-        port = self._ports.get(key) or self._ports.setdefault(key, free_port())
+        port = self._ports.get(key)
+        if port is None or not can_listen(port):
+            port = self._ports[key] = free_port()
         cwd = base_dir
         if container.spec.command is not None and container.source is not None:
             cwd = container.source
@@ -169,7 +187,7 @@ class ProcessBackend:
         except OSError as exc:
             raise BackendError(f"{key[0]}/{key[1]}: cannot start: {exc}") from exc
         logger.debug("%s/%s: launcher pid %s on port %s", *key, proc.pid, port)
-        return ProcessHandle(proc, f"http://127.0.0.1:{port}", on_line)
+        return ProcessHandle(proc, f"http://{LISTEN_HOST}:{port}", on_line)
 
     async def reap_leftovers(self) -> int:
         return await asyncio.to_thread(reap_leftovers, self._state)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import psutil
 import pytest
 
 from gateway.backends import BackendError, create_backend
@@ -40,7 +43,8 @@ def test_contract_environment_working_dir_and_output(tmp_path: Path) -> None:
     spec_dir.mkdir()
     script = (
         'echo "port=$SAGEMAKER_BIND_TO_PORT model=$SM_MODEL_DIR base=$SAGEMAKER_BASE_DIR '
-        'cwd=$(pwd) extra=$EXTRA unbuffered=$PYTHONUNBUFFERED"; exec $SERVER'
+        'cwd=$(pwd) extra=$EXTRA unbuffered=$PYTHONUNBUFFERED host=$TANDEM_CONTAINER_HOST"; '
+        "exec $SERVER"
     )
     environment = {"EXTRA": "from-spec", "SAGEMAKER_BIND_TO_PORT": "1"}
     container = only(
@@ -60,6 +64,7 @@ def test_contract_environment_working_dir_and_output(tmp_path: Path) -> None:
             assert value_from(lines, "cwd") == str(spec_dir)
             assert value_from(lines, "extra") == "from-spec"
             assert value_from(lines, "unbuffered") == "1"
+            assert value_from(lines, "host") == "127.0.0.1"  # framework servers: loopback only
         finally:
             code = await handle.stop(3.0)
         assert code == 128 + 15  # the contract server dies of the forwarded SIGTERM
@@ -114,6 +119,57 @@ def test_sigterm_ignored_means_sigkill_after_grace(tmp_path: Path) -> None:
         await wait_ping(second.url)
         assert second.url == handle.url  # a restart keeps the port the HTTP side pools
         assert await second.kill() == 128 + 9
+
+    asyncio.run(main())
+
+
+def test_a_restart_takes_a_new_port_when_its_old_one_was_taken(tmp_path: Path) -> None:
+    container = only(endpoint(c1={"command": shell("exec $SERVER")}))
+    backend = ProcessBackend(quick_settings(tmp_path / "state"))
+
+    async def main() -> None:
+        first = await start(backend, container, tmp_path, [])
+        await wait_ping(first.url)
+        await first.stop(3.0)
+        old = urlsplit(first.url).port
+        with socket.socket() as squatter:  # another server took the port while it was down
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", old))
+            squatter.listen()
+            second = await start(backend, container, tmp_path, [])
+            try:
+                await wait_ping(second.url)
+                assert urlsplit(second.url).port != old
+            finally:
+                await second.stop(3.0)
+
+    asyncio.run(main())
+
+
+@pytest.mark.sklearn
+def test_a_framework_container_listens_on_loopback_only(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    fields = {"framework": "sklearn", "mode": "MultiModel", "model_data": str(store)}
+    container = only(endpoint(c1=fields))
+    backend = ProcessBackend(quick_settings(tmp_path / "state", start_timeout=60.0))
+
+    async def main() -> None:
+        handle = await start(backend, container, tmp_path, [])
+        try:
+            await wait_ping(handle.url, timeout=60.0)
+            assert handle.pid is not None
+            root = psutil.Process(handle.pid)
+            listening = [
+                c.laddr
+                for p in [root, *root.children(recursive=True)]
+                for c in p.net_connections(kind="tcp")
+                if c.status == psutil.CONN_LISTEN
+            ]
+            assert listening, "no listening socket found"
+            assert {a.ip for a in listening} == {"127.0.0.1"}, listening
+        finally:
+            await handle.stop(3.0)
 
     asyncio.run(main())
 
