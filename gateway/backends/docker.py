@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.backends.base import BackendError, LineSink
 from gateway.backends.docker_handle import DockerHandle
-from gateway.backends.process import multi_model_environment
+from gateway.backends.process import can_listen, multi_model_environment
 from gateway.images import ImageError, connect, image_for, require
 from gateway.runtime import ContainerRuntime
 from gateway.settings import GatewaySettings
@@ -40,8 +40,6 @@ CONTAINER_PORT = 8080
 PUBLISH_HOST = "127.0.0.1"
 MODEL_DIR = "/opt/ml/model"
 MODELS_DIR = "/opt/ml/models"
-#: Starts tried when the port to publish on is taken (a restart asks for its old port first).
-PUBLISH_TRIES = 3
 
 
 def owner_id(state_dir: Path) -> str:
@@ -115,7 +113,8 @@ class DockerBackend:
         api = client.api
         name = self.name_of(container)
 
-        def create(port: int | None) -> str:
+        def create(port: int | None) -> tuple[str, int]:
+            """Start the container; its id, and the host port it is published on."""
             with contextlib.suppress(Exception):
                 api.remove_container(name, force=True)  # a stopped instance of an earlier start
             host_config = api.create_host_config(
@@ -142,28 +141,17 @@ class DockerBackend:
                 with contextlib.suppress(Exception):
                     api.remove_container(cid, force=True)
                 raise
-            return cid
+            return cid, published_port(api, cid)
 
         from docker.errors import DockerException
         from requests import RequestException
 
-        def create_published() -> tuple[str, int]:
-            """Start on the port of the last start if it is still free, else on a new one."""
-            wanted = self._ports.get(key)
-            for _ in range(PUBLISH_TRIES):
-                try:
-                    cid = create(wanted)
-                except DockerException as exc:
-                    if "address already in use" not in _why(exc):
-                        raise
-                    logger.debug("%s/%s: port %s taken (%s)", *key, wanted, _why(exc))
-                    wanted = None
-                    continue
-                return cid, published_port(api, cid)
-            raise BackendError(f"no free port to publish on after {PUBLISH_TRIES} tries")
-
+        # The port of the last start if it is still free (the URL stays), else the engine's pick.
+        wanted = self._ports.get(key)
+        if wanted is not None and not can_listen(wanted, PUBLISH_HOST):
+            wanted = None
         try:
-            cid, port = await asyncio.to_thread(create_published)
+            cid, port = await asyncio.to_thread(create, wanted)
         except (DockerException, RequestException) as exc:
             raise BackendError(f"cannot start {image}: {_why(exc)}") from exc
         self._ports[key] = port
