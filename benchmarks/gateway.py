@@ -168,8 +168,8 @@ def serve_gateway(port: int, upstream: str, endpoints: dict[str, list[str]]) -> 
     """Child process: the gateway app served as ``tandem serve`` serves it."""
     import asyncio
 
-    from gateway.runner import _loop_factory, bind, make_server
     from gateway.runtime import ContainerState, EndpointRuntime
+    from gateway.serve import _loop_factory, bind, make_server
     from gateway.settings import GatewaySettings
     from pipelines.spec import EndpointSpec
 

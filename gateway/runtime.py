@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from pipelines.spec import ContainerSpec, EndpointSpec, Execution, Mode
 
 if TYPE_CHECKING:
-    from gateway.backends.base import ContainerHandle
+    from gateway.lifecycle.backends.base import ContainerHandle
     from gateway.models.manager import ModelManager
     from gateway.upstream import Upstream
 

@@ -56,14 +56,15 @@ class GatewaySettings(BaseSettings):
     )
     #: Seconds one multi-model load (``POST /models`` to the container) may take.
     model_load_timeout: float = Field(default=600.0, gt=0)
-    #: Slow or oversized clients (gateway/http_guard.py): largest header block in bytes, seconds
+    #: Slow or oversized clients (gateway/edge/guard.py): largest header block in bytes, seconds
     #: to receive the headers and the body, seconds an idle keep-alive connection stays open.
     max_header_bytes: int = Field(default=64 * 1024, gt=0)
     header_timeout: float = Field(default=10.0, gt=0)
     body_timeout: float = Field(default=60.0, gt=0)
     keep_alive_timeout: int = Field(default=5, ge=1)
-    #: Authentication (gateway/auth.py): ``api_keys`` and ``sigv4_credentials`` (``access:secret``)
-    #: are comma lists or ``@file`` (one a line); ``metrics_open`` leaves ``/metrics`` unguarded.
+    #: Authentication (gateway/edge/auth.py): ``api_keys`` and ``sigv4_credentials``
+    #: (``access:secret``) are comma lists or ``@file`` (one a line); ``metrics_open`` leaves
+    #: ``/metrics`` unguarded.
     auth: Literal["none", "api-key", "sigv4"] = "none"
     api_keys: SecretStr | None = None
     sigv4_credentials: SecretStr | None = None
@@ -71,7 +72,7 @@ class GatewaySettings(BaseSettings):
 
     @model_validator(mode="after")
     def _auth_configured(self) -> GatewaySettings:
-        from gateway.auth import check_settings  # fails at start, not at the first request
+        from gateway.edge.auth import check_settings  # fails at start, not at the first request
 
         check_settings(self)
         return self

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # System packages some tests need, installed from Debian's archive when missing (CI runs as root).
-# Today: haproxy, for tests/gateway/scale (the affinity test skips and says why without it).
+# Today: haproxy, for tests/gateway/ops (the affinity test skips and says why without it).
 # Elsewhere (not root, no apt-get) it only says what is missing, so a developer's run still works.
 set -euo pipefail
 missing=()

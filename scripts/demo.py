@@ -33,7 +33,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's packages come first
 
-from gateway.cli_invoke import parse_server_timing  # noqa: E402
+from gateway.cli.invoke import parse_server_timing  # noqa: E402
 from pipelines.examples import SPECS, churn, zoo  # noqa: E402
 
 # Piped output (a CI log) gets room for the tables instead of the 80 columns rich assumes.

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from botocore.config import Config
 
-from gateway.cli_invoke import parse_server_timing
+from gateway.cli.invoke import parse_server_timing
 from pipelines.examples import SPECS, churn, reference, zoo
 from tests.support import PYTHON, ROOT, free_port, running
 

@@ -28,7 +28,7 @@ import httpx
 import psutil
 import yaml
 
-from gateway.loadtest import LoadSpec
+from gateway.ops.loadtest import LoadSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT_SERVER = ROOT / "tests" / "gateway" / "contract_server.py"

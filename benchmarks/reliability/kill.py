@@ -26,7 +26,7 @@ from benchmarks.reliability.common import (
     print_result,
     write_result,
 )
-from gateway.loadtest import NO_ANSWER, LoadResult, run_load
+from gateway.ops.loadtest import NO_ANSWER, LoadResult, run_load
 
 #: A failure answered later than this is not "fast".
 FAST_S = 5.0

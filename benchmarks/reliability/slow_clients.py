@@ -27,7 +27,7 @@ from benchmarks.reliability.common import (
     print_result,
     write_result,
 )
-from gateway.loadtest import LoadSpec, run_load
+from gateway.ops.loadtest import LoadSpec, run_load
 
 PATH = f"/endpoints/{ENDPOINT}/invocations"
 SLOW_HEADERS = f"POST {PATH} HTTP/1.1\r\nHost: gateway\r\nX-Slow: ".encode()

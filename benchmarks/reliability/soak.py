@@ -21,7 +21,7 @@ from benchmarks.reliability.common import (
     print_result,
     write_result,
 )
-from gateway.loadtest import LoadSpec, run_load
+from gateway.ops.loadtest import LoadSpec, run_load
 
 MAX_GROWTH_PCT = 5.0
 

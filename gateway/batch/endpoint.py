@@ -44,11 +44,11 @@ async def endpoint_for(config: BatchConfig) -> AsyncIterator[Target]:
 @contextlib.asynccontextmanager
 async def _serve_spec(path: Path, config: BatchConfig) -> AsyncIterator[Target]:
     # The server side is imported only here: --endpoint-url jobs never load uvicorn or the app.
-    from gateway import runner
-    from gateway.backends import BackendError, create_backend
+    from gateway import serve as runner
+    from gateway.lifecycle.backends import BackendError, create_backend
+    from gateway.lifecycle.supervisor import StartError, Supervisor
     from gateway.runtime import EndpointRuntime
     from gateway.settings import GatewaySettings
-    from gateway.supervisor import StartError, Supervisor
     from pipelines.spec import SpecError, load_specs
 
     try:

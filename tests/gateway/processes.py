@@ -9,7 +9,7 @@ from typing import Any
 
 import psutil
 
-from gateway.health import ping
+from gateway.lifecycle.health import ping
 from gateway.runtime import ContainerRuntime, EndpointRuntime
 from gateway.settings import GatewaySettings
 from pipelines.spec import EndpointSpec

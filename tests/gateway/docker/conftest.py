@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from gateway.images import DEFAULT_BASE_IMAGE, ImageError, connect, image_name
+from gateway.ops.images import DEFAULT_BASE_IMAGE, ImageError, connect, image_name
 from tests.support import PYTHON, ROOT
 
 if TYPE_CHECKING:

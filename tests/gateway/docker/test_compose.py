@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from gateway.compose import ComposeError, render
+from gateway.ops.compose import ComposeError, render
 from pipelines.spec import load_spec, load_specs
 from tests.gateway.docker.conftest import owned
 from tests.gateway.harness import sagemaker_client

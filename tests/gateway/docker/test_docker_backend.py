@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import yaml
 
-from gateway.backends.docker import OWNER, owner_id
+from gateway.lifecycle.backends.docker import OWNER, owner_id
 from pipelines.examples import churn, reference
 from pipelines.examples._artifacts import staging, write_tarball
 from tests.gateway.docker.conftest import owned, remove_owned

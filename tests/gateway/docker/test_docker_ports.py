@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from gateway.backends.docker import DockerBackend, DockerHandle
-from gateway.health import ping
+from gateway.lifecycle.backends.docker import DockerBackend, DockerHandle
+from gateway.lifecycle.health import ping
 from gateway.runtime import ContainerRuntime, EndpointRuntime
 from gateway.settings import GatewaySettings
 from pipelines.spec import EndpointSpec

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from gateway.backends import BackendError, create_backend
+from gateway.lifecycle.backends import BackendError, create_backend
 from tests.gateway.processes import CONTRACT_SERVER, endpoint, only, quick_settings
 from tests.support import PYTHON, free_port, running, wait_until
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.backends import BackendError
-from gateway.backends.docker import DockerBackend
-from gateway.images import TARGETS, ImageError, connect, dockerfile, image_for, image_name
+from gateway.lifecycle.backends import BackendError
+from gateway.lifecycle.backends.docker import DockerBackend
+from gateway.ops.images import TARGETS, ImageError, connect, dockerfile, image_for, image_name
 from tests.gateway.processes import endpoint, only, quick_settings
 from tests.support import PYTHON, ROOT, free_port
 

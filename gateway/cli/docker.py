@@ -1,0 +1,98 @@
+"""``tandem build`` and ``tandem compose``: Tandem's images, and compose projects for endpoints."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+EXIT_INVALID = 2
+EXIT_FAILED = 1
+
+
+def build(
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="What to build: sklearn, pytorch, tensorflow, gateway (default: all of them).",
+            show_default=False,
+        ),
+    ] = None,
+    base_image: Annotated[
+        str,
+        typer.Option(
+            envvar="TANDEM_BASE_IMAGE",
+            help="Image to build on: any with python3 >= 3.11 and its venv module.",
+        ),
+    ] = "python:3.11-slim",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide the build output.")] = False,
+) -> None:
+    """Build Tandem's images from this source checkout (the engine at DOCKER_HOST builds them)."""
+    from gateway.ops.images import TARGETS, ImageError, connect
+    from gateway.ops.images import build as build_image
+
+    chosen = list(dict.fromkeys(targets or TARGETS))
+    unknown = [t for t in chosen if t not in TARGETS]
+    if unknown:
+        _fail(
+            EXIT_INVALID,
+            f"unknown image(s) {', '.join(unknown)}; choose from: {', '.join(TARGETS)}",
+        )
+    try:
+        client = connect()
+        for target in chosen:
+            started = time.monotonic()
+            typer.echo(f"building {target} on {base_image}", err=True)
+            name = build_image(
+                client,
+                target,
+                base_image=base_image,
+                on_line=(lambda _: None) if quiet else (lambda line: typer.echo(f"  {line}")),
+            )
+            typer.echo(f"built {name} in {time.monotonic() - started:.0f}s", err=True)
+    except ImageError as exc:
+        _fail(EXIT_FAILED, str(exc))
+
+
+def compose(
+    specs: Annotated[
+        list[Path], typer.Argument(help="Endpoint spec files (YAML): one gateway serves them all.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Project folder to write (made if missing).")
+    ] = Path("."),
+    port: Annotated[int, typer.Option(help="Host port the gateway is published on.")] = 8080,
+    prometheus: Annotated[
+        bool, typer.Option(help="Add Prometheus, scraping the gateway's /metrics.")
+    ] = True,
+) -> None:
+    """Write a compose project for the endpoints: sidecars, the gateway, Prometheus, models."""
+    from gateway.artifacts import ArtifactError
+    from gateway.ops.compose import ComposeError, write_project
+    from pipelines.spec import SpecError, load_specs
+
+    try:
+        loaded = load_specs(specs)
+    except SpecError as exc:
+        _fail(EXIT_INVALID, str(exc))
+    args = shlex.join([*map(str, specs), "-o", str(output)])
+    try:
+        written = write_project(loaded, output, port=port, prometheus=prometheus, args=args)
+    except ComposeError as exc:
+        _fail(EXIT_INVALID, str(exc))
+    except (ArtifactError, OSError) as exc:
+        _fail(EXIT_FAILED, str(exc))
+    compose_file = output / "compose.yaml"
+    typer.echo(f"wrote {compose_file} ({len(written)} files and model folders)", err=True)
+    where = "" if output.resolve() == Path.cwd() else f"cd {shlex.quote(os.fspath(output))} && "
+    typer.echo(f"run it: {where}docker compose up", err=True)
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    sys.stderr.write(f"tandem: {message}\n")
+    raise typer.Exit(code)

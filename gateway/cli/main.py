@@ -1,0 +1,94 @@
+"""The ``tandem`` command line. Imports stay light: ``serve`` loads the server only when it runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from gateway.cli.batch import batch
+from gateway.cli.docker import build, compose
+from gateway.cli.invoke import invoke
+from gateway.cli.load import loadtest
+from gateway.cli.scale import haproxy, k8s
+
+app = typer.Typer(
+    name="tandem",
+    help="Self-hosted, SageMaker-compatible inference: one gateway, many model containers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("invoke")(invoke)
+app.command("loadtest")(loadtest)
+app.command("batch")(batch)
+app.command("build")(build)
+app.command("compose")(compose)
+app.command("haproxy")(haproxy)
+app.command("k8s")(k8s)
+
+#: Exit codes: bad input (a spec, a flag) and a failed start differ, so scripts can tell them apart.
+EXIT_INVALID = 2
+EXIT_START_FAILED = 1
+
+
+@app.command()
+def serve(
+    specs: Annotated[
+        list[Path], typer.Argument(help="Endpoint spec files (YAML), one per endpoint.")
+    ],
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on (default 127.0.0.1: this machine only) [TANDEM_HOST]."
+        ),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default 8080) [TANDEM_PORT].")
+    ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Folder for model dirs and logs [TANDEM_STATE_DIR].")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="process, docker or external [TANDEM_BACKEND].")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning or error [TANDEM_LOG_LEVEL].")
+    ] = None,
+) -> None:
+    """Validate the specs, start every container, wait until all are healthy, then serve."""
+    from pydantic import ValidationError
+
+    from gateway.settings import GatewaySettings
+
+    flags = {"host": host, "port": port, "state_dir": state_dir, "backend": backend}
+    flags["log_level"] = log_level
+    try:
+        settings = GatewaySettings.model_validate({k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        _fail(EXIT_INVALID, "invalid settings:\n  " + "\n  ".join(problems))
+
+    from gateway.lifecycle.backends import BackendError
+    from gateway.lifecycle.supervisor import StartError
+    from gateway.serve import StateDirBusy, run
+    from pipelines.spec import SpecError
+
+    try:
+        code = run(specs, settings)
+    except SpecError as exc:
+        _fail(EXIT_INVALID, str(exc))
+    except (StartError, StateDirBusy, BackendError, OSError) as exc:
+        _fail(EXIT_START_FAILED, str(exc))
+    raise typer.Exit(code)
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    sys.stderr.write(f"tandem: {message}\n")
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,156 @@
+"""The gateway's HTTP edge: SageMaker's runtime API as thin routes over ``gateway.dispatch``.
+
+``create_app`` is the one entry point: the process side builds the ``EndpointRuntime`` objects,
+keeps their state current, and serves the returned app with uvicorn.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.dispatch import Dispatcher
+from gateway.edge.auth import auth_middleware
+from gateway.edge.hotpath import InvocationsApp, InvocationsShortcut
+from gateway.edge.model_routes import model_routes
+from gateway.errors import (
+    TandemError,
+    ValidationError,
+    handle_tandem_error,
+    handle_unexpected,
+)
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.metrics import GatewayMetrics
+from gateway.models.hosting import attach_managers, close_all, preload_all
+from gateway.runtime import ContainerState, EndpointRuntime
+from gateway.settings import GatewaySettings
+from pipelines.spec import NAME_PATTERN
+
+#: SageMaker names the account in "not found" messages; a self-hosted gateway has none.
+ACCOUNT = "local"
+_NAME = re.compile(NAME_PATTERN)
+
+
+def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> Starlette:
+    """The runtime API for ``endpoints``; upstream clients live as long as the app's lifespan."""
+    by_name = {e.name: e for e in endpoints}
+    state_dir = settings.state_dir.resolve()
+    dispatcher = Dispatcher(
+        upstream=settings.upstream,
+        max_payload=settings.max_payload,
+        # The supervisor writes each container's output there; ModelError points at it.
+        log_stream=lambda c: str(state_dir / c.endpoint / c.hostname / "container.log"),
+    )
+    metrics = GatewayMetrics(endpoints)
+    managers = attach_managers(endpoints, settings, dispatcher.upstream, metrics)
+
+    def endpoint_or_error(name: str) -> EndpointRuntime:
+        endpoint = by_name.get(name)
+        if endpoint is not None:
+            return endpoint
+        if len(name) > 63 or not _NAME.match(name):
+            raise ValidationError(
+                f"1 validation error detected: Value '{name[:100]}' at 'endpointName' failed to "
+                f"satisfy constraint: Member must satisfy regular expression pattern: "
+                f"{NAME_PATTERN} and have length less than or equal to 63"
+            )
+        raise ValidationError(f"Endpoint {name} of account {ACCOUNT} not found.")
+
+    invocations = InvocationsApp(dispatcher, metrics, endpoint_or_error, settings.max_payload)
+
+    async def ping(request: Request) -> Response:
+        down = [
+            f"{c.endpoint}/{c.hostname}: {c.state.value}"
+            for e in endpoints
+            for c in e.containers
+            if not c.healthy
+        ]
+        if not down:
+            return Response(b"", status_code=200)
+        return _json({"Status": "Unhealthy", "Containers": down}, status=503)
+
+    async def list_endpoints(request: Request) -> Response:
+        return _json({"Endpoints": [_describe(e) for e in endpoints]})
+
+    async def describe_endpoint(request: Request) -> Response:
+        return _json(_describe(endpoint_or_error(request.path_params["name"])))
+
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        dispatcher.open(endpoints)
+        try:
+            await preload_all(managers)  # pinned models are in memory before the first request
+            yield
+        finally:
+            await close_all(managers)
+            await dispatcher.aclose(endpoints)
+
+    app = Starlette(
+        routes=[
+            # Reached only when the shortcut does not take it; same app, same answers.
+            Route("/endpoints/{name}/invocations", invocations, methods=["POST"]),
+            Route("/ping", ping, methods=["GET"]),
+            Route("/endpoints", list_endpoints, methods=["GET"]),
+            Route("/endpoints/{name}", describe_endpoint, methods=["GET"]),
+            Route("/metrics", prometheus, methods=["GET"]),
+            *model_routes(endpoint_or_error),
+        ],
+        exception_handlers={TandemError: handle_tandem_error, Exception: handle_unexpected},
+        lifespan=lifespan,
+        middleware=[
+            *auth_middleware(settings),
+            Middleware(InvocationsShortcut, invocations=invocations),
+        ],
+    )
+    app.state.dispatcher = dispatcher
+    app.state.metrics = metrics
+    return app
+
+
+def _status(endpoint: EndpointRuntime) -> str:
+    """SageMaker's EndpointStatus, derived from the containers' states."""
+    states = {c.state for c in endpoint.containers}
+    if states == {ContainerState.HEALTHY}:
+        return "InService"
+    if ContainerState.FAILED in states:
+        return "Failed"
+    if states <= {ContainerState.STARTING, ContainerState.HEALTHY}:
+        return "Creating"
+    return "OutOfService"
+
+
+def _describe(endpoint: EndpointRuntime) -> dict[str, Any]:
+    return {
+        "EndpointName": endpoint.name,
+        "EndpointStatus": _status(endpoint),
+        "Mode": endpoint.spec.execution.value,
+        "Variant": endpoint.variant,
+        "Timeout": endpoint.spec.timeout,
+        "Containers": [
+            {
+                "ContainerHostname": c.hostname,
+                "State": c.state.value,
+                "Restarts": c.restarts,
+                "Mode": c.spec.mode.value,
+                "Framework": c.spec.framework.value if c.spec.framework else None,
+                "Url": c.url or None,
+            }
+            for c in endpoint.containers
+        ],
+    }
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data), status_code=status, media_type="application/json")
