@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from containers.base import Framework
 from containers.errors import BadRequest, ContainerError, PayloadTooLarge
+from containers.frameworks import ModelFramework
 from containers.service import ModelService
 from containers.settings import ContainerSettings, configure_logging
 
@@ -71,7 +71,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(settings: ContainerSettings, framework: Framework | None = None) -> Starlette:
+def create_app(settings: ContainerSettings, framework: ModelFramework | None = None) -> Starlette:
     service = ModelService(settings, framework)
     limit = settings.max_payload_bytes
 

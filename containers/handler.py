@@ -21,7 +21,6 @@ from types import ModuleType
 from typing import Any
 
 from containers import codecs
-from containers.base import Framework
 from containers.errors import (
     ContainerError,
     ModelLoadError,
@@ -29,6 +28,7 @@ from containers.errors import (
     UnsupportedContentType,
     UserCodeError,
 )
+from containers.frameworks import ModelFramework
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class ModelHandler:
 
     def __init__(
         self,
-        framework: Framework,
+        framework: ModelFramework,
         model_dir: Path,
         *,
         name: str = "model",

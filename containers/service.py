@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from containers import codecs, registry, resources
-from containers.base import Framework
+from containers import codecs, frameworks, resources
 from containers.errors import ModelLoadError, PredictionTimeout
 from containers.fastpath import FastPath, timed
+from containers.frameworks import ModelFramework
 from containers.handler import ModelHandler
-from containers.multimodel import LoadedModel, ModelRegistry
+from containers.models import HostedModel, ModelRegistry
 from containers.settings import ContainerSettings
 from containers.workers import WorkerThreads
 
@@ -40,11 +40,13 @@ class Reply:
 class ModelService:
     """One per worker process: owns the framework instance, the models and the thread pools."""
 
-    def __init__(self, settings: ContainerSettings, framework: Framework | None = None) -> None:
+    def __init__(
+        self, settings: ContainerSettings, framework: ModelFramework | None = None
+    ) -> None:
         if settings.framework is None and framework is None:
             raise ValueError("no framework: pass --framework or set TANDEM_FRAMEWORK")
         self.settings = settings
-        self.framework = framework or registry.create(str(settings.framework), settings)
+        self.framework = framework or frameworks.create(str(settings.framework), settings)
         self.cpus = resources.available_cpus()
         self.models = ModelRegistry(
             self._handler, resources.memory_limit(settings.memory_limit_mb), settings.models_dir
@@ -98,7 +100,7 @@ class ModelService:
         if self._predict_pool is not None:
             self._predict_pool.shutdown()
 
-    async def load(self, name: str, url: str) -> LoadedModel:
+    async def load(self, name: str, url: str) -> HostedModel:
         return await self.models.add(name, url, self._loader)
 
     async def unload(self, name: str) -> None:
@@ -113,7 +115,7 @@ class ModelService:
 
     async def invoke(
         self,
-        loaded: LoadedModel,
+        loaded: HostedModel,
         body: bytes,
         content_type: str | None,
         accept: str | None,

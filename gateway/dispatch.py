@@ -1,7 +1,7 @@
 """The transport-agnostic core: one invocation to a container (Direct) or through all (Serial).
 
 Bytes in, bytes out: the payload is never decoded here. What the HTTP edge needs to render an
-answer comes back as an ``InvocationResult``; every failure is raised as a ``TandemError`` whose
+answer comes back as an ``InvocationResult``; every failure is raised as a ``ApiError`` whose
 message names the container, and in Serial mode the step, that failed.
 """
 
@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from gateway.errors import ModelError, ServiceUnavailable, ValidationError, truncate
+from gateway.errors import InvalidRequest, ModelError, ServiceUnavailable, truncate
+from gateway.models.manager import ModelManager
 from gateway.models.targets import validate_target
 from gateway.runtime import ContainerRuntime, EndpointRuntime
 from gateway.upstream import (
@@ -56,7 +57,7 @@ class InvocationResult:
 
 
 class Dispatcher:
-    """Owns one pooled upstream per container and runs invocations through them."""
+    """Runs invocations; owns each container's pooled upstream and MultiModel model manager."""
 
     def __init__(
         self,
@@ -70,6 +71,19 @@ class Dispatcher:
         #: Where a failing container's log lives, for ``ModelError.LogStreamArn`` (None: omitted).
         self.log_stream = log_stream or (lambda _container: None)
         self._retired: set[asyncio.Task[None]] = set()
+        self._upstreams: dict[ContainerRuntime, Upstream] = {}
+        self._managers: dict[ContainerRuntime, ModelManager] = {}
+
+    def host_models(self, managers: Mapping[ContainerRuntime, ModelManager]) -> None:
+        """Route the MultiModel containers' invocations through these managers."""
+        self._managers.update(managers)
+
+    def manager(self, container: ContainerRuntime) -> ModelManager | None:
+        return self._managers.get(container)
+
+    @property
+    def managers(self) -> list[ModelManager]:
+        return list(self._managers.values())
 
     def open(self, endpoints: Iterable[EndpointRuntime]) -> None:
         """Create the clients for every container that already has a URL (call inside the loop)."""
@@ -78,26 +92,24 @@ class Dispatcher:
                 if container.url:
                     self.upstream(container)
 
-    async def aclose(self, endpoints: Iterable[EndpointRuntime]) -> None:
-        for endpoint in endpoints:
-            for container in endpoint.containers:
-                if container.upstream is not None:
-                    await container.upstream.aclose()
-                    container.upstream = None
+    async def aclose(self) -> None:
+        upstreams, self._upstreams = list(self._upstreams.values()), {}
+        for upstream in upstreams:
+            await upstream.aclose()
         if self._retired:
             await asyncio.gather(*self._retired, return_exceptions=True)
 
     def upstream(self, container: ContainerRuntime) -> Upstream:
         """The container's client, replaced when the supervisor moved it to a new URL."""
-        current = container.upstream
+        current = self._upstreams.get(container)
         if current is not None and current.base_url == container.url.rstrip("/"):
             return current
         if current is not None:
             task = asyncio.get_running_loop().create_task(current.aclose())
             self._retired.add(task)
             task.add_done_callback(self._retired.discard)
-        container.upstream = create_upstream(self.upstream_kind, container.url)
-        return container.upstream
+        upstream = self._upstreams[container] = create_upstream(self.upstream_kind, container.url)
+        return upstream
 
     async def invoke(
         self,
@@ -121,14 +133,15 @@ class Dispatcher:
                 raise _timed_out(container, step, self.log_stream(container))
             started = time.perf_counter()
             try:
-                if container.models is None:
+                manager = self._managers.get(container)
+                if manager is None:
                     response = await self.upstream(container).post(
                         INVOCATIONS, body, headers, timeout=remaining, max_body=self.max_payload
                     )
                 else:
                     assert request.target_model is not None  # _route checked it
                     response, started = await self._invoke_model(
-                        container, request.target_model, body, headers, deadline
+                        container, manager, request.target_model, body, headers, deadline
                     )
             except UpstreamTimeout as exc:
                 raise _timed_out(container, step, self.log_stream(container)) from exc
@@ -142,7 +155,7 @@ class Dispatcher:
                 ) from exc
             except UpstreamBodyTooLarge as exc:
                 what = "the payload to the next step" if index < last else "the response"
-                raise ValidationError(
+                raise InvalidRequest(
                     f"{_where(container, step)} answered with a body larger than {exc.limit} "
                     f"bytes, the limit for {what}."
                 ) from exc
@@ -159,6 +172,7 @@ class Dispatcher:
     async def _invoke_model(
         self,
         container: ContainerRuntime,
+        manager: ModelManager,
         target: str,
         body: bytes,
         headers: dict[str, str],
@@ -169,8 +183,6 @@ class Dispatcher:
         A 404 means the container lost the model (restarted, unloaded by hand): load it again,
         once. Returns the answer and when the invocation proper started (after any load).
         """
-        manager = container.models
-        assert manager is not None
         for attempt in range(2):
             entry = await manager.acquire(target, deadline)
             started = time.perf_counter()
@@ -196,34 +208,34 @@ class Dispatcher:
         target = request.target_container
         if endpoint.direct:
             if target is None:
-                raise ValidationError(
+                raise InvalidRequest(
                     f"Endpoint {endpoint.name} uses Direct execution: the request needs the "
                     "X-Amzn-SageMaker-Target-Container-Hostname header naming one of its "
                     f"containers ({', '.join(c.hostname for c in endpoint.containers)})."
                 )
             container = endpoint.container(target)
             if container is None:
-                raise ValidationError(
+                raise InvalidRequest(
                     f"Container hostname {target} not found in endpoint {endpoint.name}. Valid "
                     f"hostnames: {', '.join(c.hostname for c in endpoint.containers)}."
                 )
             steps = [container]
         else:
             if target is not None:
-                raise ValidationError(
+                raise InvalidRequest(
                     f"Endpoint {endpoint.name} uses Serial execution and does not support the "
                     "target container hostname header."
                 )
             steps = endpoint.containers
         multi = [c for c in steps if c.spec.mode is Mode.MULTI_MODEL]
         if request.target_model is not None and not multi:
-            raise ValidationError(
+            raise InvalidRequest(
                 f"Endpoint {endpoint.name} is not a multi-model endpoint and does not support "
                 "target model header."
             )
         if multi:
             if request.target_model is None:
-                raise ValidationError(
+                raise InvalidRequest(
                     f"Container {multi[0].hostname} of endpoint {endpoint.name} hosts many "
                     "models: the request needs the X-Amzn-SageMaker-Target-Model header naming "
                     "one (a path under its model_data prefix)."

@@ -1,28 +1,35 @@
-"""Errors in SageMaker's wire shape, so that ``boto3`` raises the matching exception class.
+"""The gateway's errors: one root for all of them, one base for those a client sees.
 
-botocore takes the code from the ``x-amzn-ErrorType`` header and the modelled fields from JSON body
-keys with their exact names (``Message``, ``OriginalStatusCode`` ...). Every error the gateway
-answers is a ``TandemError``; one handler renders it, and anything else becomes an
-``InternalFailure`` whose details stay in the log.
+``TandemError`` (from ``pipelines.errors``) is the root of every error raised on purpose; the CLI
+catches it once. ``ApiError`` is the base of the errors in SageMaker's wire shape: each carries
+its code and status, and ``gateway.edge.errors`` renders them, so that ``boto3`` raises the
+matching exception class. Anything else becomes an ``InternalFailure`` whose details stay in the
+log. This module imports no web framework: the core raises these, the edge renders them.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import uuid
 from typing import Any, ClassVar
 
-from starlette.requests import Request
-from starlette.responses import Response
+from pipelines.errors import TandemError
 
-log = logging.getLogger("tandem.gateway")
+__all__ = [
+    "ApiError",
+    "InternalFailure",
+    "InvalidRequest",
+    "ModelError",
+    "ModelNotReady",
+    "ResourceNotFound",
+    "ServiceUnavailable",
+    "TandemError",
+    "truncate",
+]
 
 #: Longest container message copied into an error, so one bad answer cannot bloat every log line.
 MAX_ORIGINAL_MESSAGE = 2048
 
 
-class TandemError(Exception):
+class ApiError(TandemError):
     """Base of every error a client can see: carries its SageMaker code and HTTP status."""
 
     code: ClassVar[str] = "InternalFailure"
@@ -38,12 +45,12 @@ class TandemError(Exception):
         return {"Message": self.message, **self.fields}
 
 
-class ValidationError(TandemError):
+class InvalidRequest(ApiError):
     code = "ValidationError"
     status = 400
 
 
-class ModelError(TandemError):
+class ModelError(ApiError):
     """A container answered non-2xx (or not in time); the message names it and the step."""
 
     code = "ModelError"
@@ -67,43 +74,26 @@ class ModelError(TandemError):
         self.original_status = original_status
 
 
-class ModelNotReady(TandemError):
+class ModelNotReady(ApiError):
     code = "ModelNotReadyException"
     status = 429
 
 
-class InternalFailure(TandemError):
+class ResourceNotFound(ApiError):
+    """Asked about a model, or another named thing, that does not exist."""
+
+    code = "ResourceNotFound"
+    status = 404
+
+
+class InternalFailure(ApiError):
     code = "InternalFailure"
     status = 500
 
 
-class ServiceUnavailable(TandemError):
+class ServiceUnavailable(ApiError):
     code = "ServiceUnavailable"
     status = 503
-
-
-def error_response(exc: TandemError, request_id: str | None = None) -> Response:
-    """Render ``exc`` the way botocore's rest-json parser reads errors."""
-    headers = {"x-amzn-ErrorType": exc.code, "x-amzn-RequestId": request_id or str(uuid.uuid4())}
-    return Response(
-        json.dumps(exc.body()),
-        status_code=exc.status,
-        headers=headers,
-        media_type="application/json",
-    )
-
-
-async def handle_tandem_error(request: Request, exc: Exception) -> Response:
-    """Starlette exception handler for ``TandemError``."""
-    assert isinstance(exc, TandemError)
-    return error_response(exc)
-
-
-async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    """Last resort: answer an ``InternalFailure`` that carries no detail of the bug."""
-    # Starlette re-raises after this answer, so the server logs the stack trace; never the client.
-    log.error("unhandled %s in %s %s", type(exc).__name__, request.method, request.url.path)
-    return error_response(InternalFailure("An internal error occurred in the gateway."))
 
 
 def truncate(text: str, limit: int = MAX_ORIGINAL_MESSAGE) -> str:

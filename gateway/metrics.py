@@ -6,14 +6,15 @@ additions, not a label lookup. Latencies are in seconds (Prometheus' base unit; 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from gateway.errors import ModelError, TandemError
+from gateway.errors import ApiError, ModelError
 from gateway.runtime import ContainerRuntime, EndpointRuntime
 
 LATENCY_BUCKETS = (
@@ -40,7 +41,7 @@ class EndpointMetrics:
         }
 
     def record(
-        self, total: float, timings: Sequence[tuple[str, float]], error: TandemError | None = None
+        self, total: float, timings: Sequence[tuple[str, float]], error: ApiError | None = None
     ) -> None:
         """One finished request: ``total`` seconds in the gateway, ``timings`` per answered step."""
         self.invocations.inc()
@@ -66,7 +67,11 @@ class EndpointMetrics:
 class GatewayMetrics:
     """Every series of one gateway app; ``render()`` is what ``GET /metrics`` answers."""
 
-    def __init__(self, endpoints: Iterable[EndpointRuntime]) -> None:
+    def __init__(
+        self,
+        endpoints: Iterable[EndpointRuntime],
+        models_of: Callable[[ContainerRuntime], ModelState | None] = lambda _c: None,
+    ) -> None:
         endpoints = list(endpoints)
         self.registry = CollectorRegistry()
         labels = ("endpoint", "variant")
@@ -116,7 +121,7 @@ class GatewayMetrics:
         self.registry.register(_ContainerStateCollector(endpoints))
         self._endpoints = {e.name: EndpointMetrics(self, e) for e in endpoints}
         self._models = _ModelFamilies(reg)
-        self.registry.register(_ModelStateCollector(endpoints))
+        self.registry.register(_ModelStateCollector(endpoints, models_of))
 
     def endpoint(self, name: str) -> EndpointMetrics:
         return self._endpoints[name]
@@ -226,8 +231,34 @@ class ModelMetrics:
         self._evictions[reason].inc()
 
 
+class ModelState(Protocol):
+    """What the metrics read of a MultiModel container's manager at scrape time."""
+
+    @property
+    def loaded_count(self) -> int: ...
+
+    @property
+    def memory_limit(self) -> int: ...
+
+    @property
+    def cache(self) -> Sized: ...
+
+    @property
+    def cache_bytes(self) -> int: ...
+
+    def memory_used(self) -> int | None: ...
+
+
 class _ModelStateCollector(_RuntimeCollector):
     """Loaded models, disk cache and the container's memory, read from the model managers."""
+
+    def __init__(
+        self,
+        endpoints: list[EndpointRuntime],
+        models_of: Callable[[ContainerRuntime], ModelState | None],
+    ) -> None:
+        super().__init__(endpoints)
+        self._models_of = models_of
 
     def collect(self) -> Iterator[Metric]:
         labels = ["endpoint", "variant", "container"]
@@ -253,11 +284,11 @@ class _ModelStateCollector(_RuntimeCollector):
             labels=labels,
         )
         for values, c in self._containers():
-            manager = c.models
+            manager = self._models_of(c)
             if manager is None:
                 continue
             loaded.add_metric(values, float(manager.loaded_count))
-            cached.add_metric(values, float(manager.cache.total))
+            cached.add_metric(values, float(manager.cache_bytes))
             cached_count.add_metric(values, float(len(manager.cache)))
             used = manager.memory_used()
             if used is not None:

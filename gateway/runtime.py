@@ -1,7 +1,9 @@
 """Live state of the endpoints the gateway serves.
 
-The supervisor writes it (state, restarts, URL); the HTTP side reads it (routing, ``/ping``,
-``/endpoints``). Keeping it in plain objects lets both sides be tested without the other.
+Only the supervisor writes it (state, restarts, URL, the running handle); the edge and the
+dispatcher read it (routing, ``/ping``, ``/endpoints``). What the dispatcher adds per container
+(its pooled client, its model manager) the dispatcher keeps itself. Keeping the state in plain
+objects lets both sides be tested without the other.
 """
 
 from __future__ import annotations
@@ -10,14 +12,43 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from gateway.models.limits import Limits, fair_limits
 from pipelines.spec import ContainerSpec, EndpointSpec, Execution, Mode
 
-if TYPE_CHECKING:
-    from gateway.lifecycle.backends.base import ContainerHandle
-    from gateway.models.manager import ModelManager
-    from gateway.upstream import Upstream
+
+class ContainerHandle(Protocol):
+    """One started instance of a container, as a backend made it; a restart makes a new one."""
+
+    @property
+    def url(self) -> str:
+        """Base URL the container answers on; stable across restarts of the same container."""
+        ...
+
+    @property
+    def pid(self) -> int | None:
+        """The host process id, where there is one (for logs and orphan checks)."""
+        ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    def memory(self) -> int | None:
+        """Resident bytes the container uses now (its whole process tree); None if unknown."""
+        ...
+
+    async def wait(self) -> int:
+        """Wait for the container to end; its exit code (128+N for death by signal N)."""
+        ...
+
+    async def stop(self, grace: float) -> int:
+        """SIGTERM the container and everything it started, SIGKILL after ``grace`` seconds."""
+        ...
+
+    async def kill(self) -> int:
+        """SIGKILL the container and everything it started, now."""
+        ...
 
 
 class ContainerState(StrEnum):
@@ -39,8 +70,6 @@ class ContainerRuntime:
     url: str = ""
     state: ContainerState = ContainerState.STARTING
     restarts: int = 0
-    #: The pooled client for ``url``; created in the app's lifespan, replaced when ``url`` changes.
-    upstream: Upstream | None = None
     #: Folder of the spec file that declared it: a ``command`` runs there.
     source: Path | None = None
     #: The running instance (set by the supervisor): its process tree's memory is measured.
@@ -49,11 +78,8 @@ class ContainerRuntime:
     generation: int = 0
     #: Called after a restart made the container healthy again (the model manager re-pins).
     on_ready: list[Callable[[], None]] = field(default_factory=list)
-    #: MultiModel only: the effective memory and disk cache limits in bytes (see gateway.models).
-    memory_limit: int | None = None
-    disk_cache_limit: int | None = None
-    #: MultiModel only: the manager that loads, caches and evicts its models.
-    models: ModelManager | None = None
+    #: MultiModel only: the effective memory and disk cache limits, fixed when it is built.
+    limits: Limits | None = None
 
     @property
     def healthy(self) -> bool:
@@ -62,6 +88,10 @@ class ContainerRuntime:
     @property
     def multi_model(self) -> bool:
         return self.spec.mode is Mode.MULTI_MODEL
+
+    @property
+    def memory_limit(self) -> int | None:
+        return self.limits.memory if self.limits is not None else None
 
 
 @dataclass(eq=False)
@@ -72,12 +102,20 @@ class EndpointRuntime:
     containers: list[ContainerRuntime] = field(default_factory=list)
 
     @classmethod
-    def from_spec(cls, spec: EndpointSpec) -> EndpointRuntime:
+    def from_spec(
+        cls, spec: EndpointSpec, limits: dict[str, Limits] | None = None
+    ) -> EndpointRuntime:
+        """One endpoint; ``limits`` gives each MultiModel container's (see ``build``)."""
+        limits = limits or {}
         return cls(
             spec=spec,
             containers=[
                 ContainerRuntime(
-                    endpoint=spec.name, hostname=hostname, spec=container, source=spec.source
+                    endpoint=spec.name,
+                    hostname=hostname,
+                    spec=container,
+                    source=spec.source,
+                    limits=limits.get(hostname),
                 )
                 for hostname, container in zip(spec.hostnames, spec.containers, strict=True)
             ],
@@ -104,3 +142,9 @@ class EndpointRuntime:
             if c.hostname == hostname:
                 return c
         return None
+
+
+def build(specs: list[EndpointSpec], state_dir: Path) -> list[EndpointRuntime]:
+    """The runtime of every endpoint, with each MultiModel container's limits resolved once."""
+    limits = fair_limits(specs, state_dir)
+    return [EndpointRuntime.from_spec(spec, limits.get(spec.name)) for spec in specs]

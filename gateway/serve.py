@@ -23,12 +23,14 @@ from typing import Any
 
 import uvicorn
 
+from gateway import runtime
 from gateway.edge.app import create_app
 from gateway.edge.guard import guarded_protocol
 from gateway.lifecycle.backends import create_backend
 from gateway.lifecycle.supervisor import Supervisor
 from gateway.runtime import EndpointRuntime
 from gateway.settings import GatewaySettings
+from pipelines.errors import TandemError
 from pipelines.spec import EndpointSpec, load_specs
 
 logger = logging.getLogger("tandem.gateway")
@@ -36,7 +38,7 @@ logger = logging.getLogger("tandem.gateway")
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
-class StateDirBusy(Exception):
+class StateDirBusy(TandemError):
     """Another ``tandem serve`` uses the same state folder (it holds the folder's lock)."""
 
 
@@ -76,7 +78,7 @@ def state_lock(state_dir: Path) -> Iterator[None]:
 
 async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     sock = bind(settings.host, settings.port)
-    endpoints = [EndpointRuntime.from_spec(spec) for spec in specs]
+    endpoints = runtime.build(specs, settings.state_dir)
     backend = create_backend(settings.backend, settings)
     supervisor = Supervisor(endpoints, backend, settings)
     stop = asyncio.Event()

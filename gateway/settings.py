@@ -5,8 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.credentials import Credentials, parse_credentials
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 
@@ -70,12 +79,17 @@ class GatewaySettings(BaseSettings):
     sigv4_credentials: SecretStr | None = None
     metrics_open: bool = False
 
+    _credentials: Credentials = PrivateAttr(default_factory=Credentials)
+
     @model_validator(mode="after")
     def _auth_configured(self) -> GatewaySettings:
-        from gateway.edge.auth import check_settings  # fails at start, not at the first request
-
-        check_settings(self)
+        # Parsed once, here: a missing key file fails at start, not at the first request.
+        self._credentials = parse_credentials(self.auth, self.api_keys, self.sigv4_credentials)
         return self
+
+    @property
+    def credentials(self) -> Credentials:
+        return self._credentials
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from pipelines.errors import TandemError
+
 MAX_CONTAINERS = 15
 MAX_TARGET_MODEL = 1024
 #: Fields that only a MultiModel container takes.
@@ -238,8 +240,10 @@ def check_target_model(target: str) -> str:
     return target
 
 
-class SpecError(Exception):
+class SpecError(TandemError):
     """Every problem found in one or more spec files, one ``file: field: rule`` line each."""
+
+    invalid_input = True
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems

@@ -4,7 +4,7 @@ Every script starts its own gateway process (``python -m gateway serve``) with a
 named ``rel`` whose containers are the standard-library contract server, or the scikit-learn
 container with a tiny model trained on the spot, so that the figures are those of real processes
 over real HTTP. Results go to ``benchmarks/reliability/results/<name>.json``; ``report.py`` turns
-them into ``RELIABILITY.md``.
+them into ``docs/reliability.md``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ ENDPOINT = "rel"
 FEATURES = 4
 #: One JSON row of ``FEATURES`` values: what the load of kill, soak and slow_clients sends.
 BODY = b'{"instances": [[0.1, 0.2, 0.3, 0.4]]}'
-#: Restarts quick enough to see several within a run; RELIABILITY.md lists these settings.
+#: Restarts quick enough to see several within a run; docs/reliability.md lists these settings.
 GATEWAY_ENV = {
     "TANDEM_RESTART_BACKOFF": "0.5",
     "TANDEM_RESTART_BACKOFF_MAX": "5",

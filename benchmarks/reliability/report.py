@@ -1,6 +1,6 @@
-"""Write ``RELIABILITY.md`` from the JSON results the reliability scripts left.
+"""Write ``docs/reliability.md`` from the JSON results the reliability scripts left.
 
-python -m benchmarks.reliability.report [--out RELIABILITY.md]
+python -m benchmarks.reliability.report [--out docs/reliability.md]
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ SECTIONS = {"soak": _soak, "kill": _kill, "slow_clients": _slow, "malformed": _m
 
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__)
-    args.add_argument("--out", type=Path, default=ROOT / "RELIABILITY.md")
+    args.add_argument("--out", type=Path, default=ROOT / "docs" / "reliability.md")
     args.add_argument("--note", default="", help="a paragraph on how these runs were made")
     ns = args.parse_args()
     results = load()

@@ -1,6 +1,6 @@
 """PyTorch container defaults: a TorchScript ``model.pt`` served on CPU.
 
-Imported lazily by the framework registry, so importing torch here costs nothing elsewhere.
+Imported only when chosen (:mod:`containers.frameworks`): torch costs nothing elsewhere.
 """
 
 from containers.pytorch.framework import EXPORTED_FILE, MODEL_FILE, PyTorchFramework

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from containers import codecs
-from containers.base import Framework
 from containers.errors import BadInput, ModelLoadError
+from containers.frameworks import ModelFramework
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def to_numpy(prediction: Any) -> Any:
     return prediction
 
 
-class PyTorchFramework(Framework):
+class PyTorchFramework(ModelFramework):
     """TorchScript ``model.pt`` on CPU; numeric arrays in every codec's content type."""
 
     name = "pytorch"

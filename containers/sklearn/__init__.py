@@ -1,6 +1,6 @@
 """scikit-learn container defaults: ``model.joblib`` / ``model.pkl``, one estimator method.
 
-Imported lazily by the framework registry, so importing scikit-learn here costs nothing elsewhere.
+Imported only when chosen (:mod:`containers.frameworks`): scikit-learn costs nothing elsewhere.
 """
 
 from containers.sklearn.framework import MODEL_FILES, SklearnFramework

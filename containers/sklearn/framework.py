@@ -19,8 +19,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from containers import codecs
-from containers.base import Framework
 from containers.errors import BadInput, ModelLoadError
+from containers.frameworks import ModelFramework
 
 if TYPE_CHECKING:
     from typing import Self
@@ -35,7 +35,7 @@ METHODS = ("predict", "predict_proba", "decision_function", "transform")
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-class SklearnFramework(Framework):
+class SklearnFramework(ModelFramework):
     """Joblib or pickle estimators; JSON, CSV, JSON lines and npy in and out."""
 
     name = "sklearn"

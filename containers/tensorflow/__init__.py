@@ -1,6 +1,6 @@
 """TensorFlow container defaults: a SavedModel or Keras file behind TF Serving's REST format.
 
-Imported lazily by the framework registry. TF's C++ logging is quieted before TF loads.
+Imported lazily by :mod:`containers.frameworks`. TF's C++ logging is quieted before TF loads.
 """
 
 import os

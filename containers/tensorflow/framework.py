@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from containers import codecs
-from containers.base import Framework
 from containers.errors import UnsupportedAccept, UnsupportedContentType
+from containers.frameworks import ModelFramework
 from containers.tensorflow import model as tf_model
 from containers.tensorflow import serving
 from containers.tensorflow.serving import TFRequest, TFResponse
@@ -36,7 +36,7 @@ _threads_lock = threading.Lock()
 _threads_set = False
 
 
-class TensorFlowFramework(Framework):
+class TensorFlowFramework(ModelFramework):
     """SavedModel (``serving_default``) or Keras file; TF-Serving JSON, JSON lines, CSV, npy."""
 
     name = "tensorflow"

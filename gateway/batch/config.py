@@ -23,6 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from gateway.batch.errors import ConfigError
 from gateway.batch.filters import JsonPathFilter, RecordFormat, format_of
+from pipelines.spec import NAME_PATTERN
 
 #: SageMaker's ceilings: one payload, and payload x concurrency (``MaxPayloadInMB`` docs).
 MAX_PAYLOAD_MB = 100
@@ -30,8 +31,7 @@ MAX_TOTAL_MB = 100
 DEFAULT_PAYLOAD_MB = 6
 MB = 1024 * 1024
 
-_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
-EndpointName = Annotated[str, StringConstraints(pattern=_NAME, min_length=1, max_length=63)]
+EndpointName = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=63)]
 
 
 class SplitType(StrEnum):
@@ -80,7 +80,9 @@ class BatchConfig(BaseModel):
     #: Seconds one invocation may take, and how often a throttled or failed call is tried again.
     timeout: float = Field(default=600.0, gt=0, le=3600)
     retries: int = Field(default=3, ge=0, le=20)
-    target_container: Annotated[str, StringConstraints(pattern=_NAME, max_length=63)] | None = None
+    target_container: (
+        Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)] | None
+    ) = None
     target_model: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
 
     #: Write files again even when their ``.out`` exists (a rerun skips them otherwise).

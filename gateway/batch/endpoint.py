@@ -44,10 +44,10 @@ async def endpoint_for(config: BatchConfig) -> AsyncIterator[Target]:
 @contextlib.asynccontextmanager
 async def _serve_spec(path: Path, config: BatchConfig) -> AsyncIterator[Target]:
     # The server side is imported only here: --endpoint-url jobs never load uvicorn or the app.
+    from gateway import runtime
     from gateway import serve as runner
     from gateway.lifecycle.backends import BackendError, create_backend
     from gateway.lifecycle.supervisor import StartError, Supervisor
-    from gateway.runtime import EndpointRuntime
     from gateway.settings import GatewaySettings
     from pipelines.spec import SpecError, load_specs
 
@@ -70,7 +70,7 @@ async def _serve_spec(path: Path, config: BatchConfig) -> AsyncIterator[Target]:
             "max_payload": payload,
         }
     )
-    endpoints = [EndpointRuntime.from_spec(spec)]
+    endpoints = runtime.build([spec], settings.state_dir)
     async with contextlib.AsyncExitStack() as stack:
         try:
             stack.enter_context(runner.state_lock(settings.state_dir))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pipelines.errors import TandemError
 
-class BatchError(Exception):
+
+class BatchError(TandemError):
     """Base of every batch error; ``str()`` is a message fit for a person."""
+
+    invalid_input = True
 
 
 class ConfigError(BatchError):

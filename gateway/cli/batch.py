@@ -10,16 +10,11 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-#: Exit codes: every file done; some files failed; the settings or the inputs are unusable;
-#: interrupted (as a shell reports Ctrl-C).
-EXIT_OK = 0
-EXIT_FILES_FAILED = 1
-EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
+from gateway.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fail, failures
 
 
 def batch(
@@ -96,7 +91,7 @@ def batch(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Transform every record under INPUT through an endpoint; write OUTPUT/<file>.out."""
-    from gateway.batch import BatchConfig, BatchError, run_batch
+    from gateway.batch import BatchConfig, run_batch
 
     logging.basicConfig(
         level=log_level.upper(), format="tandem batch: %(message)s", stream=sys.stderr, force=True
@@ -125,19 +120,13 @@ def batch(
         "progress": progress,
     }
     try:
-        config = BatchConfig.build(**values)
-        report = run_batch(config)
-    except BatchError as exc:
-        _exit(EXIT_INVALID, str(exc))
+        with failures():
+            config = BatchConfig.build(**values)
+            report = run_batch(config)
     except (KeyboardInterrupt, asyncio.CancelledError):
-        _exit(EXIT_INTERRUPTED, "interrupted; finished files are kept, rerun to do the rest")
+        fail(EXIT_INTERRUPTED, "interrupted; finished files are kept, rerun to do the rest")
     sys.stderr.write(report.summary() + "\n")
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_FILES_FAILED)
-
-
-def _exit(code: int, message: str) -> NoReturn:
-    sys.stderr.write(f"tandem batch: {message}\n")
-    raise typer.Exit(code)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
 if __name__ == "__main__":  # ``python -m gateway.cli.batch``, before the command is registered

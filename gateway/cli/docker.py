@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-EXIT_INVALID = 2
-EXIT_FAILED = 1
+from gateway.cli.common import EXIT_INVALID, fail, failures
 
 
 def build(
@@ -33,17 +31,17 @@ def build(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide the build output.")] = False,
 ) -> None:
     """Build Tandem's images from this source checkout (the engine at DOCKER_HOST builds them)."""
-    from gateway.ops.images import TARGETS, ImageError, connect
+    from gateway.ops.images import TARGETS, connect
     from gateway.ops.images import build as build_image
 
     chosen = list(dict.fromkeys(targets or TARGETS))
     unknown = [t for t in chosen if t not in TARGETS]
     if unknown:
-        _fail(
+        fail(
             EXIT_INVALID,
             f"unknown image(s) {', '.join(unknown)}; choose from: {', '.join(TARGETS)}",
         )
-    try:
+    with failures():
         client = connect()
         for target in chosen:
             started = time.monotonic()
@@ -55,8 +53,6 @@ def build(
                 on_line=(lambda _: None) if quiet else (lambda line: typer.echo(f"  {line}")),
             )
             typer.echo(f"built {name} in {time.monotonic() - started:.0f}s", err=True)
-    except ImageError as exc:
-        _fail(EXIT_FAILED, str(exc))
 
 
 def compose(
@@ -72,27 +68,14 @@ def compose(
     ] = True,
 ) -> None:
     """Write a compose project for the endpoints: sidecars, the gateway, Prometheus, models."""
-    from gateway.artifacts import ArtifactError
-    from gateway.ops.compose import ComposeError, write_project
-    from pipelines.spec import SpecError, load_specs
+    from gateway.ops.compose import write_project
+    from pipelines.spec import load_specs
 
-    try:
-        loaded = load_specs(specs)
-    except SpecError as exc:
-        _fail(EXIT_INVALID, str(exc))
     args = shlex.join([*map(str, specs), "-o", str(output)])
-    try:
+    with failures():
+        loaded = load_specs(specs)
         written = write_project(loaded, output, port=port, prometheus=prometheus, args=args)
-    except ComposeError as exc:
-        _fail(EXIT_INVALID, str(exc))
-    except (ArtifactError, OSError) as exc:
-        _fail(EXIT_FAILED, str(exc))
     compose_file = output / "compose.yaml"
     typer.echo(f"wrote {compose_file} ({len(written)} files and model folders)", err=True)
     where = "" if output.resolve() == Path.cwd() else f"cd {shlex.quote(os.fspath(output))} && "
     typer.echo(f"run it: {where}docker compose up", err=True)
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    sys.stderr.write(f"tandem: {message}\n")
-    raise typer.Exit(code)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+
+from gateway.cli.common import EXIT_INVALID, fail
 
 
 def loadtest(
@@ -90,5 +91,4 @@ def _header(value: str) -> tuple[str, str]:
 
 
 def _fail(message: str) -> NoReturn:
-    sys.stderr.write(f"tandem: {message}\n")
-    raise typer.Exit(2)
+    fail(EXIT_INVALID, message)

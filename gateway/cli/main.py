@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
 from gateway.cli.batch import batch
+from gateway.cli.common import EXIT_INVALID, fail, failures
 from gateway.cli.docker import build, compose
 from gateway.cli.invoke import invoke
 from gateway.cli.load import loadtest
@@ -28,10 +28,6 @@ app.command("build")(build)
 app.command("compose")(compose)
 app.command("haproxy")(haproxy)
 app.command("k8s")(k8s)
-
-#: Exit codes: bad input (a spec, a flag) and a failed start differ, so scripts can tell them apart.
-EXIT_INVALID = 2
-EXIT_START_FAILED = 1
 
 
 @app.command()
@@ -69,24 +65,12 @@ def serve(
         settings = GatewaySettings.model_validate({k: v for k, v in flags.items() if v is not None})
     except ValidationError as exc:
         problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        _fail(EXIT_INVALID, "invalid settings:\n  " + "\n  ".join(problems))
+        fail(EXIT_INVALID, "invalid settings:\n  " + "\n  ".join(problems))
 
-    from gateway.lifecycle.backends import BackendError
-    from gateway.lifecycle.supervisor import StartError
-    from gateway.serve import StateDirBusy, run
-    from pipelines.spec import SpecError
+    from gateway.serve import run
 
-    try:
+    with failures():
         code = run(specs, settings)
-    except SpecError as exc:
-        _fail(EXIT_INVALID, str(exc))
-    except (StartError, StateDirBusy, BackendError, OSError) as exc:
-        _fail(EXIT_START_FAILED, str(exc))
-    raise typer.Exit(code)
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    sys.stderr.write(f"tandem: {message}\n")
     raise typer.Exit(code)
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-EXIT_INVALID = 2
-EXIT_FAILED = 1
+from gateway.cli.common import failures
 
 
 def haproxy(
@@ -41,10 +40,10 @@ def haproxy(
     ] = None,
 ) -> None:
     """Write an HAProxy configuration: requests for a model stick to few instances."""
-    from gateway.ops.haproxy import Checks, HAProxyError, parse_instances, render
-    from pipelines.spec import SpecError, load_specs
+    from gateway.ops.haproxy import Checks, parse_instances, render
+    from pipelines.spec import load_specs
 
-    try:
+    with failures():
         text = render(
             load_specs(specs),
             parse_instances(instances),
@@ -54,8 +53,6 @@ def haproxy(
             stats_socket=stats_socket,
             args=shlex.join(sys.argv[2:]),
         )
-    except (SpecError, HAProxyError) as exc:
-        _fail(EXIT_INVALID, str(exc))
     _write(text, output)
 
 
@@ -84,13 +81,12 @@ def k8s(
     ] = None,
 ) -> None:
     """Write Kubernetes manifests: gateway and sidecars in one pod, Service, probes, PDB, HPA."""
-    from gateway.artifacts import ArtifactError
-    from gateway.ops.k8s import K8sError, Options
+    from gateway.ops.k8s import Options
     from gateway.ops.k8s_files import render_files, render_stream, write_models
-    from pipelines.spec import SpecError, load_specs
+    from pipelines.spec import load_specs
 
     args = shlex.join(sys.argv[2:])
-    try:
+    with failures():
         loaded = load_specs(specs)
         options = Options(
             min_replicas=min_replicas,
@@ -108,10 +104,6 @@ def k8s(
         if unpack_models is not None:
             write_models(loaded, unpack_models)
             typer.echo(f"unpacked models into {unpack_models}/", err=True)
-    except (SpecError, K8sError) as exc:
-        _fail(EXIT_INVALID, str(exc))
-    except (ArtifactError, OSError) as exc:
-        _fail(EXIT_FAILED, str(exc))
 
 
 def _write(text: str, path: Path | None) -> None:
@@ -123,8 +115,3 @@ def _write(text: str, path: Path | None) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    sys.stderr.write(f"tandem: {message}\n")
-    raise typer.Exit(code)

@@ -6,7 +6,6 @@ keeps their state current, and serves the returned app with uvicorn.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,22 +14,18 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.dispatch import Dispatcher
 from gateway.edge.auth import auth_middleware
+from gateway.edge.errors import handle_api_error, handle_unexpected
 from gateway.edge.hotpath import InvocationsApp, InvocationsShortcut
 from gateway.edge.model_routes import model_routes
-from gateway.errors import (
-    TandemError,
-    ValidationError,
-    handle_tandem_error,
-    handle_unexpected,
-)
+from gateway.errors import ApiError, InvalidRequest
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import GatewayMetrics
-from gateway.models.hosting import attach_managers, close_all, preload_all
+from gateway.models.hosting import close_all, make_managers, preload_all
 from gateway.runtime import ContainerState, EndpointRuntime
 from gateway.settings import GatewaySettings
 from pipelines.spec import NAME_PATTERN
@@ -50,20 +45,20 @@ def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> S
         # The supervisor writes each container's output there; ModelError points at it.
         log_stream=lambda c: str(state_dir / c.endpoint / c.hostname / "container.log"),
     )
-    metrics = GatewayMetrics(endpoints)
-    managers = attach_managers(endpoints, settings, dispatcher.upstream, metrics)
+    metrics = GatewayMetrics(endpoints, dispatcher.manager)
+    dispatcher.host_models(make_managers(endpoints, settings, dispatcher.upstream, metrics))
 
     def endpoint_or_error(name: str) -> EndpointRuntime:
         endpoint = by_name.get(name)
         if endpoint is not None:
             return endpoint
         if len(name) > 63 or not _NAME.match(name):
-            raise ValidationError(
+            raise InvalidRequest(
                 f"1 validation error detected: Value '{name[:100]}' at 'endpointName' failed to "
                 f"satisfy constraint: Member must satisfy regular expression pattern: "
                 f"{NAME_PATTERN} and have length less than or equal to 63"
             )
-        raise ValidationError(f"Endpoint {name} of account {ACCOUNT} not found.")
+        raise InvalidRequest(f"Endpoint {name} of account {ACCOUNT} not found.")
 
     invocations = InvocationsApp(dispatcher, metrics, endpoint_or_error, settings.max_payload)
 
@@ -76,13 +71,13 @@ def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> S
         ]
         if not down:
             return Response(b"", status_code=200)
-        return _json({"Status": "Unhealthy", "Containers": down}, status=503)
+        return JSONResponse({"Status": "Unhealthy", "Containers": down}, status_code=503)
 
     async def list_endpoints(request: Request) -> Response:
-        return _json({"Endpoints": [_describe(e) for e in endpoints]})
+        return JSONResponse({"Endpoints": [_describe(e) for e in endpoints]})
 
     async def describe_endpoint(request: Request) -> Response:
-        return _json(_describe(endpoint_or_error(request.path_params["name"])))
+        return JSONResponse(_describe(endpoint_or_error(request.path_params["name"])))
 
     async def prometheus(request: Request) -> Response:
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
@@ -91,11 +86,12 @@ def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> S
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         dispatcher.open(endpoints)
         try:
-            await preload_all(managers)  # pinned models are in memory before the first request
+            # Pinned models are in memory before the first request.
+            await preload_all(dispatcher.managers)
             yield
         finally:
-            await close_all(managers)
-            await dispatcher.aclose(endpoints)
+            await close_all(dispatcher.managers)
+            await dispatcher.aclose()
 
     app = Starlette(
         routes=[
@@ -105,9 +101,9 @@ def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> S
             Route("/endpoints", list_endpoints, methods=["GET"]),
             Route("/endpoints/{name}", describe_endpoint, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
-            *model_routes(endpoint_or_error),
+            *model_routes(endpoint_or_error, dispatcher.manager),
         ],
-        exception_handlers={TandemError: handle_tandem_error, Exception: handle_unexpected},
+        exception_handlers={ApiError: handle_api_error, Exception: handle_unexpected},
         lifespan=lifespan,
         middleware=[
             *auth_middleware(settings),
@@ -150,7 +146,3 @@ def _describe(endpoint: EndpointRuntime) -> dict[str, Any]:
             for c in endpoint.containers
         ],
     }
-
-
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data), status_code=status, media_type="application/json")

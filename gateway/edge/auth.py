@@ -18,14 +18,14 @@ import re
 import time
 from calendar import timegm
 from collections.abc import Iterable
-from pathlib import Path
 from urllib.parse import parse_qsl, quote
 
-from pydantic import SecretStr
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import TandemError, ValidationError, error_response
+from gateway.edge.body import read_body
+from gateway.edge.errors import error_response
+from gateway.errors import ApiError
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger("tandem.gateway")
@@ -41,22 +41,22 @@ _AUTHORIZATION = re.compile(
 )
 
 
-class MissingAuthentication(TandemError):
+class MissingAuthentication(ApiError):
     code = "MissingAuthenticationTokenException"
     status = 401
 
 
-class UnrecognizedClient(TandemError):
+class UnrecognizedClient(ApiError):
     code = "UnrecognizedClientException"
     status = 403
 
 
-class IncompleteSignature(TandemError):
+class IncompleteSignature(ApiError):
     code = "IncompleteSignatureException"
     status = 400
 
 
-class InvalidSignature(TandemError):
+class InvalidSignature(ApiError):
     code = "InvalidSignatureException"
     status = 403
 
@@ -79,52 +79,13 @@ def auth_middleware(settings: GatewaySettings) -> list[Middleware]:
         return []
     open_paths = {"/ping", "/metrics"} if settings.metrics_open else {"/ping"}
     if settings.auth == "api-key":
-        keys = parse_list(settings.api_keys, "api_keys")
+        keys = list(settings.credentials.api_keys)
         log.info("authentication: API key (%d keys); open: %s", len(keys), sorted(open_paths))
         return [Middleware(AuthMiddleware, check=ApiKeyCheck(keys), open_paths=open_paths)]
-    secrets = sigv4_secrets(settings.sigv4_credentials)
+    secrets = dict(settings.credentials.sigv4)
     log.info("authentication: SigV4 (%d access keys); open: %s", len(secrets), sorted(open_paths))
     check = SigV4Check(secrets, settings.max_payload)
     return [Middleware(AuthMiddleware, check=check, open_paths=open_paths)]
-
-
-def check_settings(settings: GatewaySettings) -> None:
-    """Raise ValueError unless the chosen mode has usable credentials (run by the settings)."""
-    if settings.auth == "api-key":
-        parse_list(settings.api_keys, "api_keys")
-    elif settings.auth == "sigv4":
-        sigv4_secrets(settings.sigv4_credentials)
-
-
-def sigv4_secrets(value: SecretStr | None) -> dict[str, str]:
-    secrets: dict[str, str] = {}
-    for pair in parse_list(value, "sigv4_credentials"):
-        access, sep, secret = pair.partition(":")
-        if not sep or not access or not secret:
-            raise ValueError("sigv4_credentials: each entry must be access_key:secret_key")
-        secrets[access] = secret
-    return secrets
-
-
-def parse_list(value: SecretStr | None, name: str) -> list[str]:
-    """A comma list, or ``@path`` to a file with one entry a line (``#`` starts a comment)."""
-    text = value.get_secret_value().strip() if value is not None else ""
-    if text.startswith("@"):
-        path = Path(text[1:]).expanduser()
-        try:
-            lines = path.read_text().splitlines()
-        except OSError as exc:
-            raise ValueError(f"{name}: cannot read {path}: {exc.strerror}") from exc
-        items = [line.split("#", 1)[0].strip() for line in lines]
-    else:
-        items = [item.strip() for item in text.split(",")]
-    items = [item for item in items if item]
-    if not items:
-        raise ValueError(
-            f"{name} is empty: authentication is on but no credential is configured "
-            f"(set TANDEM_{name.upper()})"
-        )
-    return items
 
 
 def _loopback(host: str) -> bool:
@@ -268,37 +229,16 @@ class AuthMiddleware:
                 check(scope, b"")
             else:
                 check.precheck(scope)
-                body = await _read_body(scope, receive, check.max_payload)
+                length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+                body = await read_body(receive, length, check.max_payload)
                 if body is None:
                     return  # the client left
                 check(scope, body)
                 receive = _replay(body, receive)
-        except TandemError as exc:
+        except ApiError as exc:
             await error_response(exc)(scope, receive, send)
             return
         await self.app(scope, receive, send)
-
-
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The whole body (a signature covers it), refused as soon as it exceeds ``limit``."""
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise ValidationError(
-                f"Request body of {int(value)} bytes exceeds the limit of {limit} bytes."
-            )
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise ValidationError(f"Request body exceeds the limit of {limit} bytes.")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _replay(body: bytes, original: Receive) -> Receive:

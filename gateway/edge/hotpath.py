@@ -17,7 +17,9 @@ from itertools import count
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.dispatch import Dispatcher, InvocationRequest
-from gateway.errors import TandemError, ValidationError, error_response
+from gateway.edge.body import read_body
+from gateway.edge.errors import error_response
+from gateway.errors import ApiError, InvalidRequest
 from gateway.metrics import GatewayMetrics
 from gateway.runtime import EndpointRuntime
 
@@ -80,10 +82,12 @@ class InvocationsApp:
         try:
             endpoint = self.endpoint_or_error(path[len(PREFIX) : -len(SUFFIX)])
             headers: dict[bytes, bytes] = dict(scope["headers"])
-            body = await _read_body(receive, headers.get(b"content-length"), self.limit)
+            body = await read_body(receive, headers.get(b"content-length"), self.limit)
+            if body is None:
+                raise _Disconnected
             invocation = _invocation(headers, endpoint, body)
             result = await self.dispatcher.invoke(endpoint, invocation, timings)
-        except TandemError as exc:
+        except ApiError as exc:
             if endpoint is not None:
                 self.metrics.endpoint(endpoint.name).record(
                     time.perf_counter() - started, timings, exc
@@ -147,33 +151,6 @@ class InvocationsShortcut:
         await self.app(scope, receive, send)
 
 
-async def _read_body(receive: Receive, length: bytes | None, limit: int) -> bytes:
-    """The request body, refused as soon as it is known to exceed ``limit`` (never read whole)."""
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise _too_large(int(length), limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise _Disconnected
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(None, limit)
-        if not message.get("more_body", False):
-            if not chunks:
-                return chunk  # the usual case: one message, no copy
-            chunks.append(chunk)
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
-def _too_large(size: int | None, limit: int) -> ValidationError:
-    what = "Request body" if size is None else f"Request body of {size} bytes"
-    return ValidationError(f"{what} exceeds the limit of {limit} bytes.")
-
-
 def _invocation(
     headers: dict[bytes, bytes], endpoint: EndpointRuntime, body: bytes
 ) -> InvocationRequest:
@@ -181,13 +158,13 @@ def _invocation(
     for name, field, low, high in _HEADER_LIMITS:
         value = headers.get(name)
         if value is not None and not low <= len(value) <= high:
-            raise ValidationError(
+            raise InvalidRequest(
                 f"1 validation error detected: Value at '{field}' failed to satisfy constraint: "
                 f"Member must have length between {low} and {high} (header {name.decode()})"
             )
     variant = _text(headers, b"x-amzn-sagemaker-target-variant")
     if variant and variant != endpoint.variant:
-        raise ValidationError(
+        raise InvalidRequest(
             f"Target variant {variant} not found for endpoint {endpoint.name} "
             f"(its variant is {endpoint.variant})."
         )

@@ -17,15 +17,15 @@ from gateway.artifacts import ArtifactError, prepare_model_dir
 from gateway.lifecycle.backends.base import Backend, BackendError, ContainerHandle
 from gateway.lifecycle.containerlog import ContainerLog
 from gateway.lifecycle.health import ping
-from gateway.models.limits import resolve_limits
 from gateway.runtime import ContainerRuntime, ContainerState, EndpointRuntime
 from gateway.settings import GatewaySettings
+from pipelines.errors import TandemError
 from pipelines.spec import Mode
 
 logger = logging.getLogger("tandem.supervisor")
 
 
-class StartError(Exception):
+class StartError(TandemError):
     """The endpoints could not start; one line per problem, with the container's log tail."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -75,7 +75,6 @@ class Supervisor:
     ) -> None:
         self._backend = backend
         self._settings = settings
-        resolve_limits(endpoints, settings.state_dir)
         self._slots = [
             _Slot(
                 container=c,
@@ -155,6 +154,7 @@ class Supervisor:
                     slot.source,
                     slot.model_dir,
                     max_bytes=self._settings.max_model_bytes,
+                    s3_endpoint_url=self._settings.s3_endpoint_url,
                 )
             except ArtifactError as exc:
                 problems.append(f"{slot.name}: model_data: {exc}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections import OrderedDict
@@ -18,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.artifacts import ArtifactError, unpack
+from gateway.artifacts import ArtifactError, scratch_file, unpack
 from gateway.models.store import BadArtifact, ModelStore
 from gateway.models.targets import container_name
 
@@ -81,18 +80,13 @@ class DiskCache:
             else:
                 size = self._download_and_unpack(target, store, path)
         except ArtifactError as exc:
-            raise BadArtifact(_strip(str(exc), target)) from exc
+            raise BadArtifact(exc.reason) from exc
         return CacheEntry(target, path, size, time.time())
 
     def _download_and_unpack(self, target: str, store: ModelStore, path: Path) -> int:
-        fd, name = tempfile.mkstemp(dir=self.root, prefix=".download-", suffix=_suffix(target))
-        os.close(fd)
-        archive = Path(name)
-        try:
+        with scratch_file(self.root, target) as archive:
             store.download(target, archive)
             return unpack(archive, path, label=target, max_bytes=self.max_model_bytes)
-        finally:
-            archive.unlink(missing_ok=True)
 
     def add(self, entry: CacheEntry) -> None:
         self._entries[entry.target] = entry
@@ -131,15 +125,3 @@ def purge(paths: Iterable[Path]) -> None:
     """Blocking: delete folders that ``remove`` or ``shrink`` moved aside."""
     for path in paths:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _suffix(target: str) -> str:
-    for suffix in (".tar.gz", ".tgz", ".tar"):
-        if target.endswith(suffix):
-            return suffix
-    return ""
-
-
-def _strip(message: str, target: str) -> str:
-    """ArtifactError messages start with the label; do not repeat it."""
-    return message.removeprefix(f"{target}: ")

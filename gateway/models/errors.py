@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from gateway.errors import ModelError, ServiceUnavailable, TandemError, ValidationError, truncate
+from gateway.errors import ApiError, InvalidRequest, ModelError, ServiceUnavailable, truncate
 from gateway.models.store import StoreError, StoreUnavailable
 
 
-class ModelNotFound(TandemError):
-    """The models API was asked about a model the endpoint does not know."""
-
-    code = "ResourceNotFound"
-    status = 404
-
-
-def store_failed(target: str, hostname: str, exc: StoreError) -> TandemError:
+def store_failed(target: str, hostname: str, exc: StoreError) -> ApiError:
     if isinstance(exc, StoreUnavailable):
         return ServiceUnavailable(
             f"Could not download model {target} for container {hostname}: {exc}. Try again later."
         )
-    return ValidationError(f"Failed to download model data for target model {target}: {exc}.")
+    return InvalidRequest(f"Failed to download model data for target model {target}: {exc}.")
 
 
 def load_failed(target: str, hostname: str, status: int, message: str) -> ModelError:

@@ -1,20 +1,27 @@
-"""Effective memory and disk limits of MultiModel containers: the spec's, else a fair share.
+"""Memory and disk limits of MultiModel containers: the spec's, else a fair share of the machine.
 
-Both the supervisor (which passes the memory limit to the container) and the app (whose model
-managers enforce both) call ``resolve_limits``; it fills in only what is unset, either order works.
+Resolved once, when the endpoints' runtimes are built (``gateway.runtime.build``): the supervisor
+passes the memory limit to the container, and the model manager enforces both.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.runtime import EndpointRuntime
+from pipelines.spec import EndpointSpec, Mode
 
 #: Share of the machine's memory, and of the state folder's free disk, that all MultiModel
 #: containers together get by default (split evenly between them).
 DEFAULT_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory: int
+    disk_cache: int
 
 
 def machine_memory() -> int:
@@ -30,15 +37,20 @@ def free_disk(folder: Path) -> int:
     return shutil.disk_usage(folder).free
 
 
-def resolve_limits(endpoints: Iterable[EndpointRuntime], state_dir: Path) -> None:
-    containers = [c for e in endpoints for c in e.containers if c.multi_model]
-    if not containers:
-        return
-    share = DEFAULT_SHARE / len(containers)
-    for container in containers:
-        if container.memory_limit is None:
-            container.memory_limit = container.spec.memory_limit or int(machine_memory() * share)
-        if container.disk_cache_limit is None:
-            container.disk_cache_limit = container.spec.disk_cache_limit or int(
-                free_disk(state_dir) * share
-            )
+def fair_limits(specs: Iterable[EndpointSpec], state_dir: Path) -> dict[str, dict[str, Limits]]:
+    """Endpoint name -> container hostname -> its limits, for every MultiModel container."""
+    multi = [
+        (spec.name, hostname, container)
+        for spec in specs
+        for hostname, container in zip(spec.hostnames, spec.containers, strict=True)
+        if container.mode is Mode.MULTI_MODEL
+    ]
+    if not multi:
+        return {}
+    share = DEFAULT_SHARE / len(multi)
+    limits: dict[str, dict[str, Limits]] = {}
+    for endpoint, hostname, container in multi:
+        memory = container.memory_limit or int(machine_memory() * share)
+        disk = container.disk_cache_limit or int(free_disk(state_dir) * share)
+        limits.setdefault(endpoint, {})[hostname] = Limits(memory=memory, disk_cache=disk)
+    return limits

@@ -1,6 +1,6 @@
 """One MultiModel container's models: single-flight loads, memory-aware LRU eviction, pinning.
 
-The container only loads and unloads when told (CONTRACT.md section 4); this is the platform side
+The container only loads and unloads when told (docs/contract.md); this is the platform side
 that decides. A load is one task per model that every request for it awaits: concurrent first
 requests share it, and a request that gives up waiting (``ModelNotReady``) leaves it running.
 Loads and unloads of one container run one at a time under a lock, so the memory a load added
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from gateway.errors import ModelNotReady, TandemError
+from gateway.errors import ApiError, ModelNotReady
 from gateway.metrics import ModelMetrics
 from gateway.models.cache import CacheEntry, DiskCache, purge
 from gateway.models.errors import load_failed, no_room, store_failed, unreachable
@@ -138,7 +138,7 @@ class ModelManager:
                 continue
             try:
                 await self._load_task(target)
-            except TandemError as exc:
+            except ApiError as exc:
                 log.error("%s: cannot preload %s: %s", self._where, target, exc.message)
 
     async def close(self) -> None:
@@ -162,6 +162,10 @@ class ModelManager:
             await asyncio.to_thread(purge, [trash])
             self.metrics.evicted("request")
         return {"Unloaded": entry is not None, "Deleted": trash is not None}
+
+    @property
+    def cache_bytes(self) -> int:
+        return self.cache.total
 
     @property
     def loaded_count(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from gateway.errors import ValidationError
+from gateway.errors import InvalidRequest
 from pipelines.spec import MAX_TARGET_MODEL, check_target_model
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -17,12 +17,12 @@ _READABLE = 48
 
 
 def validate_target(target: str) -> str:
-    """``target`` when it stays under the prefix; else the ValidationError a client sees."""
+    """``target`` when it stays under the prefix; else the InvalidRequest a client sees."""
     try:
         return check_target_model(target)
     except ValueError as exc:
         shown = target[:100].encode("unicode_escape").decode("ascii")
-        raise ValidationError(
+        raise InvalidRequest(
             f"1 validation error detected: Value '{shown}' at 'targetModel' failed to satisfy "
             f"constraint: TargetModel {exc} (a relative path of at most {MAX_TARGET_MODEL} "
             "characters under the endpoint's model_data prefix)."

@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from gateway.artifacts import prepare_model_dir
-from gateway.ops.images import GATEWAY, ROOT, dockerfile, image_for, image_name
+from gateway.ops.images import DOCKERFILE, GATEWAY, ROOT, image_for, image_name, stage
+from pipelines.errors import TandemError
 from pipelines.spec import EndpointSpec, Mode
 
 GATEWAY_SERVICE = "gateway"
@@ -34,8 +35,10 @@ HEADER = """\
 """
 
 
-class ComposeError(Exception):
+class ComposeError(TandemError):
     """A spec cannot run under compose; the message names the container and why."""
+
+    invalid_input = True
 
 
 def service_name(endpoint: str, hostname: str) -> str:
@@ -167,10 +170,12 @@ def write_project(
 
 
 def _build(context: str, target: str) -> dict[str, Any]:
+    target_stage, args = stage(target)
     return {
         "context": context,
-        "dockerfile": str(dockerfile(target)),
-        "args": {"BASE_IMAGE": BASE_IMAGE},
+        "dockerfile": str(DOCKERFILE),
+        "target": target_stage,
+        "args": {"BASE_IMAGE": BASE_IMAGE, **args},
     }
 
 

@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipelines.errors import TandemError
 from pipelines.spec import EndpointSpec, Mode
 
 TARGET_MODEL_HEADER = "X-Amzn-SageMaker-Target-Model"
@@ -35,8 +36,10 @@ HEADER = """\
 """
 
 
-class HAProxyError(ValueError):
+class HAProxyError(TandemError):
     """An instance address or an option cannot go into the configuration; the message says why."""
+
+    invalid_input = True
 
 
 @dataclass(frozen=True)

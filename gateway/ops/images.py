@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.errors import TandemError
 from pipelines.spec import ContainerSpec, Framework
 
 if TYPE_CHECKING:
@@ -22,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 FRAMEWORKS: tuple[str, ...] = tuple(f.value for f in Framework)
 GATEWAY = "gateway"
 TARGETS: tuple[str, ...] = (*FRAMEWORKS, GATEWAY)
+#: The one Dockerfile of every image, relative to the build context (the repository root).
+DOCKERFILE = Path("Dockerfile")
+FRAMEWORK_STAGE = "framework"
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 #: Seconds one Docker API call may take (image builds stream, so they are not bound by it).
 API_TIMEOUT = 120
@@ -32,7 +36,7 @@ API_VERSION = "1.41"
 MAX_POOL = 64
 
 
-class ImageError(Exception):
+class ImageError(TandemError):
     """An image cannot be found, built or reached; the message says which and why."""
 
 
@@ -60,12 +64,16 @@ def image_for(spec: ContainerSpec) -> str | None:
     return None
 
 
-def dockerfile(target: str) -> Path:
-    """The Dockerfile of ``target``, relative to the build context (the repository root)."""
+def stage(target: str) -> tuple[str, dict[str, str]]:
+    """The stage of the one Dockerfile that builds ``target``, and the build arguments it takes.
+
+    One stage serves every framework (with ``FRAMEWORK``): the classic builder runs every stage
+    above the target, so a stage per framework would install the others' libraries too.
+    """
     if target == GATEWAY:
-        return Path("gateway/Dockerfile")
+        return GATEWAY, {}
     if target in FRAMEWORKS:
-        return Path("containers") / target / "Dockerfile"
+        return FRAMEWORK_STAGE, {"FRAMEWORK": target}
     raise ImageError(f"unknown image {target!r}; choose from: {', '.join(TARGETS)}")
 
 
@@ -123,10 +131,10 @@ def build(
 ) -> str:
     """Build ``target``'s image from the source checkout; its name. Output goes to ``on_line``."""
     name = image_name(target)
-    path = dockerfile(target)
-    if not (context / path).is_file() or not (context / "pyproject.toml").is_file():
+    target_stage, args = stage(target)
+    if not (context / DOCKERFILE).is_file() or not (context / "pyproject.toml").is_file():
         raise ImageError(
-            f"{context} is not a Tandem source checkout (no {path}); "
+            f"{context} is not a Tandem source checkout (no {DOCKERFILE}); "
             "tandem build needs one: git clone the project and run it there"
         )
     from docker.errors import APIError, DockerException
@@ -134,9 +142,10 @@ def build(
     try:
         chunks: Iterable[dict[str, Any]] = client.api.build(
             path=str(context),
-            dockerfile=str(path),
+            dockerfile=str(DOCKERFILE),
             tag=name,
-            buildargs={"BASE_IMAGE": base_image},
+            target=target_stage,
+            buildargs={"BASE_IMAGE": base_image, **args},
             rm=True,
             forcerm=True,
             decode=True,

@@ -35,6 +35,7 @@ from gateway.ops.k8s_pod import (
     sidecars,
     uses_volume,
 )
+from pipelines.errors import TandemError
 from pipelines.spec import EndpointSpec
 
 # The pod's names stay importable from here, where the other objects of an endpoint live.
@@ -65,8 +66,10 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
 
 
-class K8sError(ValueError):
+class K8sError(TandemError):
     """A spec cannot run on Kubernetes as rendered; the message names the container and why."""
+
+    invalid_input = True
 
 
 @dataclass(frozen=True)

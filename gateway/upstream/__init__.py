@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from pipelines.errors import TandemError
+
 #: Backend name -> module under ``gateway.upstream`` that defines ``create(base_url, ...)``.
 BACKENDS = {
     "httptools": "httptools_client",
@@ -29,7 +31,7 @@ class UpstreamResponse:
     body: bytes
 
 
-class UpstreamError(Exception):
+class UpstreamError(TandemError):
     """Base of what an upstream raises; the dispatcher turns these into client-facing errors."""
 
 

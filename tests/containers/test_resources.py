@@ -1,4 +1,4 @@
-"""CPU and memory discovery, settings and the framework registry, in-process."""
+"""CPU and memory discovery, settings and the frameworks by name, in-process."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from containers import registry, resources
+from containers import frameworks, resources
 from containers.errors import FrameworkUnavailable
 from containers.settings import ContainerSettings
 
@@ -71,11 +71,11 @@ def test_settings_read_the_contract_env(monkeypatch: pytest.MonkeyPatch) -> None
         ContainerSettings()
 
 
-def test_registry_names_and_errors() -> None:
+def test_frameworks_by_name_and_errors() -> None:
     with pytest.raises(FrameworkUnavailable, match="unknown framework 'mxnet'"):
-        registry.framework_class("mxnet")
+        frameworks.framework_class("mxnet")
     pytest.importorskip("sklearn")
-    assert registry.framework_class("sklearn").name == "sklearn"
+    assert frameworks.framework_class("sklearn").name == "sklearn"
 
 
 def test_gateway_side_imports_no_framework() -> None:

@@ -6,16 +6,18 @@ import subprocess
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import boto3
 import uvicorn
 from botocore.config import Config
 
-from gateway.runtime import ContainerState, EndpointRuntime
+from gateway.runtime import ContainerState, EndpointRuntime, build
 from pipelines.spec import EndpointSpec
 from tests.support import PYTHON, ROOT, free_port, running, wait_until
 
+#: The tests' one toy container (``contract_server.py`` says how to configure it).
 CONTRACT_SERVER = str(ROOT / "tests" / "gateway" / "contract_server.py")
 
 
@@ -48,7 +50,7 @@ def endpoint(urls: Mapping[str, str], **spec: Any) -> EndpointRuntime:
 
     Each container's ``command`` names the server it points to (key of ``urls``).
     """
-    runtime = EndpointRuntime.from_spec(EndpointSpec.model_validate(spec))
+    (runtime,) = build([EndpointSpec.model_validate(spec)], Path(".tandem"))
     for container in runtime.containers:
         assert container.spec.command is not None
         container.url = urls[container.spec.command[0]]

@@ -10,12 +10,11 @@ from typing import Any
 import psutil
 
 from gateway.lifecycle.health import ping
-from gateway.runtime import ContainerRuntime, EndpointRuntime
+from gateway.runtime import ContainerRuntime, EndpointRuntime, build
 from gateway.settings import GatewaySettings
 from pipelines.spec import EndpointSpec
-from tests.support import PYTHON, ROOT
-
-CONTRACT_SERVER = str(ROOT / "tests" / "gateway" / "contract_server.py")
+from tests.gateway.harness import CONTRACT_SERVER
+from tests.support import PYTHON
 
 
 def quick_settings(state_dir: Path, **overrides: Any) -> GatewaySettings:
@@ -49,7 +48,8 @@ def endpoint(
             "source": source,
         }
     )
-    return EndpointRuntime.from_spec(spec)
+    (runtime,) = build([spec], Path.cwd())
+    return runtime
 
 
 def only(runtime: EndpointRuntime) -> ContainerRuntime:

@@ -44,7 +44,7 @@ def run(
         try:
             return await dispatcher.invoke(runtime, request, timings)
         finally:
-            await dispatcher.aclose([runtime])
+            await dispatcher.aclose()
 
     return asyncio.run(go())
 
@@ -93,13 +93,15 @@ def test_client_follows_the_container_to_a_new_url(urls: dict[str, str]) -> None
     async def go() -> list[bytes]:
         dispatcher = Dispatcher(max_payload=MAX_PAYLOAD_BYTES)
         dispatcher.open([runtime])
-        first = container.upstream
+        first = dispatcher.upstream(container)
         answers = [(await dispatcher.invoke(runtime, InvocationRequest(b"x"))).body]
         container.url = urls["b"]  # what the supervisor does after a restart on a new port
         answers.append((await dispatcher.invoke(runtime, InvocationRequest(b"x"))).body)
-        assert container.upstream is not first
-        await dispatcher.aclose([runtime])
-        assert container.upstream is None
+        second = dispatcher.upstream(container)
+        assert second is not first
+        await dispatcher.aclose()
+        assert dispatcher.upstream(container) is not second  # a closed client is dropped
+        await dispatcher.aclose()
         return answers
 
     assert asyncio.run(go()) == [b"x|a", b"X|b"]

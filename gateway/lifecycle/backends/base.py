@@ -10,47 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from gateway.runtime import ContainerRuntime
+from gateway.runtime import ContainerHandle, ContainerRuntime
+from pipelines.errors import TandemError
+
+__all__ = ["Backend", "BackendError", "ContainerHandle", "LineSink"]
 
 #: Receives each line a container writes to stdout or stderr, without the newline.
 LineSink = Callable[[str], None]
 
 
-class BackendError(Exception):
+class BackendError(TandemError):
     """A backend cannot run a container (or is not available); the message says why."""
-
-
-class ContainerHandle(Protocol):
-    """One started instance of a container; a restart makes a new handle."""
-
-    @property
-    def url(self) -> str:
-        """Base URL the container answers on; stable across restarts of the same container."""
-        ...
-
-    @property
-    def pid(self) -> int | None:
-        """The host process id, where there is one (for logs and orphan checks)."""
-        ...
-
-    @property
-    def alive(self) -> bool: ...
-
-    def memory(self) -> int | None:
-        """Resident bytes the container uses now (its whole process tree); None if unknown."""
-        ...
-
-    async def wait(self) -> int:
-        """Wait for the container to end; its exit code (128+N for death by signal N)."""
-        ...
-
-    async def stop(self, grace: float) -> int:
-        """SIGTERM the container and everything it started, SIGKILL after ``grace`` seconds."""
-        ...
-
-    async def kill(self) -> int:
-        """SIGKILL the container and everything it started, now."""
-        ...
 
 
 class Backend(Protocol):

@@ -11,14 +11,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import PYTHON, ROOT, free_port, running, wait_for_ping
+from tests.gateway.harness import CONTRACT_SERVER
+from tests.support import PYTHON, free_port, running, wait_for_ping
 
-TOY = str(ROOT / "tests" / "gateway" / "batch" / "toy_container.py")
 EXEC_PARAMS = {"MaxConcurrentTransforms": 3, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 2}
 
 
 def toy(hostname: str | None = None, **env: Any) -> dict[str, Any]:
-    container: dict[str, Any] = {"command": [PYTHON, TOY], "environment": env}
+    """A container running the contract server's ``sum`` model, configured by ``CONTRACT_*``."""
+    environment = {"CONTRACT_MODE": "sum", **env}
+    container: dict[str, Any] = {"command": [PYTHON, CONTRACT_SERVER], "environment": environment}
     if hostname:
         container["hostname"] = hostname
     return container
@@ -26,13 +28,13 @@ def toy(hostname: str | None = None, **env: Any) -> dict[str, Any]:
 
 #: The endpoints every test can use, by name.
 ENDPOINTS: dict[str, dict[str, Any]] = {
-    "toy": {"containers": [toy(TOY_EXEC_PARAMS=json.dumps(EXEC_PARAMS))]},
+    "toy": {"containers": [toy(CONTRACT_EXEC_PARAMS=json.dumps(EXEC_PARAMS))]},
     "toy-direct": {
         "execution": "Direct",
-        "containers": [toy("a"), toy("b", TOY_SCALE=10)],
+        "containers": [toy("a"), toy("b", CONTRACT_SCALE=10)],
     },
-    "toy-slow": {"containers": [toy(TOY_SLEEP=0.15)]},
-    "toy-flaky": {"containers": [toy(TOY_FAIL_FIRST=2)]},
+    "toy-slow": {"containers": [toy(CONTRACT_SLEEP=0.15)]},
+    "toy-flaky": {"containers": [toy(CONTRACT_FAIL_FIRST=2)]},
 }
 
 

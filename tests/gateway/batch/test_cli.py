@@ -117,7 +117,8 @@ def test_spec_mode_starts_the_endpoint_and_stops_it_after(
     monkeypatch.setenv("TANDEM_STATE_DIR", str(tmp_path / "state"))
     # The container takes 20 MB requests: the gateway started for the job must take them too.
     params = {**EXEC_PARAMS, "MaxPayloadInMB": 20}
-    spec = write_spec(tmp_path, "toy", {"containers": [toy(TOY_EXEC_PARAMS=json.dumps(params))]})
+    container = toy(CONTRACT_EXEC_PARAMS=json.dumps(params))
+    spec = write_spec(tmp_path, "toy", {"containers": [container]})
     data = rows(1000, width=40) * 40
     src = write_csv(tmp_path / "in" / "s.csv", data)
     assert 6 * MB < src.stat().st_size < 20 * MB  # one request, over a gateway's default 6 MiB

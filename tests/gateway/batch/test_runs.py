@@ -11,7 +11,7 @@ import pytest
 
 from gateway.batch import BatchConfig, BatchReport, run_batch
 from gateway.batch.progress import Tracker
-from tests.gateway.batch.toy_container import predict
+from tests.gateway.contract_server import predict
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,9 @@ from tests.support import PYTHON, ROOT
 if TYPE_CHECKING:
     from docker import DockerClient
 
-CUSTOM_IMAGE_DIR = ROOT / "tests" / "gateway" / "docker" / "custom_image"
+#: The custom image's build context: the contract server it copies is in it.
+CUSTOM_IMAGE_CONTEXT = ROOT / "tests" / "gateway"
+CUSTOM_IMAGE_DOCKERFILE = "docker/custom_image/Dockerfile"
 #: Seconds one image build may take (scikit-learn: about 90 s from scratch on 2 cores).
 BUILD_TIMEOUT = 900
 
@@ -83,7 +85,11 @@ def custom_image(engine: DockerClient, base_image: str) -> Iterator[str]:
     """A tiny image that speaks the contract, as a user's own image would."""
     name = f"tandem-test-custom:{uuid.uuid4().hex[:8]}"
     engine.images.build(
-        path=str(CUSTOM_IMAGE_DIR), tag=name, buildargs={"BASE_IMAGE": base_image}, rm=True
+        path=str(CUSTOM_IMAGE_CONTEXT),
+        dockerfile=CUSTOM_IMAGE_DOCKERFILE,
+        tag=name,
+        buildargs={"BASE_IMAGE": base_image},
+        rm=True,
     )
     yield name
     engine.images.remove(name, force=True)

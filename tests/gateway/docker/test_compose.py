@@ -66,7 +66,9 @@ def test_the_project_wires_sidecars_gateway_and_prometheus(tmp_path: Path) -> No
     assert set(services) == {"shop-rank", "shop-mine", "gateway", "prometheus"}
     rank, mine, gateway = services["shop-rank"], services["shop-mine"], services["gateway"]
     assert rank["image"].startswith("tandem-sklearn:")
-    assert rank["build"]["dockerfile"] == "containers/sklearn/Dockerfile"
+    assert rank["build"]["dockerfile"] == "Dockerfile"
+    assert rank["build"]["target"] == "framework"
+    assert rank["build"]["args"]["FRAMEWORK"] == "sklearn"
     assert (out / rank["build"]["context"]).resolve() == ROOT
     assert rank["networks"] == {"shop": {"aliases": ["rank"]}}
     assert rank["volumes"] == ["./models/shop/rank:/opt/ml/model:ro"]

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from gateway.lifecycle.backends import BackendError, create_backend
-from tests.gateway.processes import CONTRACT_SERVER, endpoint, only, quick_settings
+from tests.gateway.harness import CONTRACT_SERVER
+from tests.gateway.processes import endpoint, only, quick_settings
 from tests.support import PYTHON, free_port, running, wait_until
 
 

@@ -99,7 +99,7 @@ def test_a_container_that_exits_fails_the_start_with_its_output(tmp_path: Path) 
 def test_bad_model_data_fails_before_anything_starts(tmp_path: Path) -> None:
     ep = endpoint(
         a={"command": shell("touch started; exec $SERVER"), "model_data": str(tmp_path / "nope")},
-        b={"command": shell("exec $SERVER"), "model_data": "s3://bucket/model.tar.gz"},
+        b={"command": shell("exec $SERVER"), "model_data": "gs://bucket/model.tar.gz"},
     )
     sup = supervisor([ep], quick_settings(tmp_path / "state"))
 
@@ -108,8 +108,8 @@ def test_bad_model_data_fails_before_anything_starts(tmp_path: Path) -> None:
             await sup.start()
         assert raised.value.problems == [
             f"ep/a: model_data: {tmp_path / 'nope'}: no such file or directory",
-            "ep/b: model_data: s3://bucket/model.tar.gz: s3:// model_data is not supported yet; "
-            "use a local directory, a .tar.gz archive or a file:// URL",
+            "ep/b: model_data: gs://bucket/model.tar.gz: gs:// model_data is not supported yet; "
+            "use a local directory, a .tar.gz archive, a file:// or an s3:// URL",
         ]
         assert all(h is None for h in sup.handles.values())
 

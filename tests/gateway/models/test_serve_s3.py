@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 pytest.importorskip("sklearn")
@@ -31,35 +30,18 @@ from tests.gateway.models.stores import (
     train_classifier,
     write_spec,
 )
-from tests.support import PYTHON, free_port, running, wait_for_ping
+from tests.gateway.s3server import CREDENTIALS, moto_s3
 
 pytestmark = [pytest.mark.sklearn, pytest.mark.slow]
 
 BUCKET = "models"
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "test",
-    "AWS_SECRET_ACCESS_KEY": "test",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 X = synthetic(5, seed=8)
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with running([PYTHON, "-m", "moto.server", "-p", str(port)], log=log):
-        wait_for_ping(url, path="/moto-api/", timeout=60)
-        client = boto3.client(
-            "s3",
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-        client.create_bucket(Bucket=BUCKET)
-        yield url, client
+    with moto_s3(tmp_path_factory.mktemp("moto"), BUCKET) as server:
+        yield server
 
 
 def upload(client: Any, key: str, model: Any) -> None:

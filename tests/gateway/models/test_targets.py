@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from containers.multimodel import MODEL_NAME
-from gateway.errors import ValidationError
+from containers.models import MODEL_NAME
+from gateway.errors import InvalidRequest
 from gateway.models.targets import container_name, validate_target
 
 GOOD = ["Houston_TX.tar.gz", "team/a/model-v2.tar.gz", "x", "a b.tar.gz", "é.tar.gz", "a" * 1024]
@@ -36,7 +36,7 @@ def test_good_targets_pass(target: str) -> None:
 
 @pytest.mark.parametrize(("target", "why"), BAD.items())
 def test_bad_targets_are_validation_errors(target: str, why: str) -> None:
-    with pytest.raises(ValidationError, match="targetModel") as info:
+    with pytest.raises(InvalidRequest, match="targetModel") as info:
         validate_target(target)
     assert why in info.value.message
     assert "\x00" not in info.value.message and "\n" not in info.value.message

@@ -19,5 +19,5 @@ def test_a_short_soak_has_no_errors_and_no_restarts(tmp_path: Path) -> None:
     assert result["restarts"] == {"model": 0}
     assert result["model_latency_ms"] is not None and result["overhead_latency_ms"] is not None
     assert len(result["windows"]) == 3
-    # Memory growth is a figure for RELIABILITY.md; a 6 s run is too short to judge it.
+    # Memory growth is a figure for docs/reliability.md; a 6 s run is too short to judge it.
     assert result["rss_start_mib"] > 0

@@ -1,4 +1,4 @@
-"""Loaded models by name: register, load (dropped again if loading fails), list in pages, unload.
+"""The models this container holds, by name: load (dropped again if loading fails), list, unload.
 
 Used for both modes: a single-model container holds one model; a multi-model container
 (``SAGEMAKER_MULTI_MODEL=true``) takes ``POST /models`` calls. Loading is refused with 507 when the
@@ -40,7 +40,9 @@ Executor = Callable[[Callable[[], Any]], "asyncio.Future[Any]"]
 
 
 @dataclass
-class LoadedModel:
+class HostedModel:
+    """A model this container holds and serves, in either mode."""
+
     name: str
     url: str
     handler: ModelHandler
@@ -91,24 +93,24 @@ class ModelRegistry:
         self._make_handler = make_handler
         #: Relative ``url``s of ``POST /models`` resolve against it.
         self.models_root = models_root
-        self._models: dict[str, LoadedModel] = {}
+        self._models: dict[str, HostedModel] = {}
         self._loading: set[str] = set()
         self.memory_limit = memory_limit
 
     def __len__(self) -> int:
         return len(self._models)
 
-    def get(self, name: str) -> LoadedModel:
+    def get(self, name: str) -> HostedModel:
         loaded = self._models.get(name)
         if loaded is None:
             raise ModelNotFound(f"model {name[:100]!r} is not loaded")
         return loaded
 
-    def only(self) -> LoadedModel:
+    def only(self) -> HostedModel:
         """The model of a single-model container."""
         return next(iter(self._models.values()))
 
-    async def add(self, name: str, url: str, run: Executor) -> LoadedModel:
+    async def add(self, name: str, url: str, run: Executor) -> HostedModel:
         """Load ``url`` as ``name``; 409 if the name is taken (or loading), 507 if it won't fit."""
         check_name(name)
         path = model_path(url, self.models_root)
@@ -122,7 +124,7 @@ class ModelRegistry:
         finally:
             self._loading.discard(name)
 
-    def _load(self, name: str, url: str, path: Path) -> LoadedModel:
+    def _load(self, name: str, url: str, path: Path) -> HostedModel:
         limit = self.memory_limit
         if limit is not None:
             estimate = resources.rss() + resources.tree_size(path)
@@ -141,7 +143,7 @@ class ModelRegistry:
                 f"{limit >> 20} MiB memory limit; it was unloaded again"
             )
         log.info("loaded model %s from %s", name, url)
-        return LoadedModel(name, url, handler, model)
+        return HostedModel(name, url, handler, model)
 
     async def remove(self, name: str, run: Executor) -> None:
         loaded = self.get(name)

@@ -1,25 +1,37 @@
-"""The one base class every framework container implements.
+"""What a framework is (the base class every framework container implements), and which exist.
 
 A framework knows how to load an artifact from a model dir, how to predict, how to free a model, and
 how bodies of each content type turn into its native input (and back). The handler contract
 (``containers.handler``) lets a user's ``code/inference.py`` replace any of these per model.
+Frameworks are found by name and imported only when chosen: a scikit-learn container never imports
+torch.
 """
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from containers import codecs
+from containers.errors import FrameworkUnavailable
 
 if TYPE_CHECKING:
     from typing import Self
 
     from containers.settings import ContainerSettings
 
+FRAMEWORKS: dict[str, str] = {
+    "sklearn": "containers.sklearn:SklearnFramework",
+    "pytorch": "containers.pytorch:PyTorchFramework",
+    "tensorflow": "containers.tensorflow:TensorFlowFramework",
+}
+#: The pip extra that installs each framework's library.
+EXTRAS = {"sklearn": "sklearn", "pytorch": "pytorch", "tensorflow": "tensorflow"}
 
-class Framework(ABC):
+
+class ModelFramework(ABC):
     """Defaults for one framework; one instance per container process, shared by all its models."""
 
     name: ClassVar[str]
@@ -57,3 +69,29 @@ class Framework(ABC):
     def output_fn(self, prediction: Any, accept: str) -> bytes:
         """Default ``output_fn``: encode ``prediction`` as ``accept`` (a bare media type)."""
         return codecs.encode(prediction, accept)
+
+
+def framework_class(name: str) -> type[ModelFramework]:
+    """Import the framework class registered as ``name``; precise errors when it can't be."""
+    target = FRAMEWORKS.get(name)
+    if target is None:
+        raise FrameworkUnavailable(
+            f"unknown framework {name!r}; choose one of {', '.join(sorted(FRAMEWORKS))}"
+        )
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if exc.name is not None and exc.name.split(".")[0] == "containers":
+            raise  # a bug in Tandem, not a missing library
+        missing = exc.name or str(exc)
+        raise FrameworkUnavailable(
+            f"framework {name!r} needs {missing!r}, which is not installed: "
+            f"pip install 'tandem[{EXTRAS[name]}]'"
+        ) from exc
+    cls: type[ModelFramework] = getattr(module, class_name)
+    return cls
+
+
+def create(name: str, settings: ContainerSettings) -> ModelFramework:
+    return framework_class(name).from_settings(settings)

@@ -1,4 +1,4 @@
-"""Model artifacts: dirs, archives and file:// URLs unpack safely, atomically, only when changed."""
+"""Local model data: dirs, archives, file:// URLs unpack safely, atomically, only when changed."""
 
 from __future__ import annotations
 
@@ -83,7 +83,8 @@ def test_no_model_data_gives_an_empty_dir(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("s3://bucket/model.tar.gz", "s3:// model_data is not supported yet"),
+        ("gs://bucket/model.tar.gz", "gs:// model_data is not supported yet"),
+        ("s3:///model.tar.gz", "an s3:// URL needs a bucket"),
         ("ftp://host/model.tar.gz", "unknown URL scheme 'ftp'"),
         ("file://otherhost/model.tar.gz", "must name a local path"),
     ],

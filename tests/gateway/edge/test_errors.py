@@ -13,20 +13,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.edge.errors import handle_api_error, handle_unexpected
 from gateway.errors import (
+    ApiError,
     InternalFailure,
+    InvalidRequest,
     ModelError,
     ModelNotReady,
     ServiceUnavailable,
-    TandemError,
-    ValidationError,
-    handle_tandem_error,
-    handle_unexpected,
 )
 from tests.gateway.harness import serve
 
-ERRORS: list[TandemError] = [
-    ValidationError("bad"),
+ERRORS: list[ApiError] = [
+    InvalidRequest("bad"),
     ModelError("m", original_status=415, original_message="o", log_stream="logs/x"),
     ModelNotReady("loading"),
     InternalFailure("bug"),
@@ -35,7 +34,7 @@ ERRORS: list[TandemError] = [
 
 
 @pytest.mark.parametrize("error", ERRORS, ids=lambda e: type(e).__name__)
-def test_code_status_and_fields_match_botocore_model(error: TandemError) -> None:
+def test_code_status_and_fields_match_botocore_model(error: ApiError) -> None:
     model = botocore.session.get_session().get_service_model("sagemaker-runtime")
     shapes = {s.name: s for s in model.operation_model("InvokeEndpoint").error_shapes}
     shape = shapes[error.code]
@@ -58,7 +57,7 @@ def failing_app() -> Iterator[str]:
 
     app = Starlette(
         routes=[Route("/broken", broken), Route("/refused", refused)],
-        exception_handlers={TandemError: handle_tandem_error, Exception: handle_unexpected},
+        exception_handlers={ApiError: handle_api_error, Exception: handle_unexpected},
     )
     with serve(app) as url:
         yield url
