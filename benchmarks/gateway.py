@@ -168,8 +168,9 @@ def serve_gateway(port: int, upstream: str, endpoints: dict[str, list[str]]) -> 
     """Child process: the gateway app served as ``tandem serve`` serves it."""
     import asyncio
 
+    from gateway.edge.app import create_app
+    from gateway.edge.server import bind, loop_factory, make_server
     from gateway.runtime import ContainerState, EndpointRuntime
-    from gateway.serve import _loop_factory, bind, make_server
     from gateway.settings import GatewaySettings
     from pipelines.spec import EndpointSpec
 
@@ -181,8 +182,8 @@ def serve_gateway(port: int, upstream: str, endpoints: dict[str, list[str]]) -> 
             c.url, c.state = url, ContainerState.HEALTHY
         runtimes.append(runtime)
     settings = GatewaySettings(upstream=upstream, port=port, log_level="warning")  # type: ignore[arg-type]
-    server = make_server(runtimes, settings)
-    with bind(settings.host, port) as sock, asyncio.Runner(loop_factory=_loop_factory()) as run:
+    server = make_server(create_app(runtimes, settings), settings)
+    with bind(settings.host, port) as sock, asyncio.Runner(loop_factory=loop_factory()) as run:
         run.run(server.serve(sockets=[sock]))
 
 

@@ -228,6 +228,14 @@ def _dense(data: Any) -> Any:
     return toarray() if callable(toarray) and not isinstance(data, np.ndarray) else data
 
 
+def _array(data: Any) -> np.ndarray:
+    """The prediction as one numpy array (sparse made dense); 406 when it is not rectangular."""
+    try:
+        return np.asarray(_dense(data))
+    except ValueError as exc:
+        raise UnsupportedAccept(f"the prediction is not a rectangular array: {exc}") from exc
+
+
 def to_jsonable(data: Any) -> Any:
     """Numpy arrays, scalars, sparse matrices and their containers as plain Python values."""
     data = _dense(data)
@@ -264,11 +272,7 @@ def encode_jsonlines(data: Any) -> bytes:
 
 
 def encode_csv(data: Any) -> bytes:
-    data = _dense(data)
-    try:
-        array = np.asarray(data)
-    except ValueError as exc:
-        raise UnsupportedAccept(f"the prediction is not a rectangular array: {exc}") from exc
+    array = _array(data)
     if array.ndim == 0:
         array = array.reshape(1, 1)
     elif array.ndim == 1:
@@ -291,11 +295,7 @@ def encode_csv(data: Any) -> bytes:
 
 
 def encode_npy(data: Any) -> bytes:
-    data = _dense(data)
-    try:
-        array = np.asarray(data)
-    except ValueError as exc:
-        raise UnsupportedAccept(f"the prediction is not a rectangular array: {exc}") from exc
+    array = _array(data)
     if array.dtype == object:
         try:
             array = array.astype(np.float64)

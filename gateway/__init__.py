@@ -16,6 +16,12 @@ Per container (the lifecycle):
     artifacts/  model data fetched (a folder, file:// or s3://) and unpacked, for a container's
                 model folder and for the model store alike
 
+While serving, on request of the control plane:
+    control/    SageMaker's control plane (JSON 1.1 at ``POST /``): models, endpoint configs,
+                endpoints, transform jobs; translate.py maps them to and from the spec
+    state/      the embedded SQLite database they live in, one transaction per change
+    lifecycle/reconciler.py  starts, updates (blue/green) and stops endpoints as the state says
+
 Per job or at deploy time:
     batch/      batch transform: a data set through an endpoint
     ops/        images, compose projects, HAProxy and Kubernetes rendering, load tests
@@ -23,7 +29,8 @@ Per job or at deploy time:
 
 Shared by all: runtime.py (the live state the supervisor writes and the rest read),
 settings.py (``TANDEM_*``), errors.py (one root, ``TandemError``; one wire base, ``ApiError``),
-metrics.py. serve.py assembles ``tandem serve``. The layers are checked by tests/test_layers.py:
-cli -> batch -> serve -> edge | lifecycle -> dispatch -> models -> upstream; ops imports nothing
-of the serving path. docs/architecture.md walks one request through these files.
+metrics.py. serve.py assembles ``tandem serve`` (edge/server.py: its socket, lock and uvicorn).
+The layers are checked by tests/test_layers.py: cli -> serve -> batch -> control -> edge |
+lifecycle -> state -> dispatch -> models -> upstream; ops imports nothing of the serving path.
+docs/architecture.md walks one request through these files.
 """

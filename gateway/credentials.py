@@ -12,33 +12,64 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+#: What a key may do: call the runtime API only, or also the control plane (which runs code).
+INVOKE = "invoke"
+ADMIN = "admin"
+ROLES = (INVOKE, ADMIN)
+
 
 @dataclass(frozen=True)
 class Credentials:
-    api_keys: tuple[str, ...] = ()
+    #: API key -> its role.
+    api_keys: Mapping[str, str] = field(default_factory=dict)
     #: SigV4 access key -> secret key.
     sigv4: Mapping[str, str] = field(default_factory=dict)
+    #: SigV4 access key -> its role.
+    sigv4_roles: Mapping[str, str] = field(default_factory=dict)
 
 
 def parse_credentials(
     auth: str, api_keys: SecretStr | None, sigv4_credentials: SecretStr | None
 ) -> Credentials:
-    """The credentials ``auth`` needs; raises ``ValueError`` naming the setting that is wrong."""
+    """The credentials ``auth`` needs; raises ``ValueError`` naming the setting that is wrong.
+
+    An entry may end in ``:admin`` (or ``:invoke``, the default): ``KEY:admin`` for an API key,
+    ``ACCESS:SECRET:admin`` for a SigV4 pair.
+    """
     if auth == "api-key":
-        return Credentials(api_keys=tuple(parse_list(api_keys, "api_keys")))
+        keys = {}
+        for entry in parse_list(api_keys, "api_keys"):
+            key, role = _role(entry, "api_keys", parts=1)
+            keys[key[0]] = role
+        return Credentials(api_keys=keys)
     if auth == "sigv4":
-        return Credentials(sigv4=sigv4_secrets(sigv4_credentials))
+        secrets, roles = sigv4_secrets(sigv4_credentials)
+        return Credentials(sigv4=secrets, sigv4_roles=roles)
     return Credentials()
 
 
-def sigv4_secrets(value: SecretStr | None) -> dict[str, str]:
+def sigv4_secrets(value: SecretStr | None) -> tuple[dict[str, str], dict[str, str]]:
     secrets: dict[str, str] = {}
-    for pair in parse_list(value, "sigv4_credentials"):
-        access, sep, secret = pair.partition(":")
-        if not sep or not access or not secret:
-            raise ValueError("sigv4_credentials: each entry must be access_key:secret_key")
+    roles: dict[str, str] = {}
+    for entry in parse_list(value, "sigv4_credentials"):
+        (access, secret), role = _role(entry, "sigv4_credentials", parts=2)
         secrets[access] = secret
-    return secrets
+        roles[access] = role
+    return secrets, roles
+
+
+def _role(entry: str, name: str, *, parts: int) -> tuple[list[str], str]:
+    """``entry`` split into its ``parts`` fields and its role (``invoke`` unless named)."""
+    fields = entry.split(":")
+    role = INVOKE
+    if len(fields) == parts + 1:
+        role = fields.pop()
+        if role not in ROLES:
+            raise ValueError(f"{name}: unknown role {role!r}; roles are {', '.join(ROLES)}")
+    form = "key" if parts == 1 else "access_key:secret_key"
+    if len(fields) != parts or not all(fields):
+        raise ValueError(f"{name}: each entry must be {form}, optionally followed by :admin")
+    return fields, role
 
 
 def parse_list(value: SecretStr | None, name: str) -> list[str]:

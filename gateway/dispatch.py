@@ -92,6 +92,18 @@ class Dispatcher:
                 if container.url:
                     self.upstream(container)
 
+    async def retire(self, endpoint: EndpointRuntime) -> list[ModelManager]:
+        """Forget ``endpoint``'s clients (closed) and managers (returned: the caller closes)."""
+        managers = []
+        for container in endpoint.containers:
+            upstream = self._upstreams.pop(container, None)
+            if upstream is not None:
+                await upstream.aclose()
+            manager = self._managers.pop(container, None)
+            if manager is not None:
+                managers.append(manager)
+        return managers
+
     async def aclose(self) -> None:
         upstreams, self._upstreams = list(self._upstreams.values()), {}
         for upstream in upstreams:

@@ -72,7 +72,6 @@ class GatewayMetrics:
         endpoints: Iterable[EndpointRuntime],
         models_of: Callable[[ContainerRuntime], ModelState | None] = lambda _c: None,
     ) -> None:
-        endpoints = list(endpoints)
         self.registry = CollectorRegistry()
         labels = ("endpoint", "variant")
         reg = self.registry
@@ -119,12 +118,20 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
         )
         self.registry.register(_ContainerStateCollector(endpoints))
-        self._endpoints = {e.name: EndpointMetrics(self, e) for e in endpoints}
+        self._endpoints: dict[EndpointRuntime, EndpointMetrics] = {}
         self._models = _ModelFamilies(reg)
         self.registry.register(_ModelStateCollector(endpoints, models_of))
 
-    def endpoint(self, name: str) -> EndpointMetrics:
-        return self._endpoints[name]
+    def endpoint(self, endpoint: EndpointRuntime) -> EndpointMetrics:
+        """The bound series of ``endpoint`` (made on first use: endpoints come and go)."""
+        bound = self._endpoints.get(endpoint)
+        if bound is None:
+            bound = self._endpoints[endpoint] = EndpointMetrics(self, endpoint)
+        return bound
+
+    def forget(self, endpoint: EndpointRuntime) -> None:
+        """``endpoint`` was replaced or deleted: drop its bound children (its series stay)."""
+        self._endpoints.pop(endpoint, None)
 
     def models(self, endpoint: EndpointRuntime, container: ContainerRuntime) -> ModelMetrics:
         """The bound series of one MultiModel container."""
@@ -137,7 +144,8 @@ class GatewayMetrics:
 class _RuntimeCollector(Collector):
     """Series read from the runtime state at scrape time, one sample per container."""
 
-    def __init__(self, endpoints: list[EndpointRuntime]) -> None:
+    def __init__(self, endpoints: Iterable[EndpointRuntime]) -> None:
+        #: Iterated at each scrape: a list, or the live ``EndpointTable``.
         self._endpoints = endpoints
 
     def _containers(self) -> Iterator[tuple[list[str], ContainerRuntime]]:
@@ -254,7 +262,7 @@ class _ModelStateCollector(_RuntimeCollector):
 
     def __init__(
         self,
-        endpoints: list[EndpointRuntime],
+        endpoints: Iterable[EndpointRuntime],
         models_of: Callable[[ContainerRuntime], ModelState | None],
     ) -> None:
         super().__init__(endpoints)

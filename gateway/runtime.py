@@ -8,10 +8,12 @@ objects lets both sides be tested without the other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Protocol
 
 from gateway.models.limits import Limits, fair_limits
@@ -66,6 +68,9 @@ class ContainerRuntime:
     endpoint: str
     hostname: str
     spec: ContainerSpec
+    #: What names its folder, process and image instances: the endpoint's name for its first
+    #: deployment, ``name.N`` for the N-th (an update runs beside the one it replaces).
+    deployment: str = ""
     #: Base URL of the container, e.g. ``http://127.0.0.1:49152``; set by the backend at start.
     url: str = ""
     state: ContainerState = ContainerState.STARTING
@@ -80,6 +85,9 @@ class ContainerRuntime:
     on_ready: list[Callable[[], None]] = field(default_factory=list)
     #: MultiModel only: the effective memory and disk cache limits, fixed when it is built.
     limits: Limits | None = None
+
+    def __post_init__(self) -> None:
+        self.deployment = self.deployment or self.endpoint
 
     @property
     def healthy(self) -> bool:
@@ -100,10 +108,16 @@ class EndpointRuntime:
 
     spec: EndpointSpec
     containers: list[ContainerRuntime] = field(default_factory=list)
+    #: Requests being answered now: an endpoint replaced or deleted is stopped once it is 0.
+    inflight: int = 0
 
     @classmethod
     def from_spec(
-        cls, spec: EndpointSpec, limits: dict[str, Limits] | None = None
+        cls,
+        spec: EndpointSpec,
+        limits: dict[str, Limits] | None = None,
+        *,
+        deployment: str = "",
     ) -> EndpointRuntime:
         """One endpoint; ``limits`` gives each MultiModel container's (see ``build``)."""
         limits = limits or {}
@@ -114,12 +128,21 @@ class EndpointRuntime:
                     endpoint=spec.name,
                     hostname=hostname,
                     spec=container,
+                    deployment=deployment,
                     source=spec.source,
                     limits=limits.get(hostname),
                 )
                 for hostname, container in zip(spec.hostnames, spec.containers, strict=True)
             ],
         )
+
+    @cached_property
+    def variant_header(self) -> bytes:
+        return self.spec.variant.encode("latin-1")
+
+    @property
+    def deployment(self) -> str:
+        return self.containers[0].deployment if self.containers else self.name
 
     @property
     def name(self) -> str:
@@ -144,7 +167,48 @@ class EndpointRuntime:
         return None
 
 
-def build(specs: list[EndpointSpec], state_dir: Path) -> list[EndpointRuntime]:
+def build(
+    specs: list[EndpointSpec], state_dir: Path, *, deployment: str = ""
+) -> list[EndpointRuntime]:
     """The runtime of every endpoint, with each MultiModel container's limits resolved once."""
     limits = fair_limits(specs, state_dir)
-    return [EndpointRuntime.from_spec(spec, limits.get(spec.name)) for spec in specs]
+    return [
+        EndpointRuntime.from_spec(spec, limits.get(spec.name), deployment=deployment)
+        for spec in specs
+    ]
+
+
+class EndpointTable:
+    """The endpoints that answer requests, by name: a snapshot replaced whole, never edited.
+
+    The hot path reads ``get`` with no lock; the control side builds a new mapping and swaps
+    the one reference, so a request sees the old table or the new one, never half of a change.
+    """
+
+    def __init__(self, endpoints: Iterable[EndpointRuntime] = ()) -> None:
+        self._current: Mapping[str, EndpointRuntime] = MappingProxyType(
+            {e.name: e for e in endpoints}
+        )
+
+    def get(self, name: str) -> EndpointRuntime | None:
+        return self._current.get(name)
+
+    def __iter__(self) -> Iterator[EndpointRuntime]:
+        return iter(list(self._current.values()))
+
+    def __len__(self) -> int:
+        return len(self._current)
+
+    def put(self, endpoint: EndpointRuntime) -> EndpointRuntime | None:
+        """Serve ``endpoint`` under its name from now on; the one it replaced, if any."""
+        new = dict(self._current)
+        old = new.get(endpoint.name)
+        new[endpoint.name] = endpoint
+        self._current = MappingProxyType(new)
+        return old
+
+    def remove(self, name: str) -> EndpointRuntime | None:
+        new = dict(self._current)
+        old = new.pop(name, None)
+        self._current = MappingProxyType(new)
+        return old

@@ -10,27 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import math
-import os
 import signal
-import socket
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import uvicorn
+from starlette.requests import Request
 
-from gateway import runtime
+from gateway.credentials import ADMIN
 from gateway.edge.app import create_app
-from gateway.edge.guard import guarded_protocol
+from gateway.edge.auth import loopback, role_of
+from gateway.edge.server import Server, bind, loop_factory, make_server, state_lock
 from gateway.lifecycle.backends import create_backend
-from gateway.lifecycle.supervisor import Supervisor
-from gateway.runtime import EndpointRuntime
+from gateway.lifecycle.reconciler import Reconciler
+from gateway.lifecycle.supervisor import StartError
+from gateway.runtime import EndpointTable
 from gateway.settings import GatewaySettings
-from pipelines.errors import TandemError
 from pipelines.spec import EndpointSpec, load_specs
 
 logger = logging.getLogger("tandem.gateway")
@@ -38,15 +35,11 @@ logger = logging.getLogger("tandem.gateway")
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
-class StateDirBusy(TandemError):
-    """Another ``tandem serve`` uses the same state folder (it holds the folder's lock)."""
-
-
 def run(spec_paths: Sequence[str | Path], settings: GatewaySettings) -> int:
     """Serve until SIGINT/SIGTERM; raises ``SpecError``, ``StartError``, ``StateDirBusy``, ..."""
     specs = load_specs(spec_paths)  # nothing starts unless every spec is valid
     configure_logging(settings.log_level)
-    with state_lock(settings.state_dir), asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with state_lock(settings.state_dir), asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve(specs, settings))
     return 0
 
@@ -55,67 +48,114 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
 
 
-@contextlib.contextmanager
-def state_lock(state_dir: Path) -> Iterator[None]:
-    """Hold ``state_dir/.lock`` for the gateway's life; the kernel drops it if the gateway dies."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise StateDirBusy(
-                f"state folder {state_dir} is in use by another tandem serve (pid {holder}); "
-                "stop it or pass another --state-dir"
-            ) from exc
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
-
-
 async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
+    """Bring back what the state folder holds, apply the spec files, then serve until stopped.
+
+    The endpoints of the spec files must all come up (else the start fails, as it always has);
+    endpoints created earlier through the API that cannot start are ``Failed``, not fatal.
+    """
+    from gateway.control import ControlPlane, control_route
+    from gateway.control import endpoints as control_endpoints
+    from gateway.control import models as control_models
+    from gateway.control.apply import apply_spec, source_of
+    from gateway.control.translate import parse_model_roots
+    from gateway.state import FILENAME, EndpointStatus, StateStore
+
     sock = bind(settings.host, settings.port)
-    endpoints = runtime.build(specs, settings.state_dir)
+    store = StateStore(settings.state_dir / FILENAME)
     backend = create_backend(settings.backend, settings)
-    supervisor = Supervisor(endpoints, backend, settings)
+    table = EndpointTable()
+    # The operator's own spec files are trusted with the model data they name.
+    roots = parse_model_roots(settings.model_roots, settings.state_dir.resolve())
+    roots += tuple(str(spec.source) for spec in specs if spec.source is not None)
+    roots += tuple(
+        url for spec in specs for c in spec.containers if (url := spec.model_data_url(c))
+    )
+    plane = ControlPlane(store, region=settings.region, account=settings.account, model_roots=roots)
+
+    def spec_for(endpoint: str, config: str) -> EndpointSpec:
+        record = control_models.config_record(plane.context, config)
+        spec = control_endpoints.spec_for(plane.context, endpoint, record)
+        (model,) = record.models.values()
+        model_record = store.get_model(model)
+        source = source_of(model_record.request) if model_record is not None else None
+        return spec if source is None else spec.model_copy(update={"source": source})
+
+    reconciler = Reconciler(store, table, backend, settings, spec_for)
+    plane.reconciler = reconciler
+    app = create_app(table, settings, routes=[control_route(plane, authorize=admins(settings))])
+    reconciler.attach(app.state.dispatcher, app.state.metrics)
     stop = asyncio.Event()
-    server: _Server | None = None
+    server: Server | None = None
 
     def on_signal(sig: int) -> None:
         logger.info("received %s, shutting down", signal.Signals(sig).name)
         if stop.is_set() and server is not None:
             server.force_exit = True  # a second Ctrl-C skips draining connections
         stop.set()
-        supervisor.stop_restarting()
+        reconciler.stop_restarting()
         if server is not None:
             server.should_exit = True
 
+    async def start() -> None:
+        await backend.reap_leftovers()
+        reconciler.restore()
+        for spec in specs:
+            apply_spec(plane, spec)
+        names = [spec.name for spec in specs]
+        # What was InService before a restart serves again before the port answers.
+        await reconciler.settled([record.name for record in store.endpoints()])
+        failed = []
+        for name in names:
+            record = store.get_endpoint(name)
+            if record is None or record.status is EndpointStatus.FAILED:
+                failed.append(record.failure_reason if record else f"{name}: deleted")
+            elif record.failure_reason and record.status is EndpointStatus.IN_SERVICE:
+                failed.append(record.failure_reason)  # an update of a spec endpoint rolled back
+        if failed:
+            raise StartError([str(reason) for reason in failed])
+
     with _signal_handlers(on_signal), sock:
         try:
-            if not await _until_stopped(supervisor.start(), stop):
+            if not await _until_stopped(start(), stop):
                 return
-            server = make_server(endpoints, settings)
+            server = make_server(app, settings)
             if stop.is_set():
                 return
-            names = ", ".join(e.name for e in endpoints)
+            names = ", ".join(e.name for e in table) or "no endpoints yet"
             host, port = sock.getsockname()[:2]
             logger.info("serving %s on http://%s:%d", names, host, port)
             await server.serve(sockets=[sock])
         finally:
-            await supervisor.stop()
+            await reconciler.close()
+            await backend.reap_leftovers()
+            store.close()
             logger.info("stopped")
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The gateway's listening socket, bound before any container starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        return socket.create_server((host, port), family=family, backlog=2048)
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+def admins(settings: GatewaySettings) -> Callable[[Request], None]:
+    """The control plane's guard: it runs code, so it is the ``admin`` role's alone, and on an
+    address other machines can reach it needs authentication to be on at all."""
+    from gateway.control import AccessDenied
+
+    open_network = settings.auth == "none" and not loopback(settings.host)
+
+    def authorize(request: Request) -> None:
+        target = request.headers.get("x-amz-target", "").removeprefix("SageMaker.")
+        operation = target or "the control plane"
+        if open_network:
+            raise AccessDenied(
+                f"The control plane is refused on {settings.host} without authentication: it "
+                "runs code. Set TANDEM_AUTH (api-key or sigv4) with an admin key, or listen on "
+                "127.0.0.1."
+            )
+        if role_of(request.scope, settings) != ADMIN:
+            raise AccessDenied(
+                f"This key is not authorized to perform: sagemaker:{operation}: its role is "
+                "invoke; the control plane needs a key with the admin role."
+            )
+
+    return authorize
 
 
 async def _until_stopped(start: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
@@ -135,33 +175,6 @@ async def _until_stopped(start: Coroutine[Any, Any, None], stop: asyncio.Event) 
     return False
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server without its own signal handling: the runner owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def make_server(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> _Server:
-    config = uvicorn.Config(
-        create_app(endpoints, settings),
-        http=guarded_protocol(
-            max_header_bytes=settings.max_header_bytes,
-            header_timeout=settings.header_timeout,
-            body_timeout=settings.body_timeout,
-        ),
-        timeout_keep_alive=settings.keep_alive_timeout,
-        loop="none",
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=max(math.ceil(settings.stop_grace), 1),
-    )
-    return _Server(config)
-
-
 @contextlib.contextmanager
 def _signal_handlers(handler: Callable[[int], None]) -> Iterator[None]:
     loop = asyncio.get_running_loop()
@@ -173,11 +186,3 @@ def _signal_handlers(handler: Callable[[int], None]) -> Iterator[None]:
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop

@@ -78,6 +78,12 @@ class GatewaySettings(BaseSettings):
     api_keys: SecretStr | None = None
     sigv4_credentials: SecretStr | None = None
     metrics_open: bool = False
+    #: The control plane (gateway/control/): where model data may come from, a comma list of
+    #: folders and URL prefixes (``s3://`` for any S3); unset: the state folder, the current
+    #: folder and any ``s3://``. ARNs name ``region`` and ``account``.
+    model_roots: str | None = None
+    region: str = "us-east-1"
+    account: str = Field(default="000000000000", pattern=r"^\d{12}$")
 
     _credentials: Credentials = PrivateAttr(default_factory=Credentials)
 

@@ -45,7 +45,8 @@ async def endpoint_for(config: BatchConfig) -> AsyncIterator[Target]:
 async def _serve_spec(path: Path, config: BatchConfig) -> AsyncIterator[Target]:
     # The server side is imported only here: --endpoint-url jobs never load uvicorn or the app.
     from gateway import runtime
-    from gateway import serve as runner
+    from gateway.edge import server as runner
+    from gateway.edge.app import create_app
     from gateway.lifecycle.backends import BackendError, create_backend
     from gateway.lifecycle.supervisor import StartError, Supervisor
     from gateway.settings import GatewaySettings
@@ -81,7 +82,7 @@ async def _serve_spec(path: Path, config: BatchConfig) -> AsyncIterator[Target]:
         except (StartError, BackendError, runner.StateDirBusy, OSError) as exc:
             raise EndpointStartError(f"cannot start {spec.name} from {path}: {exc}") from exc
         stack.push_async_callback(supervisor.stop)
-        server = runner.make_server(endpoints, settings)
+        server = runner.make_server(create_app(endpoints, settings), settings)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.01)

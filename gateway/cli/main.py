@@ -33,8 +33,12 @@ app.command("k8s")(k8s)
 @app.command()
 def serve(
     specs: Annotated[
-        list[Path], typer.Argument(help="Endpoint spec files (YAML), one per endpoint.")
-    ],
+        list[Path] | None,
+        typer.Argument(
+            help="Endpoint spec files (YAML), one per endpoint. None: serve what the state "
+            "folder holds and wait for SageMaker API calls."
+        ),
+    ] = None,
     host: Annotated[
         str | None,
         typer.Option(
@@ -70,7 +74,7 @@ def serve(
     from gateway.serve import run
 
     with failures():
-        code = run(specs, settings)
+        code = run(specs or [], settings)
     raise typer.Exit(code)
 
 

@@ -7,7 +7,7 @@ keeps their state current, and serves the returned app with uvicorn.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from gateway.dispatch import Dispatcher
 from gateway.edge.auth import auth_middleware
@@ -26,7 +26,7 @@ from gateway.errors import ApiError, InvalidRequest
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import GatewayMetrics
 from gateway.models.hosting import close_all, make_managers, preload_all
-from gateway.runtime import ContainerState, EndpointRuntime
+from gateway.runtime import ContainerState, EndpointRuntime, EndpointTable
 from gateway.settings import GatewaySettings
 from pipelines.spec import NAME_PATTERN
 
@@ -35,21 +35,26 @@ ACCOUNT = "local"
 _NAME = re.compile(NAME_PATTERN)
 
 
-def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> Starlette:
+def create_app(
+    endpoints: Iterable[EndpointRuntime] | EndpointTable,
+    settings: GatewaySettings,
+    *,
+    routes: Sequence[BaseRoute] = (),
+) -> Starlette:
     """The runtime API for ``endpoints``; upstream clients live as long as the app's lifespan."""
-    by_name = {e.name: e for e in endpoints}
+    table = endpoints if isinstance(endpoints, EndpointTable) else EndpointTable(endpoints)
     state_dir = settings.state_dir.resolve()
     dispatcher = Dispatcher(
         upstream=settings.upstream,
         max_payload=settings.max_payload,
         # The supervisor writes each container's output there; ModelError points at it.
-        log_stream=lambda c: str(state_dir / c.endpoint / c.hostname / "container.log"),
+        log_stream=lambda c: str(state_dir / c.deployment / c.hostname / "container.log"),
     )
-    metrics = GatewayMetrics(endpoints, dispatcher.manager)
-    dispatcher.host_models(make_managers(endpoints, settings, dispatcher.upstream, metrics))
+    metrics = GatewayMetrics(table, dispatcher.manager)
+    dispatcher.host_models(make_managers(table, settings, dispatcher.upstream, metrics))
 
     def endpoint_or_error(name: str) -> EndpointRuntime:
-        endpoint = by_name.get(name)
+        endpoint = table.get(name)
         if endpoint is not None:
             return endpoint
         if len(name) > 63 or not _NAME.match(name):
@@ -65,7 +70,7 @@ def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> S
     async def ping(request: Request) -> Response:
         down = [
             f"{c.endpoint}/{c.hostname}: {c.state.value}"
-            for e in endpoints
+            for e in table
             for c in e.containers
             if not c.healthy
         ]
@@ -74,7 +79,7 @@ def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> S
         return JSONResponse({"Status": "Unhealthy", "Containers": down}, status_code=503)
 
     async def list_endpoints(request: Request) -> Response:
-        return JSONResponse({"Endpoints": [_describe(e) for e in endpoints]})
+        return JSONResponse({"Endpoints": [_describe(e) for e in table]})
 
     async def describe_endpoint(request: Request) -> Response:
         return JSONResponse(_describe(endpoint_or_error(request.path_params["name"])))
@@ -84,7 +89,7 @@ def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> S
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        dispatcher.open(endpoints)
+        dispatcher.open(table)
         try:
             # Pinned models are in memory before the first request.
             await preload_all(dispatcher.managers)
@@ -102,6 +107,7 @@ def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> S
             Route("/endpoints/{name}", describe_endpoint, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
             *model_routes(endpoint_or_error, dispatcher.manager),
+            *routes,
         ],
         exception_handlers={ApiError: handle_api_error, Exception: handle_unexpected},
         lifespan=lifespan,
@@ -112,6 +118,7 @@ def create_app(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> S
     )
     app.state.dispatcher = dispatcher
     app.state.metrics = metrics
+    app.state.table = table
     return app
 
 

@@ -17,12 +17,13 @@ import logging
 import re
 import time
 from calendar import timegm
-from collections.abc import Iterable
+from collections.abc import Mapping
 from urllib.parse import parse_qsl, quote
 
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.credentials import ADMIN, INVOKE
 from gateway.edge.body import read_body
 from gateway.edge.errors import error_response
 from gateway.errors import ApiError
@@ -39,6 +40,21 @@ _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+),\s*"
     r"SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<signature>[0-9a-fA-F]{64})\s*$"
 )
+
+
+#: Where an authenticated request's role is kept (``request.state``).
+ROLE = "tandem_role"
+
+
+def role_of(scope: Scope, settings: GatewaySettings) -> str:
+    """The request's role: its key's, or ``admin`` when authentication is off."""
+    if settings.auth == "none":
+        return ADMIN
+    return str(scope.get("state", {}).get(ROLE, INVOKE))
+
+
+def loopback(host: str) -> bool:
+    return _loopback(host)
 
 
 class MissingAuthentication(ApiError):
@@ -79,12 +95,13 @@ def auth_middleware(settings: GatewaySettings) -> list[Middleware]:
         return []
     open_paths = {"/ping", "/metrics"} if settings.metrics_open else {"/ping"}
     if settings.auth == "api-key":
-        keys = list(settings.credentials.api_keys)
+        keys = dict(settings.credentials.api_keys)
         log.info("authentication: API key (%d keys); open: %s", len(keys), sorted(open_paths))
         return [Middleware(AuthMiddleware, check=ApiKeyCheck(keys), open_paths=open_paths)]
     secrets = dict(settings.credentials.sigv4)
+    roles = dict(settings.credentials.sigv4_roles)
     log.info("authentication: SigV4 (%d access keys); open: %s", len(secrets), sorted(open_paths))
-    check = SigV4Check(secrets, settings.max_payload)
+    check = SigV4Check(secrets, settings.max_payload, roles)
     return [Middleware(AuthMiddleware, check=check, open_paths=open_paths)]
 
 
@@ -100,10 +117,11 @@ def _loopback(host: str) -> bool:
 class ApiKeyCheck:
     needs_body = False
 
-    def __init__(self, keys: Iterable[str]) -> None:
-        self._keys = [key.encode() for key in keys]
+    def __init__(self, keys: Mapping[str, str]) -> None:
+        self._keys = [(key.encode(), role) for key, role in keys.items()]
 
-    def __call__(self, scope: Scope, body: bytes) -> None:
+    def __call__(self, scope: Scope, body: bytes) -> str:
+        """The role of the request's key; raises when it has none or an unknown one."""
         headers = dict(scope["headers"])
         given = headers.get(b"x-api-key")
         if given is None:
@@ -114,22 +132,28 @@ class ApiKeyCheck:
                 "Missing API key: send it as 'X-Api-Key: <key>' or 'Authorization: Bearer <key>'."
             )
         # Compare with every key, always: the time taken says nothing about which one matched.
-        if not sum(hmac.compare_digest(given, key) for key in self._keys):
+        matched = [role for key, role in self._keys if hmac.compare_digest(given, key)]
+        if not matched:
             raise UnrecognizedClient("The API key included in the request is invalid.")
+        return matched[0]
 
 
 class SigV4Check:
     needs_body = True
 
-    def __init__(self, secrets: dict[str, str], max_payload: int) -> None:
+    def __init__(
+        self, secrets: dict[str, str], max_payload: int, roles: Mapping[str, str] | None = None
+    ) -> None:
         self._secrets = secrets
+        self._roles = roles or {}
         self.max_payload = max_payload
 
     def precheck(self, scope: Scope) -> None:
         """What can be refused before reading the body: no or malformed header, unknown key."""
         self._parse(dict(scope["headers"]))
 
-    def __call__(self, scope: Scope, body: bytes) -> None:
+    def __call__(self, scope: Scope, body: bytes) -> str:
+        """The role of the signing access key; raises unless the signature is right."""
         headers = dict(scope["headers"])
         access, date, region, service, signed, signature = self._parse(headers)
         amz_date = headers.get(b"x-amz-date", b"").decode("latin-1")
@@ -158,6 +182,7 @@ class SigV4Check:
                 "The request signature we calculated does not match the signature you provided. "
                 "Check your AWS Secret Access Key and signing method."
             )
+        return self._roles.get(access, INVOKE)
 
     def _parse(self, headers: dict[bytes, bytes]) -> tuple[str, str, str, str, list[bytes], str]:
         raw = headers.get(b"authorization")
@@ -226,18 +251,19 @@ class AuthMiddleware:
         check = self.check
         try:
             if not isinstance(check, SigV4Check):
-                check(scope, b"")
+                role = check(scope, b"")
             else:
                 check.precheck(scope)
                 length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
                 body = await read_body(receive, length, check.max_payload)
                 if body is None:
                     return  # the client left
-                check(scope, body)
+                role = check(scope, body)
                 receive = _replay(body, receive)
         except ApiError as exc:
             await error_response(exc)(scope, receive, send)
             return
+        scope.setdefault("state", {})[ROLE] = role  # the control plane wants ``admin``
         await self.app(scope, receive, send)
 
 

@@ -19,10 +19,15 @@ log = logging.getLogger("tandem.gateway")
 
 
 def error_response(exc: ApiError, request_id: str | None = None) -> Response:
-    """Render ``exc`` the way botocore's rest-json parser reads errors."""
+    """Render ``exc`` the way botocore reads errors, for both protocols the gateway speaks.
+
+    The runtime API's rest-json parser takes the code from ``x-amzn-ErrorType``; the control
+    plane's JSON 1.1 parser from the body's ``__type`` (an error raised before the control plane
+    sees the request, such as a refused signature, must still read right).
+    """
     headers = {"x-amzn-ErrorType": exc.code, "x-amzn-RequestId": request_id or str(uuid.uuid4())}
     return Response(
-        json.dumps(exc.body()),
+        json.dumps({"__type": exc.code, **exc.body()}),
         status_code=exc.status,
         headers=headers,
         media_type="application/json",

@@ -71,7 +71,6 @@ class InvocationsApp:
         self.endpoint_or_error = endpoint_or_error
         self.limit = max_payload
         self.request_id = RequestIds()
-        self._variants: dict[str, bytes] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -81,21 +80,25 @@ class InvocationsApp:
         path: str = scope["path"]
         try:
             endpoint = self.endpoint_or_error(path[len(PREFIX) : -len(SUFFIX)])
-            headers: dict[bytes, bytes] = dict(scope["headers"])
-            body = await read_body(receive, headers.get(b"content-length"), self.limit)
-            if body is None:
-                raise _Disconnected
-            invocation = _invocation(headers, endpoint, body)
-            result = await self.dispatcher.invoke(endpoint, invocation, timings)
+            # Counted from the moment it was routed: an endpoint being replaced or deleted
+            # stops only after the requests it already took are answered.
+            endpoint.inflight += 1
+            try:
+                headers: dict[bytes, bytes] = dict(scope["headers"])
+                body = await read_body(receive, headers.get(b"content-length"), self.limit)
+                if body is None:
+                    raise _Disconnected
+                invocation = _invocation(headers, endpoint, body)
+                result = await self.dispatcher.invoke(endpoint, invocation, timings)
+            finally:
+                endpoint.inflight -= 1
         except ApiError as exc:
             if endpoint is not None:
-                self.metrics.endpoint(endpoint.name).record(
-                    time.perf_counter() - started, timings, exc
-                )
+                self.metrics.endpoint(endpoint).record(time.perf_counter() - started, timings, exc)
             response = error_response(exc, request_id)
             if endpoint is not None:
                 response.raw_headers.append(
-                    (b"x-amzn-invoked-production-variant", self._variant(endpoint))
+                    (b"x-amzn-invoked-production-variant", endpoint.variant_header)
                 )
             if timings:
                 response.headers["Server-Timing"] = server_timing(timings, started)
@@ -103,11 +106,11 @@ class InvocationsApp:
             return
         except _Disconnected:
             return
-        self.metrics.endpoint(endpoint.name).record(time.perf_counter() - started, timings)
+        self.metrics.endpoint(endpoint).record(time.perf_counter() - started, timings)
         out = result.body
         raw = [
             (b"content-length", b"%d" % len(out)),
-            (b"x-amzn-invoked-production-variant", self._variant(endpoint)),
+            (b"x-amzn-invoked-production-variant", endpoint.variant_header),
             (b"x-amzn-requestid", request_id.encode()),
             (b"server-timing", server_timing(timings, started).encode()),
         ]
@@ -118,12 +121,6 @@ class InvocationsApp:
             raw.append((b"x-amzn-sagemaker-custom-attributes", attributes))
         await send({"type": "http.response.start", "status": 200, "headers": raw})
         await send({"type": "http.response.body", "body": out})
-
-    def _variant(self, endpoint: EndpointRuntime) -> bytes:
-        value = self._variants.get(endpoint.name)
-        if value is None:
-            value = self._variants[endpoint.name] = endpoint.variant.encode("latin-1")
-        return value
 
 
 class InvocationsShortcut:

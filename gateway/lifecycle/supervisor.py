@@ -78,10 +78,10 @@ class Supervisor:
         self._slots = [
             _Slot(
                 container=c,
-                base_dir=(settings.state_dir / c.endpoint / c.hostname).resolve(),
+                base_dir=(settings.state_dir / c.deployment / c.hostname).resolve(),
                 log=ContainerLog(
                     f"{c.endpoint}/{c.hostname}",
-                    settings.state_dir / c.endpoint / c.hostname / "container.log",
+                    settings.state_dir / c.deployment / c.hostname / "container.log",
                     tail=settings.log_tail_lines,
                 ),
                 # A MultiModel prefix is not unpacked here: the model store loads models on demand.
@@ -96,8 +96,12 @@ class Supervisor:
         """``endpoint/hostname`` -> the running instance (for tests and diagnostics)."""
         return {s.name: s.handle for s in self._slots}
 
-    async def start(self) -> None:
-        """Start everything and wait until every container is healthy; on any failure stop all."""
+    async def start(self, *, reap: bool = True) -> None:
+        """Start everything and wait until every container is healthy; on any failure stop all.
+
+        ``reap`` first kills what an earlier gateway on this state folder left running: only the
+        first supervisor of a gateway may do that (a later one would kill its siblings).
+        """
         problems = []
         for slot in self._slots:
             try:
@@ -106,7 +110,8 @@ class Supervisor:
                 problems.append(str(exc))
         if problems:
             raise StartError(problems)
-        await self._backend.reap_leftovers()
+        if reap:
+            await self._backend.reap_leftovers()
         try:
             await self._prepare_all()
             results = await asyncio.gather(
@@ -123,7 +128,7 @@ class Supervisor:
             for slot in self._slots:
                 slot.watcher = asyncio.create_task(self._watch(slot), name=f"watch {slot.name}")
         except BaseException:
-            await self.stop()
+            await self.stop(reap=reap)
             raise
 
     def stop_restarting(self) -> None:
@@ -132,8 +137,11 @@ class Supervisor:
             if slot.watcher is not None:
                 slot.watcher.cancel()
 
-    async def stop(self) -> None:
-        """Stop watching, then stop every container (SIGTERM, SIGKILL after the grace period)."""
+    async def stop(self, *, reap: bool = True) -> None:
+        """Stop watching, then stop every container (SIGTERM, SIGKILL after the grace period).
+
+        ``reap`` then kills anything left on this state folder: only at the gateway's shutdown.
+        """
         watchers = [s.watcher for s in self._slots if s.watcher is not None]
         for task in watchers:
             task.cancel()
@@ -143,7 +151,8 @@ class Supervisor:
             slot.watcher = None
             slot.container.state = ContainerState.STOPPED
             slot.log.close()
-        await self._backend.reap_leftovers()
+        if reap:
+            await self._backend.reap_leftovers()
 
     async def _prepare_all(self) -> None:
         problems = []

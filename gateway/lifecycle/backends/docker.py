@@ -70,7 +70,7 @@ class DockerBackend:
             )
 
     def name_of(self, container: ContainerRuntime) -> str:
-        return f"tandem-{self.owner}-{container.endpoint}-{container.hostname}"
+        return f"tandem-{self.owner}-{container.deployment}-{container.hostname}"
 
     def network_name(self, endpoint: str) -> str:
         return f"tandem-{self.owner}-{endpoint}"
@@ -97,12 +97,12 @@ class DockerBackend:
         self, container: ContainerRuntime, *, model_dir: Path, base_dir: Path, on_line: LineSink
     ) -> DockerHandle:
         self.check(container)
-        key = (container.endpoint, container.hostname)
+        key = (container.deployment, container.hostname)
         client = await self._connect()
         image = image_for(container.spec)
         assert image is not None
         await self._require(client, image, container)
-        network = await self._network(client, container.endpoint)
+        network = await self._network(client, container.deployment)
         model_dir.mkdir(parents=True, exist_ok=True)
         labels = {
             OWNER: self.owner,

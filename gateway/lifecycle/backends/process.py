@@ -161,7 +161,7 @@ class ProcessBackend:
         self, container: ContainerRuntime, *, model_dir: Path, base_dir: Path, on_line: LineSink
     ) -> ProcessHandle:
         self.check(container)
-        key = (container.endpoint, container.hostname)
+        key = (container.deployment, container.hostname)
         port = self._ports.get(key)
         if port is None or not can_listen(port):
             port = self._ports[key] = free_port()

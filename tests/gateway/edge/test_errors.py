@@ -70,7 +70,10 @@ def test_unexpected_exception_is_internal_failure_without_detail(
         answer = httpx.get(f"{failing_app}/broken")
     assert answer.status_code == 500
     assert answer.headers["x-amzn-ErrorType"] == "InternalFailure"
-    assert answer.json() == {"Message": "An internal error occurred in the gateway."}
+    assert answer.json() == {
+        "__type": "InternalFailure",
+        "Message": "An internal error occurred in the gateway.",
+    }
     assert "secret" not in answer.text and "Traceback" not in answer.text
     assert "RuntimeError" in caplog.text
 
@@ -79,5 +82,5 @@ def test_tandem_error_is_rendered_by_the_handler(failing_app: str) -> None:
     answer = httpx.get(f"{failing_app}/refused")
     assert answer.status_code == 503
     assert answer.headers["x-amzn-ErrorType"] == "ServiceUnavailable"
-    assert answer.json() == {"Message": "try later"}
+    assert answer.json() == {"__type": "ServiceUnavailable", "Message": "try later"}
     assert answer.headers["x-amzn-RequestId"]

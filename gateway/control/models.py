@@ -1,0 +1,203 @@
+"""``*Model`` and ``*EndpointConfig``: what runs, checked whole before anything is written.
+
+A model is checked by turning it into the spec it would run (``translate.to_spec``), so the API
+refuses exactly what a spec file would; its model data must lie under the allowed roots, and
+local paths are stored absolute so that a restart from another folder means the same files.
+``ExecutionRoleArn``, ``VpcConfig``, ``EnableNetworkIsolation`` and ``Tags`` are accepted and
+ignored; members that would change what runs but that Tandem does not do are refused.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from gateway.control.context import Context, Result, page, query, unsupported
+from gateway.control.errors import ResourceLimitExceeded, ValidationException
+from gateway.control.shapes import member_path
+from gateway.control.translate import COMMAND_ENV, check_model_data, containers_of, to_spec
+from gateway.state import ConfigRecord, ModelRecord
+from pipelines.spec import MAX_CONTAINERS
+
+_CONTAINER_UNSUPPORTED = {
+    "ModelPackageName": "model packages need SageMaker's model registry",
+    "AdditionalModelDataSources": "give one ModelDataUrl per container",
+}
+_CONFIG_UNSUPPORTED = {
+    "ShadowProductionVariants": "shadow variants come with the next release",
+    "AsyncInferenceConfig": "asynchronous inference comes later",
+    "DataCaptureConfig": "data capture comes later",
+    "ExplainerConfig": "SageMaker Clarify explainers are not part of Tandem",
+}
+_VARIANT_UNSUPPORTED = {"ModelDataDownloadTimeoutInSeconds": "", "InstancePools": ""}
+
+
+def precheck_model(params: dict[str, Any]) -> None:
+    """Before the generic checks: too many containers is SageMaker's ``ResourceLimitExceeded``."""
+    containers = params.get("Containers")
+    if isinstance(containers, list) and len(containers) > MAX_CONTAINERS:
+        raise ResourceLimitExceeded(
+            f"Value at 'containers' has {len(containers)} containers; a model holds at most "
+            f"{MAX_CONTAINERS}."
+        )
+
+
+def create_model(ctx: Context, params: dict[str, Any]) -> Result:
+    name = params["ModelName"]
+    request = copy.deepcopy(params)
+    has_primary, has_list = "PrimaryContainer" in request, "Containers" in request
+    if has_primary == has_list:
+        raise ValidationException(
+            "Exactly one of 'primaryContainer' and 'containers' must be given "
+            f"(got {'both' if has_primary else 'neither'})."
+        )
+    if has_list and not request["Containers"]:
+        raise ValidationException(
+            "Value '[]' at 'containers' failed to satisfy constraint: Member must have length "
+            "greater than or equal to 1"
+        )
+    for path, container in containers_of(request):
+        for member, why in _CONTAINER_UNSUPPORTED.items():
+            if container.get(member) is not None:
+                raise ValidationException(
+                    f"{member_path(*path, member)}: {member} is not supported by Tandem ({why})."
+                )
+        _check_image(path, container)
+        _confine(ctx, path, container)
+        _store_container(request, path, container)
+    to_spec(name, request)
+    ctx.store.add_model(name, ctx.arn("model", name), request)
+    return Result({"ModelArn": ctx.arn("model", name)})
+
+
+def describe_model(ctx: Context, params: dict[str, Any]) -> Result:
+    record = model_record(ctx, params["ModelName"])
+    body = {k: v for k, v in record.request.items() if k not in ("ModelName", "Tags")}
+    body.setdefault("EnableNetworkIsolation", False)
+    return Result(
+        {"ModelName": record.name, "ModelArn": record.arn, "CreationTime": record.created, **body}
+    )
+
+
+def list_models(ctx: Context, params: dict[str, Any]) -> Result:
+    found = ctx.store.list_models(query(params))
+    items = [_model_summary(m) for m in found.items]
+    return page("Models", items, found.next_token)
+
+
+def delete_model(ctx: Context, params: dict[str, Any]) -> Result:
+    ctx.store.delete_model(params["ModelName"])
+    return Result()
+
+
+def create_endpoint_config(ctx: Context, params: dict[str, Any]) -> Result:
+    name = params["EndpointConfigName"]
+    unsupported(params, _CONFIG_UNSUPPORTED)
+    variants = params["ProductionVariants"]
+    if len(variants) > 1:
+        raise ValidationException(
+            f"Value at 'productionVariants' has {len(variants)} variants; Tandem supports only "
+            "one production variant yet (weights across variants come with the next release)."
+        )
+    variant = variants[0]
+    for member in _VARIANT_UNSUPPORTED:
+        if variant.get(member) is not None:
+            raise ValidationException(
+                f"{member_path('ProductionVariants', 0, member)}: {member} is not supported by "
+                "Tandem yet."
+            )
+    if not variant.get("ModelName"):
+        raise ValidationException(
+            "1 validation error detected: Value null at 'productionVariants.1.member.modelName' "
+            "failed to satisfy constraint: Member must not be null"
+        )
+    model = model_record(ctx, variant["ModelName"])
+    to_spec(name, model.request, params)  # the variant's name and the tags must fit the spec
+    ctx.store.add_config(
+        name,
+        ctx.arn("endpoint-config", name),
+        params,
+        {variant["VariantName"]: model.name},
+    )
+    return Result({"EndpointConfigArn": ctx.arn("endpoint-config", name)})
+
+
+def describe_endpoint_config(ctx: Context, params: dict[str, Any]) -> Result:
+    record = config_record(ctx, params["EndpointConfigName"])
+    body = {k: v for k, v in record.request.items() if k not in ("EndpointConfigName", "Tags")}
+    return Result(
+        {
+            "EndpointConfigName": record.name,
+            "EndpointConfigArn": record.arn,
+            "CreationTime": record.created,
+            **body,
+        }
+    )
+
+
+def list_endpoint_configs(ctx: Context, params: dict[str, Any]) -> Result:
+    found = ctx.store.list_configs(query(params))
+    items = [
+        {"EndpointConfigName": c.name, "EndpointConfigArn": c.arn, "CreationTime": c.created}
+        for c in found.items
+    ]
+    return page("EndpointConfigs", items, found.next_token)
+
+
+def delete_endpoint_config(ctx: Context, params: dict[str, Any]) -> Result:
+    ctx.store.delete_config(params["EndpointConfigName"])
+    return Result()
+
+
+def config_record(ctx: Context, name: str) -> ConfigRecord:
+    record = ctx.store.get_config(name)
+    if record is None:
+        raise ValidationException(f'Could not find endpoint configuration "{name}".')
+    return record
+
+
+def model_record(ctx: Context, name: str) -> ModelRecord:
+    record = ctx.store.get_model(name)
+    if record is None:
+        raise ValidationException(f'Could not find model "{name}".')
+    return record
+
+
+def _model_summary(model: ModelRecord) -> dict[str, Any]:
+    return {"ModelName": model.name, "ModelArn": model.arn, "CreationTime": model.created}
+
+
+def _check_image(path: tuple[str | int, ...], container: dict[str, Any]) -> None:
+    env = container.get("Environment", {})
+    if container.get("Image") is None and COMMAND_ENV not in env:
+        raise ValidationException(
+            f"1 validation error detected: Value null at '{member_path(*path, 'Image')}' failed "
+            "to satisfy constraint: Member must not be null (or give the command to run in the "
+            f"{COMMAND_ENV} environment variable)"
+        )
+
+
+def _confine(ctx: Context, path: tuple[str | int, ...], container: dict[str, Any]) -> None:
+    """Model data under the allowed roots; local paths made absolute in place."""
+    source = container.get("ModelDataSource", {}).get("S3DataSource")
+    if container.get("ModelDataUrl") is not None and source is not None:
+        raise ValidationException(
+            f"{member_path(*path)}: give ModelDataUrl or ModelDataSource, not both."
+        )
+    if container.get("ModelDataUrl") is not None:
+        at = member_path(*path, "ModelDataUrl")
+        container["ModelDataUrl"] = check_model_data(
+            container["ModelDataUrl"], ctx.model_roots, member=at
+        )
+    elif source is not None:
+        at = member_path(*path, "ModelDataSource", "S3DataSource", "S3Uri")
+        source["S3Uri"] = check_model_data(source["S3Uri"], ctx.model_roots, member=at)
+
+
+def _store_container(
+    request: dict[str, Any], path: tuple[str | int, ...], container: dict[str, Any]
+) -> None:
+    if path[0] == "PrimaryContainer":
+        request["PrimaryContainer"] = container
+    else:
+        request["Containers"][path[1]] = container

@@ -1,0 +1,210 @@
+"""SageMaker's control plane as a transport-agnostic core: ``call(operation, params) -> dict``.
+
+One call: the operation is looked up, its input checked against botocore's model of SageMaker
+(``shapes``), its handler does its checks and one transaction, and only then are the hooks to the
+running side called: ``Reconciler.kick`` after an endpoint's desired state changed,
+``JobRunner.start``/``stop`` for transform jobs. A call that raises changed nothing. The running
+side reads what to run with ``plan``/``job_plan`` and reports back through the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from gateway.control import endpoints, models, transform
+from gateway.control.context import DEFAULT_ACCOUNT, DEFAULT_REGION, Context, Result
+from gateway.control.errors import UnknownOperation
+from gateway.control.shapes import operation_names, service_model, validate
+from gateway.control.translate import containers_of, default_model_roots, instance_count, to_spec
+from gateway.state import EndpointRecord, JobRecord, StateError, StateStore
+from pipelines.spec import EndpointSpec
+
+log = logging.getLogger("tandem.control")
+
+Handler = Callable[[Context, dict[str, Any]], Result]
+
+OPERATIONS: dict[str, Handler] = {
+    "CreateModel": models.create_model,
+    "DescribeModel": models.describe_model,
+    "ListModels": models.list_models,
+    "DeleteModel": models.delete_model,
+    "CreateEndpointConfig": models.create_endpoint_config,
+    "DescribeEndpointConfig": models.describe_endpoint_config,
+    "ListEndpointConfigs": models.list_endpoint_configs,
+    "DeleteEndpointConfig": models.delete_endpoint_config,
+    "CreateEndpoint": endpoints.create_endpoint,
+    "DescribeEndpoint": endpoints.describe_endpoint,
+    "ListEndpoints": endpoints.list_endpoints,
+    "UpdateEndpoint": endpoints.update_endpoint,
+    "DeleteEndpoint": endpoints.delete_endpoint,
+    "CreateTransformJob": transform.create_transform_job,
+    "DescribeTransformJob": transform.describe_transform_job,
+    "ListTransformJobs": transform.list_transform_jobs,
+    "StopTransformJob": transform.stop_transform_job,
+}
+#: Checks that run before the generic ones, where SageMaker answers with another code.
+PRECHECKS: dict[str, Callable[[dict[str, Any]], None]] = {"CreateModel": models.precheck_model}
+
+
+class Reconciler(Protocol):
+    """Makes the running endpoints match the state (implemented by the serving side)."""
+
+    def kick(self, endpoint: str) -> None:
+        """``endpoint``'s desired state changed (``Creating``, ``Updating`` or ``Deleting``).
+
+        Called after the change committed, on the thread that made the call (the event loop's
+        for ``acall``); it should only schedule the work and return.
+        """
+
+
+class JobRunner(Protocol):
+    """Runs transform jobs (implemented by the batch side)."""
+
+    def start(self, job: str) -> None: ...
+
+    def stop(self, job: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class EndpointPlan:
+    """What an endpoint should run: its config's spec, and while ``Updating`` the new one."""
+
+    endpoint: EndpointRecord
+    spec: EndpointSpec
+    instance_count: int
+    pending_spec: EndpointSpec | None = None
+    pending_instance_count: int | None = None
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What a transform job runs: its model's containers (the job's ``Environment`` added to
+    each) as a spec named after the job, and the batch runner's settings."""
+
+    job: JobRecord
+    spec: EndpointSpec
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class ControlPlane:
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        region: str = DEFAULT_REGION,
+        account: str = DEFAULT_ACCOUNT,
+        model_roots: Sequence[str | Path] | None = None,
+        reconciler: Reconciler | None = None,
+        jobs: JobRunner | None = None,
+        check_job: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> None:
+        roots = default_model_roots(store.path.parent) if model_roots is None else model_roots
+        self.store = store
+        self.context = Context(
+            store, region, account, tuple(str(r) for r in roots), check_job=check_job
+        )
+        #: The hooks; may be set after construction (the serving side is built later).
+        self.reconciler = reconciler
+        self.jobs = jobs
+
+    def warm(self) -> None:
+        """Load botocore's model of SageMaker now (a few hundred ms) rather than on first call."""
+        service_model()
+
+    def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Run one operation; raise a ``ControlError`` (nothing changed) or return its answer."""
+        result = self.execute(operation, params)
+        self.notify(result)
+        return result.body
+
+    async def acall(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``call`` for the event loop: the database work in a thread, the hooks on the loop."""
+        result = await asyncio.to_thread(self.execute, operation, params)
+        self.notify(result)
+        return result.body
+
+    def execute(self, operation: str, params: Mapping[str, Any]) -> Result:
+        """Checks and the write, without the hooks."""
+        handler = OPERATIONS.get(operation)
+        if handler is None:
+            if operation in operation_names():
+                raise UnknownOperation(
+                    f"SageMaker.{operation} is not implemented by Tandem; it implements "
+                    f"{', '.join(sorted(OPERATIONS))}."
+                )
+            raise UnknownOperation(f"Unknown operation SageMaker.{operation}.")
+        raw = dict(params)
+        if operation in PRECHECKS:
+            PRECHECKS[operation](raw)
+        cleaned = validate(operation, raw)
+        try:
+            return handler(self.context, cleaned)
+        except StateError as exc:
+            raise self.context.error(exc) from exc
+
+    def notify(self, result: Result) -> None:
+        """Call the hooks a committed change asked for; a failing hook is logged, not raised
+        (the state is written, and a restart's reconciliation picks it up)."""
+        calls: list[tuple[str, Callable[[str], None] | None, list[str]]] = [
+            ("kick", self.reconciler.kick if self.reconciler else None, result.kick),
+            ("start", self.jobs.start if self.jobs else None, result.start_jobs),
+            ("stop", self.jobs.stop if self.jobs else None, result.stop_jobs),
+        ]
+        for what, hook, names in calls:
+            for name in names:
+                if hook is None:
+                    log.warning("no runner attached: %s %s waits", what, name)
+                    continue
+                try:
+                    hook(name)
+                except Exception:
+                    log.exception("the %s hook failed for %s", what, name)
+
+    def plan(self, endpoint: str) -> EndpointPlan | None:
+        """What ``endpoint`` should run now; ``None`` once it is gone."""
+        record = self.store.get_endpoint(endpoint)
+        if record is None:
+            return None
+        config = models.config_record(self.context, record.config)
+        pending_spec, pending_count = None, None
+        if record.pending_config is not None:
+            pending = models.config_record(self.context, record.pending_config)
+            pending_spec = endpoints.spec_for(self.context, record.name, pending)
+            pending_count = instance_count(pending.request)
+        return EndpointPlan(
+            endpoint=record,
+            spec=endpoints.spec_for(self.context, record.name, config),
+            instance_count=instance_count(config.request),
+            pending_spec=pending_spec,
+            pending_instance_count=pending_count,
+        )
+
+    def job_plan(self, job: str) -> JobPlan | None:
+        """What transform job ``job`` runs; ``None`` if there is no such job."""
+        record = self.store.get_job(job)
+        if record is None:
+            return None
+        model = models.model_record(self.context, record.model).request
+        extra = record.request.get("Environment", {})
+        definitions = containers_of(model)  # copies: the stored request is left alone
+        for _, container in definitions:
+            container["Environment"] = {**container.get("Environment", {}), **extra}
+        spec = to_spec(record.name, _with_containers(model, definitions))
+        return JobPlan(record, spec, transform.job_options(record.request))
+
+
+def _with_containers(
+    model: dict[str, Any], containers: list[tuple[tuple[str | int, ...], dict[str, Any]]]
+) -> dict[str, Any]:
+    """``model`` with its container definitions replaced by ``containers`` (same paths)."""
+    out = dict(model)
+    if "Containers" in out:
+        out["Containers"] = [c for _, c in containers]
+    elif containers:
+        out["PrimaryContainer"] = containers[0][1]
+    return out

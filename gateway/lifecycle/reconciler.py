@@ -1,0 +1,271 @@
+"""What runs follows what the state says: endpoints created, updated and deleted while serving.
+
+The control plane writes the desired state (an endpoint ``Creating``, ``Updating`` towards a new
+config, ``Deleting``) and calls ``kick``; the reconciler then starts or stops containers and
+reports back into the state (``InService``, ``Failed`` with a reason, or the row removed). Work
+for one endpoint runs one step at a time; a kick during a step makes it look again after.
+
+An update is blue/green: the new config's containers start beside the old ones (in the other of
+the endpoint's two folders) and must pass ``/ping``; then one swap of the endpoint table moves
+traffic, requests in flight on the old containers finish, and the old containers stop. A new
+config that fails to start leaves the old one serving, with ``FailureReason`` set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway import runtime
+from gateway.dispatch import Dispatcher
+from gateway.lifecycle.backends.base import Backend
+from gateway.lifecycle.supervisor import StartError, Supervisor
+from gateway.metrics import GatewayMetrics
+from gateway.models.hosting import close_all, make_managers, preload_all
+from gateway.runtime import EndpointRuntime, EndpointTable
+from gateway.settings import GatewaySettings
+from gateway.state import EndpointStatus, StateStore, WrongState
+from pipelines.errors import TandemError
+from pipelines.spec import EndpointSpec
+
+logger = logging.getLogger("tandem.reconciler")
+
+#: Longest FailureReason kept (SageMaker's own limit is 1024 characters).
+MAX_REASON = 1024
+#: How often draining looks at the requests still in flight.
+DRAIN_POLL = 0.01
+
+SpecFor = Callable[[str, str], EndpointSpec]
+
+
+@dataclass(eq=False)
+class Deployment:
+    """One endpoint's containers under one config: what an update replaces whole."""
+
+    runtime: EndpointRuntime
+    supervisor: Supervisor
+    config: str
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: StateStore,
+        table: EndpointTable,
+        backend: Backend,
+        settings: GatewaySettings,
+        spec_for: SpecFor,
+    ) -> None:
+        """``spec_for(endpoint, config)`` is the spec that runs ``config`` under that name."""
+        self._store = store
+        self._table = table
+        self._backend = backend
+        self._settings = settings
+        self._spec_for = spec_for
+        self._dispatcher: Dispatcher | None = None
+        self._metrics: GatewayMetrics | None = None
+        self._live: dict[str, Deployment] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._dirty: set[str] = set()
+        self._closing = False
+
+    def attach(self, dispatcher: Dispatcher, metrics: GatewayMetrics) -> None:
+        """The serving side's dispatcher and metrics (made with the app, after the reconciler)."""
+        self._dispatcher = dispatcher
+        self._metrics = metrics
+
+    # ---- what the control plane calls ------------------------------------------------------
+
+    def kick(self, endpoint: str) -> None:
+        """The desired state of ``endpoint`` changed: bring what runs in line, in the background."""
+        if self._closing:
+            return
+        self._dirty.add(endpoint)
+        if endpoint not in self._tasks:
+            task = asyncio.get_running_loop().create_task(
+                self._run(endpoint), name=f"reconcile {endpoint}"
+            )
+            self._tasks[endpoint] = task
+
+    def restore(self) -> None:
+        """After a (re)start: look at every endpoint the state holds."""
+        for record in self._store.endpoints():
+            self.kick(record.name)
+
+    async def settled(self, endpoints: list[str]) -> None:
+        """Wait until no work is pending or running for ``endpoints``."""
+        while True:
+            running = [self._tasks[e] for e in endpoints if e in self._tasks]
+            if not running:
+                return
+            await asyncio.gather(*running, return_exceptions=True)
+
+    def stop_restarting(self) -> None:
+        """Shutdown has begun: a container that ends now is not restarted."""
+        self._closing = True
+        for deployment in self._live.values():
+            deployment.supervisor.stop_restarting()
+
+    async def close(self) -> None:
+        """Shutdown: no new work; what runs is cancelled; every deployment stops."""
+        self._closing = True
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        live, self._live = list(self._live.values()), {}
+        for deployment in live:
+            self._table.remove(deployment.runtime.name)
+        await asyncio.gather(*(self._stop(d) for d in live), return_exceptions=True)
+
+    # ---- the work ------------------------------------------------------------------------------
+
+    async def _run(self, endpoint: str) -> None:
+        try:
+            while endpoint in self._dirty and not self._closing:
+                self._dirty.discard(endpoint)
+                try:
+                    await self._reconcile(endpoint)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("%s: reconciling failed", endpoint)
+        finally:
+            self._tasks.pop(endpoint, None)
+
+    async def _reconcile(self, name: str) -> None:
+        record = self._store.get_endpoint(name)
+        live = self._live.get(name)
+        if record is None or record.status is EndpointStatus.DELETING:
+            if live is not None:
+                await self._retire(live)
+            if record is not None:
+                self._store.remove_endpoint(name)
+                logger.info("%s: deleted", name)
+            return
+        if record.status is EndpointStatus.FAILED:
+            if live is not None:
+                await self._retire(live)
+            return
+        if live is None or live.config != record.config:
+            # Creating, or brought back after a restart (InService, or Updating: the old config
+            # serves again first, then the update is tried once more).
+            started = await self._start_or_fail(name, record.config)
+            if started is None:
+                return
+            if live is not None:
+                await self._replace(live, started)
+            else:
+                self._serve(started)
+            live = started
+            with contextlib.suppress(WrongState):
+                self._store.set_endpoint_status(
+                    name,
+                    EndpointStatus.IN_SERVICE,
+                    expect={EndpointStatus.CREATING, EndpointStatus.IN_SERVICE},
+                )
+        if record.status is EndpointStatus.UPDATING and record.pending_config is not None:
+            await self._update(live, record.pending_config)
+
+    async def _start_or_fail(self, name: str, config: str) -> Deployment | None:
+        try:
+            return await self._start(name, config)
+        except Exception as exc:
+            reason = _reason(exc)
+            logger.warning("%s: cannot start config %s: %s", name, config, reason)
+            with contextlib.suppress(WrongState):
+                self._store.set_endpoint_status(
+                    name,
+                    EndpointStatus.FAILED,
+                    reason,
+                    expect={EndpointStatus.CREATING, EndpointStatus.IN_SERVICE},
+                )
+            return None
+
+    async def _update(self, live: Deployment, config: str) -> None:
+        name = live.runtime.name
+        try:
+            started = await self._start(name, config, beside=live)
+        except Exception as exc:
+            reason = _reason(exc)
+            logger.warning(
+                "%s: update to %s failed, staying on %s: %s", name, config, live.config, reason
+            )
+            with contextlib.suppress(WrongState):
+                self._store.rollback_update(name, reason)
+            return
+        try:
+            self._store.finish_update(name)
+        except WrongState:
+            # Deleted (or rolled back) while the new containers started: they never served.
+            await self._stop(started)
+            return
+        await self._replace(live, started)
+        logger.info("%s: now serving config %s", name, config)
+
+    async def _start(
+        self, name: str, config: str, *, beside: Deployment | None = None
+    ) -> Deployment:
+        """Start ``config``'s containers and wait until they pass ``/ping`` (not serving yet)."""
+        assert self._dispatcher is not None and self._metrics is not None, "attach() first"
+        spec = self._spec_for(name, config)
+        # Blue/green: an update runs in the other of the endpoint's two folders.
+        folder = name if beside is None or beside.runtime.deployment != name else f"{name}.1"
+        (endpoint,) = runtime.build([spec], self._settings.state_dir, deployment=folder)
+        supervisor = Supervisor([endpoint], self._backend, self._settings)
+        await supervisor.start(reap=False)
+        deployment = Deployment(endpoint, supervisor, config)
+        managers = make_managers(
+            [endpoint], self._settings, self._dispatcher.upstream, self._metrics
+        )
+        self._dispatcher.host_models(managers)
+        try:
+            await preload_all(managers.values())
+        except BaseException:
+            await self._stop(deployment)
+            raise
+        return deployment
+
+    def _serve(self, deployment: Deployment) -> None:
+        self._live[deployment.runtime.name] = deployment
+        self._table.put(deployment.runtime)
+
+    async def _replace(self, old: Deployment, new: Deployment) -> None:
+        """One swap moves traffic to ``new``; ``old`` stops once its requests are answered."""
+        self._serve(new)
+        await self._drain(old.runtime)
+        await self._stop(old)
+
+    async def _retire(self, deployment: Deployment) -> None:
+        name = deployment.runtime.name
+        if self._live.get(name) is deployment:
+            del self._live[name]
+        if self._table.get(name) is deployment.runtime:
+            self._table.remove(name)
+        await self._drain(deployment.runtime)
+        await self._stop(deployment)
+
+    async def _drain(self, endpoint: EndpointRuntime) -> None:
+        """Wait for the requests already in ``endpoint`` (bounded by its own timeout)."""
+        deadline = time.monotonic() + endpoint.spec.timeout + 1.0
+        while endpoint.inflight > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(DRAIN_POLL)
+
+    async def _stop(self, deployment: Deployment) -> None:
+        assert self._dispatcher is not None and self._metrics is not None
+        managers = await self._dispatcher.retire(deployment.runtime)
+        await close_all(managers)
+        await deployment.supervisor.stop(reap=False)
+        self._metrics.forget(deployment.runtime)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, (StartError, TandemError)):
+        text = str(exc)
+    else:  # a bug: its details go to the log, not into the API's answers
+        logger.error("unexpected %s", type(exc).__name__, exc_info=exc)
+        text = f"An internal error occurred while starting the endpoint ({type(exc).__name__})."
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 15] + "...(truncated)"

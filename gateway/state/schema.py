@@ -1,0 +1,146 @@
+"""The database's schema as numbered migrations, applied in order, each in its own transaction.
+
+``PRAGMA user_version`` holds the number of the last one applied. It lives in the database header,
+which SQLite writes inside the transaction, so a migration and its number commit together or not
+at all: a gateway killed halfway through one starts again from the same version. A migration is
+never edited once released; a change to the schema is a new entry at the end of ``MIGRATIONS``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from gateway.state.records import StateCorrupt
+
+_V1 = """
+CREATE TABLE models (
+    key      TEXT PRIMARY KEY,
+    name     TEXT NOT NULL,
+    arn      TEXT NOT NULL,
+    created  REAL NOT NULL,
+    request  TEXT NOT NULL
+);
+CREATE INDEX models_by_created ON models (created, key);
+
+CREATE TABLE endpoint_configs (
+    key      TEXT PRIMARY KEY,
+    name     TEXT NOT NULL,
+    arn      TEXT NOT NULL,
+    created  REAL NOT NULL,
+    request  TEXT NOT NULL
+);
+CREATE INDEX configs_by_created ON endpoint_configs (created, key);
+
+-- Which models a config's variants name, so that "is this model in use" is one indexed query.
+CREATE TABLE config_models (
+    config_key  TEXT NOT NULL REFERENCES endpoint_configs (key) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
+    variant     TEXT NOT NULL,
+    model_name  TEXT NOT NULL,
+    model_key   TEXT NOT NULL,
+    PRIMARY KEY (config_key, position)
+);
+CREATE INDEX config_models_by_model ON config_models (model_key);
+
+-- An endpoint names configs that exist: the foreign keys back the control plane's own checks.
+CREATE TABLE endpoints (
+    key             TEXT PRIMARY KEY,
+    name            TEXT NOT NULL,
+    arn             TEXT NOT NULL,
+    config_key      TEXT NOT NULL REFERENCES endpoint_configs (key),
+    config_name     TEXT NOT NULL,
+    pending_key     TEXT REFERENCES endpoint_configs (key),
+    pending_name    TEXT,
+    status          TEXT NOT NULL,
+    failure_reason  TEXT,
+    created         REAL NOT NULL,
+    modified        REAL NOT NULL,
+    update_started  REAL,
+    request         TEXT NOT NULL
+);
+CREATE INDEX endpoints_by_created ON endpoints (created, key);
+CREATE INDEX endpoints_by_modified ON endpoints (modified, key);
+CREATE INDEX endpoints_by_status ON endpoints (status, key);
+CREATE INDEX endpoints_by_config ON endpoints (config_key);
+CREATE INDEX endpoints_by_pending ON endpoints (pending_key);
+
+CREATE TABLE transform_jobs (
+    key             TEXT PRIMARY KEY,
+    name            TEXT NOT NULL,
+    arn             TEXT NOT NULL,
+    model_name      TEXT NOT NULL,
+    model_key       TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    failure_reason  TEXT,
+    created         REAL NOT NULL,
+    modified        REAL NOT NULL,
+    started         REAL,
+    ended           REAL,
+    request         TEXT NOT NULL,
+    progress        TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX jobs_by_created ON transform_jobs (created, key);
+CREATE INDEX jobs_by_modified ON transform_jobs (modified, key);
+CREATE INDEX jobs_by_status ON transform_jobs (status, key);
+CREATE INDEX jobs_by_model ON transform_jobs (model_key);
+"""
+
+#: (version, SQL), in order. Append only.
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1)]
+
+
+def version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: list[tuple[int, str]] = MIGRATIONS) -> int:
+    """Bring the database up to the last migration; return the version it is at.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``): each migration opens its own
+    ``BEGIN IMMEDIATE``, so that a second process opening the file at the same time waits instead
+    of applying the same migration twice.
+    """
+    latest = migrations[-1][0] if migrations else 0
+    current = version(conn)
+    if current > latest:
+        raise StateCorrupt(
+            f"the state database is at schema version {current}, newer than this Tandem "
+            f"knows ({latest}); upgrade Tandem or use another state folder"
+        )
+    for number, sql in migrations:
+        if number <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if version(conn) >= number:  # another process got there first
+                conn.execute("COMMIT")
+                continue
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {int(number)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        current = number
+    return current
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (``executescript`` would commit on its own).
+
+    Pieces between semicolons are joined until SQLite calls them a complete statement, so a
+    semicolon inside a string or a trigger body does not cut one short.
+    """
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    out: list[str] = []
+    buffer = ""
+    for piece in "\n".join(lines).split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                out.append(buffer.strip())
+            buffer = ""
+    if buffer.strip(" \n;"):
+        raise ValueError(f"incomplete SQL statement in a migration: {buffer.strip()[:80]}")
+    return out

@@ -1,0 +1,340 @@
+"""Models, endpoint configs and endpoints in the state database (``gateway.state.db`` says how).
+
+Every writer is one transaction that checks what it needs (the config exists, the model is not
+in use, the endpoint is ``InService``) and writes, or raises one of ``AlreadyExists``,
+``NotFound``, ``InUse``, ``WrongState`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from gateway.state import paging
+from gateway.state.db import dump, exists, key
+from gateway.state.jobs import JobStore
+from gateway.state.records import (
+    AlreadyExists,
+    ConfigRecord,
+    EndpointRecord,
+    EndpointStatus,
+    InUse,
+    ModelRecord,
+    NotFound,
+    Page,
+    Query,
+    WrongState,
+)
+
+_MODELS = paging.Table("models")
+_CONFIGS = paging.Table("endpoint_configs")
+_ENDPOINTS = paging.Table("endpoints", modified=True, status=True)
+_ACTIVE_JOBS = "('InProgress', 'Stopping')"
+
+
+class StateStore(JobStore):
+    """Models, endpoint configs, endpoints and transform jobs, as SageMaker has them.
+
+    ``StateStore(state_dir / FILENAME)``; safe to share between threads.
+    """
+
+    # ---- models ---------------------------------------------------------------------------------
+
+    def add_model(self, name: str, arn: str, request: Mapping[str, Any]) -> ModelRecord:
+        now = self.now()
+        with self._tx() as conn:
+            if exists(conn, "models", name):
+                raise AlreadyExists("model", name)
+            conn.execute(
+                "INSERT INTO models (key, name, arn, created, request) VALUES (?, ?, ?, ?, ?)",
+                (key(name), name, arn, now, dump(request)),
+            )
+        return ModelRecord(name, arn, now, dict(request))
+
+    def get_model(self, name: str) -> ModelRecord | None:
+        with self._tx(write=False) as conn:
+            row = conn.execute("SELECT * FROM models WHERE key = ?", (key(name),)).fetchone()
+        return None if row is None else _model(row)
+
+    def list_models(self, query: Query) -> Page[ModelRecord]:
+        with self._tx(write=False) as conn:
+            rows = conn.execute(*paging.select(_MODELS, query)).fetchall()
+        return Page([_model(r) for r in rows[: query.limit]], paging.next_token(rows, query))
+
+    def model_users(self, name: str) -> list[str]:
+        """Endpoints whose config (current or pending) names the model, and its active jobs."""
+        with self._tx(write=False) as conn:
+            return _model_users(conn, key(name))
+
+    def delete_model(self, name: str) -> None:
+        with self._tx() as conn:
+            if not exists(conn, "models", name):
+                raise NotFound("model", name)
+            users = _model_users(conn, key(name))
+            if users:
+                raise InUse("model", name, users)
+            conn.execute("DELETE FROM models WHERE key = ?", (key(name),))
+
+    # ---- endpoint configs -----------------------------------------------------------------------
+
+    def add_config(
+        self, name: str, arn: str, request: Mapping[str, Any], models: Mapping[str, str]
+    ) -> ConfigRecord:
+        """A config whose variants (name -> model name) each name a model that exists now."""
+        now = self.now()
+        with self._tx() as conn:
+            if exists(conn, "endpoint_configs", name):
+                raise AlreadyExists("endpoint configuration", name)
+            for model in models.values():
+                if not exists(conn, "models", model):
+                    raise NotFound("model", model)
+            conn.execute(
+                "INSERT INTO endpoint_configs (key, name, arn, created, request) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (key(name), name, arn, now, dump(request)),
+            )
+            conn.executemany(
+                "INSERT INTO config_models (config_key, position, variant, model_name, model_key) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(key(name), i, v, m, key(m)) for i, (v, m) in enumerate(models.items())],
+            )
+        return ConfigRecord(name, arn, now, dict(request), dict(models))
+
+    def get_config(self, name: str) -> ConfigRecord | None:
+        with self._tx(write=False) as conn:
+            row = conn.execute(
+                "SELECT * FROM endpoint_configs WHERE key = ?", (key(name),)
+            ).fetchone()
+            return None if row is None else _config(row, _variants(conn, [row["key"]]))
+
+    def list_configs(self, query: Query) -> Page[ConfigRecord]:
+        with self._tx(write=False) as conn:
+            rows = conn.execute(*paging.select(_CONFIGS, query)).fetchall()
+            page = rows[: query.limit]
+            variants = _variants(conn, [r["key"] for r in page])
+        return Page([_config(r, variants) for r in page], paging.next_token(rows, query))
+
+    def delete_config(self, name: str) -> None:
+        with self._tx() as conn:
+            if not exists(conn, "endpoint_configs", name):
+                raise NotFound("endpoint configuration", name)
+            users = [
+                f'endpoint "{r[0]}"'
+                for r in conn.execute(
+                    "SELECT name FROM endpoints WHERE config_key = ?1 OR pending_key = ?1 "
+                    "ORDER BY key",
+                    (key(name),),
+                )
+            ]
+            if users:
+                raise InUse("endpoint configuration", name, users)
+            conn.execute("DELETE FROM endpoint_configs WHERE key = ?", (key(name),))
+
+    # ---- endpoints ------------------------------------------------------------------------------
+
+    def add_endpoint(
+        self, name: str, arn: str, config: str, request: Mapping[str, Any]
+    ) -> EndpointRecord:
+        """A new endpoint, ``Creating`` on ``config`` (which must exist, with its models)."""
+        now = self.now()
+        with self._tx() as conn:
+            if exists(conn, "endpoints", name):
+                raise AlreadyExists("endpoint", name)
+            config_name = _config_name(conn, config)
+            conn.execute(
+                "INSERT INTO endpoints (key, name, arn, config_key, config_name, status, created, "
+                "modified, request) VALUES (?, ?, ?, ?, ?, 'Creating', ?, ?, ?)",
+                (key(name), name, arn, key(config), config_name, now, now, dump(request)),
+            )
+            return _endpoint(_endpoint_row(conn, name))
+
+    def get_endpoint(self, name: str) -> EndpointRecord | None:
+        with self._tx(write=False) as conn:
+            row = conn.execute("SELECT * FROM endpoints WHERE key = ?", (key(name),)).fetchone()
+        return None if row is None else _endpoint(row)
+
+    def list_endpoints(self, query: Query) -> Page[EndpointRecord]:
+        with self._tx(write=False) as conn:
+            rows = conn.execute(*paging.select(_ENDPOINTS, query)).fetchall()
+        return Page([_endpoint(r) for r in rows[: query.limit]], paging.next_token(rows, query))
+
+    def endpoints(self, statuses: Iterable[str] | None = None) -> list[EndpointRecord]:
+        """Every endpoint (in one of ``statuses``), by name: what a reconciler starts from."""
+        wanted = None if statuses is None else {str(s) for s in statuses}
+        with self._tx(write=False) as conn:
+            rows = conn.execute("SELECT * FROM endpoints ORDER BY key").fetchall()
+        return [_endpoint(r) for r in rows if wanted is None or r["status"] in wanted]
+
+    def begin_update(self, name: str, config: str) -> EndpointRecord:
+        """``InService`` -> ``Updating`` towards ``config``; the old config keeps serving."""
+        now = self.now()
+        with self._tx() as conn:
+            row = _endpoint_row(conn, name)
+            pending_name = _config_name(conn, config)
+            if row["status"] != EndpointStatus.IN_SERVICE:
+                raise WrongState("endpoint", row["name"], row["status"])
+            conn.execute(
+                "UPDATE endpoints SET pending_key = ?, pending_name = ?, status = 'Updating', "
+                "failure_reason = NULL, update_started = ?, modified = ? WHERE key = ?",
+                (key(config), pending_name, now, now, key(name)),
+            )
+            return _endpoint(_endpoint_row(conn, name))
+
+    def finish_update(self, name: str) -> EndpointRecord:
+        """The update's containers serve: the pending config becomes the endpoint's config."""
+        return self._end_update(name, None)
+
+    def rollback_update(self, name: str, failure_reason: str) -> EndpointRecord:
+        """The update failed: back to ``InService`` on the old config, with the reason kept."""
+        return self._end_update(name, failure_reason)
+
+    def _end_update(self, name: str, failure_reason: str | None) -> EndpointRecord:
+        now = self.now()
+        with self._tx() as conn:
+            row = _endpoint_row(conn, name)
+            if row["status"] != EndpointStatus.UPDATING or row["pending_key"] is None:
+                raise WrongState("endpoint", row["name"], row["status"])
+            moved = failure_reason is None
+            conn.execute(
+                "UPDATE endpoints SET config_key = ?, config_name = ?, pending_key = NULL, "
+                "pending_name = NULL, status = 'InService', failure_reason = ?, "
+                "update_started = NULL, modified = ? WHERE key = ?",
+                (
+                    row["pending_key"] if moved else row["config_key"],
+                    row["pending_name"] if moved else row["config_name"],
+                    failure_reason,
+                    now,
+                    key(name),
+                ),
+            )
+            return _endpoint(_endpoint_row(conn, name))
+
+    def set_endpoint_status(
+        self,
+        name: str,
+        status: EndpointStatus,
+        failure_reason: str | None = None,
+        *,
+        expect: Iterable[EndpointStatus] | None = None,
+    ) -> EndpointRecord:
+        """Set the status (and reason); with ``expect``, only from one of those statuses.
+
+        A reconciler passes ``expect={Creating}`` when a create finishes, so that an endpoint
+        deleted meanwhile stays ``Deleting`` instead of coming back ``InService``.
+        """
+        now = self.now()
+        with self._tx() as conn:
+            row = _endpoint_row(conn, name)
+            if expect is not None and row["status"] not in {str(s) for s in expect}:
+                raise WrongState("endpoint", row["name"], row["status"])
+            conn.execute(
+                "UPDATE endpoints SET status = ?, failure_reason = ?, modified = ? WHERE key = ?",
+                (str(EndpointStatus(status)), failure_reason, now, key(name)),
+            )
+            return _endpoint(_endpoint_row(conn, name))
+
+    def recreate_endpoint(self, name: str, config: str) -> EndpointRecord:
+        """``Failed`` -> ``Creating`` on ``config``: a spec file applied again retries its
+        endpoint (the API has no such call: SageMaker has a failed endpoint deleted first)."""
+        now = self.now()
+        with self._tx() as conn:
+            row = _endpoint_row(conn, name)
+            config_name = _config_name(conn, config)
+            if row["status"] != EndpointStatus.FAILED:
+                raise WrongState("endpoint", row["name"], row["status"])
+            conn.execute(
+                "UPDATE endpoints SET config_key = ?, config_name = ?, pending_key = NULL, "
+                "pending_name = NULL, status = 'Creating', failure_reason = NULL, "
+                "update_started = NULL, modified = ? WHERE key = ?",
+                (key(config), config_name, now, key(name)),
+            )
+            return _endpoint(_endpoint_row(conn, name))
+
+    def begin_delete(self, name: str) -> EndpointRecord:
+        """Any status -> ``Deleting`` (the reconciler drains, stops, then ``remove_endpoint``)."""
+        return self.set_endpoint_status(name, EndpointStatus.DELETING)
+
+    def remove_endpoint(self, name: str) -> bool:
+        """Forget the endpoint; ``False`` if it was already gone."""
+        with self._tx() as conn:
+            cursor = conn.execute("DELETE FROM endpoints WHERE key = ?", (key(name),))
+            return cursor.rowcount > 0
+
+
+# ---- rows -> records ----------------------------------------------------------------------------
+
+
+def _config_name(conn: sqlite3.Connection, config: str) -> str:
+    """The config's name as created; ``NotFound`` if it, or a model it names, does not exist."""
+    row = conn.execute("SELECT name FROM endpoint_configs WHERE key = ?", (key(config),)).fetchone()
+    if row is None:
+        raise NotFound("endpoint configuration", config)
+    missing = conn.execute(
+        "SELECT c.model_name FROM config_models c LEFT JOIN models m ON m.key = c.model_key "
+        "WHERE c.config_key = ? AND m.key IS NULL ORDER BY c.position",
+        (key(config),),
+    ).fetchone()
+    if missing is not None:
+        raise NotFound("model", missing[0])
+    return str(row[0])
+
+
+def _endpoint_row(conn: sqlite3.Connection, name: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM endpoints WHERE key = ?", (key(name),)).fetchone()
+    if row is None:
+        raise NotFound("endpoint", name)
+    return row
+
+
+def _model_users(conn: sqlite3.Connection, model_key: str) -> list[str]:
+    endpoints = conn.execute(
+        "SELECT DISTINCT e.name FROM endpoints e JOIN config_models c "
+        "ON c.config_key IN (e.config_key, e.pending_key) WHERE c.model_key = ? ORDER BY e.key",
+        (model_key,),
+    ).fetchall()
+    jobs = conn.execute(
+        f"SELECT name FROM transform_jobs WHERE model_key = ? AND status IN {_ACTIVE_JOBS} "
+        "ORDER BY key",
+        (model_key,),
+    ).fetchall()
+    return [f'endpoint "{r[0]}"' for r in endpoints] + [f'transform job "{r[0]}"' for r in jobs]
+
+
+def _variants(conn: sqlite3.Connection, keys: list[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {k: {} for k in keys}
+    if keys:
+        marks = ",".join("?" * len(keys))
+        for row in conn.execute(
+            f"SELECT config_key, variant, model_name FROM config_models "
+            f"WHERE config_key IN ({marks}) ORDER BY config_key, position",
+            keys,
+        ):
+            out[row[0]][row[1]] = row[2]
+    return out
+
+
+def _model(row: sqlite3.Row) -> ModelRecord:
+    return ModelRecord(row["name"], row["arn"], row["created"], json.loads(row["request"]))
+
+
+def _config(row: sqlite3.Row, variants: dict[str, dict[str, str]]) -> ConfigRecord:
+    return ConfigRecord(
+        row["name"], row["arn"], row["created"], json.loads(row["request"]), variants[row["key"]]
+    )
+
+
+def _endpoint(row: sqlite3.Row) -> EndpointRecord:
+    return EndpointRecord(
+        name=row["name"],
+        arn=row["arn"],
+        config=row["config_name"],
+        pending_config=row["pending_name"],
+        status=EndpointStatus(row["status"]),
+        failure_reason=row["failure_reason"],
+        created=row["created"],
+        modified=row["modified"],
+        update_started=row["update_started"],
+        request=json.loads(row["request"]),
+    )
