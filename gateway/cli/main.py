@@ -9,7 +9,9 @@ import typer
 
 from gateway.cli.batch import batch
 from gateway.cli.common import EXIT_INVALID, fail, failures
+from gateway.cli.deploy import deploy, export
 from gateway.cli.docker import build, compose
+from gateway.cli.endpoints import endpoints
 from gateway.cli.invoke import invoke
 from gateway.cli.load import loadtest
 from gateway.cli.scale import haproxy, k8s
@@ -28,6 +30,9 @@ app.command("build")(build)
 app.command("compose")(compose)
 app.command("haproxy")(haproxy)
 app.command("k8s")(k8s)
+app.command("deploy")(deploy)
+app.command("export")(export)
+app.add_typer(endpoints, name="endpoints")
 
 
 @app.command()

@@ -1,0 +1,154 @@
+"""``tandem deploy`` and ``tandem export``: spec files to and from a running gateway, by its API.
+
+``deploy`` does over HTTP what ``tandem serve spec.yaml`` does in process
+(``gateway.control.apply``): the spec becomes a model and an endpoint config named after their
+content, then the endpoint is created, or updated blue/green when it serves another config.
+Deploying the same spec again finds those names taken and changes nothing. ``export`` reads an
+endpoint back (``DescribeEndpoint`` -> ``DescribeEndpointConfig`` -> ``DescribeModel``) and writes
+the spec that runs it, so exporting then deploying the result is a no-op.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gateway.cli.common import EXIT_FAILED, fail, failures
+from gateway.cli.endpoints import (
+    DEFAULT_URL,
+    AccessKey,
+    ApiKey,
+    Region,
+    SecretKey,
+    Timeout,
+    Url,
+    Wait,
+)
+
+#: The spec defaults ``export`` leaves out (``from_spec`` gives the same requests without them).
+_SPEC_DEFAULTS = {"variant": "AllTraffic", "execution": "Serial"}
+_SIZE_FIELDS = ("memory_limit", "disk_cache_limit")
+
+
+def deploy(
+    specs: Annotated[list[Path], typer.Argument(help="Endpoint spec files (YAML).")],
+    to: Annotated[
+        str,
+        typer.Option("--to", "--url", envvar="TANDEM_URL", help="Base URL of the gateway."),
+    ] = DEFAULT_URL,
+    wait: Wait = False,
+    timeout: Timeout = 600.0,
+    api_key: ApiKey = None,
+    access_key: AccessKey = None,
+    secret_key: SecretKey = None,
+    region: Region = None,
+) -> None:
+    """Create or update each spec's endpoint on a running gateway (the same spec again: no-op)."""
+    from gateway.cli.endpoints import call_of, connect, remote_errors, settle
+    from gateway.control.apply import apply_with, versioned
+    from pipelines.spec import load_specs
+
+    with failures():
+        parsed = load_specs(specs)  # every file checked before the first call
+    client = connect(to, api_key, access_key, secret_key, region)
+    call = call_of(client)
+
+    def say(line: str) -> None:
+        typer.echo(line, err=True)
+
+    def recreate(endpoint: str, config: str) -> None:
+        # The API cannot update a Failed endpoint: delete it, then create it on the new config.
+        call("DeleteEndpoint", {"EndpointName": endpoint})
+        settle(client, endpoint, timeout=timeout, gone=True, say=say)
+        call("CreateEndpoint", {"EndpointName": endpoint, "EndpointConfigName": config})
+
+    wanted: dict[str, str] = {}
+    with remote_errors(to):
+        for spec in parsed:
+            config = versioned(spec)[1]["EndpointConfigName"]
+            applied = apply_with(call, spec, recreate)
+            typer.echo(f"{spec.name}: {applied.value} (config {config})")
+            wanted[spec.name] = config
+        if not wait:
+            return
+        problems = []
+        for name, config in wanted.items():
+            final = settle(client, name, timeout=timeout, say=say)
+            problem = _problem(name, config, final)
+            if problem is not None:
+                problems.append(problem)
+    if problems:
+        fail(EXIT_FAILED, "\n  ".join(["not deployed:", *problems]))
+
+
+def export(
+    endpoint: Annotated[str, typer.Argument(help="Name of the endpoint.")],
+    url: Url = DEFAULT_URL,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the spec here, not to stdout.")
+    ] = None,
+    api_key: ApiKey = None,
+    access_key: AccessKey = None,
+    secret_key: SecretKey = None,
+    region: Region = None,
+) -> None:
+    """Write the spec file of what ENDPOINT runs (its serving config, not one being rolled out)."""
+    import yaml
+
+    from gateway.cli.endpoints import call_of, connect, remote_errors
+    from gateway.control.translate import to_spec
+
+    call = call_of(connect(url, api_key, access_key, secret_key, region))
+    with remote_errors(url):
+        described = call("DescribeEndpoint", {"EndpointName": endpoint})
+        name, config_name = described["EndpointName"], described["EndpointConfigName"]
+        config = call("DescribeEndpointConfig", {"EndpointConfigName": config_name})
+        model = call("DescribeModel", {"ModelName": config["ProductionVariants"][0]["ModelName"]})
+        spec = to_spec(name, model, config)
+    document = spec_document(spec)
+    header = f"# Endpoint {name} (config {config_name}), exported from {url}.\n"
+    text = header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    with failures():
+        output.write_text(text, encoding="utf-8")
+    typer.echo(f"{name}: wrote {output}", err=True)
+
+
+def spec_document(spec: Any) -> dict[str, Any]:
+    """``spec`` as a spec file has it: the fields its requests set, spec defaults left out."""
+    document: dict[str, Any] = spec.model_dump(mode="json", exclude_unset=True)
+    for field, default in _SPEC_DEFAULTS.items():
+        if document.get(field) == default:
+            del document[field]
+    for container in document["containers"]:
+        if not container.get("environment"):
+            container.pop("environment", None)
+        if container.get("mode") == "SingleModel":
+            del container["mode"]
+        for field in _SIZE_FIELDS:
+            if container.get(field) is not None:  # a bare number would be read as MiB
+                container[field] = _size(container[field])
+    return document
+
+
+def _size(size: int) -> str:
+    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size}B"
+
+
+def _problem(name: str, config: str, final: dict[str, Any] | None) -> str | None:
+    """Why ``name`` does not serve ``config`` once it settled, or ``None`` when it does."""
+    if final is None:
+        return f"{name}: deleted meanwhile"
+    reason = final.get("FailureReason") or "no reason given"
+    if final["EndpointStatus"] != "InService":
+        return f"{name}: {final['EndpointStatus']}: {reason}"
+    if str(final["EndpointConfigName"]).lower() != config.lower():
+        return f"{name}: the update to {config} was rolled back: {reason}"
+    return None

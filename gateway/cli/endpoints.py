@@ -1,0 +1,379 @@
+"""``tandem endpoints list|describe|delete``: a running gateway's endpoints, through its API.
+
+These commands are clients of the gateway's SageMaker control plane (``POST /``, JSON 1.1), the
+same API boto3 uses, so they show and do exactly what any SageMaker tool would. The client is
+botocore's: it signs with the usual AWS credentials (environment, profile) or
+``--access-key``/``--secret-key``; with ``--api-key`` it sends ``X-Api-Key`` and does not sign.
+With no credentials at all the calls go unsigned, which a gateway without authentication takes.
+A refused call prints ``tandem: <Code>: <Message>`` and exits 2 for ``ValidationException`` (bad
+input, or no such name), else 1. botocore is imported only when a command runs, so that
+``tandem --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from gateway.cli.common import EXIT_FAILED, EXIT_INVALID, fail, failures
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_REGION = "us-east-1"
+#: Statuses that move on by themselves; waiting ends on any other.
+TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
+#: Seconds between two looks at an endpoint that is waited for.
+POLL_INTERVAL = 0.5
+_STATUS_STYLE = {"InService": "green", "Failed": "red", "OutOfService": "red"}
+
+Url = Annotated[str, typer.Option("--url", envvar="TANDEM_URL", help="Base URL of the gateway.")]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="TANDEM_API_KEY",
+        help="API key (TANDEM_AUTH=api-key): sent as X-Api-Key, requests unsigned.",
+    ),
+]
+AccessKey = Annotated[
+    str | None,
+    typer.Option(help="SigV4 access key (default: the AWS environment or profile)."),
+]
+SecretKey = Annotated[str | None, typer.Option(help="SigV4 secret key, with --access-key.")]
+Region = Annotated[
+    str | None,
+    typer.Option(help=f"Region to sign for (default: the AWS profile's, else {DEFAULT_REGION})."),
+]
+Wait = Annotated[bool, typer.Option("--wait", help="Wait until the change is done.")]
+Timeout = Annotated[float, typer.Option(help="Seconds --wait waits at most.")]
+
+endpoints = typer.Typer(
+    help="List, describe and delete the endpoints of a running gateway.",
+    no_args_is_help=True,
+)
+
+
+def connect(
+    url: str,
+    api_key: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    region: str | None = None,
+) -> Any:
+    """botocore's ``sagemaker`` client for the gateway at ``url``: signed with the given or the
+    usual AWS credentials, or unsigned with ``X-Api-Key`` when ``api_key`` is given."""
+    import botocore
+    import botocore.session
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
+
+    if (access_key is None) != (secret_key is None):
+        fail(EXIT_INVALID, "give --access-key and --secret-key together")
+    session = botocore.session.get_session()
+    try:  # a profile that does not exist, a credentials file that does not parse ...
+        found = api_key is None and access_key is None and session.get_credentials() is not None
+    except BotoCoreError as exc:
+        fail(EXIT_INVALID, f"cannot read the AWS configuration: {exc}")
+    unsigned = api_key is not None or (access_key is None and not found)
+    config = Config(
+        retries={"total_max_attempts": 1},  # a Create* retried could answer "already exists"
+        connect_timeout=5,
+        read_timeout=60,
+        **({"signature_version": botocore.UNSIGNED} if unsigned else {}),
+    )
+    try:
+        client = session.create_client(
+            "sagemaker",
+            endpoint_url=url,
+            region_name=region or session.get_config_variable("region") or DEFAULT_REGION,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            config=config,
+        )
+    except ValueError as exc:  # botocore's word for a URL it cannot use
+        fail(EXIT_INVALID, f"--url {url!r}: {exc}")
+    if api_key is not None:
+
+        def add_key(request: Any, **_: Any) -> None:
+            request.headers["X-Api-Key"] = api_key
+
+        client.meta.events.register("before-sign.sagemaker", add_key)
+    return client
+
+
+def call_of(client: Any) -> Callable[[str, Mapping[str, Any]], dict[str, Any]]:
+    """``call(operation, params)`` over ``client``: what ``gateway.control.apply`` drives."""
+    from botocore import xform_name
+
+    def call(operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        answer = dict(getattr(client, xform_name(operation))(**params))
+        answer.pop("ResponseMetadata", None)
+        return answer
+
+    return call
+
+
+@contextlib.contextmanager
+def remote_errors(url: str) -> Iterator[None]:
+    """A refused call as ``tandem: <Code>: <Message>``; a gateway out of reach as one line."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectionError,
+        HTTPClientError,
+        ParamValidationError,
+    )
+
+    with failures():  # outside: some of botocore's errors are OSErrors too
+        try:
+            yield
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code") or "Error"
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+            message = error.get("Message") or f"HTTP {status}, no message: is {url} a gateway?"
+            fail(
+                EXIT_INVALID if code == "ValidationException" else EXIT_FAILED, f"{code}: {message}"
+            )
+        except ParamValidationError as exc:
+            fail(EXIT_INVALID, str(exc))
+        except (ConnectionError, HTTPClientError) as exc:
+            fail(EXIT_FAILED, f"cannot reach the gateway at {url}: {exc}")
+        except BotoCoreError as exc:
+            fail(EXIT_FAILED, str(exc))
+
+
+def settle(
+    client: Any, name: str, *, timeout: float, gone: bool = False, say: Callable[[str], None]
+) -> dict[str, Any] | None:
+    """Look at endpoint ``name`` until it stops changing (or, with ``gone``, until it no longer
+    exists); its last ``DescribeEndpoint``, ``None`` once gone. Each new status is ``say``-d."""
+    from gateway.control.apply import describe
+
+    call = call_of(client)
+    deadline = time.monotonic() + timeout
+    last: str | None = None
+    while True:
+        found = describe(call, "DescribeEndpoint", {"EndpointName": name})
+        status = "deleted" if found is None else str(found["EndpointStatus"])
+        if status != last:
+            say(f"{name}: {status}")
+            last = status
+        if found is None or (not gone and status not in TRANSITIONAL):
+            return found
+        if time.monotonic() > deadline:
+            fail(EXIT_FAILED, f"{name} is still {status} after {timeout:g}s")
+        time.sleep(POLL_INTERVAL)
+
+
+@endpoints.command("list")
+def list_endpoints(
+    url: Url = DEFAULT_URL,
+    name_contains: Annotated[
+        str | None, typer.Option(help="Only endpoints whose name contains this.")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only endpoints in this status, e.g. InService.")
+    ] = None,
+    page_size: Annotated[int, typer.Option(help="Endpoints per ListEndpoints call.")] = 50,
+    api_key: ApiKey = None,
+    access_key: AccessKey = None,
+    secret_key: SecretKey = None,
+    region: Region = None,
+) -> None:
+    """A table of the gateway's endpoints: name, status, config, created, last modified."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    client = connect(url, api_key, access_key, secret_key, region)
+    filters = {"NameContains": name_contains, "StatusEquals": status}
+    with remote_errors(url):
+        pages = client.get_paginator("list_endpoints").paginate(
+            **{k: v for k, v in filters.items() if v is not None},
+            PaginationConfig={"PageSize": page_size},
+        )
+        summaries = [e for page in pages for e in page["Endpoints"]]
+        configs = {e["EndpointName"]: _config_of(client, e["EndpointName"]) for e in summaries}
+    console = Console(highlight=False)
+    if not summaries:
+        console.print(f"No endpoints on {url}.")
+        return
+    table = Table(header_style="bold")
+    table.add_column("name", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("config", overflow="fold")
+    table.add_column("created", no_wrap=True)
+    table.add_column("last modified", no_wrap=True)
+    for e in summaries:
+        table.add_row(
+            escape(e["EndpointName"]),
+            _status(e["EndpointStatus"]),
+            escape(configs[e["EndpointName"]] or "-"),
+            _time(e.get("CreationTime")),
+            _time(e.get("LastModifiedTime")),
+        )
+    console.print(table)
+
+
+@endpoints.command("describe")
+def describe_endpoint(
+    name: Annotated[str, typer.Argument(help="Name of the endpoint.")],
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+    access_key: AccessKey = None,
+    secret_key: SecretKey = None,
+    region: Region = None,
+) -> None:
+    """An endpoint's status (and why it failed), its config's variants and its containers."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    client = connect(url, api_key, access_key, secret_key, region)
+    call = call_of(client)
+    with remote_errors(url):
+        endpoint = call("DescribeEndpoint", {"EndpointName": name})
+        serving = _config_parts(call, endpoint["EndpointConfigName"])
+        pending_summary = endpoint.get("PendingDeploymentSummary")
+        pending = None
+        if pending_summary is not None:
+            pending = _config_parts(call, pending_summary["EndpointConfigName"])
+    console = Console(highlight=False)
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column(overflow="fold")
+    facts.add_row("endpoint", escape(endpoint["EndpointName"]))
+    facts.add_row("status", _status(endpoint["EndpointStatus"]))
+    facts.add_row("arn", escape(endpoint["EndpointArn"]))
+    facts.add_row("config", escape(endpoint["EndpointConfigName"]))
+    facts.add_row("created", _time(endpoint.get("CreationTime")))
+    facts.add_row("last modified", _time(endpoint.get("LastModifiedTime")))
+    if pending_summary is not None:
+        since = _time(pending_summary.get("StartTime"))
+        facts.add_row(
+            "updating to", f"{escape(pending_summary['EndpointConfigName'])} (since {since})"
+        )
+    if endpoint.get("FailureReason"):
+        facts.add_row("failure reason", f"[red]{escape(endpoint['FailureReason'])}[/red]")
+    console.print(facts)
+    counts = {v["VariantName"]: v for v in endpoint.get("ProductionVariants", [])}
+    for title, parts in (("config", serving), ("pending config", pending)):
+        if parts is None:
+            continue
+        config, models = parts
+        console.print()
+        console.print(_variants_table(f"{title} {config['EndpointConfigName']}", config, counts))
+        for model in models:
+            console.print(_containers_table(model))
+
+
+@endpoints.command("delete")
+def delete_endpoint(
+    name: Annotated[str, typer.Argument(help="Name of the endpoint.")],
+    url: Url = DEFAULT_URL,
+    wait: Wait = False,
+    timeout: Timeout = 600.0,
+    api_key: ApiKey = None,
+    access_key: AccessKey = None,
+    secret_key: SecretKey = None,
+    region: Region = None,
+) -> None:
+    """Delete an endpoint (its requests in flight finish first); --wait: until it is gone."""
+    client = connect(url, api_key, access_key, secret_key, region)
+    with remote_errors(url):
+        call_of(client)("DeleteEndpoint", {"EndpointName": name})
+        if wait:
+            settle(client, name, timeout=timeout, gone=True, say=_say)
+        else:
+            _say(f"{name}: Deleting")
+
+
+def _say(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def _config_of(client: Any, name: str) -> str | None:
+    """The endpoint's config (``ListEndpoints`` does not say it); ``None`` if it just went."""
+    from gateway.control.apply import describe
+
+    found = describe(call_of(client), "DescribeEndpoint", {"EndpointName": name})
+    return None if found is None else str(found["EndpointConfigName"])
+
+
+def _config_parts(
+    call: Callable[[str, Mapping[str, Any]], dict[str, Any]], name: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An endpoint config and the models of its variants."""
+    config = call("DescribeEndpointConfig", {"EndpointConfigName": name})
+    names = dict.fromkeys(v["ModelName"] for v in config["ProductionVariants"])
+    return config, [call("DescribeModel", {"ModelName": m}) for m in names]
+
+
+def _variants_table(title: str, config: dict[str, Any], counts: dict[str, Any]) -> Any:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(title), title_justify="left", header_style="bold")
+    table.add_column("variant")
+    table.add_column("model", overflow="fold")
+    table.add_column("instances", justify="right")
+    for variant in config["ProductionVariants"]:
+        live = counts.get(variant["VariantName"], {})
+        desired = variant.get("InitialInstanceCount", 1)
+        current = live.get("CurrentInstanceCount")
+        shown = f"{current}/{desired}" if current is not None else str(desired)
+        table.add_row(escape(variant["VariantName"]), escape(variant["ModelName"]), shown)
+    return table
+
+
+def _containers_table(model: dict[str, Any]) -> Any:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from gateway.control.translate import COMMAND_ENV, containers_of, framework_of, model_data_of
+
+    execution = model.get("InferenceExecutionConfig", {}).get("Mode", "Serial")
+    title = f"model {model['ModelName']} ({execution})"
+    table = Table(title=escape(title), title_justify="left", header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("hostname")
+    table.add_column("runs", overflow="fold")
+    table.add_column("model data", overflow="fold")
+    table.add_column("mode")
+    for i, (_, container) in enumerate(containers_of(model), start=1):
+        image = str(container.get("Image") or "")
+        command = container.get("Environment", {}).get(COMMAND_ENV)
+        framework = framework_of(image) if image else None
+        if command is not None:
+            runs = f"command: {command}"
+        elif framework is None:
+            runs = f"{image} (docker)"
+        elif image == framework.value:
+            runs = f"{image} (built-in)"
+        else:
+            runs = f"{image} -> {framework.value} (built-in)"
+        hostname = container.get("ContainerHostname")
+        table.add_row(
+            str(i),
+            escape(hostname) if hostname else f"[dim]container-{i}[/dim]",
+            escape(runs),
+            escape(model_data_of(container) or "-"),
+            container.get("Mode", "SingleModel"),
+        )
+    return table
+
+
+def _status(status: str) -> str:
+    style = _STATUS_STYLE.get(status, "yellow")
+    return f"[{style}]{status}[/{style}]"
+
+
+def _time(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
