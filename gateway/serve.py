@@ -54,6 +54,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     The endpoints of the spec files must all come up (else the start fails, as it always has);
     endpoints created earlier through the API that cannot start are ``Failed``, not fatal.
     """
+    from gateway.batch.jobs import BatchJobs, check_job
     from gateway.control import ControlPlane, control_route
     from gateway.control import endpoints as control_endpoints
     from gateway.control import models as control_models
@@ -71,7 +72,13 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     roots += tuple(
         url for spec in specs for c in spec.containers if (url := spec.model_data_url(c))
     )
-    plane = ControlPlane(store, region=settings.region, account=settings.account, model_roots=roots)
+    plane = ControlPlane(
+        store,
+        region=settings.region,
+        account=settings.account,
+        model_roots=roots,
+        check_job=check_job,
+    )
 
     def spec_for(endpoint: str, config: str) -> EndpointSpec:
         record = control_models.config_record(plane.context, config)
@@ -83,6 +90,8 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
 
     reconciler = Reconciler(store, table, backend, settings, spec_for)
     plane.reconciler = reconciler
+    jobs = BatchJobs(plane, settings)
+    plane.jobs = jobs
     app = create_app(table, settings, routes=[control_route(plane, authorize=admins(settings))])
     reconciler.attach(app.state.dispatcher, app.state.metrics)
     stop = asyncio.Event()
@@ -100,6 +109,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     async def start() -> None:
         await backend.reap_leftovers()
         reconciler.restore()
+        await jobs.resume()  # InProgress transform jobs run again (done files are skipped)
         for spec in specs:
             apply_spec(plane, spec)
         names = [spec.name for spec in specs]
@@ -127,6 +137,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             logger.info("serving %s on http://%s:%d", names, host, port)
             await server.serve(sockets=[sock])
         finally:
+            await jobs.close()  # they stay InProgress and resume at the next start
             await reconciler.close()
             await backend.reap_leftovers()
             store.close()

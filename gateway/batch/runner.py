@@ -94,7 +94,11 @@ def run_batch(config: BatchConfig, *, tracker: Tracker | None = None) -> BatchRe
     return asyncio.run(run_batch_async(config, tracker=tracker))
 
 
-async def run_batch_async(config: BatchConfig, *, tracker: Tracker | None = None) -> BatchReport:
+async def run_batch_async(
+    config: BatchConfig, *, tracker: Tracker | None = None, signals: bool = True
+) -> BatchReport:
+    """``run_batch`` in a running loop; ``signals=False`` where the caller owns SIGTERM (a job
+    inside ``tandem serve``, whose handler must not be replaced)."""
     started = time.monotonic()
     output = OutputRoot(config.output, config.storage_options)
     output.check_apart_from(config.input, config.storage_options)
@@ -107,7 +111,7 @@ async def run_batch_async(config: BatchConfig, *, tracker: Tracker | None = None
         else:
             todo.append(item)
     tracker = tracker or make_tracker(config.progress)
-    with _cancel_on_sigterm():
+    with _cancel_on_sigterm() if signals else contextlib.nullcontext():
         async with endpoint_for(config) as target:
             client = EndpointClient(
                 target.url,

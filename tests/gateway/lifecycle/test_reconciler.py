@@ -203,6 +203,10 @@ def test_sigkill_then_restart_brings_back_what_was_in_service(tmp_path: Path) ->
         control.create_endpoint(EndpointName="half", EndpointConfigName="half")
         first.kill()  # SIGKILL, the gateway alone: "half" may still be Creating
         first.wait()
+    # A new port: another process may have taken the first one while the gateway was down.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [PYTHON, "-m", "gateway", "serve", "--state-dir", str(state), "--port", str(port)]
     with running(args, url=url, log=tmp_path / "second.log", timeout=60):
         control, runtime = clients(url)
         wait_status(control, "keep", "InService")
