@@ -1,0 +1,435 @@
+"""What the control plane costs, measured in one run: an update under load, a create, the hot path.
+
+    .venv/bin/python benchmarks/control_plane.py [--duration 5] [--rounds 3] [--rate 200] [--quick]
+
+A real ``tandem serve`` serves a scikit-learn endpoint created through boto3's ``sagemaker``
+client: a logistic regression trained here on synthetic data, in a SageMaker ``model.tar.gz`` in
+the state folder, ``Image: sklearn``. One 20-feature CSV row per request.
+
+1. **UpdateEndpoint under load**: a fixed request rate from a load generator in its own process
+   (open loop: each request goes at its scheduled time and its latency counts from then), then an
+   update to a model trained on inverted labels (its answer differs). Requests sent and failed;
+   the p99 before against the longest request in flight from the call until the old container is
+   gone; when the answers switched.
+2. **CreateEndpoint to InService** (DescribeEndpoint every 50 ms) against the same container
+   started by hand with the backend's environment, until ``/ping`` is 200 (polled alike).
+3. **The hot path**: c=1 p50 and c=16 req/s through ``tandem serve`` (control plane mounted,
+   botocore's model loaded) and through a bare ``create_app`` gateway (no control-plane module
+   imported), both to the same container; ``wrk`` or an aiohttp load, alternating rounds, medians.
+
+Ratios are the result; absolute times move with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.gateway import CSV, FEATURES, ROW, free_port, measure_all, post, process  # noqa: E402
+from benchmarks.loadgen import Measure, Target, aiohttp_load, wrk  # noqa: E402
+
+POLL = 0.05
+#: What the bare gateway must not have imported: the control plane, its state, boto.
+CONTROL_MODULES = ("gateway.control", "gateway.state", "gateway.lifecycle", "botocore", "boto3")
+#: Green is blue trained on inverted labels, so the two answer the benchmark's row differently.
+TRAIN = """
+import json, sys, tarfile, joblib, numpy as np
+from pathlib import Path
+from sklearn.linear_model import LogisticRegression
+X = np.random.default_rng(0).normal(size=(500, %d))
+y = (X[:, 0] + X[:, 1] > 0).astype(int)
+answers = {}
+for name, labels in (("blue", y), ("green", 1 - y)):
+    model = LogisticRegression().fit(X, labels)
+    folder = Path(sys.argv[1], name)
+    (folder / "unpacked").mkdir(parents=True)  # what the by-hand start gets as its model dir
+    joblib.dump(model, folder / "unpacked" / "model.joblib")
+    with tarfile.open(folder / "model.tar.gz", "w:gz") as tar:
+        tar.add(folder / "unpacked" / "model.joblib", arcname="model.joblib")
+    answers[name] = int(model.predict(np.array([%r]))[0])
+print(json.dumps(answers))
+"""
+
+
+@dataclass
+class Sample:
+    at: float  # scheduled send, time.monotonic() (one clock for every process on Linux)
+    latency: float
+    status: int
+    answer: str
+
+    @property
+    def done(self) -> float:
+        return self.at + self.latency
+
+
+# --- the control plane, through boto3 -------------------------------------------------------------
+
+
+def control_client(url: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 0}, read_timeout=60, connect_timeout=5)
+    keys = {"aws_access_key_id": "x", "aws_secret_access_key": "x", "region_name": "us-east-1"}
+    return boto3.client("sagemaker", endpoint_url=url, config=config, **keys)
+
+
+def deploy(control: Any, name: str, tarball: Path) -> None:
+    """A model and an endpoint config, both called ``name``."""
+    container = {"Image": "sklearn", "ModelDataUrl": str(tarball)}
+    control.create_model(ModelName=name, PrimaryContainer=container)
+    variant = {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1}
+    control.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+
+
+def wait_status(control: Any, name: str, wanted: str, timeout: float = 180.0) -> float:
+    """Poll DescribeEndpoint every 50 ms; the monotonic time ``wanted`` (or "Deleted") was seen."""
+    from botocore.exceptions import ClientError
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = control.describe_endpoint(EndpointName=name)["EndpointStatus"]
+        except ClientError:
+            status = "Deleted"
+        if status == wanted:
+            return time.monotonic()
+        if status == "Failed":
+            reason = control.describe_endpoint(EndpointName=name).get("FailureReason")
+            raise SystemExit(f"{name} failed: {reason}")
+        time.sleep(POLL)
+    raise SystemExit(f"{name} not {wanted} within {timeout:g}s")
+
+
+def container_url(gateway: str, endpoint: str) -> str:
+    with urllib.request.urlopen(f"{gateway}/endpoints/{endpoint}", timeout=10) as answer:
+        (container,) = json.load(answer)["Containers"]
+    return str(container["Url"])
+
+
+def wait_closed(url: str, timeout: float = 60.0) -> float:
+    """The monotonic time ``url``'s port stopped accepting connections (its container is gone)."""
+    host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+        except OSError:
+            return time.monotonic()
+        time.sleep(0.01)
+    raise SystemExit(f"{url} still answers {timeout:g}s later")
+
+
+# --- 1. UpdateEndpoint under load ----------------------------------------------------------------
+
+
+def update_under_load(gateway: str, control: Any, rate: float, duration: float) -> dict[str, Any]:
+    old_container = container_url(gateway, "live")
+    old = post(f"{gateway}/endpoints/live/invocations", CSV, "text/csv").decode()
+    args = [sys.executable, __file__, "_load", f"{gateway}/endpoints/live/invocations", str(rate)]
+    loader = subprocess.Popen(
+        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, start_new_session=True
+    )
+    assert loader.stdin is not None and loader.stdout is not None
+    try:
+        if loader.stdout.readline() != b"ready\n":
+            raise SystemExit("the load generator did not start")
+        time.sleep(duration)  # the load before the update
+        called = time.monotonic()
+        control.update_endpoint(EndpointName="live", EndpointConfigName="green")
+        in_service = wait_status(control, "live", "InService")
+        described = control.describe_endpoint(EndpointName="live")
+        if described["EndpointConfigName"] != "green" or described.get("FailureReason"):
+            raise SystemExit(f"the update did not happen: {described.get('FailureReason')}")
+        old_gone = wait_closed(old_container)
+        time.sleep(duration)  # and after it
+        loader.stdin.close()
+        samples = [Sample(*row) for row in json.loads(loader.stdout.read())]
+    finally:
+        if loader.poll() is None:
+            loader.terminate()
+        loader.wait()
+    ok = [s for s in samples if s.status == 200]
+    new = sorted({s.answer for s in ok} - {old})
+    before = sorted(s.latency for s in samples if s.done < called)
+    during = [s.latency for s in samples if s.at < old_gone and s.done > called]
+    first_new = min((s.at for s in ok if s.answer != old), default=float("nan"))
+    return {
+        "sent": len(samples),
+        "seconds": max(s.at for s in samples) - min(s.at for s in samples),
+        "failed": len(samples) - len(ok),
+        "errors": sorted({f"{s.status} {s.answer[:80]}" for s in samples if s.status != 200}),
+        "answers": (old, new),
+        "p50_before": statistics.median(before),
+        "p99_before": before[math.ceil(0.99 * len(before)) - 1],  # nearest rank
+        "longest_during": max(during),
+        "in_flight_during": len(during),
+        "in_service": in_service - called,
+        "old_gone": old_gone - called,
+        "last_old": max(s.at for s in ok if s.answer == old) - called,
+        "first_new": first_new - called,
+        "old_after_new": sum(s.answer == old and s.at > first_new for s in ok),
+    }
+
+
+def serve_load(url: str, rate: float) -> None:
+    """Child process: ``rate`` requests a second, each at its own time, until stdin closes."""
+    import asyncio
+
+    import aiohttp
+
+    async def main() -> list[list[Any]]:
+        samples: list[list[Any]] = []
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_reader(sys.stdin.fileno(), stop.set)
+        connector = aiohttp.TCPConnector(limit=512)
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+            async def send(at: float) -> None:
+                status, answer = 0, ""
+                try:
+                    headers = {"Content-Type": "text/csv"}
+                    async with session.post(url, data=CSV, headers=headers) as response:
+                        answer = (await response.read()).decode(errors="replace")
+                        status = response.status
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    answer = f"{type(exc).__name__}: {exc}"
+                samples.append([at, time.monotonic() - at, status, answer[:200]])
+
+            await send(time.monotonic())  # one connection open before the clock starts
+            samples.clear()
+            print("ready", flush=True)
+            tasks: set[asyncio.Task[None]] = set()
+            start, sent = time.monotonic(), 0
+            while not stop.is_set():
+                at = start + sent / rate
+                if (wait := at - time.monotonic()) > 0:
+                    await asyncio.sleep(wait)
+                    continue
+                sent += 1
+                task = asyncio.create_task(send(at))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            await asyncio.gather(*tasks)
+        return samples
+
+    from gateway.edge.server import loop_factory  # uvloop, when there: finer timers
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        json.dump(runner.run(main()), sys.stdout)
+
+
+# --- 2. CreateEndpoint to InService, against the container started by hand -----------------------
+
+
+def create_to_in_service(control: Any, name: str, gateway: str, answer: bytes) -> float:
+    started = time.monotonic()
+    control.create_endpoint(EndpointName=name, EndpointConfigName="blue")
+    seconds = wait_status(control, name, "InService") - started
+    assert post(f"{gateway}/endpoints/{name}/invocations", CSV, "text/csv") == answer
+    control.delete_endpoint(EndpointName=name)
+    wait_status(control, name, "Deleted")
+    return seconds
+
+
+def by_hand(model_dir: Path, base_dir: Path, answer: bytes) -> float:
+    """The container with the environment the process backend gives it, until /ping is 200."""
+    port = free_port()
+    base_dir.mkdir(exist_ok=True)
+    env = {
+        "PATH": os.pathsep.join(
+            filter(None, [str(Path(sys.executable).parent), os.getenv("PATH")])
+        ),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.getenv("PYTHONPATH")])),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "TANDEM_CONTAINER_HOST": "127.0.0.1",
+        "SM_MODEL_DIR": str(model_dir),
+        "SAGEMAKER_BASE_DIR": str(base_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+    args = [sys.executable, "-m", "containers", "serve", "--framework", "sklearn"]
+    url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    with process(args, env, f"{url}/ping"):  # polls /ping every 50 ms, as wait_status does
+        seconds = time.monotonic() - started
+        assert post(f"{url}/invocations", CSV, "text/csv") == answer
+    return seconds
+
+
+# --- 3. the hot path, with and without the control plane ----------------------------------------
+
+
+@contextlib.contextmanager
+def bare_gateway(container: str) -> Any:
+    port = free_port()
+    args = [sys.executable, __file__, "_bare", str(port), container]
+    with process(args, {}, f"http://127.0.0.1:{port}/ping"):
+        yield f"http://127.0.0.1:{port}"
+
+
+def serve_bare(port: int, container: str) -> None:
+    """Child process: endpoint ``live`` on ``container``, served as ``tandem serve`` serves it."""
+    import asyncio
+
+    from gateway.edge.app import create_app
+    from gateway.edge.server import bind, loop_factory, make_server
+    from gateway.runtime import ContainerState, EndpointRuntime
+    from gateway.settings import GatewaySettings
+    from pipelines.spec import EndpointSpec
+
+    spec = EndpointSpec(name="live", containers=[{"command": ["bench"]}])  # type: ignore[list-item]
+    runtime = EndpointRuntime.from_spec(spec)
+    (slot,) = runtime.containers
+    slot.url, slot.state = container, ContainerState.HEALTHY
+    settings = GatewaySettings(port=port, log_level="warning")
+    app = create_app([runtime], settings)
+    loaded = sorted(m for m in sys.modules if m.startswith(CONTROL_MODULES))
+    if loaded:
+        raise SystemExit(f"the bare gateway loaded control-plane code: {loaded}")
+    server = make_server(app, settings)
+    with bind(settings.host, port) as sock, asyncio.Runner(loop_factory=loop_factory()) as run:
+        run.run(server.serve(sockets=[sock]))
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, help="seconds per measurement (5; quick: 1)")
+    parser.add_argument("--rounds", type=int, help="rounds of 2. and 3.; medians (3; quick: 1)")
+    parser.add_argument("--rate", type=float, default=200.0, help="req/s of 1. (%(default)g)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    args = parser.parse_args()
+    duration = args.duration or (1.0 if args.quick else 5.0)
+    rounds = args.rounds or (1 if args.quick else 3)
+    measure: Measure = wrk if shutil.which("wrk") else aiohttp_load
+    print(
+        f"one {FEATURES}-feature CSV row; {args.rate:g} req/s during the update; hot path load: "
+        f"{measure.__name__}; {duration:g}s per measurement; {rounds} round(s), medians; "
+        f"{os.cpu_count()} CPUs",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        work = Path(tmp)
+        state = work / "state"
+        models = state / "models"  # within the model roots the gateway allows by default
+        code = TRAIN % (FEATURES, ROW)
+        run = subprocess.run(
+            [sys.executable, "-c", code, str(models)], stdout=subprocess.PIPE, check=True
+        )
+        trained = json.loads(run.stdout)
+        assert trained["blue"] != trained["green"], trained
+        port = free_port()
+        gateway = f"http://127.0.0.1:{port}"
+        serve = [sys.executable, "-m", "gateway", "serve", "--state-dir", str(state)]
+        serve += ["--port", str(port)]
+        stack.enter_context(process(serve, {"TANDEM_LOG_LEVEL": "warning"}, f"{gateway}/ping"))
+        control = control_client(gateway)
+        for name in ("blue", "green"):
+            deploy(control, name, models / name / "model.tar.gz")
+        control.create_endpoint(EndpointName="live", EndpointConfigName="blue")
+        wait_status(control, "live", "InService")
+        blue = post(f"{gateway}/endpoints/live/invocations", CSV, "text/csv")
+
+        print("\n1. UpdateEndpoint under load ...", flush=True)
+        update = update_under_load(gateway, control, args.rate, duration)
+        report_update(update, args.rate)
+
+        print("\n2. CreateEndpoint to InService, against the container started by hand ...")
+        hand_model = models / "blue" / "unpacked"
+        created: list[float] = []
+        started: list[float] = []
+        for number in range(rounds):
+            hand_first = number % 2 == 1  # alternating which goes first
+            if hand_first:
+                started.append(by_hand(hand_model, work / "hand", blue))
+            created.append(create_to_in_service(control, f"fresh-{number}", gateway, blue))
+            if not hand_first:
+                started.append(by_hand(hand_model, work / "hand", blue))
+        report_create(created, started)
+
+        print("\n3. The hot path with and without the control plane ...", flush=True)
+        bare = stack.enter_context(bare_gateway(container_url(gateway, "live")))
+        path = "/endpoints/live/invocations"
+        assert post(bare + path, CSV, "text/csv") == post(gateway + path, CSV, "text/csv")
+        targets = [
+            Target("without: bare gateway app", bare + path, CSV, "text/csv"),
+            Target("with: tandem serve", gateway + path, CSV, "text/csv"),
+        ]
+        results = measure_all(targets, measure, rounds, duration, work)
+        report_hot_path(targets, results)
+
+
+def report_update(r: dict[str, Any], rate: float) -> None:
+    old, new = r["answers"]
+    print(
+        f"requests sent {r['sent']} over {r['seconds']:.1f} s ({r['sent'] / r['seconds']:.0f} "
+        f"req/s, asked {rate:g}), failed {r['failed']} (goal 0){': ' if r['errors'] else ''}"
+        + "; ".join(r["errors"][:5])
+    )
+    print(f"answers: old model {old!r}, new model {', '.join(map(repr, new)) or 'none seen'}")
+    print(
+        f"before the update: p50 {r['p50_before'] * 1e3:.2f} ms, p99 {r['p99_before'] * 1e3:.2f}"
+        f" ms; during the switch (UpdateEndpoint call to the old container gone, "
+        f"{r['in_flight_during']} requests): longest {r['longest_during'] * 1e3:.2f} ms, "
+        f"{r['longest_during'] / r['p99_before']:.1f}x the p99 before"
+    )
+    print(
+        f"after UpdateEndpoint: last old answer sent at +{r['last_old']:.3f} s, first new at "
+        f"+{r['first_new']:.3f} s ({r['old_after_new']} old answers sent after the first new: in "
+        f"flight at the swap); InService seen at +{r['in_service']:.3f} s; old container gone "
+        f"at +{r['old_gone']:.3f} s"
+    )
+
+
+def report_create(created: list[float], started: list[float]) -> None:
+    gateway, hand = statistics.median(created), statistics.median(started)
+    for label, median, runs in (
+        ("CreateEndpoint to InService", gateway, created),
+        ("container by hand to /ping 200", hand, started),
+    ):
+        print(f"{label:32}{median:6.2f} s  (runs: {', '.join(f'{x:.2f}' for x in runs)})")
+    print(f"ratio {gateway / hand:.2f}x; the control plane's overhead {gateway - hand:+.2f} s")
+
+
+def report_hot_path(targets: list[Target], results: dict[tuple[str, int], Any]) -> None:
+    print(f"{'gateway':30}{'c=1 p50 ms':>12}{'p99 ms':>9}{'c=16 req/s':>12}")
+    for t in targets:
+        c1, c16 = results[(t.label, 1)], results[(t.label, 16)]
+        print(f"{t.label:30}{c1.p50_ms:12.3f}{c1.p99_ms:9.3f}{c16.rps:12.0f}")
+    without, with_ = (t.label for t in targets)
+    p50 = results[(with_, 1)].p50_ms / results[(without, 1)].p50_ms
+    rps = results[(with_, 16)].rps / results[(without, 16)].rps
+    print(f"with / without: c=1 p50 {p50:.2f}, c=16 req/s {rps:.2f} (goal ~1.0 both)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_load":
+        serve_load(sys.argv[2], float(sys.argv[3]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "_bare":
+        serve_bare(int(sys.argv[2]), sys.argv[3])
+    else:
+        # SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped too.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        main()
