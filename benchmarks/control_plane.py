@@ -13,9 +13,10 @@ the state folder, ``Image: sklearn``. One 20-feature CSV row per request.
    gone; when the answers switched.
 2. **CreateEndpoint to InService** (DescribeEndpoint every 50 ms) against the same container
    started by hand with the backend's environment, until ``/ping`` is 200 (polled alike).
-3. **The hot path**: c=1 p50 and c=16 req/s through ``tandem serve`` (control plane mounted,
-   botocore's model loaded) and through a bare ``create_app`` gateway (no control-plane module
-   imported), both to the same container; ``wrk`` or an aiohttp load, alternating rounds, medians.
+3. **The hot path**: c=1 p50, c=16 req/s and the gateway's CPU per request through ``tandem
+   serve`` (control plane mounted, botocore's model loaded) and through a bare ``create_app``
+   gateway (no control-plane module imported), both to the same container; ``wrk`` (or an aiohttp
+   load), alternating rounds, medians.
 
 Ratios are the result; absolute times move with the machine.
 """
@@ -36,14 +37,13 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.gateway import CSV, FEATURES, ROW, free_port, measure_all, post, process  # noqa: E402
+from benchmarks.gateway import CSV, FEATURES, ROW, free_port, post, process  # noqa: E402
 from benchmarks.loadgen import Measure, Target, aiohttp_load, wrk  # noqa: E402
 
 POLL = 0.05
@@ -69,16 +69,11 @@ print(json.dumps(answers))
 """
 
 
-@dataclass
-class Sample:
+class Sample(NamedTuple):
     at: float  # scheduled send, time.monotonic() (one clock for every process on Linux)
     latency: float
     status: int
     answer: str
-
-    @property
-    def done(self) -> float:
-        return self.at + self.latency
 
 
 # --- the control plane, through boto3 -------------------------------------------------------------
@@ -142,7 +137,7 @@ def wait_closed(url: str, timeout: float = 60.0) -> float:
 # --- 1. UpdateEndpoint under load ----------------------------------------------------------------
 
 
-def update_under_load(gateway: str, control: Any, rate: float, duration: float) -> dict[str, Any]:
+def update_under_load(gateway: str, control: Any, rate: float, duration: float) -> None:
     old_container = container_url(gateway, "live")
     old = post(f"{gateway}/endpoints/live/invocations", CSV, "text/csv").decode()
     args = [sys.executable, __file__, "_load", f"{gateway}/endpoints/live/invocations", str(rate)]
@@ -169,26 +164,31 @@ def update_under_load(gateway: str, control: Any, rate: float, duration: float) 
             loader.terminate()
         loader.wait()
     ok = [s for s in samples if s.status == 200]
+    errors = sorted({f"{s.status} {s.answer[:80]}" for s in samples if s.status != 200})
+    seconds = max(s.at for s in samples) - min(s.at for s in samples)
+    print(
+        f"requests sent {len(samples)} over {seconds:.1f} s ({len(samples) / seconds:.0f} req/s, "
+        f"asked {rate:g}), failed {len(samples) - len(ok)} (goal 0){': ' * bool(errors)}"
+        + "; ".join(errors[:5])
+    )
     new = sorted({s.answer for s in ok} - {old})
-    before = sorted(s.latency for s in samples if s.done < called)
-    during = [s.latency for s in samples if s.at < old_gone and s.done > called]
-    first_new = min((s.at for s in ok if s.answer != old), default=float("nan"))
-    return {
-        "sent": len(samples),
-        "seconds": max(s.at for s in samples) - min(s.at for s in samples),
-        "failed": len(samples) - len(ok),
-        "errors": sorted({f"{s.status} {s.answer[:80]}" for s in samples if s.status != 200}),
-        "answers": (old, new),
-        "p50_before": statistics.median(before),
-        "p99_before": before[math.ceil(0.99 * len(before)) - 1],  # nearest rank
-        "longest_during": max(during),
-        "in_flight_during": len(during),
-        "in_service": in_service - called,
-        "old_gone": old_gone - called,
-        "last_old": max(s.at for s in ok if s.answer == old) - called,
-        "first_new": first_new - called,
-        "old_after_new": sum(s.answer == old and s.at > first_new for s in ok),
-    }
+    print(f"answers: old model {old!r}, new model {', '.join(map(repr, new)) or 'none seen'}")
+    before = sorted(s.latency for s in samples if s.at + s.latency < called)
+    p99 = before[math.ceil(0.99 * len(before)) - 1]  # nearest rank
+    during = [s.latency for s in samples if s.at < old_gone and s.at + s.latency > called]
+    print(
+        f"before the update: p50 {statistics.median(before) * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms;"
+        f" during the switch (UpdateEndpoint call to the old container gone, {len(during)} "
+        f"requests): longest {max(during) * 1e3:.2f} ms, {max(during) / p99:.1f}x the p99 before"
+    )
+    first_new = min((s.at for s in ok if s.answer != old), default=math.nan)
+    print(
+        f"after UpdateEndpoint: last old answer sent at "
+        f"+{max(s.at for s in ok if s.answer == old) - called:.3f} s, first new at "
+        f"+{first_new - called:.3f} s ({sum(s.answer == old and s.at > first_new for s in ok)} "
+        f"old answers sent after the first new: in flight at the swap); InService seen at "
+        f"+{in_service - called:.3f} s; old container gone at +{old_gone - called:.3f} s"
+    )
 
 
 def serve_load(url: str, rate: float) -> None:
@@ -257,10 +257,8 @@ def by_hand(model_dir: Path, base_dir: Path, answer: bytes) -> float:
     port = free_port()
     base_dir.mkdir(exist_ok=True)
     env = {
-        "PATH": os.pathsep.join(
-            filter(None, [str(Path(sys.executable).parent), os.getenv("PATH")])
-        ),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.getenv("PYTHONPATH")])),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.getenv("PATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.getenv("PYTHONPATH", "")]),
         "SAGEMAKER_BIND_TO_PORT": str(port),
         "TANDEM_CONTAINER_HOST": "127.0.0.1",
         "SM_MODEL_DIR": str(model_dir),
@@ -279,12 +277,43 @@ def by_hand(model_dir: Path, base_dir: Path, answer: bytes) -> float:
 # --- 3. the hot path, with and without the control plane ----------------------------------------
 
 
-@contextlib.contextmanager
-def bare_gateway(container: str) -> Any:
-    port = free_port()
-    args = [sys.executable, __file__, "_bare", str(port), container]
-    with process(args, {}, f"http://127.0.0.1:{port}/ping"):
-        yield f"http://127.0.0.1:{port}"
+def listener(url: str) -> int:
+    """The pid of this run's child process that listens on ``url``'s port."""
+    import psutil
+
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any(c.status == "LISTEN" and c.laddr.port == port for c in child.net_connections()):
+                return int(child.pid)
+    raise SystemExit(f"no child process listens on {url}")
+
+
+def hot_path(
+    targets: dict[str, str], measure: Measure, rounds: int, duration: float, work: Path
+) -> dict[str, tuple[float, ...]]:
+    """Per gateway (label -> invocations URL): medians of c=1 p50 ms, c=16 req/s and the
+    gateway process's CPU µs per request at c=16 (less moved than latency by a busy machine)."""
+    import psutil
+
+    procs = {label: psutil.Process(listener(url)) for label, url in targets.items()}
+    for label, url in targets.items():
+        measure(Target(label, url, CSV, "text/csv"), 4, 1.0, work)  # warm pools and caches alike
+    runs: dict[str, list[tuple[float, float, float]]] = {label: [] for label in targets}
+    for number in range(rounds):
+        print(f"round {number + 1} of {rounds} ...", flush=True)
+        order = list(targets.items())
+        for label, url in order if number % 2 == 0 else order[::-1]:  # drift hits both alike
+            target = Target(label, url, CSV, "text/csv")
+            p50 = measure(target, 1, duration, work).p50_ms
+            cpu = sum(procs[label].cpu_times()[:2])
+            load = measure(target, 16, duration, work)
+            used = sum(procs[label].cpu_times()[:2]) - cpu
+            requests = load.rps * max(1, round(duration))  # wrk's whole seconds
+            runs[label].append((p50, load.rps, used / requests * 1e6))
+    return {
+        label: tuple(map(statistics.median, zip(*rs, strict=True))) for label, rs in runs.items()
+    }
 
 
 def serve_bare(port: int, container: str) -> None:
@@ -353,8 +382,7 @@ def main() -> None:
         blue = post(f"{gateway}/endpoints/live/invocations", CSV, "text/csv")
 
         print("\n1. UpdateEndpoint under load ...", flush=True)
-        update = update_under_load(gateway, control, args.rate, duration)
-        report_update(update, args.rate)
+        update_under_load(gateway, control, args.rate, duration)
 
         print("\n2. CreateEndpoint to InService, against the container started by hand ...")
         hand_model = models / "blue" / "unpacked"
@@ -370,37 +398,14 @@ def main() -> None:
         report_create(created, started)
 
         print("\n3. The hot path with and without the control plane ...", flush=True)
-        bare = stack.enter_context(bare_gateway(container_url(gateway, "live")))
+        port = free_port()
+        bare = f"http://127.0.0.1:{port}"
+        child = [sys.executable, __file__, "_bare", str(port), container_url(gateway, "live")]
+        stack.enter_context(process(child, {}, f"{bare}/ping"))
         path = "/endpoints/live/invocations"
         assert post(bare + path, CSV, "text/csv") == post(gateway + path, CSV, "text/csv")
-        targets = [
-            Target("without: bare gateway app", bare + path, CSV, "text/csv"),
-            Target("with: tandem serve", gateway + path, CSV, "text/csv"),
-        ]
-        results = measure_all(targets, measure, rounds, duration, work)
-        report_hot_path(targets, results)
-
-
-def report_update(r: dict[str, Any], rate: float) -> None:
-    old, new = r["answers"]
-    print(
-        f"requests sent {r['sent']} over {r['seconds']:.1f} s ({r['sent'] / r['seconds']:.0f} "
-        f"req/s, asked {rate:g}), failed {r['failed']} (goal 0){': ' if r['errors'] else ''}"
-        + "; ".join(r["errors"][:5])
-    )
-    print(f"answers: old model {old!r}, new model {', '.join(map(repr, new)) or 'none seen'}")
-    print(
-        f"before the update: p50 {r['p50_before'] * 1e3:.2f} ms, p99 {r['p99_before'] * 1e3:.2f}"
-        f" ms; during the switch (UpdateEndpoint call to the old container gone, "
-        f"{r['in_flight_during']} requests): longest {r['longest_during'] * 1e3:.2f} ms, "
-        f"{r['longest_during'] / r['p99_before']:.1f}x the p99 before"
-    )
-    print(
-        f"after UpdateEndpoint: last old answer sent at +{r['last_old']:.3f} s, first new at "
-        f"+{r['first_new']:.3f} s ({r['old_after_new']} old answers sent after the first new: in "
-        f"flight at the swap); InService seen at +{r['in_service']:.3f} s; old container gone "
-        f"at +{r['old_gone']:.3f} s"
-    )
+        targets = {"without: bare gateway app": bare + path, "with: tandem serve": gateway + path}
+        report_hot_path(hot_path(targets, measure, rounds, duration, work))
 
 
 def report_create(created: list[float], started: list[float]) -> None:
@@ -413,15 +418,15 @@ def report_create(created: list[float], started: list[float]) -> None:
     print(f"ratio {gateway / hand:.2f}x; the control plane's overhead {gateway - hand:+.2f} s")
 
 
-def report_hot_path(targets: list[Target], results: dict[tuple[str, int], Any]) -> None:
-    print(f"{'gateway':30}{'c=1 p50 ms':>12}{'p99 ms':>9}{'c=16 req/s':>12}")
-    for t in targets:
-        c1, c16 = results[(t.label, 1)], results[(t.label, 16)]
-        print(f"{t.label:30}{c1.p50_ms:12.3f}{c1.p99_ms:9.3f}{c16.rps:12.0f}")
-    without, with_ = (t.label for t in targets)
-    p50 = results[(with_, 1)].p50_ms / results[(without, 1)].p50_ms
-    rps = results[(with_, 16)].rps / results[(without, 16)].rps
-    print(f"with / without: c=1 p50 {p50:.2f}, c=16 req/s {rps:.2f} (goal ~1.0 both)")
+def report_hot_path(results: dict[str, tuple[float, ...]]) -> None:
+    print(f"{'gateway':30}{'c=1 p50 ms':>12}{'c=16 req/s':>12}{'CPU µs/request':>16}")
+    for label, (p50, rps, cpu) in results.items():
+        print(f"{label:30}{p50:12.3f}{rps:12.0f}{cpu:16.0f}")
+    (p50_0, rps_0, cpu_0), (p50_1, rps_1, cpu_1) = results.values()
+    print(
+        f"with / without: c=1 p50 {p50_1 / p50_0:.2f}, c=16 req/s {rps_1 / rps_0:.2f}, "
+        f"CPU per request {cpu_1 / cpu_0:.2f} (goal ~1.0 each)"
+    )
 
 
 if __name__ == "__main__":
