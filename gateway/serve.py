@@ -58,7 +58,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     from gateway.control import ControlPlane, control_route
     from gateway.control import endpoints as control_endpoints
     from gateway.control import models as control_models
-    from gateway.control.apply import apply_spec, source_of
+    from gateway.control.apply import apply_spec
     from gateway.control.translate import parse_model_roots
     from gateway.state import FILENAME, EndpointStatus, StateStore
 
@@ -82,11 +82,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
 
     def spec_for(endpoint: str, config: str) -> EndpointSpec:
         record = control_models.config_record(plane.context, config)
-        spec = control_endpoints.spec_for(plane.context, endpoint, record)
-        (model,) = record.models.values()
-        model_record = store.get_model(model)
-        source = source_of(model_record.request) if model_record is not None else None
-        return spec if source is None else spec.model_copy(update={"source": source})
+        return control_endpoints.spec_for(plane.context, endpoint, record)
 
     reconciler = Reconciler(store, table, backend, settings, spec_for)
     plane.reconciler = reconciler

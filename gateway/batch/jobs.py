@@ -26,7 +26,6 @@ from gateway.batch.config import MAX_PAYLOAD_MB, MB, BatchConfig
 from gateway.batch.errors import ConfigError, EndpointStartError
 from gateway.batch.progress import Tracker
 from gateway.batch.runner import BatchReport, run_batch_async
-from gateway.control.apply import source_of
 from gateway.control.plane import ControlPlane, JobPlan
 from gateway.edge.app import create_app
 from gateway.edge.server import bind, make_server
@@ -212,14 +211,9 @@ class BatchJobs:
         )
 
     def _spec(self, plan: JobPlan, config: BatchConfig) -> EndpointSpec:
-        """The job's endpoint: its requests may take the job's own invocation timeout, and a
-        model from a spec file runs its command in that file's folder, as it does when served."""
-        update: dict[str, Any] = {"timeout": config.timeout}
-        model = self._store.get_model(plan.job.model)
-        source = source_of(model.request) if model is not None else None
-        if source is not None:
-            update["source"] = source
-        return plan.spec.model_copy(update=update)
+        """The job's endpoint: its requests may take the job's own invocation timeout (a model
+        from a spec file already runs its command in that file's folder: ``to_spec``)."""
+        return plan.spec.model_copy(update={"timeout": config.timeout})
 
     @contextlib.asynccontextmanager
     async def _serving(self, spec: EndpointSpec) -> AsyncIterator[str]:

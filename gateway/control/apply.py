@@ -14,7 +14,6 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -22,7 +21,7 @@ from botocore.exceptions import ClientError
 from gateway.control.context import Result
 from gateway.control.errors import ControlError
 from gateway.control.plane import ControlPlane
-from gateway.control.translate import from_spec
+from gateway.control.translate import SOURCE_TAG, from_spec
 from gateway.state import EndpointStatus
 from pipelines.spec import EndpointSpec
 
@@ -30,8 +29,6 @@ from pipelines.spec import EndpointSpec
 Call = Callable[[str, Mapping[str, Any]], dict[str, Any]]
 #: Runs a ``Failed`` endpoint again on a config: ``(endpoint, config)``.
 Recreate = Callable[[str, str], None]
-#: The model tag that keeps a spec file's folder (see ``source_of``).
-SOURCE_TAG = "tandem:source"
 #: Room left for ``-`` and the digest in a 63-character name.
 _STEM = 63 - 9
 
@@ -124,11 +121,3 @@ def not_found(exc: ControlError | ClientError) -> bool:
 def _digest(request: dict[str, Any]) -> str:
     text = json.dumps(request, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:8]
-
-
-def source_of(model: Mapping[str, Any]) -> Path | None:
-    """The folder of the spec file a ``CreateModel`` request came from, if it came from one."""
-    for tag in model.get("Tags", []):
-        if tag.get("Key") == SOURCE_TAG and tag.get("Value"):
-            return Path(tag["Value"])
-    return None

@@ -50,6 +50,8 @@ MULTI_MODEL_ENV = {
     "TANDEM_LOAD_WAIT_TIMEOUT": "load_wait_timeout",
 }
 TIMEOUT_TAG = "tandem:timeout"
+#: The model tag that keeps a spec file's folder: its ``command`` runs there, as from the file.
+SOURCE_TAG = "tandem:source"
 #: SageMaker framework image repositories that Tandem's built-in containers stand in for.
 SAGEMAKER_REPOSITORIES = {
     "sagemaker-scikit-learn": Framework.SKLEARN,
@@ -103,6 +105,14 @@ def model_data_of(container: Mapping[str, Any]) -> str | None:
     return url
 
 
+def source_of(model: Mapping[str, Any]) -> Path | None:
+    """The folder of the spec file a ``CreateModel`` request came from, if it came from one."""
+    for tag in model.get("Tags", []):
+        if tag.get("Key") == SOURCE_TAG and tag.get("Value"):
+            return Path(tag["Value"])
+    return None
+
+
 def to_spec(
     endpoint_name: str,
     model: Mapping[str, Any],
@@ -117,7 +127,7 @@ def to_spec(
         "name": endpoint_name,
         "variant": variant.get("VariantName", DEFAULT_VARIANT),
         "containers": [_container(path, c) for path, c in containers_of(model)],
-        "source": source,
+        "source": source if source is not None else source_of(model),
     }
     mode = model.get("InferenceExecutionConfig", {}).get("Mode")
     if mode is not None:
