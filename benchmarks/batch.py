@@ -19,17 +19,17 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.servers import free_port, wait_ready  # noqa: E402
 
 GOAL = 0.7
 WORDS = [f"w{i}" for i in range(6000)]
@@ -77,27 +77,6 @@ def train(model_dir: Path) -> Any:
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, model_dir / "model.joblib")
     return model
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"tandem serve exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/ping", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} not ready within {timeout}s")
 
 
 def main() -> None:
@@ -148,7 +127,7 @@ def main() -> None:
             start_new_session=True,
         )
         try:
-            wait_ready(url, proc)
+            wait_ready(url + "/ping", proc)
             config = BatchConfig.build(
                 input=str(data),
                 output=str(tmp / "out"),

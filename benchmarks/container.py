@@ -5,7 +5,7 @@ aiohttp load client sends one 20-feature CSV row per request, at concurrency 1 a
 time each, alternating the servers so that drift in machine load hits both. Prints p50/p99 latency
 and req/s of each and the ratios container/baseline (goal: p50 ratio <= 1.2, req/s ratio >= 0.8).
 
-    .venv/bin/python benchmarks/container.py [--seconds 5] [--model logreg|forest]
+    .venv/bin/python benchmarks/container.py [--seconds 5] [--model logreg|forest] [--workers 2]
 """
 
 from __future__ import annotations
@@ -14,16 +14,12 @@ import argparse
 import asyncio
 import io
 import json
-import os
 import signal
 import statistics
-import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FEATURES = 20
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.servers import free_port, process  # noqa: E402
 
 # --- the baseline: the model called in-process by a minimal starlette app --------------------
 
@@ -104,44 +101,6 @@ def train(kind: str, model_dir: Path) -> None:
         tar.extractall(model_dir, filter="data")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
-    import httpx
-
-    proc = subprocess.Popen(
-        args, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{args} exited with {proc.returncode}")
-            try:
-                if httpx.get(url + "/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{args} did not answer /ping")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
 # --- the load client -----------------------------------------------------------------------------
 
 
@@ -191,6 +150,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured time per run")
     parser.add_argument("--rounds", type=int, default=2, help="alternations of the two servers")
     parser.add_argument("--model", choices=("logreg", "forest"), default="logreg")
+    parser.add_argument("--workers", type=int, default=1, help="the container's processes")
     parser.add_argument("--baseline-server", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -207,6 +167,7 @@ def main() -> None:
         body = (",".join(repr(float(v)) for v in row) + "\n").encode()
         one_thread = {"TANDEM_INTRA_OP_THREADS": "1", "TANDEM_INTER_OP_THREADS": "1"}
         c_port, b_port = free_port(), free_port()
+        container, baseline = f"http://127.0.0.1:{c_port}", f"http://127.0.0.1:{b_port}"
         container_cmd = [sys.executable, "-m", "containers", "serve", "--framework", "sklearn"]
         container_env = {
             **one_thread,
@@ -214,6 +175,7 @@ def main() -> None:
             "SAGEMAKER_BIND_TO_PORT": str(c_port),
             "TANDEM_CONTAINER_HOST": "127.0.0.1",
             "TANDEM_LOG_LEVEL": "warning",
+            "SAGEMAKER_MODEL_SERVER_WORKERS": str(args.workers),
         }
         baseline_cmd = [
             sys.executable,
@@ -225,8 +187,8 @@ def main() -> None:
         ]
         results: dict[tuple[str, int], tuple[list[float], float]] = {}
         with (
-            process(container_cmd, container_env, c_port) as container,
-            process(baseline_cmd, one_thread, b_port) as baseline,
+            process(container_cmd, container_env, f"{container}/ping"),
+            process(baseline_cmd, one_thread, f"{baseline}/ping"),
         ):
             for _ in range(args.rounds):
                 for concurrency in (1, 16):
@@ -236,7 +198,8 @@ def main() -> None:
                         results[(name, concurrency)] = (old_lat + lat, old_rps + rps / args.rounds)
 
     print(
-        f"model: {args.model}, {FEATURES}-feature CSV row, {args.seconds:g}s x {args.rounds} rounds"
+        f"model: {args.model}, {FEATURES}-feature CSV row, {args.seconds:g}s x {args.rounds} "
+        f"rounds, container on {args.workers} worker process(es), baseline on one"
     )
     print(f"{'concurrency':>11} {'server':>10} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9}")
     for concurrency in (1, 16):

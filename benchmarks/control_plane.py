@@ -18,7 +18,9 @@ the state folder, ``Image: sklearn``. One 20-feature CSV row per request.
    gateway (no control-plane module imported), both to the same container; ``wrk`` (or an aiohttp
    load), alternating rounds, medians.
 
-Ratios are the result; absolute times move with the machine.
+The load generator of 1. and the bare gateway of 3. are child processes
+(benchmarks/control_plane_children.py). Ratios are the result; absolute times move with the
+machine.
 """
 
 from __future__ import annotations
@@ -38,17 +40,18 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.control_plane_children import Sample  # noqa: E402
 from benchmarks.gateway import CSV, FEATURES, ROW, free_port, post, process  # noqa: E402
 from benchmarks.loadgen import Measure, Target, aiohttp_load, wrk  # noqa: E402
 
 POLL = 0.05
-#: What the bare gateway must not have imported: the control plane, its state, boto.
-CONTROL_MODULES = ("gateway.control", "gateway.state", "gateway.lifecycle", "botocore", "boto3")
+#: The module the load generator and the bare gateway run from, each in a process of its own.
+CHILDREN = "benchmarks.control_plane_children"
 #: Green is blue trained on inverted labels, so the two answer the benchmark's row differently.
 TRAIN = """
 import json, sys, tarfile, joblib, numpy as np
@@ -67,13 +70,6 @@ for name, labels in (("blue", y), ("green", 1 - y)):
     answers[name] = int(model.predict(np.array([%r]))[0])
 print(json.dumps(answers))
 """
-
-
-class Sample(NamedTuple):
-    at: float  # scheduled send, time.monotonic() (one clock for every process on Linux)
-    latency: float
-    status: int
-    answer: str
 
 
 # --- the control plane, through boto3 -------------------------------------------------------------
@@ -140,7 +136,8 @@ def wait_closed(url: str, timeout: float = 60.0) -> float:
 def update_under_load(gateway: str, control: Any, rate: float, duration: float) -> None:
     old_container = container_url(gateway, "live")
     old = post(f"{gateway}/endpoints/live/invocations", CSV, "text/csv").decode()
-    args = [sys.executable, __file__, "_load", f"{gateway}/endpoints/live/invocations", str(rate)]
+    url = f"{gateway}/endpoints/live/invocations"
+    args = [sys.executable, "-m", CHILDREN, "_load", url, str(rate)]
     loader = subprocess.Popen(
         args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, start_new_session=True
     )
@@ -189,54 +186,6 @@ def update_under_load(gateway: str, control: Any, rate: float, duration: float) 
         f"old answers sent after the first new: in flight at the swap); InService seen at "
         f"+{in_service - called:.3f} s; old container gone at +{old_gone - called:.3f} s"
     )
-
-
-def serve_load(url: str, rate: float) -> None:
-    """Child process: ``rate`` requests a second, each at its own time, until stdin closes."""
-    import asyncio
-
-    import aiohttp
-
-    async def main() -> list[list[Any]]:
-        samples: list[list[Any]] = []
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_reader(sys.stdin.fileno(), stop.set)
-        connector = aiohttp.TCPConnector(limit=512)
-        timeout = aiohttp.ClientTimeout(total=60)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-
-            async def send(at: float) -> None:
-                status, answer = 0, ""
-                try:
-                    headers = {"Content-Type": "text/csv"}
-                    async with session.post(url, data=CSV, headers=headers) as response:
-                        answer = (await response.read()).decode(errors="replace")
-                        status = response.status
-                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                    answer = f"{type(exc).__name__}: {exc}"
-                samples.append([at, time.monotonic() - at, status, answer[:200]])
-
-            await send(time.monotonic())  # one connection open before the clock starts
-            samples.clear()
-            print("ready", flush=True)
-            tasks: set[asyncio.Task[None]] = set()
-            start, sent = time.monotonic(), 0
-            while not stop.is_set():
-                at = start + sent / rate
-                if (wait := at - time.monotonic()) > 0:
-                    await asyncio.sleep(wait)
-                    continue
-                sent += 1
-                task = asyncio.create_task(send(at))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            await asyncio.gather(*tasks)
-        return samples
-
-    from gateway.edge.server import loop_factory  # uvloop, when there: finer timers
-
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        json.dump(runner.run(main()), sys.stdout)
 
 
 # --- 2. CreateEndpoint to InService, against the container started by hand -----------------------
@@ -316,30 +265,6 @@ def hot_path(
     }
 
 
-def serve_bare(port: int, container: str) -> None:
-    """Child process: endpoint ``live`` on ``container``, served as ``tandem serve`` serves it."""
-    import asyncio
-
-    from gateway.edge.app import create_app
-    from gateway.edge.server import bind, loop_factory, make_server
-    from gateway.runtime import ContainerState, EndpointRuntime
-    from gateway.settings import GatewaySettings
-    from pipelines.spec import EndpointSpec
-
-    spec = EndpointSpec(name="live", containers=[{"command": ["bench"]}])  # type: ignore[list-item]
-    runtime = EndpointRuntime.from_spec(spec)
-    (slot,) = runtime.containers
-    slot.url, slot.state = container, ContainerState.HEALTHY
-    settings = GatewaySettings(port=port, log_level="warning")
-    app = create_app([runtime], settings)
-    loaded = sorted(m for m in sys.modules if m.startswith(CONTROL_MODULES))
-    if loaded:
-        raise SystemExit(f"the bare gateway loaded control-plane code: {loaded}")
-    server = make_server(app, settings)
-    with bind(settings.host, port) as sock, asyncio.Runner(loop_factory=loop_factory()) as run:
-        run.run(server.serve(sockets=[sock]))
-
-
 # --- the run --------------------------------------------------------------------------------------
 
 
@@ -400,7 +325,7 @@ def main() -> None:
         print("\n3. The hot path with and without the control plane ...", flush=True)
         port = free_port()
         bare = f"http://127.0.0.1:{port}"
-        child = [sys.executable, __file__, "_bare", str(port), container_url(gateway, "live")]
+        child = [sys.executable, "-m", CHILDREN, "_bare", str(port), container_url(gateway, "live")]
         stack.enter_context(process(child, {}, f"{bare}/ping"))
         path = "/endpoints/live/invocations"
         assert post(bare + path, CSV, "text/csv") == post(gateway + path, CSV, "text/csv")
@@ -430,11 +355,6 @@ def report_hot_path(results: dict[str, tuple[float, ...]]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "_load":
-        serve_load(sys.argv[2], float(sys.argv[3]))
-    elif len(sys.argv) > 1 and sys.argv[1] == "_bare":
-        serve_bare(int(sys.argv[2]), sys.argv[3])
-    else:
-        # SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped too.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-        main()
+    # SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    main()

@@ -13,11 +13,14 @@ the rounds. Measured:
 * a 3-step Serial chain of real scikit-learn containers (StandardScaler -> PCA -> logistic
   regression, each CSV in and out) against its steps called one after another by the same client,
   each with the body it gets inside the chain (and, for reference, each step alone under wrk);
+* clients that open a new connection per request (``urllib``), against one kept-alive
+  connection, both straight and through the gateway, interleaved request by request
+  (benchmarks/connections.py): what the gateway adds to the p50 in each mode;
 * MLServer 1.7.1 serving the same model (its own virtual environment, made on first run; see
   benchmarks/mlserver_peer.py), sent its natural request: the V2 inference protocol's JSON.
 
-The gateway runs as ``tandem serve`` runs it (uvloop, the guarded httptools protocol). Ratios are
-the result; absolute times move with the machine.
+The gateway runs as ``tandem serve`` runs it (uvloop, the guarded httptools protocol; see
+benchmarks/servers.py). Ratios are the result; absolute times move with the machine.
 """
 
 from __future__ import annotations
@@ -28,13 +31,10 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,7 +42,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import mlserver_peer  # noqa: E402
+from benchmarks.connections import ConnectionCosts, connection_costs  # noqa: E402
 from benchmarks.loadgen import Load, Measure, Target, aiohttp_load, sequence, wrk  # noqa: E402
+
+# The server processes live in benchmarks/servers.py; the other benchmarks import them from here.
+from benchmarks.servers import container, free_port, gateway, post, process  # noqa: E402
+from benchmarks.servers import wait_ready as wait_ready  # noqa: E402
 
 FEATURES = 20
 ROW = [round(0.1 * (i % 7) - 0.3, 2) for i in range(FEATURES)]
@@ -52,6 +57,8 @@ HOP_P50_MS = 0.3
 HOP_RPS_RATIO = 0.9
 MLSERVER_RPS_RATIO = 2.0
 P50_MS = 1.0
+#: Issue 15: added p50 through the gateway for a client opening a new connection per request.
+FRESH_HOP_P50_MS = 0.4
 
 # Each step of the chain: what it fits on the previous step's output, and the method it serves.
 CHAIN = (
@@ -78,54 +85,7 @@ for folder, estimator, method in %r:
 """
 
 
-# --- processes ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{proc.args!r} exited with {proc.returncode} before {url} was ready")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
-            if answer.status == 200:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"{url} not ready within {timeout}s")
-
-
-@contextlib.contextmanager
-def process(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[None]:
-    """A server child whose output goes to a log file, shown only if it fails to start."""
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(
-            args,
-            env={**os.environ, **env},
-            cwd=ROOT,
-            start_new_session=True,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            try:
-                wait_ready(ready_url, proc)
-            except SystemExit:
-                log.seek(0)
-                sys.stderr.write(log.read()[-4000:].decode(errors="replace"))
-                raise
-            yield
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+# --- models and the MLServer peer ----------------------------------------------------------------
 
 
 def train(workdir: Path) -> Path:
@@ -141,53 +101,6 @@ def train(workdir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def container(model_dir: Path, method: str = "predict", accept: str = "") -> Iterator[str]:
-    port = free_port()
-    env = {
-        "SAGEMAKER_BIND_TO_PORT": str(port),
-        "SM_MODEL_DIR": str(model_dir),
-        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
-        "TANDEM_SKLEARN_METHOD": method,
-    }
-    if accept:
-        env["SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"] = accept
-    args = [sys.executable, "-m", "containers", "serve", "--framework", "sklearn"]
-    with process(args, env, f"http://127.0.0.1:{port}/ping"):
-        yield f"http://127.0.0.1:{port}"
-
-
-@contextlib.contextmanager
-def gateway(upstream: str, endpoints: dict[str, list[str]]) -> Iterator[str]:
-    port = free_port()
-    args = [sys.executable, __file__, "_gateway", str(port), upstream, json.dumps(endpoints)]
-    with process(args, {}, f"http://127.0.0.1:{port}/ping"):
-        yield f"http://127.0.0.1:{port}"
-
-
-def serve_gateway(port: int, upstream: str, endpoints: dict[str, list[str]]) -> None:
-    """Child process: the gateway app served as ``tandem serve`` serves it."""
-    import asyncio
-
-    from gateway.edge.app import create_app
-    from gateway.edge.server import bind, loop_factory, make_server
-    from gateway.runtime import ContainerState, EndpointRuntime
-    from gateway.settings import GatewaySettings
-    from pipelines.spec import EndpointSpec
-
-    runtimes = []
-    for name, urls in endpoints.items():
-        containers = [{"command": ["bench"]} for _ in urls]
-        runtime = EndpointRuntime.from_spec(EndpointSpec(name=name, containers=containers))  # type: ignore[arg-type]
-        for c, url in zip(runtime.containers, urls, strict=True):
-            c.url, c.state = url, ContainerState.HEALTHY
-        runtimes.append(runtime)
-    settings = GatewaySettings(upstream=upstream, port=port, log_level="warning")  # type: ignore[arg-type]
-    server = make_server(create_app(runtimes, settings), settings)
-    with bind(settings.host, port) as sock, asyncio.Runner(loop_factory=loop_factory()) as run:
-        run.run(server.serve(sockets=[sock]))
-
-
-@contextlib.contextmanager
 def mlserver(workdir: Path) -> Iterator[str]:
     interpreter = mlserver_peer.python()
     ports = (free_port(), free_port(), free_port())
@@ -196,13 +109,6 @@ def mlserver(workdir: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{ports[0]}"
     with process(mlserver_peer.command(interpreter, folder), {}, url + mlserver_peer.ready_path()):
         yield url
-
-
-def post(url: str, body: bytes, content_type: str) -> bytes:
-    request = urllib.request.Request(url, body, {"Content-Type": content_type}, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        data: bytes = answer.read()
-        return data
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -233,6 +139,9 @@ def main() -> None:
     parser.add_argument("--upstreams", default="httptools,aiohttp,httpx", help="first: the goals'")
     parser.add_argument("--skip-chain", action="store_true", help="no 3-step Serial chain")
     parser.add_argument("--skip-mlserver", action="store_true", help="no MLServer comparison")
+    parser.add_argument(
+        "--fresh-requests", type=int, default=2000, help="requests per kind, new connections"
+    )
     args = parser.parse_args()
     measure: Measure = wrk if shutil.which("wrk") else aiohttp_load
     upstreams = args.upstreams.split(",")
@@ -290,7 +199,12 @@ def main() -> None:
             }
             for label, load in chain_vs_steps(sequences, args.rounds, args.duration).items():
                 results[(label, 1)] = load
-    report(targets, results, upstreams, args)
+        main_url = next(t.url for t in targets if t.label == f"gateway ({upstreams[0]})")
+        print("new connection per request vs kept alive, interleaved ...", flush=True)
+        fresh = connection_costs(
+            f"{direct}/invocations", main_url, CSV, "text/csv", args.fresh_requests
+        )
+    report(targets, results, upstreams, args, fresh)
 
 
 def chain_vs_steps(
@@ -319,6 +233,7 @@ def report(
     results: dict[tuple[str, int], Load],
     upstreams: list[str],
     args: argparse.Namespace,
+    fresh: ConnectionCosts,
 ) -> None:
     print(f"\n{'target':28}{'request':>9}{'c=1 p50 ms':>12}{'p99 ms':>9}{'c=16 req/s':>12}")
     for t in targets:
@@ -375,6 +290,19 @@ def report(
                 ratio >= MLSERVER_RPS_RATIO,
             )
         )
+    print(
+        f"\nurllib, c=1 p50: new connection per request straight {fresh.fresh_straight:.3f} ms, "
+        f"gateway {fresh.fresh_gateway:.3f} ms ({fresh.fresh_added:+.3f}); kept alive straight "
+        f"{fresh.kept_straight:.3f} ms, gateway {fresh.kept_gateway:.3f} ms "
+        f"({fresh.kept_added:+.3f})"
+    )
+    goals.append(
+        (
+            f"new connection per request adds <= {FRESH_HOP_P50_MS} ms p50",
+            f"{fresh.fresh_added:+.3f} ms (kept alive {fresh.kept_added:+.3f})",
+            fresh.fresh_added <= FRESH_HOP_P50_MS,
+        )
+    )
     p50 = results[(main, 1)].p50_ms
     goals.append((f"p50 <= {P50_MS} ms through the gateway, c=1", f"{p50:.3f} ms", p50 <= P50_MS))
     print(f"\n{'goal':48}{'measured':>36}  result")
@@ -383,9 +311,6 @@ def report(
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "_gateway":
-        serve_gateway(int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]))
-    else:
-        # SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped too.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-        main()
+    # SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    main()

@@ -1,6 +1,7 @@
 """The container contract over HTTP: thin starlette routes over :class:`ModelService`.
 
-``GET /ping``, ``POST /invocations``, ``GET /execution-parameters``; with ``SAGEMAKER_MULTI_MODEL``
+``GET /ping``, ``POST /invocations``, ``GET /execution-parameters``, ``GET /metrics`` (Prometheus:
+adaptive batching's per-model batch sizes and waits); with ``SAGEMAKER_MULTI_MODEL``
 also ``POST/GET /models``, ``GET/DELETE /models/{name}`` and ``POST /models/{name}/invoke``.
 Every error is JSON ``{"error": <code>, "message": <text>}``, never a stack trace.
 """
@@ -13,6 +14,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST as METRICS_TYPE
+from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -23,6 +26,7 @@ from containers.errors import BadRequest, ContainerError, PayloadTooLarge
 from containers.frameworks import ModelFramework
 from containers.service import ModelService
 from containers.settings import ContainerSettings, configure_logging
+from containers.streaming import StreamedParts, streaming_response
 
 log = logging.getLogger(__name__)
 TARGET_MODEL = "x-amzn-sagemaker-target-model"
@@ -78,16 +82,22 @@ def create_app(settings: ContainerSettings, framework: ModelFramework | None = N
     async def ping(request: Request) -> Response:
         return Response(status_code=200)
 
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(service.batch_metrics.registry), media_type=METRICS_TYPE)
+
     async def execution_parameters(request: Request) -> Response:
         return JSONResponse(service.execution_parameters())
 
     async def _invoke(request: Request, name: str | None) -> Response:
         loaded = service.models.get(name) if name is not None else service.models.only()
-        body = await read_body(request, limit)
+        with service.arriving(loaded):
+            body = await read_body(request, limit)
         headers = request.headers
         reply = await service.invoke(
             loaded, body, headers.get("content-type"), headers.get("accept"), headers
         )
+        if isinstance(reply.body, StreamedParts):  # a generator from user code
+            return streaming_response(reply.body, reply.content_type, reply.headers or None)
         return Response(reply.body, media_type=reply.content_type, headers=reply.headers or None)
 
     async def invocations(request: Request) -> Response:
@@ -134,6 +144,7 @@ def create_app(settings: ContainerSettings, framework: ModelFramework | None = N
         Route("/ping", ping, methods=["GET"]),
         Route("/invocations", invocations, methods=["POST"]),
         Route("/execution-parameters", execution_parameters, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
     if settings.multi_model:
         routes += [

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -30,7 +32,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def serve(framework: str | None = None) -> int:
-    """Read settings once, then run uvicorn (uvloop + httptools) until SIGTERM."""
+    """Read settings once, then run uvicorn (uvloop + httptools) until SIGTERM.
+
+    Multi-model with several workers: the router of :mod:`containers.router` in front of
+    worker processes (each comes back here with the file descriptor of its private socket).
+    """
     if framework:
         os.environ[FRAMEWORK_ENV] = framework  # worker processes read settings from the env
     try:
@@ -46,8 +52,9 @@ def serve(framework: str | None = None) -> int:
     import uvicorn
 
     from containers.app import create_app
+    from containers.router import WORKER_FD_ENV, run_router
 
-    options = dict(
+    options: dict[str, Any] = dict(
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -57,19 +64,48 @@ def serve(framework: str | None = None) -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
     )
-    workers = settings.workers
-    if workers > 1 and settings.multi_model:
-        log.warning("SAGEMAKER_MODEL_SERVER_WORKERS=%d ignored: multi-model mode uses one", workers)
-        workers = 1
-    if workers > 1:
-        uvicorn.run("containers.app:app_factory", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    worker_fd = os.environ.get(WORKER_FD_ENV)
+    if worker_fd is not None:  # one worker of a multi-process multi-model container
+        return _serve_worker(settings, int(worker_fd), options)
+    if settings.multi_model and settings.workers > 1:
+        return run_router(settings)
+    if settings.workers > 1:
+        uvicorn.run(
+            "containers.app:app_factory",
+            factory=True,
+            workers=settings.workers,
+            **options,
+        )
         return 0
     try:
         app = create_app(settings)
     except ContainerError as exc:
         print(f"cannot start: {exc.message}", file=sys.stderr)
         return 2
-    uvicorn.run(app, **options)  # type: ignore[arg-type]
+    uvicorn.run(app, **options)
+    return 0
+
+
+def _serve_worker(settings: ContainerSettings, fd: int, options: dict[str, Any]) -> int:
+    """Serve on the router's socket, inherited as ``fd``.
+
+    Not uvicorn's ``fd`` option: it takes the socket for a Unix one, so uvloop would leave Nagle
+    on for its connections, and the head and body of each answer would wait for the router's
+    delayed ACK (40 ms).
+    """
+    import uvicorn
+
+    from containers.app import create_app
+
+    try:
+        app = create_app(settings)
+    except ContainerError as exc:
+        print(f"cannot start: {exc.message}", file=sys.stderr)
+        return 2
+    del options["host"], options["port"]
+    # The router holds its connections open: no idle timeout to race its next request.
+    config = uvicorn.Config(app, **options, timeout_keep_alive=24 * 3600)
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
     return 0
 
 

@@ -29,6 +29,7 @@ from containers.errors import (
     UserCodeError,
 )
 from containers.frameworks import ModelFramework
+from containers.streaming import is_stream, streamed
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,11 @@ class ModelHandler:
         #: ``None``: user code decides what it accepts / produces.
         self.content_types: tuple[str, ...] | None = None if custom_in else framework.content_types
         self.accepts: tuple[str, ...] | None = None if custom_out else framework.accepts
+        #: Default decoding and prediction: requests may be stacked (a user output_fn still runs
+        #: once per request, on that request's rows).
+        self.stackable = (
+            self.transform_fn is None and not self.input_fn.user and not self.predict_fn.user
+        )
 
     def context(self, request_headers: Mapping[str, str] | None = None) -> Context:
         return Context(self.name, str(self.model_dir), request_headers or {})
@@ -221,7 +227,16 @@ class ModelHandler:
             result = self.transform_fn(model, body, content_type, accept, context=context)
             return _response(result, accept, "transform_fn")
         data = self.input_fn(body, content_type, context=context)
+        return self.predict_encode(model, data, accept, context)
+
+    def predict_encode(
+        self, model: Any, data: Any, accept: str, context: Context
+    ) -> tuple[bytes, str]:
+        """``predict_fn`` then ``output_fn``: a request already through ``input_fn``."""
         prediction = self.predict_fn(data, model, context=context)
+        return self.encode(prediction, accept, context)
+
+    def encode(self, prediction: Any, accept: str, context: Context) -> tuple[bytes, str]:
         return _response(self.output_fn(prediction, accept, context=context), accept, "output_fn")
 
 
@@ -235,6 +250,9 @@ def _response(result: Any, accept: str, where: str) -> tuple[bytes, str]:
         return result.encode(), content_type
     if isinstance(result, bytearray | memoryview):
         return bytes(result), content_type
+    if is_stream(result):  # a generator: sent part by part (containers/streaming.py)
+        return streamed(result, where), content_type
     raise UserCodeError(
-        f"{where} returned {type(result).__name__}; return bytes, str or (body, content_type)"
+        f"{where} returned {type(result).__name__}; return bytes, str, a generator of them "
+        "or (body, content_type)"
     )

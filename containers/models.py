@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import re
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +138,9 @@ class ModelRegistry:
         model = handler.load()
         if limit is not None and resources.rss() > limit:
             used = resources.rss()
-            _free(handler, model)
+            held = [model]
+            del model
+            _free(handler, held)
             raise InsufficientMemory(
                 f"model {name!r} took the container to {used >> 20} MiB, over its "
                 f"{limit >> 20} MiB memory limit; it was unloaded again"
@@ -148,30 +151,48 @@ class ModelRegistry:
     async def remove(self, name: str, run: Executor) -> None:
         loaded = self.get(name)
         del self._models[name]
-        await run(lambda: _free(loaded.handler, loaded.model))
+        # Only ``held`` should refer to the model now (a request still running holds ``loaded``).
+        handler, held = loaded.handler, [loaded.model]
+        del loaded
+        await run(lambda: _free(handler, held))
         log.info("unloaded model %s", name)
 
     def page(self, token: str | None, limit: int | None) -> dict[str, Any]:
         """One page of ``GET /models``; ``nextPageToken`` is present while more models follow."""
-        size = DEFAULT_PAGE if limit is None else limit
-        if not 1 <= size <= MAX_PAGE:
-            raise BadRequest(f"limit must be between 1 and {MAX_PAGE}, got {size}")
-        start = 0
-        if token:
-            if not token.isdigit():
-                raise BadRequest(f"invalid next_page_token {token[:40]!r}")
-            start = int(token)
-        names = sorted(self._models)
-        chosen = names[start : start + size]
-        body: dict[str, Any] = {
-            "models": [{"modelName": n, "modelUrl": self._models[n].url} for n in chosen]
-        }
-        if start + size < len(names):
-            body["nextPageToken"] = str(start + size)
-        return body
+        return page({name: m.url for name, m in self._models.items()}, token, limit)
 
 
-def _free(handler: ModelHandler, model: Any) -> None:
+def page(urls: dict[str, str], token: str | None, limit: int | None) -> dict[str, Any]:
+    """One page of ``GET /models`` over name -> url (the router of several workers shares it)."""
+    size = DEFAULT_PAGE if limit is None else limit
+    if not 1 <= size <= MAX_PAGE:
+        raise BadRequest(f"limit must be between 1 and {MAX_PAGE}, got {size}")
+    start = 0
+    if token:
+        if not token.isdigit():
+            raise BadRequest(f"invalid next_page_token {token[:40]!r}")
+        start = int(token)
+    names = sorted(urls)
+    chosen = names[start : start + size]
+    body: dict[str, Any] = {"models": [{"modelName": n, "modelUrl": urls[n]} for n in chosen]}
+    if start + size < len(names):
+        body["nextPageToken"] = str(start + size)
+    return body
+
+
+def _free(handler: ModelHandler, held: list[Any]) -> None:
+    """Unload the only reference to a model in ``held``; a full GC pass only if that left it.
+
+    A full pass takes about 80 ms with scikit-learn imported and holds the GIL all along, so
+    every eviction would stall the process's requests; most models (no reference cycles) are
+    freed the moment their last reference goes, which the weak reference shows.
+    """
+    model = held.pop()
     handler.unload(model)
+    try:
+        alive: Callable[[], Any] | None = weakref.ref(model)
+    except TypeError:  # no weak references to this type: cannot tell
+        alive = None
     del model
-    gc.collect()
+    if alive is None or alive() is not None:
+        gc.collect()

@@ -12,13 +12,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from containers import codecs, frameworks, resources
+from containers.batching import Batcher, RowBatching
+from containers.batching_metrics import BatchMetrics
 from containers.errors import ModelLoadError, PredictionTimeout
-from containers.fastpath import FastPath, timed
+from containers.fastpath import SMALL_BODY, FastPath, timed
 from containers.frameworks import ModelFramework
 from containers.handler import ModelHandler
 from containers.models import HostedModel, ModelRegistry
@@ -54,6 +57,10 @@ class ModelService:
         # Started in start(), after the framework sized its pools: threads apply per-thread limits.
         self._predict_pool: WorkerThreads | None = None
         self._load_pool: WorkerThreads | None = None
+        self._batchers: dict[str, Batcher] = {}
+        self.batch_metrics = BatchMetrics()
+        #: The framework's row stacking, if it has one (checked once: the check is slow).
+        self._rows = self.framework if isinstance(self.framework, RowBatching) else None
 
     def _handler(self, name: str, model_dir: Path) -> ModelHandler:
         return ModelHandler(
@@ -105,6 +112,8 @@ class ModelService:
 
     async def unload(self, name: str) -> None:
         await self.models.remove(name, self._loader)
+        if self._batchers.pop(name, None) is not None:
+            self.batch_metrics.forget(name)
 
     def execution_parameters(self) -> dict[str, Any]:
         return {
@@ -112,6 +121,93 @@ class ModelService:
             "BatchStrategy": "MULTI_RECORD",
             "MaxPayloadInMB": max(1, int(self.settings.max_payload_mb)),
         }
+
+    def _fast(self, loaded: HostedModel) -> FastPath:
+        fast = loaded.fast
+        if fast is None:
+            eligible = loaded.handler.module is None  # user code may sleep or wait on I/O
+            budget = self.settings.inline_predict_ms / 1e3
+            fast = loaded.fast = FastPath(loaded.name, budget, eligible)
+        return fast
+
+    def _dispatch(
+        self, loaded: HostedModel, func: Callable[[], T], size: int, count: int = 1
+    ) -> T | asyncio.Future[T]:
+        """Run ``func`` on the loop (small requests of a model proven fast): its result; else in
+        a worker thread: a future of it. ``count``: requests in it (a trial records the time of
+        one)."""
+        fast = self._fast(loaded)
+        if fast.runs_inline(size):
+            started = time.perf_counter()
+            try:
+                return func()
+            finally:
+                fast.ran_inline(time.perf_counter() - started)
+        assert self._predict_pool is not None, "start() first"
+        if not fast.on_trial(size):
+            return self._predict_pool.submit(func)
+        trial = self._predict_pool.submit(timed, func)
+        result: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        def done(ran: asyncio.Future[tuple[T, float]]) -> None:
+            if result.done():  # the caller gave up
+                return
+            exc = ran.exception()
+            if exc is not None:
+                result.set_exception(exc)
+                return
+            value, seconds = ran.result()
+            fast.timed(seconds / count)
+            result.set_result(value)
+
+        trial.add_done_callback(done)
+        return result
+
+    async def _execute(self, loaded: HostedModel, func: Callable[[], T], size: int) -> T:
+        """:meth:`_dispatch`, awaited within ``SAGEMAKER_MODEL_SERVER_TIMEOUT``."""
+        ran = self._dispatch(loaded, func, size)
+        if not isinstance(ran, asyncio.Future):
+            return ran
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                return await ran
+        except TimeoutError:
+            raise self._timed_out(loaded) from None
+
+    def _timed_out(self, loaded: HostedModel) -> PredictionTimeout:
+        log.warning("prediction for %s passed %ss", loaded.name, self.settings.timeout)
+        return PredictionTimeout(
+            f"the prediction took longer than SAGEMAKER_MODEL_SERVER_TIMEOUT="
+            f"{self.settings.timeout:g}s"
+        )
+
+    def batcher(self, loaded: HostedModel) -> Batcher | None:
+        """The model's batcher when batching is on and its requests can be stacked."""
+        size = self.settings.max_batch_size
+        if size <= 1 or self._rows is None or not loaded.handler.stackable:
+            return None
+        batcher = self._batchers.get(loaded.name)
+        if batcher is None or batcher.model is not loaded.model:
+            batcher = self._batchers[loaded.name] = Batcher(
+                loaded.name,
+                loaded.handler,
+                loaded.model,
+                self._rows,
+                max_size=size,
+                max_delay_s=self.settings.max_batch_delay_ms / 1e3,
+                timeout_s=self.settings.timeout,
+                dispatch=lambda job, body_bytes, count: self._dispatch(
+                    loaded, job, body_bytes, count
+                ),
+                on_loop=lambda body_bytes: self._fast(loaded).runs_inline(body_bytes),
+                metrics=self.batch_metrics,
+            )
+        return batcher
+
+    def arriving(self, loaded: HostedModel) -> AbstractContextManager[None]:
+        """Around reading a body: a batch forming for this model may wait for it."""
+        batcher = self.batcher(loaded)
+        return batcher.arriving() if batcher is not None else nullcontext()
 
     async def invoke(
         self,
@@ -123,7 +219,8 @@ class ModelService:
     ) -> Reply:
         """Negotiate on the loop (cheap, fails fast), then decode/predict/encode in a thread.
 
-        Small requests of a model proven fast run on the loop instead (:mod:`containers.fastpath`).
+        Small requests of a model proven fast run on the loop instead (:mod:`containers.fastpath`);
+        with batching on, small bodies decode on the loop and join their model's batch.
         """
         handler = loaded.handler
         media = handler.resolve_content_type(content_type)
@@ -131,34 +228,22 @@ class ModelService:
         if content_type and ";" in content_type:
             body = codecs.transcode_to_utf8(body, content_type)
         context = handler.context(headers)
-        fast = loaded.fast
-        if fast is None:
-            eligible = handler.module is None  # user code may sleep or wait on I/O
-            budget = self.settings.inline_predict_ms / 1e3
-            fast = loaded.fast = FastPath(loaded.name, budget, eligible)
         size = len(body)
-        if fast.runs_inline(size):
-            started = time.perf_counter()
-            try:
-                out, out_type = handler.invoke(loaded.model, body, media, chosen, context)
-            finally:
-                fast.ran_inline(time.perf_counter() - started)
+        batcher = self.batcher(loaded) if size <= SMALL_BODY else None
+        if batcher is None:
+            out, out_type = await self._execute(
+                loaded, lambda: handler.invoke(loaded.model, body, media, chosen, context), size
+            )
             return Reply(out, out_type, context.response_headers)
-        assert self._predict_pool is not None, "start() first"
-        args = (loaded.model, body, media, chosen, context)
-        try:
-            async with asyncio.timeout(self.settings.timeout):
-                if fast.on_trial(size):
-                    (out, out_type), seconds = await self._predict_pool.submit(
-                        timed, handler.invoke, *args
-                    )
-                    fast.timed(seconds)
-                else:
-                    out, out_type = await self._predict_pool.submit(handler.invoke, *args)
-        except TimeoutError:
-            log.warning("prediction for %s passed %ss", loaded.name, self.settings.timeout)
-            raise PredictionTimeout(
-                f"the prediction took longer than SAGEMAKER_MODEL_SERVER_TIMEOUT="
-                f"{self.settings.timeout:g}s"
-            ) from None
+        data = handler.input_fn(body, media, context=context)
+        found = batcher.rows_of(data)
+        if found is None:
+            out, out_type = await self._execute(
+                loaded, lambda: handler.predict_encode(loaded.model, data, chosen, context), size
+            )
+            return Reply(out, out_type, context.response_headers)
+        key, rows = found
+        # No timer per request: the batcher answers 504 when a batch passes the time limit.
+        answer = batcher.submit(data, (media, chosen, key), rows, chosen, context, size)
+        out, out_type = await answer
         return Reply(out, out_type, context.response_headers)

@@ -41,6 +41,10 @@ class ContainerSettings(BaseSettings):
     inter_op_threads: int = Field(default=0, ge=0, alias="TANDEM_INTER_OP_THREADS")
     #: Small requests of a model proven faster than this (ms) run on the event loop; 0: never.
     inline_predict_ms: float = Field(default=0.5, ge=0, alias="TANDEM_INLINE_PREDICT_MS")
+    #: Adaptive batching: at most this many concurrent requests per model call (0 or 1: off).
+    max_batch_size: int = Field(default=0, ge=0, le=1024, alias="TANDEM_MAX_BATCH_SIZE")
+    #: How long a forming batch waits for requests still reading their bodies (never for none).
+    max_batch_delay_ms: float = Field(default=2.0, ge=0, le=1000, alias="TANDEM_MAX_BATCH_DELAY_MS")
     #: Memory a multi-model container may use (MiB); else the cgroup limit; else unlimited.
     memory_limit_mb: float | None = Field(default=None, gt=0, alias="TANDEM_MEMORY_LIMIT_MB")
     #: scikit-learn's default ``predict_fn`` calls this method.

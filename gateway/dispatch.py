@@ -128,10 +128,19 @@ class Dispatcher:
         endpoint: EndpointRuntime,
         request: InvocationRequest,
         timings: list[tuple[str, float]] | None = None,
+        *,
+        timeout: float | None = None,
+        max_body: int | None = None,
     ) -> InvocationResult:
-        """Run ``request``; ``timings`` (if given) collects each answered step, even on failure."""
+        """Run ``request``; ``timings`` (if given) collects each answered step, even on failure.
+
+        ``timeout`` and ``max_body`` replace the endpoint's ``timeout`` and the gateway's
+        TANDEM_MAX_PAYLOAD for this call only: an asynchronous request has its own
+        InvocationTimeoutSeconds and may answer up to TANDEM_ASYNC_MAX_BYTES.
+        """
         steps = self._route(endpoint, request)
-        deadline = time.monotonic() + endpoint.spec.timeout
+        deadline = time.monotonic() + (endpoint.spec.timeout if timeout is None else timeout)
+        limit = self.max_payload if max_body is None else max_body
         done: list[tuple[str, float]] = timings if timings is not None else []
         body = request.body
         content_type = request.content_type
@@ -142,38 +151,32 @@ class Dispatcher:
             step = (index + 1, len(steps)) if len(steps) > 1 else None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise _timed_out(container, step, self.log_stream(container))
+                raise timed_out(container, step, self.log_stream(container))
             started = time.perf_counter()
             try:
                 manager = self._managers.get(container)
                 if manager is None:
                     response = await self.upstream(container).post(
-                        INVOCATIONS, body, headers, timeout=remaining, max_body=self.max_payload
+                        INVOCATIONS, body, headers, timeout=remaining, max_body=limit
                     )
                 else:
                     assert request.target_model is not None  # _route checked it
                     response, started = await self._invoke_model(
-                        container, manager, request.target_model, body, headers, deadline
+                        container, manager, request.target_model, body, headers, deadline, limit
                     )
             except UpstreamTimeout as exc:
-                raise _timed_out(container, step, self.log_stream(container)) from exc
+                raise timed_out(container, step, self.log_stream(container)) from exc
             except UpstreamUnavailable as exc:
-                log.warning(
-                    "container %s/%s unreachable: %s", endpoint.name, container.hostname, exc
-                )
-                raise ServiceUnavailable(
-                    f"Container {container.hostname} of endpoint {endpoint.name} is not "
-                    "reachable; it may be restarting. Try again later."
-                ) from exc
+                raise unreachable(container, exc) from exc
             except UpstreamBodyTooLarge as exc:
                 what = "the payload to the next step" if index < last else "the response"
                 raise InvalidRequest(
-                    f"{_where(container, step)} answered with a body larger than {exc.limit} "
+                    f"{where(container, step)} answered with a body larger than {exc.limit} "
                     f"bytes, the limit for {what}."
                 ) from exc
             done.append((container.hostname, time.perf_counter() - started))
             if not 200 <= response.status < 300:
-                raise _model_error(
+                raise model_error(
                     container, step, response.status, response.body, self.log_stream(container)
                 )
             body = response.body
@@ -189,6 +192,7 @@ class Dispatcher:
         body: bytes,
         headers: dict[str, str],
         deadline: float,
+        max_body: int,
     ) -> tuple[UpstreamResponse, float]:
         """Invoke ``target`` in a MultiModel container, loading it first when needed.
 
@@ -204,7 +208,7 @@ class Dispatcher:
                     body,
                     headers,
                     timeout=max(deadline - time.monotonic(), 0.001),
-                    max_body=self.max_payload,
+                    max_body=max_body,
                 )
             finally:
                 manager.release(entry)
@@ -216,50 +220,7 @@ class Dispatcher:
     def _route(
         self, endpoint: EndpointRuntime, request: InvocationRequest
     ) -> list[ContainerRuntime]:
-        """The containers this request goes through, all healthy, or the error to answer."""
-        target = request.target_container
-        if endpoint.direct:
-            if target is None:
-                raise InvalidRequest(
-                    f"Endpoint {endpoint.name} uses Direct execution: the request needs the "
-                    "X-Amzn-SageMaker-Target-Container-Hostname header naming one of its "
-                    f"containers ({', '.join(c.hostname for c in endpoint.containers)})."
-                )
-            container = endpoint.container(target)
-            if container is None:
-                raise InvalidRequest(
-                    f"Container hostname {target} not found in endpoint {endpoint.name}. Valid "
-                    f"hostnames: {', '.join(c.hostname for c in endpoint.containers)}."
-                )
-            steps = [container]
-        else:
-            if target is not None:
-                raise InvalidRequest(
-                    f"Endpoint {endpoint.name} uses Serial execution and does not support the "
-                    "target container hostname header."
-                )
-            steps = endpoint.containers
-        multi = [c for c in steps if c.spec.mode is Mode.MULTI_MODEL]
-        if request.target_model is not None and not multi:
-            raise InvalidRequest(
-                f"Endpoint {endpoint.name} is not a multi-model endpoint and does not support "
-                "target model header."
-            )
-        if multi:
-            if request.target_model is None:
-                raise InvalidRequest(
-                    f"Container {multi[0].hostname} of endpoint {endpoint.name} hosts many "
-                    "models: the request needs the X-Amzn-SageMaker-Target-Model header naming "
-                    "one (a path under its model_data prefix)."
-                )
-            validate_target(request.target_model)
-        for container in steps:
-            if not container.healthy or not container.url:
-                raise ServiceUnavailable(
-                    f"Container {container.hostname} of endpoint {endpoint.name} is "
-                    f"{container.state.value}, not InService. Try again later."
-                )
-        return steps
+        return route(endpoint, request.target_container, request.target_model)
 
     @staticmethod
     def _headers(
@@ -279,13 +240,13 @@ class Dispatcher:
         return headers
 
 
-def _where(container: ContainerRuntime, step: tuple[int, int] | None) -> str:
+def where(container: ContainerRuntime, step: tuple[int, int] | None) -> str:
     if step is None:
         return f"Container {container.hostname}"
     return f"Container {container.hostname} (step {step[0]} of {step[1]})"
 
 
-def _model_error(
+def model_error(
     container: ContainerRuntime,
     step: tuple[int, int] | None,
     status: int,
@@ -304,7 +265,7 @@ def _model_error(
     )
 
 
-def _timed_out(
+def timed_out(
     container: ContainerRuntime, step: tuple[int, int] | None, log_stream: str | None
 ) -> ModelError:
     # SageMaker's observed form: a ModelError with original status 0 naming the slow container.
@@ -313,4 +274,75 @@ def _timed_out(
         f"{container.hostname}. Review the latency metrics for each container, resolve the "
         "issue, and try again."
     )
-    return _model_error(container, step, 0, original.encode(), log_stream)
+    return model_error(container, step, 0, original.encode(), log_stream)
+
+
+def route(
+    endpoint: EndpointRuntime,
+    target: str | None,
+    target_model: str | None,
+    *,
+    streaming: bool = False,
+) -> list[ContainerRuntime]:
+    """The containers a request goes through, all healthy, or the error to answer.
+
+    ``streaming``: InvokeEndpointWithResponseStream, which has no TargetModel to name a model of a
+    MultiModel container with.
+    """
+    hostnames = ", ".join(c.hostname for c in endpoint.containers)
+    if endpoint.direct:
+        if target is None:
+            raise InvalidRequest(
+                f"Endpoint {endpoint.name} uses Direct execution: the request needs the "
+                "X-Amzn-SageMaker-Target-Container-Hostname header naming one of its "
+                f"containers ({hostnames})."
+            )
+        container = endpoint.container(target)
+        if container is None:
+            raise InvalidRequest(
+                f"Container hostname {target} not found in endpoint {endpoint.name}. Valid "
+                f"hostnames: {hostnames}."
+            )
+        steps = [container]
+    else:
+        if target is not None:
+            raise InvalidRequest(
+                f"Endpoint {endpoint.name} uses Serial execution and does not support the "
+                "target container hostname header."
+            )
+        steps = endpoint.containers
+    multi = [c for c in steps if c.spec.mode is Mode.MULTI_MODEL]
+    if multi and streaming:
+        raise InvalidRequest(
+            f"Container {multi[0].hostname} of endpoint {endpoint.name} hosts many models, which "
+            "InvokeEndpointWithResponseStream cannot name (it has no TargetModel): use "
+            "InvokeEndpoint."
+        )
+    if target_model is not None and not multi:
+        raise InvalidRequest(
+            f"Endpoint {endpoint.name} is not a multi-model endpoint and does not support "
+            "target model header."
+        )
+    if multi:
+        if target_model is None:
+            raise InvalidRequest(
+                f"Container {multi[0].hostname} of endpoint {endpoint.name} hosts many "
+                "models: the request needs the X-Amzn-SageMaker-Target-Model header naming "
+                "one (a path under its model_data prefix)."
+            )
+        validate_target(target_model)
+    for container in steps:
+        if not container.healthy or not container.url:
+            raise ServiceUnavailable(
+                f"Container {container.hostname} of endpoint {endpoint.name} is "
+                f"{container.state.value}, not InService. Try again later."
+            )
+    return list(steps)
+
+
+def unreachable(container: ContainerRuntime, exc: Exception) -> ServiceUnavailable:
+    log.warning("container %s/%s unreachable: %s", container.endpoint, container.hostname, exc)
+    return ServiceUnavailable(
+        f"Container {container.hostname} of endpoint {container.endpoint} is not reachable; "
+        "it may be restarting. Try again later."
+    )

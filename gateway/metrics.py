@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from gateway.container_metrics import ContainerBatchRelay
 from gateway.errors import ApiError, ModelError
 from gateway.runtime import ContainerRuntime, EndpointRuntime
 
@@ -117,7 +118,16 @@ class GatewayMetrics:
             registry=reg,
             buckets=LATENCY_BUCKETS,
         )
+        self.shadow_dropped = Counter(
+            "tandem_shadow_dropped",
+            "Copies of requests not sent to a shadow variant: too many copies already in flight",
+            labels,
+            registry=reg,
+        )
         self.registry.register(_ContainerStateCollector(endpoints))
+        #: The containers' batching series; ``await refresh()`` before ``render()``.
+        self.containers = ContainerBatchRelay(endpoints)
+        self.registry.register(self.containers)
         self._endpoints: dict[EndpointRuntime, EndpointMetrics] = {}
         self._models = _ModelFamilies(reg)
         self.registry.register(_ModelStateCollector(endpoints, models_of))
@@ -168,9 +178,15 @@ class _ContainerStateCollector(_RuntimeCollector):
             "Times the supervisor restarted the container",
             labels=labels,
         )
+        # Instances of one variant share their labels: up is 1 only when every copy is.
+        seen: dict[tuple[str, ...], list[float]] = {}
         for values, c in self._containers():
-            up.add_metric(values, 1.0 if c.healthy else 0.0)
-            restarts.add_metric(values, float(c.restarts))
+            sample = seen.setdefault(tuple(values), [1.0, 0.0])
+            sample[0] = min(sample[0], 1.0 if c.healthy else 0.0)
+            sample[1] += c.restarts
+        for key, (healthy, restarted) in seen.items():
+            up.add_metric(list(key), healthy)
+            restarts.add_metric(list(key), restarted)
         yield up
         yield restarts
 

@@ -8,6 +8,8 @@ objects lets both sides be tested without the other.
 
 from __future__ import annotations
 
+import bisect
+import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -53,6 +55,25 @@ class ContainerHandle(Protocol):
         ...
 
 
+class CaptureSink(Protocol):
+    """An endpoint's data capture, as the hot path sees it (``gateway.capture.CaptureWriter``)."""
+
+    def sampled(self) -> bool: ...
+
+    def offer(
+        self,
+        variant: str,
+        body: bytes,
+        content_type: str | None,
+        answer: bytes | None,
+        answer_type: str | None,
+        *,
+        event_id: str,
+        inference_id: str | None = None,
+        target_model: str | None = None,
+    ) -> None: ...
+
+
 class ContainerState(StrEnum):
     STARTING = "Starting"
     HEALTHY = "InService"
@@ -85,6 +106,8 @@ class ContainerRuntime:
     on_ready: list[Callable[[], None]] = field(default_factory=list)
     #: MultiModel only: the effective memory and disk cache limits, fixed when it is built.
     limits: Limits | None = None
+    #: Its endpoint has ``async_inference``: it must take bodies up to TANDEM_ASYNC_MAX_BYTES.
+    asynchronous: bool = False
 
     def __post_init__(self) -> None:
         self.deployment = self.deployment or self.endpoint
@@ -131,6 +154,7 @@ class EndpointRuntime:
                     deployment=deployment,
                     source=spec.source,
                     limits=limits.get(hostname),
+                    asynchronous=spec.async_inference is not None,
                 )
                 for hostname, container in zip(spec.hostnames, spec.containers, strict=True)
             ],
@@ -170,12 +194,161 @@ class EndpointRuntime:
 def build(
     specs: list[EndpointSpec], state_dir: Path, *, deployment: str = ""
 ) -> list[EndpointRuntime]:
-    """The runtime of every endpoint, with each MultiModel container's limits resolved once."""
-    limits = fair_limits(specs, state_dir)
+    """The runtime of every (single-variant) spec, each MultiModel container's limits resolved."""
+    limits = fair_limits([(spec.name, spec) for spec in specs], state_dir)
     return [
         EndpointRuntime.from_spec(spec, limits.get(spec.name), deployment=deployment)
         for spec in specs
     ]
+
+
+@dataclass(eq=False)
+class VariantRuntime:
+    """One variant of an endpoint: its instances (copies of its containers) and its weight."""
+
+    spec: EndpointSpec
+    instances: list[EndpointRuntime]
+    #: Production: the share of the draw (over the sum of every variant's). Changed live.
+    weight: float = 1.0
+    #: Shadows: the percentage of the production requests copied to it.
+    sampling: float | None = None
+    _turn: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.variant
+
+    @property
+    def shadow(self) -> bool:
+        return self.sampling is not None
+
+    def instance(self) -> EndpointRuntime:
+        """The next instance, in turn (the list is replaced whole when the count changes)."""
+        instances = self.instances
+        if len(instances) == 1:
+            return instances[0]
+        self._turn = turn = (self._turn + 1) % len(instances)
+        return instances[turn]
+
+
+class UnknownVariant(LookupError):
+    """``TargetVariant`` names no production variant of the endpoint."""
+
+
+@dataclass(eq=False)
+class LiveEndpoint:
+    """An endpoint as it serves: production variants drawn by weight, shadows copied to.
+
+    What the hot path reads per request is precomputed (``_only``, the cumulative weights) and
+    replaced whole when weights change, so a request sees the old draw or the new one.
+    """
+
+    spec: EndpointSpec
+    variants: list[VariantRuntime]
+    shadows: list[VariantRuntime] = field(default_factory=list)
+    #: The folder the endpoint's deployments are named after (``name`` or ``name.1``).
+    folder: str = ""
+    #: Set by the serving side: the endpoint's data capture writer, if it captures.
+    capture: CaptureSink | None = None
+
+    def __post_init__(self) -> None:
+        self.folder = self.folder or self.spec.name
+        self._redraw()
+
+    @classmethod
+    def single(cls, endpoint: EndpointRuntime) -> LiveEndpoint:
+        """An endpoint of one variant and one instance (spec files before variants, tests)."""
+        variant = VariantRuntime(endpoint.spec, [endpoint], weight=endpoint.spec.weight or 1.0)
+        return cls(spec=endpoint.spec, variants=[variant], folder=endpoint.deployment)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def runtimes(self) -> list[EndpointRuntime]:
+        """Every instance of every variant, shadows included."""
+        return [i for v in (*self.variants, *self.shadows) for i in v.instances]
+
+    @property
+    def inflight(self) -> int:
+        return sum(r.inflight for r in self.runtimes)
+
+    def variant(self, name: str) -> VariantRuntime | None:
+        for v in (*self.variants, *self.shadows):
+            if v.name == name:
+                return v
+        return None
+
+    def pick(self, target: str | None = None) -> VariantRuntime:
+        """The production variant a request goes to: ``target``, else a draw by weight."""
+        if target:
+            for v in self.variants:
+                if v.name == target:
+                    return v
+            raise UnknownVariant(target)
+        if self._only is not None:
+            return self._only
+        point = random.random() * self._total
+        return self._choices[bisect.bisect_right(self._cumulative, point)]
+
+    def set_weights(self, weights: Mapping[str, float]) -> None:
+        """New weights, in one step (a weight of 0 leaves the draw, not ``TargetVariant``)."""
+        for v in self.variants:
+            if v.name in weights:
+                v.weight = weights[v.name]
+        self._redraw()
+
+    def _redraw(self) -> None:
+        drawn = [v for v in self.variants if v.weight > 0]
+        cumulative, total = [], 0.0
+        for v in drawn:
+            total += v.weight
+            cumulative.append(total)
+        cumulative[-1:] = [float("inf")]  # rounding never falls off the end
+        self._cumulative, self._choices, self._total = cumulative, drawn, total
+        self._only = drawn[0] if len(drawn) == 1 else None
+
+
+def deployment_name(folder: str, spec: EndpointSpec, variant: str, instance: int) -> str:
+    """``folder`` for the one instance of a one-variant endpoint, else one name per instance."""
+    alone = len(spec.production_variants) == 1 and not spec.shadow_variants
+    return folder if alone and instance == 0 else f"{folder}_{variant}_{instance}"
+
+
+def build_live(
+    spec: EndpointSpec,
+    state_dir: Path,
+    *,
+    folder: str = "",
+    counts: Mapping[str, int] | None = None,
+    weights: Mapping[str, float] | None = None,
+) -> LiveEndpoint:
+    """The runtime of a whole endpoint; ``counts``/``weights`` override the spec's per variant."""
+    folder = folder or spec.name
+    counts, weights = counts or {}, weights or {}
+    units: list[tuple[str, EndpointSpec]] = []
+    plan: list[tuple[EndpointSpec, float | None, list[str]]] = []
+    for variant_spec, sampling in [
+        *((v, None) for v in spec.production()),
+        *spec.shadows(),
+    ]:
+        count = counts.get(variant_spec.variant, variant_spec.instance_count)
+        names = [deployment_name(folder, spec, variant_spec.variant, i) for i in range(count)]
+        units += [(name, variant_spec) for name in names]
+        plan.append((variant_spec, sampling, names))
+    limits = fair_limits(units, state_dir)
+    variants: list[VariantRuntime] = []
+    shadows: list[VariantRuntime] = []
+    for variant_spec, sampling, names in plan:
+        instances = [
+            EndpointRuntime.from_spec(variant_spec, limits.get(name), deployment=name)
+            for name in names
+        ]
+        weight = weights.get(variant_spec.variant, variant_spec.weight)
+        made = VariantRuntime(variant_spec, instances, weight=weight, sampling=sampling)
+        (variants if sampling is None else shadows).append(made)
+    return LiveEndpoint(spec=spec, variants=variants, shadows=shadows, folder=folder)
 
 
 class EndpointTable:
@@ -183,23 +356,26 @@ class EndpointTable:
 
     The hot path reads ``get`` with no lock; the control side builds a new mapping and swaps
     the one reference, so a request sees the old table or the new one, never half of a change.
+    Iterating it gives every running instance (``EndpointRuntime``); ``live()`` the endpoints.
     """
 
-    def __init__(self, endpoints: Iterable[EndpointRuntime] = ()) -> None:
-        self._current: Mapping[str, EndpointRuntime] = MappingProxyType(
-            {e.name: e for e in endpoints}
-        )
+    def __init__(self, endpoints: Iterable[EndpointRuntime | LiveEndpoint] = ()) -> None:
+        live = [e if isinstance(e, LiveEndpoint) else LiveEndpoint.single(e) for e in endpoints]
+        self._current: Mapping[str, LiveEndpoint] = MappingProxyType({e.name: e for e in live})
 
-    def get(self, name: str) -> EndpointRuntime | None:
+    def get(self, name: str) -> LiveEndpoint | None:
         return self._current.get(name)
 
+    def live(self) -> list[LiveEndpoint]:
+        return list(self._current.values())
+
     def __iter__(self) -> Iterator[EndpointRuntime]:
-        return iter(list(self._current.values()))
+        return iter([r for e in list(self._current.values()) for r in e.runtimes])
 
     def __len__(self) -> int:
         return len(self._current)
 
-    def put(self, endpoint: EndpointRuntime) -> EndpointRuntime | None:
+    def put(self, endpoint: LiveEndpoint) -> LiveEndpoint | None:
         """Serve ``endpoint`` under its name from now on; the one it replaced, if any."""
         new = dict(self._current)
         old = new.get(endpoint.name)
@@ -207,7 +383,7 @@ class EndpointTable:
         self._current = MappingProxyType(new)
         return old
 
-    def remove(self, name: str) -> EndpointRuntime | None:
+    def remove(self, name: str) -> LiveEndpoint | None:
         new = dict(self._current)
         old = new.pop(name, None)
         self._current = MappingProxyType(new)

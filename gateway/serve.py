@@ -54,6 +54,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     The endpoints of the spec files must all come up (else the start fails, as it always has);
     endpoints created earlier through the API that cannot start are ``Failed``, not fatal.
     """
+    from gateway.asynchronous import AsyncInference
     from gateway.batch.jobs import BatchJobs, check_job
     from gateway.control import ControlPlane, control_route
     from gateway.control import endpoints as control_endpoints
@@ -70,14 +71,24 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     roots = parse_model_roots(settings.model_roots, settings.state_dir.resolve())
     roots += tuple(str(spec.source) for spec in specs if spec.source is not None)
     roots += tuple(
-        url for spec in specs for c in spec.containers if (url := spec.model_data_url(c))
+        url for spec in specs for c in spec.all_containers if (url := spec.model_data_url(c))
     )
+
+    def observe(name: str) -> dict[str, tuple[float, int]] | None:
+        live = table.get(name)
+        if live is None:
+            return None
+        return {v.name: (v.weight, len(v.instances)) for v in live.variants} | {
+            v.name: (0.0, len(v.instances)) for v in live.shadows
+        }
+
     plane = ControlPlane(
         store,
         region=settings.region,
         account=settings.account,
         model_roots=roots,
         check_job=check_job,
+        observe=observe,
     )
 
     def spec_for(endpoint: str, config: str) -> EndpointSpec:
@@ -88,7 +99,13 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     plane.reconciler = reconciler
     jobs = BatchJobs(plane, settings)
     plane.jobs = jobs
-    app = create_app(table, settings, routes=[control_route(plane, authorize=admins(settings))])
+    queued = AsyncInference(store, table, settings, roots)  # InvokeEndpointAsync
+    app = create_app(
+        table,
+        settings,
+        routes=[control_route(plane, authorize=admins(settings)), queued.route()],
+    )
+    queued.attach(app)
     reconciler.attach(app.state.dispatcher, app.state.metrics)
     stop = asyncio.Event()
     server: Server | None = None
@@ -98,6 +115,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
         if stop.is_set() and server is not None:
             server.force_exit = True  # a second Ctrl-C skips draining connections
         stop.set()
+        queued.stop()  # before the server closes the containers' clients
         reconciler.stop_restarting()
         if server is not None:
             server.should_exit = True
@@ -120,6 +138,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
                 failed.append(record.failure_reason)  # an update of a spec endpoint rolled back
         if failed:
             raise StartError([str(reason) for reason in failed])
+        await queued.start()  # what was queued before a restart runs again
 
     with _signal_handlers(on_signal), sock:
         try:
@@ -128,11 +147,12 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             server = make_server(app, settings)
             if stop.is_set():
                 return
-            names = ", ".join(e.name for e in table) or "no endpoints yet"
+            names = ", ".join(e.name for e in table.live()) or "no endpoints yet"
             host, port = sock.getsockname()[:2]
             logger.info("serving %s on http://%s:%d", names, host, port)
             await server.serve(sockets=[sock])
         finally:
+            await queued.aclose()  # unfinished requests stay queued for the next start
             await jobs.close()  # they stay InProgress and resume at the next start
             await reconciler.close()
             await backend.reap_leftovers()

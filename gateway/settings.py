@@ -56,6 +56,8 @@ class GatewaySettings(BaseSettings):
     #: Largest request body and largest payload between two steps, in bytes.
     max_payload: int = Field(default=MAX_PAYLOAD_BYTES, gt=0)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    #: InvokeEndpointAsync (gateway/asynchronous/): largest input a queued request may name.
+    async_max_bytes: int = Field(default=1024**3, gt=0)
     #: S3-compatible store for ``s3://`` model_data (MinIO, Ceph ...); AWS's own env names work too.
     s3_endpoint_url: str | None = Field(
         default=None,

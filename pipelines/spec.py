@@ -2,7 +2,8 @@
 
 Validation is strict (unknown fields are errors) and complete: every problem in every file is
 reported at once, each naming the file, the field and the rule, so that nothing starts until all
-specs are valid.
+specs are valid. The rules on one value alone (sizes, TargetModel paths, environment entries)
+are in ``pipelines.values`` and re-exported here.
 """
 
 from __future__ import annotations
@@ -16,19 +17,28 @@ from urllib.parse import urlparse
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from pipelines.errors import TandemError
+from pipelines.options import AsyncInferenceSpec as AsyncInferenceSpec  # re-exported
+from pipelines.options import BatchingSpec as BatchingSpec
+from pipelines.options import CaptureMode as CaptureMode
+from pipelines.options import DataCaptureSpec as DataCaptureSpec
+from pipelines.options import Strict
+from pipelines.values import MAX_TARGET_MODEL as MAX_TARGET_MODEL  # re-exported
+from pipelines.values import check_environment, env_str
+from pipelines.values import check_target_model as check_target_model
+from pipelines.values import parse_size as parse_size
 
 MAX_CONTAINERS = 15
-MAX_TARGET_MODEL = 1024
+#: SageMaker's limit of production (and of shadow) variants per endpoint config.
+MAX_VARIANTS = 10
 #: Fields that only a MultiModel container takes.
 MULTI_MODEL_FIELDS = (
     "memory_limit",
@@ -37,16 +47,9 @@ MULTI_MODEL_FIELDS = (
     "model_cache",
     "load_wait_timeout",
 )
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
-_UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
-_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-MAX_ENV_ENTRIES = 100
-MAX_ENV_LEN = 1024
+_NAMED = re.compile(r"^([a-z_]+): ")
 
 NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
-ENV_KEY_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
-_ENV_KEY = re.compile(ENV_KEY_PATTERN)
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=63)]
 
@@ -74,11 +77,7 @@ class Framework(StrEnum):
     TENSORFLOW = "tensorflow"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
-
-
-class ContainerSpec(_Strict):
+class ContainerSpec(Strict):
     """One sidecar: a built-in framework, a command, or an image that speaks the contract."""
 
     hostname: Name | None = None
@@ -98,6 +97,8 @@ class ContainerSpec(_Strict):
     model_cache: ModelCache = ModelCache.ENABLED
     #: MultiModel only: seconds a request waits for its model to load (then 429, the load goes on).
     load_wait_timeout: float = Field(default=60.0, gt=0, le=3600)
+    #: Built-in frameworks: stack concurrent requests into one model call (off when absent).
+    batching: BatchingSpec | None = None
 
     @field_validator("memory_limit", "disk_cache_limit", mode="before")
     @classmethod
@@ -116,23 +117,14 @@ class ContainerSpec(_Strict):
     @field_validator("environment")
     @classmethod
     def _environment_rules(cls, env: dict[str, str]) -> dict[str, str]:
-        if len(env) > MAX_ENV_ENTRIES:
-            raise ValueError(f"at most {MAX_ENV_ENTRIES} entries (got {len(env)})")
-        for key, value in env.items():
-            if not _ENV_KEY.match(key) or len(key) > MAX_ENV_LEN:
-                raise ValueError(
-                    f"key {key!r} must match {ENV_KEY_PATTERN} and be <= {MAX_ENV_LEN}"
-                )
-            if len(value) > MAX_ENV_LEN:
-                raise ValueError(f"value of {key!r} must be <= {MAX_ENV_LEN} characters")
-        return env
+        return check_environment(env)
 
     @field_validator("environment", mode="before")
     @classmethod
     def _stringify(cls, env: Any) -> Any:
         # YAML turns `8080` and `true` into int/bool; environment variables are strings.
         if isinstance(env, dict):
-            return {k: _env_str(v) for k, v in env.items()}
+            return {k: env_str(v) for k, v in env.items()}
         return env
 
     @model_validator(mode="after")
@@ -160,84 +152,159 @@ class ContainerSpec(_Strict):
         return self
 
 
-class EndpointSpec(_Strict):
-    """One endpoint: 1 to 15 containers, reached one at a time (Direct) or chained (Serial)."""
+def _check_hostnames(execution: Execution, containers: list[ContainerSpec]) -> None:
+    named = [c.hostname for c in containers if c.hostname is not None]
+    if execution is Execution.DIRECT and len(named) != len(containers):
+        raise ValueError("Direct execution needs a hostname on every container")
+    if named and len(named) != len(containers):
+        raise ValueError("hostnames are all-or-none: name every container or none")
+    if len(set(named)) != len(named):
+        dupes = sorted({h for h in named if named.count(h) > 1})
+        raise ValueError(f"hostnames must be unique (repeated: {', '.join(dupes)})")
+    multi = sum(c.mode is Mode.MULTI_MODEL for c in containers)
+    if execution is Execution.SERIAL and multi > 1:
+        raise ValueError("a Serial chain holds at most one MultiModel container")
+
+
+class VariantSpec(Strict):
+    """One production variant: its own model (containers), weight and number of instances."""
+
+    name: Name
+    execution: Execution = Execution.SERIAL
+    containers: list[ContainerSpec] = Field(min_length=1, max_length=MAX_CONTAINERS)
+    #: Share of the traffic: this weight over the sum of every production variant's.
+    weight: float = Field(default=1.0, ge=0)
+    #: Copies of the variant's containers that share its traffic.
+    instance_count: int = Field(default=1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _hostnames(self) -> VariantSpec:
+        _check_hostnames(self.execution, self.containers)
+        return self
+
+
+class ShadowVariantSpec(VariantSpec):
+    """A shadow: gets a copy of a share of the requests; its answers are never sent back."""
+
+    sampling_percentage: float = Field(default=100.0, ge=0, le=100)
+
+
+class EndpointSpec(Strict):
+    """One endpoint: 1 to 15 containers, reached one at a time (Direct) or chained (Serial).
+
+    The top-level ``containers`` (with ``execution``, ``variant``, ``weight``,
+    ``instance_count``) is one production variant; ``variants`` lists several instead. The
+    runtime works on ``production()``: one single-variant spec per variant.
+    """
 
     name: Name
     execution: Execution = Execution.SERIAL
     variant: Name = "AllTraffic"
+    weight: float = Field(default=1.0, ge=0)
+    instance_count: int = Field(default=1, ge=1, le=64)
     #: Deadline in seconds for one whole request, every step of a chain included.
     timeout: float = Field(default=60.0, gt=0, le=3600)
-    containers: list[ContainerSpec] = Field(min_length=1, max_length=MAX_CONTAINERS)
+    variants: list[VariantSpec] = Field(default_factory=list, max_length=MAX_VARIANTS)
+    shadow_variants: list[ShadowVariantSpec] = Field(default_factory=list, max_length=MAX_VARIANTS)
+    #: After ``variants``: whether it may be empty depends on them.
+    containers: list[ContainerSpec] = Field(
+        default_factory=list, max_length=MAX_CONTAINERS, validate_default=True
+    )
+    data_capture: DataCaptureSpec | None = None
+    async_inference: AsyncInferenceSpec | None = None
     #: The folder the spec came from; relative ``model_data`` paths resolve against it.
     source: Path | None = Field(default=None, exclude=True)
 
+    @field_validator("containers")
+    @classmethod
+    def _some(cls, containers: list[ContainerSpec], info: ValidationInfo) -> list[ContainerSpec]:
+        if not containers and "variants" in info.data and not info.data["variants"]:
+            raise ValueError("Field required: at least 1 container (or a variants list)")
+        return containers
+
     @model_validator(mode="after")
     def _hostnames(self) -> EndpointSpec:
-        named = [c.hostname for c in self.containers if c.hostname is not None]
-        if self.execution is Execution.DIRECT and len(named) != len(self.containers):
-            raise ValueError("Direct execution needs a hostname on every container")
-        if named and len(named) != len(self.containers):
-            raise ValueError("hostnames are all-or-none: name every container or none")
-        if len(set(named)) != len(named):
-            dupes = sorted({h for h in named if named.count(h) > 1})
-            raise ValueError(f"hostnames must be unique (repeated: {', '.join(dupes)})")
-        multi = sum(c.mode is Mode.MULTI_MODEL for c in self.containers)
-        if self.execution is Execution.SERIAL and multi > 1:
-            raise ValueError("a Serial chain holds at most one MultiModel container")
+        if self.variants:
+            if self.containers:
+                raise ValueError("give containers (one variant) or variants, not both")
+            shorthand = {"execution", "variant", "weight", "instance_count"}
+            extra = sorted(shorthand & self.model_fields_set)
+            if extra:
+                raise ValueError(f"{', '.join(extra)}: set these per variant under variants")
+        else:
+            _check_hostnames(self.execution, self.containers)
+        names = [v.name for v in self.production_variants] + [v.name for v in self.shadow_variants]
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"variant names must be unique (repeated: {', '.join(dupes)})")
+        if sum(v.weight for v in self.production_variants) <= 0:
+            raise ValueError("the production variants' weights are all 0: no request could go")
         return self
+
+    @property
+    def production_variants(self) -> list[VariantSpec]:
+        """Every production variant, the one-variant shorthand included."""
+        if self.variants:
+            return list(self.variants)
+        return [
+            VariantSpec.model_construct(
+                name=self.variant,
+                execution=self.execution,
+                containers=self.containers,
+                weight=self.weight,
+                instance_count=self.instance_count,
+            )
+        ]
+
+    def production(self) -> list[EndpointSpec]:
+        """One single-variant spec per production variant: what the runtime starts."""
+        if not self.variants:
+            return [self]
+        return [self.of_variant(v) for v in self.variants]
+
+    def shadows(self) -> list[tuple[EndpointSpec, float]]:
+        """One single-variant spec per shadow variant, with the percentage copied to it."""
+        return [(self.of_variant(v), v.sampling_percentage) for v in self.shadow_variants]
+
+    def of_variant(self, variant: VariantSpec) -> EndpointSpec:
+        return self.model_copy(
+            update={
+                "variant": variant.name,
+                "execution": variant.execution,
+                "containers": variant.containers,
+                "weight": variant.weight,
+                "instance_count": variant.instance_count,
+                "variants": [],
+                "shadow_variants": [],
+            }
+        )
+
+    @property
+    def all_containers(self) -> list[ContainerSpec]:
+        """The containers of every variant, shadows included (for roots, images, limits)."""
+        out = list(self.containers)
+        for v in [*self.variants, *self.shadow_variants]:
+            out.extend(v.containers)
+        return out
 
     @property
     def hostnames(self) -> list[str]:
         """Every container's hostname; unnamed containers are ``container-1`` .. ``container-n``."""
         return [c.hostname or f"container-{i}" for i, c in enumerate(self.containers, start=1)]
 
-    def model_data_url(self, container: ContainerSpec) -> str | None:
-        """``model_data`` as an absolute path or a URL, relative paths resolved against the spec."""
-        data = container.model_data
-        if data is None:
-            return None
-        if urlparse(data).scheme in {"s3", "file", "http", "https", "gs"}:
-            return data
-        path = Path(data).expanduser()
+    def resolve(self, location: str) -> str:
+        """A path or URL of the spec (model data, capture, output) made absolute or kept a URL."""
+        if urlparse(location).scheme in {"s3", "file", "http", "https", "gs"}:
+            return location
+        path = Path(location).expanduser()
         if not path.is_absolute() and self.source is not None:
             path = self.source / path
         return str(path.resolve())
 
-
-def parse_size(value: Any) -> int:
-    """Bytes from an int (MiB, like ``TANDEM_MEMORY_LIMIT_MB``) or a string with a unit."""
-    if isinstance(value, bool):
-        raise ValueError("must be a size such as 512 (MiB), '2GiB' or '500MB'")
-    if isinstance(value, int | float):
-        size = int(value * 2**20)
-    elif isinstance(value, str) and (match := _SIZE.match(value)):
-        number, unit = match.groups()
-        factor = _UNITS[(unit or "").lower()] if unit else 2**20
-        size = int(float(number) * factor)
-    else:
-        raise ValueError(f"{str(value)[:40]!r} is not a size such as 512 (MiB), '2GiB' or '500MB'")
-    if size <= 0:
-        raise ValueError("must be a positive size")
-    return size
-
-
-def check_target_model(target: str) -> str:
-    """A TargetModel is a relative path under the prefix that cannot escape it; else ValueError."""
-    if not isinstance(target, str) or not 1 <= len(target) <= MAX_TARGET_MODEL:
-        raise ValueError(f"must be 1 to {MAX_TARGET_MODEL} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
-        raise ValueError("must not contain NUL or other control characters")
-    if _ESCAPE.search(target):
-        raise ValueError("must not contain URL-encoded sequences (%XX)")
-    if "\\" in target:
-        raise ValueError("must use '/' between folders, not '\\'")
-    if target.startswith("/") or "://" in target or re.match(r"^[A-Za-z]:", target):
-        raise ValueError("must be a path relative to the model_data prefix")
-    parts = target.split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        raise ValueError("must not contain '.', '..' or empty path segments")
-    return target
+    def model_data_url(self, container: ContainerSpec) -> str | None:
+        """``model_data`` as an absolute path or a URL, relative paths resolved against the spec."""
+        data = container.model_data
+        return None if data is None else self.resolve(data)
 
 
 class SpecError(TandemError):
@@ -248,14 +315,6 @@ class SpecError(TandemError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("invalid endpoint spec:\n  " + "\n  ".join(problems))
-
-
-def _env_str(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return value
 
 
 def _field(loc: Iterable[int | str]) -> str:
@@ -284,7 +343,11 @@ def load_spec(path: str | Path) -> EndpointSpec:
         problems = []
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{path}: {_field(err['loc'])}: {msg}")
+            loc = list(err["loc"])
+            # A rule across fields names the field it is about: "containers: needs ...".
+            if (named := _NAMED.match(msg)) and named.group(1) in EndpointSpec.model_fields:
+                loc, msg = [*loc, named.group(1)], msg[named.end() :]
+            problems.append(f"{path}: {_field(loc)}: {msg}")
         raise SpecError(problems) from exc
 
 

@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import httpx
 import psutil
 import yaml
 
+from benchmarks.servers import stop
 from gateway.ops.loadtest import LoadSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,13 +158,7 @@ def gateway(
                 _wait_ready(served, timeout)
                 yield served
             finally:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                        proc.wait()
+                stop(proc, timeout=30)
 
 
 def _wait_ready(served: Gateway, timeout: float) -> None:

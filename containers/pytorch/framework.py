@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from containers import codecs
+from containers.batching import split_rows
 from containers.errors import BadInput, ModelLoadError
 from containers.frameworks import ModelFramework
 
@@ -81,11 +82,21 @@ class PyTorchFramework(ModelFramework):
 
     name = "pytorch"
 
+    def __init__(self) -> None:
+        self._intra_op = 0
+
     def configure_threads(self, intra_op: int, inter_op: int) -> None:
         if intra_op > 0:
+            self._intra_op = intra_op
             torch.set_num_threads(intra_op)
         if inter_op > 0:
             _set_interop_once(inter_op)
+
+    def thread_initializer(self) -> None:
+        # OpenMP's thread count is per calling thread: without this a prediction in a worker
+        # thread uses every core, whatever TANDEM_INTRA_OP_THREADS or the per-worker share says.
+        if self._intra_op > 0:
+            torch.set_num_threads(self._intra_op)
 
     def load(self, model_dir: Path) -> Any:
         path = model_dir / MODEL_FILE
@@ -127,6 +138,19 @@ class PyTorchFramework(ModelFramework):
 
     def output_fn(self, prediction: Any, accept: str) -> bytes:
         return codecs.encode(to_numpy(prediction), accept)
+
+    # Adaptive batching (containers.batching.RowBatching): a tensor of rows stacks on dim 0; a
+    # 1-D tensor has no batch dimension (the model sees it whole), so it runs alone.
+    def batch_rows(self, data: Any) -> tuple[Hashable, int] | None:
+        if not isinstance(data, torch.Tensor) or data.ndim < 2 or not data.shape[0]:
+            return None
+        return (tuple(data.shape[1:]), data.dtype), int(data.shape[0])
+
+    def stack(self, items: list[Any]) -> Any:
+        return torch.cat(items, dim=0)
+
+    def split(self, prediction: Any, counts: list[int]) -> list[Any] | None:
+        return split_rows(to_numpy(prediction), counts)  # numpy views: cheaper than tensor slices
 
 
 def _error_line(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from containers import codecs
+from containers.batching import split_rows
 from containers.errors import BadInput, ModelLoadError
 from containers.frameworks import ModelFramework
 
@@ -96,6 +97,20 @@ class SklearnFramework(ModelFramework):
         except ValueError as exc:  # scikit-learn's way to reject a feature count or a value
             shape = getattr(data, "shape", None)
             raise BadInput(f"model rejected input of shape {shape}: {exc}") from exc
+
+    # Adaptive batching (containers.batching.RowBatching): rows are the first axis of features.
+    def batch_rows(self, data: Any) -> tuple[Hashable, int] | None:
+        if not isinstance(data, np.ndarray) or data.ndim not in (1, 2) or not len(data):
+            return None
+        if data.ndim == 1 and data.dtype != object:
+            return None  # as_features makes numbers 2-D; a 1-D array here is not rows
+        return (data.ndim, data.shape[1:], data.dtype.kind == "O"), data.shape[0]
+
+    def stack(self, items: list[Any]) -> Any:
+        return np.concatenate(items, axis=0)
+
+    def split(self, prediction: Any, counts: list[int]) -> list[Any] | None:
+        return split_rows(prediction, counts)
 
 
 def as_features(data: Any) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from containers import codecs
+from containers.batching import split_rows
 from containers.errors import UnsupportedAccept, UnsupportedContentType
 from containers.frameworks import ModelFramework
 from containers.tensorflow import model as tf_model
@@ -88,6 +90,38 @@ class TensorFlowFramework(ModelFramework):
         raise UnsupportedContentType(
             f"content type {content_type!r} is not supported; use one of {supported}"
         )
+
+    # Adaptive batching (containers.batching.RowBatching): row-format requests (instances, CSV,
+    # npy) stack on the first axis; columnar ones ({"inputs": ...}) run alone.
+    def batch_rows(self, data: Any) -> tuple[Hashable, int] | None:
+        if not isinstance(data, TFRequest) or data.columnar:
+            return None
+        inputs = data.inputs
+        arrays = inputs if isinstance(inputs, dict) else {"": inputs}
+        sizes = {array.shape[0] if array.ndim else 0 for array in arrays.values()}
+        if len(sizes) != 1 or not (rows := sizes.pop()):
+            return None
+        shapes = tuple(
+            (name, array.shape[1:], array.dtype.kind if array.dtype.kind in "SUO" else array.dtype)
+            for name, array in arrays.items()
+        )
+        return (data.signature_name, isinstance(inputs, dict), shapes), int(rows)
+
+    def stack(self, items: list[Any]) -> Any:
+        first: TFRequest = items[0]
+        if isinstance(first.inputs, dict):
+            inputs: Any = {
+                name: np.concatenate([item.inputs[name] for item in items]) for name in first.inputs
+            }
+        else:
+            inputs = np.concatenate([item.inputs for item in items])
+        return TFRequest(inputs, signature_name=first.signature_name)
+
+    def split(self, prediction: Any, counts: list[int]) -> list[Any] | None:
+        if not isinstance(prediction, TFResponse):
+            return None
+        parts = split_rows(prediction.outputs, counts)
+        return None if parts is None else [TFResponse(part) for part in parts]
 
     def output_fn(self, prediction: Any, accept: str) -> bytes:
         response = serving.as_response(prediction)

@@ -71,6 +71,11 @@ async def _serve_spec(path: Path, config: BatchConfig) -> AsyncIterator[Target]:
             "max_payload": payload,
         }
     )
+    if spec.variants or spec.shadow_variants:
+        raise ConfigError(
+            f"{path}: a batch job runs one model; {spec.name!r} has variants (give a spec "
+            "with top-level containers)"
+        )
     endpoints = runtime.build([spec], settings.state_dir)
     async with contextlib.AsyncExitStack() as stack:
         try:

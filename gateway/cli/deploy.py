@@ -98,15 +98,21 @@ def export(
     import yaml
 
     from gateway.cli.endpoints import call_of, connect, remote_errors
-    from gateway.control.translate import to_spec
+    from gateway.control.variants import endpoint_spec
 
     call = call_of(connect(url, api_key, access_key, secret_key, region))
     with remote_errors(url):
         described = call("DescribeEndpoint", {"EndpointName": endpoint})
         name, config_name = described["EndpointName"], described["EndpointConfigName"]
         config = call("DescribeEndpointConfig", {"EndpointConfigName": config_name})
-        model = call("DescribeModel", {"ModelName": config["ProductionVariants"][0]["ModelName"]})
-        spec = to_spec(name, model, config)
+        # Describe* leaves tags out; the request deadline travels in one.
+        config["Tags"] = call("ListTags", {"ResourceArn": config["EndpointConfigArn"]})["Tags"]
+        models: dict[str, Any] = {}
+        for variant in [*config["ProductionVariants"], *config.get("ShadowProductionVariants", [])]:
+            model_name = variant["ModelName"]
+            if model_name not in models:
+                models[model_name] = call("DescribeModel", {"ModelName": model_name})
+        spec = endpoint_spec(name, config, models.__getitem__)
     document = spec_document(spec)
     header = f"# Endpoint {name} (config {config_name}), exported from {url}.\n"
     text = header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
@@ -124,7 +130,19 @@ def spec_document(spec: Any) -> dict[str, Any]:
     for field, default in _SPEC_DEFAULTS.items():
         if document.get(field) == default:
             del document[field]
-    for container in document["containers"]:
+    for listed in ("variants", "shadow_variants"):
+        if document.get(listed) == []:
+            del document[listed]
+    groups = [document, *document.get("variants", []), *document.get("shadow_variants", [])]
+    for group in groups:
+        # A variant's weight says its share, so it stays; a lone variant's is noise.
+        defaults: dict[str, object] = {"instance_count": 1, "execution": "Serial"}
+        if group is document:
+            defaults["weight"] = 1.0
+        for key, value in defaults.items():
+            if group.get(key) == value:
+                del group[key]
+    for container in (c for group in groups for c in group.get("containers", [])):
         if not container.get("environment"):
             container.pop("environment", None)
         if container.get("mode") == "SingleModel":

@@ -7,7 +7,8 @@ botocore's: it signs with the usual AWS credentials (environment, profile) or
 With no credentials at all the calls go unsigned, which a gateway without authentication takes.
 A refused call prints ``tandem: <Code>: <Message>`` and exits 2 for ``ValidationException`` (bad
 input, or no such name), else 1. botocore is imported only when a command runs, so that
-``tandem --help`` stays fast.
+``tandem --help`` stays fast. The tables ``list`` and ``describe`` print are built in
+``endpoint_tables.py``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 
 from gateway.cli.common import EXIT_FAILED, EXIT_INVALID, fail, failures
+from gateway.cli.endpoint_tables import containers_table, local_time, status_markup, variants_table
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_REGION = "us-east-1"
@@ -28,7 +29,6 @@ DEFAULT_REGION = "us-east-1"
 TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
 #: Seconds between two looks at an endpoint that is waited for.
 POLL_INTERVAL = 0.5
-_STATUS_STYLE = {"InService": "green", "Failed": "red", "OutOfService": "red"}
 
 Url = Annotated[str, typer.Option("--url", envvar="TANDEM_URL", help="Base URL of the gateway.")]
 ApiKey = Annotated[
@@ -212,10 +212,10 @@ def list_endpoints(
     for e in summaries:
         table.add_row(
             escape(e["EndpointName"]),
-            _status(e["EndpointStatus"]),
+            status_markup(e["EndpointStatus"]),
             escape(configs[e["EndpointName"]] or "-"),
-            _time(e.get("CreationTime")),
-            _time(e.get("LastModifiedTime")),
+            local_time(e.get("CreationTime")),
+            local_time(e.get("LastModifiedTime")),
         )
     console.print(table)
 
@@ -248,28 +248,34 @@ def describe_endpoint(
     facts.add_column(style="bold")
     facts.add_column(overflow="fold")
     facts.add_row("endpoint", escape(endpoint["EndpointName"]))
-    facts.add_row("status", _status(endpoint["EndpointStatus"]))
+    facts.add_row("status", status_markup(endpoint["EndpointStatus"]))
     facts.add_row("arn", escape(endpoint["EndpointArn"]))
     facts.add_row("config", escape(endpoint["EndpointConfigName"]))
-    facts.add_row("created", _time(endpoint.get("CreationTime")))
-    facts.add_row("last modified", _time(endpoint.get("LastModifiedTime")))
+    facts.add_row("created", local_time(endpoint.get("CreationTime")))
+    facts.add_row("last modified", local_time(endpoint.get("LastModifiedTime")))
     if pending_summary is not None:
-        since = _time(pending_summary.get("StartTime"))
+        since = local_time(pending_summary.get("StartTime"))
         facts.add_row(
             "updating to", f"{escape(pending_summary['EndpointConfigName'])} (since {since})"
         )
     if endpoint.get("FailureReason"):
         facts.add_row("failure reason", f"[red]{escape(endpoint['FailureReason'])}[/red]")
     console.print(facts)
-    counts = {v["VariantName"]: v for v in endpoint.get("ProductionVariants", [])}
+    counts = {
+        v["VariantName"]: v
+        for v in [
+            *endpoint.get("ProductionVariants", []),
+            *endpoint.get("ShadowProductionVariants", []),
+        ]
+    }
     for title, parts in (("config", serving), ("pending config", pending)):
         if parts is None:
             continue
         config, models = parts
         console.print()
-        console.print(_variants_table(f"{title} {config['EndpointConfigName']}", config, counts))
+        console.print(variants_table(f"{title} {config['EndpointConfigName']}", config, counts))
         for model in models:
-            console.print(_containers_table(model))
+            console.print(containers_table(model))
 
 
 @endpoints.command("delete")
@@ -310,70 +316,6 @@ def _config_parts(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An endpoint config and the models of its variants."""
     config = call("DescribeEndpointConfig", {"EndpointConfigName": name})
-    names = dict.fromkeys(v["ModelName"] for v in config["ProductionVariants"])
+    variants = [*config["ProductionVariants"], *config.get("ShadowProductionVariants", [])]
+    names = dict.fromkeys(v["ModelName"] for v in variants)
     return config, [call("DescribeModel", {"ModelName": m}) for m in names]
-
-
-def _variants_table(title: str, config: dict[str, Any], counts: dict[str, Any]) -> Any:
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=escape(title), title_justify="left", header_style="bold")
-    table.add_column("variant")
-    table.add_column("model", overflow="fold")
-    table.add_column("instances", justify="right")
-    for variant in config["ProductionVariants"]:
-        live = counts.get(variant["VariantName"], {})
-        desired = variant.get("InitialInstanceCount", 1)
-        current = live.get("CurrentInstanceCount")
-        shown = f"{current}/{desired}" if current is not None else str(desired)
-        table.add_row(escape(variant["VariantName"]), escape(variant["ModelName"]), shown)
-    return table
-
-
-def _containers_table(model: dict[str, Any]) -> Any:
-    from rich.markup import escape
-    from rich.table import Table
-
-    from gateway.control.translate import COMMAND_ENV, containers_of, framework_of, model_data_of
-
-    execution = model.get("InferenceExecutionConfig", {}).get("Mode", "Serial")
-    title = f"model {model['ModelName']} ({execution})"
-    table = Table(title=escape(title), title_justify="left", header_style="bold")
-    table.add_column("#", justify="right")
-    table.add_column("hostname")
-    table.add_column("runs", overflow="fold")
-    table.add_column("model data", overflow="fold")
-    table.add_column("mode")
-    for i, (_, container) in enumerate(containers_of(model), start=1):
-        image = str(container.get("Image") or "")
-        command = container.get("Environment", {}).get(COMMAND_ENV)
-        framework = framework_of(image) if image else None
-        if command is not None:
-            runs = f"command: {command}"
-        elif framework is None:
-            runs = f"{image} (docker)"
-        elif image == framework.value:
-            runs = f"{image} (built-in)"
-        else:
-            runs = f"{image} -> {framework.value} (built-in)"
-        hostname = container.get("ContainerHostname")
-        table.add_row(
-            str(i),
-            escape(hostname) if hostname else f"[dim]container-{i}[/dim]",
-            escape(runs),
-            escape(model_data_of(container) or "-"),
-            container.get("Mode", "SingleModel"),
-        )
-    return table
-
-
-def _status(status: str) -> str:
-    style = _STATUS_STYLE.get(status, "yellow")
-    return f"[{style}]{status}[/{style}]"
-
-
-def _time(value: datetime | None) -> str:
-    if value is None:
-        return "-"
-    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")

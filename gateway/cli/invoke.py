@@ -7,7 +7,6 @@ the per-step times from ``Server-Timing`` go to stderr.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +15,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from gateway.cli.invoke_async import invoke_async
+from gateway.cli.invoke_errors import print_error
+from gateway.cli.invoke_stream import invoke_stream
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -50,6 +53,32 @@ def invoke(
         Path | None, typer.Option("--output", "-o", help="Write the answer here, not to stdout.")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 120.0,
+    stream: Annotated[
+        bool,
+        typer.Option("--stream", help="Stream the answer: print parts as they come."),
+    ] = False,
+    asynchronous: Annotated[
+        bool,
+        typer.Option(
+            "--async",
+            help="InvokeEndpointAsync: queue the request, print its id and output location.",
+        ),
+    ] = False,
+    input_location: Annotated[
+        str | None,
+        typer.Option(
+            "--input-location",
+            help="With --async: the input (s3://, file:// or a path the gateway can read); "
+            "no body is sent.",
+        ),
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="With --async: wait for the answer (or failure), print it."),
+    ] = False,
+    wait_timeout: Annotated[
+        float, typer.Option("--wait-timeout", help="Seconds --wait waits (then exit 1).")
+    ] = 900.0,
 ) -> None:
     """Invoke ENDPOINT and print its answer, with the time each step took."""
     import httpx  # only this command needs an HTTP client; keep `tandem --help` fast
@@ -66,7 +95,33 @@ def invoke(
         )
         if value is not None
     }
+    if asynchronous:
+        _check_async(body, input_location, target_container, target_model, stream)
+        if output is not None and not wait:
+            raise typer.BadParameter(
+                "with --async, the answer is written only with --wait", param_hint="--output"
+            )
+        payload = None if input_location is not None else _read_body(body)
+        invoke_async(
+            url,
+            endpoint,
+            payload,
+            input_location,
+            headers,
+            timeout=timeout,
+            wait=wait,
+            wait_timeout=wait_timeout,
+            output=output,
+            err=err,
+        )
+        return
+    for flag, given in (("--input-location", input_location), ("--wait", wait)):
+        if given:
+            raise typer.BadParameter("needs --async", param_hint=flag)
     payload = _read_body(body)
+    if stream:
+        invoke_stream(url, endpoint, payload, headers, timeout, err)
+        return
     target = f"{url.rstrip('/')}/endpoints/{endpoint}/invocations"
     try:
         with httpx.Client(timeout=timeout) as client:
@@ -78,7 +133,7 @@ def invoke(
         raise typer.Exit(2) from exc
     if response.status_code >= 400:
         code = response.headers.get("x-amzn-errortype", "Error")
-        _print_error(err, code, response.status_code, response.content)
+        print_error(err, code, response.status_code, response.content)
         _print_timings(err, response.headers.get("server-timing"))
         raise typer.Exit(1)
     if output is not None:
@@ -97,6 +152,34 @@ def invoke(
     _print_timings(err, response.headers.get("server-timing"))
 
 
+def _check_async(
+    body: str | None,
+    input_location: str | None,
+    target_container: str | None,
+    target_model: str | None,
+    stream: bool,
+) -> None:
+    """What InvokeEndpointAsync cannot take is refused here, before anything is sent."""
+    unsupported = {
+        "--target-container": target_container,
+        "--target-model": target_model,
+        "--stream": stream,
+    }
+    for flag, given in unsupported.items():
+        if given:
+            raise typer.BadParameter("InvokeEndpointAsync has no such option", param_hint=flag)
+    if input_location is not None and body is not None:
+        raise typer.BadParameter(
+            "give --body (sent inline) or --input-location (read by the gateway), not both",
+            param_hint="--input-location",
+        )
+    if input_location is None and body is None:
+        raise typer.BadParameter(
+            "--async needs an input: --input-location, or --body (inline, up to 128,000 bytes)",
+            param_hint="--body",
+        )
+
+
 def _read_body(body: str | None) -> bytes:
     if body is None:
         return b""
@@ -111,18 +194,6 @@ def _read_body(body: str | None) -> bytes:
                 f"cannot read {path}: {exc.strerror or exc}", param_hint="--body"
             ) from exc
     return body.encode()
-
-
-def _print_error(err: Console, code: str, status: int, content: bytes) -> None:
-    try:
-        detail = json.loads(content)
-    except ValueError:
-        detail = {"Message": content.decode("utf-8", errors="replace")}
-    if not isinstance(detail, dict):
-        detail = {"Message": str(detail)}
-    err.print(f"[red]{escape(code)} ({status})[/red]: {escape(str(detail.get('Message', '')))}")
-    if "OriginalStatusCode" in detail:
-        err.print(f"original status: {detail['OriginalStatusCode']}")
 
 
 def parse_server_timing(header: str | None) -> list[tuple[str, float]]:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from gateway.cli.batch import batch
+from gateway.cli.capture import capture
 from gateway.cli.common import EXIT_INVALID, fail, failures
 from gateway.cli.deploy import deploy, export
 from gateway.cli.docker import build, compose
@@ -33,6 +34,7 @@ app.command("k8s")(k8s)
 app.command("deploy")(deploy)
 app.command("export")(export)
 app.add_typer(endpoints, name="endpoints")
+app.add_typer(capture, name="capture")
 
 
 @app.command()

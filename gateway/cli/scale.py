@@ -69,6 +69,13 @@ def k8s(
     target_invocations: Annotated[
         int, typer.Option(help="Invocations per minute per pod the autoscaler aims at.")
     ] = 600,
+    target_backlog: Annotated[
+        float,
+        typer.Option(
+            help="Queued asynchronous requests per pod the autoscaler aims at "
+            "(endpoints with async_inference)."
+        ),
+    ] = 5.0,
     registry: Annotated[
         str, typer.Option(help="Prefix of Tandem's images, e.g. registry.example.com/ml/.")
     ] = "",
@@ -92,6 +99,7 @@ def k8s(
             min_replicas=min_replicas,
             max_replicas=max_replicas,
             target_invocations=target_invocations,
+            target_backlog=target_backlog,
             registry=registry,
             models_storage=models_storage,
         )

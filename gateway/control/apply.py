@@ -1,6 +1,7 @@
 """A spec file applied through the API: what ``tandem serve spec.yaml`` and ``tandem deploy`` do.
 
-The spec becomes a ``CreateModel`` and a ``CreateEndpointConfig`` (``translate.from_spec``) named
+The spec becomes a ``CreateModel`` per variant and a ``CreateEndpointConfig``
+(``variants.config_parts``) named
 after the endpoint plus a digest of their content, e.g. ``churn-3f2a9c1e``; then the endpoint is
 created, or updated to that config if it serves another (a ``Failed`` endpoint is created again
 on it). Applying the same spec again finds both
@@ -21,7 +22,8 @@ from botocore.exceptions import ClientError
 from gateway.control.context import Result
 from gateway.control.errors import ControlError
 from gateway.control.plane import ControlPlane
-from gateway.control.translate import SOURCE_TAG, from_spec
+from gateway.control.translate import SOURCE_TAG
+from gateway.control.variants import config_parts
 from gateway.state import EndpointStatus
 from pipelines.spec import EndpointSpec
 
@@ -39,19 +41,23 @@ class Applied(StrEnum):
     UNCHANGED = "unchanged"
 
 
-def versioned(spec: EndpointSpec) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``from_spec`` with content-named model and config."""
-    model, config = from_spec(spec)
-    if spec.source is not None:
-        # A ``command`` runs in the spec's folder, as it does when served from the file.
-        model["Tags"] = [{"Key": SOURCE_TAG, "Value": str(spec.source)}]
+def versioned(spec: EndpointSpec) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``config_parts`` with content-named models (one per distinct variant model) and config."""
+    by_variant, config = config_parts(spec)
     stem = spec.name[:_STEM].rstrip("-")
-    model_name = f"{stem}-{_digest(model)}"
-    model["ModelName"] = model_name
-    for variant in config["ProductionVariants"]:
-        variant["ModelName"] = model_name
+    models: dict[str, dict[str, Any]] = {}
+    names: dict[str, str] = {}
+    for variant, model in by_variant.items():
+        if spec.source is not None:
+            # A ``command`` runs in the spec's folder, as it does when served from the file.
+            model["Tags"] = [{"Key": SOURCE_TAG, "Value": str(spec.source)}]
+        name = f"{stem}-{_digest(model)}"
+        model["ModelName"] = names[variant] = name
+        models.setdefault(name, model)
+    for variant in [*config["ProductionVariants"], *config.get("ShadowProductionVariants", [])]:
+        variant["ModelName"] = names[variant["ModelName"]]
     config["EndpointConfigName"] = f"{stem}-{_digest(config)}"
-    return model, config
+    return list(models.values()), config
 
 
 def apply_spec(plane: ControlPlane, spec: EndpointSpec) -> Applied:
@@ -72,9 +78,10 @@ def apply_with(call: Call, spec: EndpointSpec, recreate: Recreate) -> Applied:
     cannot update a failed endpoint, but a spec says what should run, so run it (in process the
     store does it in place; over the API it is a delete, then a create).
     """
-    model, config = versioned(spec)
-    if describe(call, "DescribeModel", {"ModelName": model["ModelName"]}) is None:
-        call("CreateModel", model)
+    models, config = versioned(spec)
+    for model in models:
+        if describe(call, "DescribeModel", {"ModelName": model["ModelName"]}) is None:
+            call("CreateModel", model)
     if (
         describe(
             call, "DescribeEndpointConfig", {"EndpointConfigName": config["EndpointConfigName"]}

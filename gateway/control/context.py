@@ -61,6 +61,8 @@ class Context:
     model_roots: tuple[str, ...] = ()
     #: Checks a transform job's batch options before it is created (raises ``TandemError``).
     check_job: Callable[[Mapping[str, Any]], None] | None = None
+    #: What runs: endpoint -> {variant: (current weight, instances)} (None: nothing runs).
+    observe: Callable[[str], Mapping[str, tuple[float, int]] | None] | None = None
 
     def arn(self, kind: str, name: str) -> str:
         """``arn:aws:sagemaker:<region>:<account>:<kind>/<name lower-cased>``."""

@@ -14,7 +14,8 @@ from typing import Any
 from gateway.control.context import Context, Result, page, query
 from gateway.control.errors import ValidationException
 from gateway.control.models import config_record, model_record
-from gateway.control.translate import containers_of, instance_count, to_spec
+from gateway.control.translate import containers_of
+from gateway.control.variants import endpoint_spec
 from gateway.state import ConfigRecord, EndpointRecord, EndpointStatus, WrongState
 from pipelines.spec import EndpointSpec
 
@@ -23,9 +24,8 @@ RUNNING = frozenset({EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING})
 
 
 def spec_for(ctx: Context, endpoint: str, config: ConfigRecord) -> EndpointSpec:
-    """The spec that ``endpoint`` runs under ``config``: one variant, its model's containers."""
-    (model_name,) = config.models.values()
-    return to_spec(endpoint, model_record(ctx, model_name).request, config.request)
+    """The spec that ``endpoint`` runs under ``config``: every variant, each its model's."""
+    return endpoint_spec(endpoint, config.request, lambda m: model_record(ctx, m).request)
 
 
 def create_endpoint(ctx: Context, params: dict[str, Any]) -> Result:
@@ -71,7 +71,20 @@ def describe_endpoint(ctx: Context, params: dict[str, Any]) -> Result:
     }
     config = ctx.store.get_config(record.config)
     if config is not None:
-        body["ProductionVariants"] = _variants(ctx, config, record.status in RUNNING)
+        body["ProductionVariants"] = _variants(ctx, config, record)
+        shadows = _variants(ctx, config, record, shadow=True)
+        if shadows:
+            body["ShadowProductionVariants"] = shadows
+        capture = config.request.get("DataCaptureConfig")
+        if capture:
+            body["DataCaptureConfig"] = {
+                "EnableCapture": capture.get("EnableCapture", True),
+                "CaptureStatus": "Started" if capture.get("EnableCapture", True) else "Stopped",
+                "CurrentSamplingPercentage": capture.get("InitialSamplingPercentage", 100),
+                "DestinationS3Uri": capture.get("DestinationS3Uri", ""),
+            }
+        if config.request.get("AsyncInferenceConfig"):
+            body["AsyncInferenceConfig"] = config.request["AsyncInferenceConfig"]
     if record.failure_reason is not None:
         body["FailureReason"] = record.failure_reason
     if record.pending_config is not None:
@@ -79,7 +92,7 @@ def describe_endpoint(ctx: Context, params: dict[str, Any]) -> Result:
         body["PendingDeploymentSummary"] = {
             "EndpointConfigName": record.pending_config,
             "StartTime": record.update_started,
-            "ProductionVariants": [] if pending is None else _variants(ctx, pending, False),
+            "ProductionVariants": [] if pending is None else _variants(ctx, pending, None),
         }
     return Result(body)
 
@@ -106,20 +119,95 @@ def endpoint_record(ctx: Context, name: str) -> EndpointRecord:
     return record
 
 
-def _variants(ctx: Context, config: ConfigRecord, running: bool) -> list[dict[str, Any]]:
-    count = instance_count(config.request)
+def _variants(
+    ctx: Context, config: ConfigRecord, record: EndpointRecord | None, *, shadow: bool = False
+) -> list[dict[str, Any]]:
+    """Each variant's summary: desired from the config and UpdateEndpointWeightsAndCapacities,
+    current from what runs (``record`` is None for a pending config: nothing runs yet)."""
+    member = "ShadowProductionVariants" if shadow else "ProductionVariants"
+    running = record is not None and record.status in RUNNING
+    observed = ctx.observe(record.name) if running and ctx.observe and record else None
+    desired_of = record.desired if record is not None else {}
     out = []
-    for variant, model_name in config.models.items():
-        model = ctx.store.get_model(model_name)
+    for variant in config.request.get(member) or []:
+        name = variant["VariantName"]
+        model = ctx.store.get_model(variant["ModelName"])
         images = [] if model is None else [c.get("Image") for _, c in containers_of(model.request)]
+        desired = desired_of.get(name, {})
+        weight = float(desired.get("weight", variant.get("InitialVariantWeight", 1.0)))
+        count = int(desired.get("count", variant.get("InitialInstanceCount", 1)))
+        now = (observed or {}).get(name)
         out.append(
             {
-                "VariantName": variant,
+                "VariantName": name,
                 "DeployedImages": [{"SpecifiedImage": i} for i in images if i],
-                "CurrentWeight": 1.0,
-                "DesiredWeight": 1.0,
-                "CurrentInstanceCount": count if running else 0,
+                "CurrentWeight": now[0] if now else (weight if running else 0.0),
+                "DesiredWeight": weight,
+                "CurrentInstanceCount": now[1] if now else (count if running else 0),
                 "DesiredInstanceCount": count,
             }
         )
     return out
+
+
+def update_endpoint_weights_and_capacities(ctx: Context, params: dict[str, Any]) -> Result:
+    """New weights and instance counts on the config the endpoint serves, applied live."""
+    name = params["EndpointName"]
+    record = endpoint_record(ctx, name)
+    config = config_record(ctx, record.config)
+    production = {v["VariantName"]: v for v in config.request["ProductionVariants"]}
+    shadows = {v["VariantName"] for v in config.request.get("ShadowProductionVariants") or []}
+    desired: dict[str, dict[str, float]] = {}
+    for i, item in enumerate(params["DesiredWeightsAndCapacities"]):
+        at = f"desiredWeightsAndCapacities.{i + 1}.member"
+        variant = item["VariantName"]
+        if variant not in production and variant not in shadows:
+            known = ", ".join([*production, *shadows])
+            raise ValidationException(
+                f'{at}.variantName: variant "{variant}" is not part of endpoint "{name}" '
+                f"(its variants: {known})."
+            )
+        if variant in desired:
+            raise ValidationException(f"{at}.variantName: variant {variant!r} is given twice.")
+        entry: dict[str, float] = {}
+        if "DesiredWeight" in item:
+            if variant in shadows:
+                raise ValidationException(
+                    f"{at}.desiredWeight: {variant!r} is a shadow variant: its share is set by "
+                    "its endpoint config."
+                )
+            entry["weight"] = float(item["DesiredWeight"])
+        if "DesiredInstanceCount" in item:
+            if item["DesiredInstanceCount"] < 1:
+                raise ValidationException(
+                    f"{at}.desiredInstanceCount: must be at least 1 (Tandem does not scale a "
+                    "variant to zero instances)."
+                )
+            entry["count"] = int(item["DesiredInstanceCount"])
+        if not entry:
+            raise ValidationException(
+                f"{at}: give DesiredWeight, DesiredInstanceCount or both for {variant!r}."
+            )
+        desired[variant] = entry
+    weights = {
+        v: float(
+            desired.get(v, {}).get(
+                "weight",
+                record.desired.get(v, {}).get("weight", item.get("InitialVariantWeight", 1.0)),
+            )
+        )
+        for v, item in production.items()
+    }
+    if sum(weights.values()) <= 0:
+        raise ValidationException(
+            "desiredWeightsAndCapacities: every production variant's weight would be 0; at "
+            "least one must take traffic (a weight of 0 keeps a variant reachable by "
+            "TargetVariant only)."
+        )
+    try:
+        updated = ctx.store.begin_resize(name, desired)
+    except WrongState as exc:
+        raise ValidationException(
+            f'Cannot update in-progress endpoint "{record.arn}" (it is {exc.status}).'
+        ) from exc
+    return Result({"EndpointArn": updated.arn}, kick=[name])

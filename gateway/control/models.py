@@ -16,17 +16,16 @@ from gateway.control.context import Context, Result, page, query, unsupported
 from gateway.control.errors import ResourceLimitExceeded, ValidationException
 from gateway.control.shapes import member_path
 from gateway.control.translate import COMMAND_ENV, check_model_data, containers_of, to_spec
+from gateway.control.variants import endpoint_spec
 from gateway.state import ConfigRecord, ModelRecord
-from pipelines.spec import MAX_CONTAINERS
+from pipelines.errors import TandemError
+from pipelines.spec import MAX_CONTAINERS, MAX_VARIANTS
 
 _CONTAINER_UNSUPPORTED = {
     "ModelPackageName": "model packages need SageMaker's model registry",
     "AdditionalModelDataSources": "give one ModelDataUrl per container",
 }
 _CONFIG_UNSUPPORTED = {
-    "ShadowProductionVariants": "shadow variants come with the next release",
-    "AsyncInferenceConfig": "asynchronous inference comes later",
-    "DataCaptureConfig": "data capture comes later",
     "ExplainerConfig": "SageMaker Clarify explainers are not part of Tandem",
 }
 _VARIANT_UNSUPPORTED = {"ModelDataDownloadTimeoutInSeconds": "", "InstancePools": ""}
@@ -93,33 +92,84 @@ def delete_model(ctx: Context, params: dict[str, Any]) -> Result:
 def create_endpoint_config(ctx: Context, params: dict[str, Any]) -> Result:
     name = params["EndpointConfigName"]
     unsupported(params, _CONFIG_UNSUPPORTED)
-    variants = params["ProductionVariants"]
-    if len(variants) > 1:
+    production = params["ProductionVariants"]
+    shadows = params.get("ShadowProductionVariants") or []
+    if len(production) > MAX_VARIANTS:
         raise ValidationException(
-            f"Value at 'productionVariants' has {len(variants)} variants; Tandem supports only "
-            "one production variant yet (weights across variants come with the next release)."
+            f"Value at 'productionVariants' has {len(production)} variants; an endpoint config "
+            f"holds at most {MAX_VARIANTS}."
         )
-    variant = variants[0]
-    for member in _VARIANT_UNSUPPORTED:
-        if variant.get(member) is not None:
-            raise ValidationException(
-                f"{member_path('ProductionVariants', 0, member)}: {member} is not supported by "
-                "Tandem yet."
-            )
-    if not variant.get("ModelName"):
+    if shadows and (len(production) != 1 or len(shadows) != 1):
         raise ValidationException(
-            "1 validation error detected: Value null at 'productionVariants.1.member.modelName' "
-            "failed to satisfy constraint: Member must not be null"
+            "With shadowProductionVariants, give exactly one production variant and one shadow "
+            f"variant (got {len(production)} and {len(shadows)})."
         )
-    model = model_record(ctx, variant["ModelName"])
-    to_spec(name, model.request, params)  # the variant's name and the tags must fit the spec
-    ctx.store.add_config(
-        name,
-        ctx.arn("endpoint-config", name),
-        params,
-        {variant["VariantName"]: model.name},
-    )
+    models: dict[str, str] = {}
+    for member, variants in (
+        ("ProductionVariants", production),
+        ("ShadowProductionVariants", shadows),
+    ):
+        for i, variant in enumerate(variants):
+            for unknown in _VARIANT_UNSUPPORTED:
+                if variant.get(unknown) is not None:
+                    raise ValidationException(
+                        f"{member_path(member, i, unknown)}: {unknown} is not supported by "
+                        "Tandem yet."
+                    )
+            if not variant.get("ModelName"):
+                at = member_path(member, i, "ModelName")
+                raise ValidationException(
+                    f"1 validation error detected: Value null at '{at}' failed to satisfy "
+                    "constraint: Member must not be null"
+                )
+            if variant["VariantName"] in models:
+                raise ValidationException(
+                    f"{member_path(member, i, 'VariantName')}: variant name "
+                    f"{variant['VariantName']!r} is used twice; each variant needs its own name."
+                )
+            models[variant["VariantName"]] = model_record(ctx, variant["ModelName"]).name
+    if production and sum(float(v.get("InitialVariantWeight", 1.0)) for v in production) <= 0:
+        raise ValidationException(
+            "productionVariants: every InitialVariantWeight is 0; at least one variant must "
+            "take traffic."
+        )
+    request = copy.deepcopy(params)
+    _confine_outputs(ctx, request)
+    # The spec it would run: each variant's model, names, weights and tags must fit.
+    endpoint_spec(name, request, lambda model: model_record(ctx, model).request)
+    ctx.store.add_config(name, ctx.arn("endpoint-config", name), request, models)
     return Result({"EndpointConfigArn": ctx.arn("endpoint-config", name)})
+
+
+def _confine_outputs(ctx: Context, request: dict[str, Any]) -> None:
+    """Where captures and async answers are written must lie under the allowed roots too, and
+    be writable now (a destination that cannot be written is refused at create time)."""
+    capture = request.get("DataCaptureConfig")
+    if capture and capture.get("DestinationS3Uri"):
+        at = "DataCaptureConfig.DestinationS3Uri"
+        capture["DestinationS3Uri"] = check_model_data(
+            capture["DestinationS3Uri"], ctx.model_roots, member=at, exist=False
+        )
+        if capture.get("EnableCapture", True):
+            _writable(capture["DestinationS3Uri"], at)
+    output = (request.get("AsyncInferenceConfig") or {}).get("OutputConfig") or {}
+    for member in ("S3OutputPath", "S3FailurePath"):
+        if output.get(member):
+            output[member] = check_model_data(
+                output[member],
+                ctx.model_roots,
+                member=f"AsyncInferenceConfig.{member}",
+                exist=False,
+            )
+
+
+def _writable(url: str, member: str) -> None:
+    from gateway.capture import check_destination
+
+    try:
+        check_destination(url)
+    except TandemError as exc:
+        raise ValidationException(f"{member}: {exc}") from exc
 
 
 def describe_endpoint_config(ctx: Context, params: dict[str, Any]) -> Result:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.control import endpoints, models, transform
+from gateway.control import endpoints, models, tags, transform
 from gateway.control.context import DEFAULT_ACCOUNT, DEFAULT_REGION, Context, Result
 from gateway.control.errors import UnknownOperation
 from gateway.control.shapes import operation_names, service_model, validate
-from gateway.control.translate import containers_of, default_model_roots, instance_count, to_spec
+from gateway.control.translate import containers_of, default_model_roots, to_spec
 from gateway.state import EndpointRecord, JobRecord, StateError, StateStore
 from pipelines.spec import EndpointSpec
 
@@ -41,6 +41,8 @@ OPERATIONS: dict[str, Handler] = {
     "DescribeEndpoint": endpoints.describe_endpoint,
     "ListEndpoints": endpoints.list_endpoints,
     "UpdateEndpoint": endpoints.update_endpoint,
+    "UpdateEndpointWeightsAndCapacities": endpoints.update_endpoint_weights_and_capacities,
+    "ListTags": tags.list_tags,
     "DeleteEndpoint": endpoints.delete_endpoint,
     "CreateTransformJob": transform.create_transform_job,
     "DescribeTransformJob": transform.describe_transform_job,
@@ -102,11 +104,17 @@ class ControlPlane:
         reconciler: Reconciler | None = None,
         jobs: JobRunner | None = None,
         check_job: Callable[[Mapping[str, Any]], None] | None = None,
+        observe: Callable[[str], Mapping[str, tuple[float, int]] | None] | None = None,
     ) -> None:
         roots = default_model_roots(store.path.parent) if model_roots is None else model_roots
         self.store = store
         self.context = Context(
-            store, region, account, tuple(str(r) for r in roots), check_job=check_job
+            store,
+            region,
+            account,
+            tuple(str(r) for r in roots),
+            check_job=check_job,
+            observe=observe,
         )
         #: The hooks; may be set after construction (the serving side is built later).
         self.reconciler = reconciler
@@ -175,11 +183,12 @@ class ControlPlane:
         if record.pending_config is not None:
             pending = models.config_record(self.context, record.pending_config)
             pending_spec = endpoints.spec_for(self.context, record.name, pending)
-            pending_count = instance_count(pending.request)
+            pending_count = pending_spec.production_variants[0].instance_count
+        spec = endpoints.spec_for(self.context, record.name, config)
         return EndpointPlan(
             endpoint=record,
-            spec=endpoints.spec_for(self.context, record.name, config),
-            instance_count=instance_count(config.request),
+            spec=spec,
+            instance_count=spec.production_variants[0].instance_count,
             pending_spec=pending_spec,
             pending_instance_count=pending_count,
         )

@@ -28,7 +28,9 @@ from typing import Any
 from gateway.control.errors import SerializationFailure, ValidationException
 
 #: String shapes whose pattern admits only https:// and s3:// URLs.
-RELAXED_PATTERNS = frozenset({"Url", "S3ModelUri", "S3Uri"})
+#: Shapes whose pattern is not checked: Tandem takes folders and file:// where SageMaker says
+#: s3://, and http(s):// webhooks where it says SNS topic (each is checked where it is used).
+RELAXED_PATTERNS = frozenset({"Url", "S3ModelUri", "S3Uri", "DestinationS3Uri", "SnsTopicArn"})
 #: Enum lists longer than this are cut short in messages (instance types run to hundreds).
 MAX_ENUM_SHOWN = 12
 _JAVA_CLASSES = {r"\p{L}": r"\w", r"\p{N}": r"\d", r"\p{Z}": r"\s"}

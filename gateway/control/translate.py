@@ -22,7 +22,8 @@ What ``Image`` means:
 Tandem's fields that SageMaker lacks travel in reserved names, removed from what the container
 sees: a MultiModel container's ``TANDEM_MEMORY_LIMIT``, ``TANDEM_DISK_CACHE_LIMIT``,
 ``TANDEM_PRELOAD`` (comma list) and ``TANDEM_LOAD_WAIT_TIMEOUT`` environment variables (its
-``MultiModelConfig.ModelCacheSetting`` is SageMaker's own), and the endpoint's request deadline
+``MultiModelConfig.ModelCacheSetting`` is SageMaker's own), a container's ``batching`` as
+``TANDEM_MAX_BATCH_SIZE`` and ``TANDEM_MAX_BATCH_DELAY_MS``, and the endpoint's request deadline
 as the endpoint config's tag ``tandem:timeout`` (seconds).
 """
 
@@ -48,6 +49,11 @@ MULTI_MODEL_ENV = {
     "TANDEM_DISK_CACHE_LIMIT": "disk_cache_limit",
     "TANDEM_PRELOAD": "preload",
     "TANDEM_LOAD_WAIT_TIMEOUT": "load_wait_timeout",
+}
+#: A container's ``batching`` travels as the variables the built-in containers read themselves.
+BATCHING_ENV = {
+    "TANDEM_MAX_BATCH_SIZE": "max_batch_size",
+    "TANDEM_MAX_BATCH_DELAY_MS": "max_batch_delay_ms",
 }
 TIMEOUT_TAG = "tandem:timeout"
 #: The model tag that keeps a spec file's folder: its ``command`` runs there, as from the file.
@@ -164,12 +170,6 @@ def from_spec(spec: EndpointSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     return model, config
 
 
-def instance_count(config: Mapping[str, Any]) -> int:
-    """Processes (or pods) of each container: the first variant's ``InitialInstanceCount``."""
-    variants = config.get("ProductionVariants") or [{}]
-    return int(variants[0].get("InitialInstanceCount", 1))
-
-
 def default_model_roots(state_dir: Path) -> tuple[str, ...]:
     """Where model data may come from when the operator says nothing: the state folder, the
     current folder, and any ``s3://`` location."""
@@ -259,6 +259,9 @@ def _container(path: tuple[str | int, ...], definition: Mapping[str, Any]) -> di
             value = env.pop(name)
             preload = [p.strip() for p in value.split(",") if p.strip()]
             fields[field] = preload if field == "preload" else value
+    batching = {field: env.pop(name) for name, field in BATCHING_ENV.items() if name in env}
+    if batching:
+        fields["batching"] = batching
     fields["environment"] = env
     return fields
 
@@ -288,6 +291,9 @@ def _definition(spec: EndpointSpec, container: Any) -> dict[str, Any]:
                 env[name] = f"{value:g}"
             else:  # bytes, with the unit: a bare number would mean MiB
                 env[name] = f"{value}B"
+    if container.batching is not None:
+        for name, field in BATCHING_ENV.items():
+            env[name] = f"{getattr(container.batching, field):g}"
     if "model_cache" in container.model_fields_set:
         out["MultiModelConfig"] = {"ModelCacheSetting": container.model_cache.value}
     if env:

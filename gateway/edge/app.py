@@ -17,16 +17,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.capture import CaptureCollector, CaptureWriter
 from gateway.dispatch import Dispatcher
 from gateway.edge.auth import auth_middleware
 from gateway.edge.errors import handle_api_error, handle_unexpected
-from gateway.edge.hotpath import InvocationsApp, InvocationsShortcut
+from gateway.edge.hotpath import InvocationsApp, InvocationsShortcut, pick
 from gateway.edge.model_routes import model_routes
+from gateway.edge.stream import stream_route
 from gateway.errors import ApiError, InvalidRequest
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import GatewayMetrics
 from gateway.models.hosting import close_all, make_managers, preload_all
-from gateway.runtime import ContainerState, EndpointRuntime, EndpointTable
+from gateway.runtime import (
+    ContainerState,
+    EndpointRuntime,
+    EndpointTable,
+    LiveEndpoint,
+    VariantRuntime,
+)
 from gateway.settings import GatewaySettings
 from pipelines.spec import NAME_PATTERN
 
@@ -36,7 +44,7 @@ _NAME = re.compile(NAME_PATTERN)
 
 
 def create_app(
-    endpoints: Iterable[EndpointRuntime] | EndpointTable,
+    endpoints: Iterable[EndpointRuntime | LiveEndpoint] | EndpointTable,
     settings: GatewaySettings,
     *,
     routes: Sequence[BaseRoute] = (),
@@ -51,9 +59,14 @@ def create_app(
         log_stream=lambda c: str(state_dir / c.deployment / c.hostname / "container.log"),
     )
     metrics = GatewayMetrics(table, dispatcher.manager)
+    metrics.registry.register(
+        CaptureCollector(
+            lambda: [w for e in table.live() if isinstance(w := e.capture, CaptureWriter)]
+        )
+    )
     dispatcher.host_models(make_managers(table, settings, dispatcher.upstream, metrics))
 
-    def endpoint_or_error(name: str) -> EndpointRuntime:
+    def endpoint_or_error(name: str) -> LiveEndpoint:
         endpoint = table.get(name)
         if endpoint is not None:
             return endpoint
@@ -64,6 +77,10 @@ def create_app(
                 f"{NAME_PATTERN} and have length less than or equal to 63"
             )
         raise InvalidRequest(f"Endpoint {name} of account {ACCOUNT} not found.")
+
+    def route(name: str, target_variant: str | None = None) -> EndpointRuntime:
+        """The instance that answers a request for ``name``: what every runtime call invokes."""
+        return pick(endpoint_or_error(name), target_variant).instance()
 
     invocations = InvocationsApp(dispatcher, metrics, endpoint_or_error, settings.max_payload)
 
@@ -79,12 +96,13 @@ def create_app(
         return JSONResponse({"Status": "Unhealthy", "Containers": down}, status_code=503)
 
     async def list_endpoints(request: Request) -> Response:
-        return JSONResponse({"Endpoints": [_describe(e) for e in table]})
+        return JSONResponse({"Endpoints": [_describe(e) for e in table.live()]})
 
     async def describe_endpoint(request: Request) -> Response:
         return JSONResponse(_describe(endpoint_or_error(request.path_params["name"])))
 
     async def prometheus(request: Request) -> Response:
+        await metrics.containers.refresh()  # batching series live in the containers
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     @asynccontextmanager
@@ -95,6 +113,7 @@ def create_app(
             await preload_all(dispatcher.managers)
             yield
         finally:
+            await invocations.shadows.aclose()
             await close_all(dispatcher.managers)
             await dispatcher.aclose()
 
@@ -102,6 +121,7 @@ def create_app(
         routes=[
             # Reached only when the shortcut does not take it; same app, same answers.
             Route("/endpoints/{name}/invocations", invocations, methods=["POST"]),
+            stream_route(route, dispatcher, metrics, settings.max_payload),
             Route("/ping", ping, methods=["GET"]),
             Route("/endpoints", list_endpoints, methods=["GET"]),
             Route("/endpoints/{name}", describe_endpoint, methods=["GET"]),
@@ -119,12 +139,14 @@ def create_app(
     app.state.dispatcher = dispatcher
     app.state.metrics = metrics
     app.state.table = table
+    #: ``route(name, target_variant)``: the instance to invoke (for other runtime calls).
+    app.state.route = route
     return app
 
 
-def _status(endpoint: EndpointRuntime) -> str:
+def _status(endpoint: LiveEndpoint) -> str:
     """SageMaker's EndpointStatus, derived from the containers' states."""
-    states = {c.state for c in endpoint.containers}
+    states = {c.state for r in endpoint.runtimes for c in r.containers}
     if states == {ContainerState.HEALTHY}:
         return "InService"
     if ContainerState.FAILED in states:
@@ -134,22 +156,43 @@ def _status(endpoint: EndpointRuntime) -> str:
     return "OutOfService"
 
 
-def _describe(endpoint: EndpointRuntime) -> dict[str, Any]:
+def _describe(endpoint: LiveEndpoint) -> dict[str, Any]:
+    first = endpoint.variants[0].instances[0]
     return {
         "EndpointName": endpoint.name,
         "EndpointStatus": _status(endpoint),
-        "Mode": endpoint.spec.execution.value,
-        "Variant": endpoint.variant,
+        "Mode": first.spec.execution.value,
+        "Variant": first.variant,
         "Timeout": endpoint.spec.timeout,
-        "Containers": [
-            {
-                "ContainerHostname": c.hostname,
-                "State": c.state.value,
-                "Restarts": c.restarts,
-                "Mode": c.spec.mode.value,
-                "Framework": c.spec.framework.value if c.spec.framework else None,
-                "Url": c.url or None,
-            }
-            for c in endpoint.containers
-        ],
+        "Containers": _containers(first),
+        "ProductionVariants": [_variant(v) for v in endpoint.variants],
+        "ShadowProductionVariants": [_variant(v) for v in endpoint.shadows],
     }
+
+
+def _variant(variant: VariantRuntime) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "VariantName": variant.name,
+        "Mode": variant.spec.execution.value,
+        "CurrentInstanceCount": len(variant.instances),
+        "Instances": [_containers(i) for i in variant.instances],
+    }
+    if variant.sampling is None:
+        out["CurrentWeight"] = variant.weight
+    else:
+        out["SamplingPercentage"] = variant.sampling
+    return out
+
+
+def _containers(endpoint: EndpointRuntime) -> list[dict[str, Any]]:
+    return [
+        {
+            "ContainerHostname": c.hostname,
+            "State": c.state.value,
+            "Restarts": c.restarts,
+            "Mode": c.spec.mode.value,
+            "Framework": c.spec.framework.value if c.spec.framework else None,
+            "Url": c.url or None,
+        }
+        for c in endpoint.containers
+    ]

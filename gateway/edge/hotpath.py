@@ -19,9 +19,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.dispatch import Dispatcher, InvocationRequest
 from gateway.edge.body import read_body
 from gateway.edge.errors import error_response
+from gateway.edge.shadows import ShadowSender
 from gateway.errors import ApiError, InvalidRequest
 from gateway.metrics import GatewayMetrics
-from gateway.runtime import EndpointRuntime
+from gateway.runtime import EndpointRuntime, LiveEndpoint, UnknownVariant, VariantRuntime
 
 PREFIX = "/endpoints/"
 SUFFIX = "/invocations"
@@ -63,14 +64,16 @@ class InvocationsApp:
         self,
         dispatcher: Dispatcher,
         metrics: GatewayMetrics,
-        endpoint_or_error: Callable[[str], EndpointRuntime],
+        endpoint_or_error: Callable[[str], LiveEndpoint],
         max_payload: int,
+        shadows: ShadowSender | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.metrics = metrics
         self.endpoint_or_error = endpoint_or_error
         self.limit = max_payload
         self.request_id = RequestIds()
+        self.shadows = shadows or ShadowSender(dispatcher, metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -79,16 +82,19 @@ class InvocationsApp:
         endpoint: EndpointRuntime | None = None
         path: str = scope["path"]
         try:
-            endpoint = self.endpoint_or_error(path[len(PREFIX) : -len(SUFFIX)])
+            live = self.endpoint_or_error(path[len(PREFIX) : -len(SUFFIX)])
+            # One dict of the raw (lower-cased, per ASGI) headers: a lookup each, not a scan.
+            headers: dict[bytes, bytes] = dict(scope["headers"])
+            check_headers(headers)
+            endpoint = pick(live, _text(headers, b"x-amzn-sagemaker-target-variant")).instance()
             # Counted from the moment it was routed: an endpoint being replaced or deleted
             # stops only after the requests it already took are answered.
             endpoint.inflight += 1
             try:
-                headers: dict[bytes, bytes] = dict(scope["headers"])
                 body = await read_body(receive, headers.get(b"content-length"), self.limit)
                 if body is None:
                     raise _Disconnected
-                invocation = _invocation(headers, endpoint, body)
+                invocation = _invocation(headers, body)
                 result = await self.dispatcher.invoke(endpoint, invocation, timings)
             finally:
                 endpoint.inflight -= 1
@@ -121,6 +127,21 @@ class InvocationsApp:
             raw.append((b"x-amzn-sagemaker-custom-attributes", attributes))
         await send({"type": "http.response.start", "status": 200, "headers": raw})
         await send({"type": "http.response.body", "body": out})
+        # Off the answer's path: it is sent before any copy is made or kept.
+        if live.shadows:
+            self.shadows.offer(live, invocation)
+        capture = live.capture
+        if capture is not None and capture.sampled():
+            capture.offer(
+                endpoint.variant,
+                invocation.body,
+                invocation.content_type,
+                out,
+                result.content_type,
+                event_id=request_id,
+                inference_id=invocation.inference_id,
+                target_model=invocation.target_model,
+            )
 
 
 class InvocationsShortcut:
@@ -148,23 +169,33 @@ class InvocationsShortcut:
         await self.app(scope, receive, send)
 
 
-def _invocation(
-    headers: dict[bytes, bytes], endpoint: EndpointRuntime, body: bytes
-) -> InvocationRequest:
-    # One dict of the raw (lower-cased, per ASGI) headers: a lookup each, not a scan each.
-    for name, field, low, high in _HEADER_LIMITS:
+def pick(endpoint: LiveEndpoint, target: str | None) -> VariantRuntime:
+    """The production variant for one request; an unknown ``TargetVariant`` names the known."""
+    try:
+        return endpoint.pick(target)
+    except UnknownVariant:
+        known = ", ".join(v.name for v in endpoint.variants)
+        raise InvalidRequest(
+            f"Target variant {target} not found for endpoint {endpoint.name} "
+            f"(its production variants: {known})."
+        ) from None
+
+
+HeaderLimits = tuple[tuple[bytes, str, int, int], ...]
+
+
+def check_headers(headers: dict[bytes, bytes], limits: HeaderLimits = _HEADER_LIMITS) -> None:
+    """SageMaker's length limits of the runtime API's headers, in its message shape."""
+    for name, field, low, high in limits:
         value = headers.get(name)
         if value is not None and not low <= len(value) <= high:
             raise InvalidRequest(
                 f"1 validation error detected: Value at '{field}' failed to satisfy constraint: "
                 f"Member must have length between {low} and {high} (header {name.decode()})"
             )
-    variant = _text(headers, b"x-amzn-sagemaker-target-variant")
-    if variant and variant != endpoint.variant:
-        raise InvalidRequest(
-            f"Target variant {variant} not found for endpoint {endpoint.name} "
-            f"(its variant is {endpoint.variant})."
-        )
+
+
+def _invocation(headers: dict[bytes, bytes], body: bytes) -> InvocationRequest:
     return InvocationRequest(
         body=body,
         content_type=_text(headers, b"content-type"),

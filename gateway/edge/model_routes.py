@@ -11,19 +11,20 @@ from starlette.routing import Route
 from gateway.errors import InvalidRequest, ResourceNotFound
 from gateway.models.manager import ModelManager
 from gateway.models.targets import validate_target
-from gateway.runtime import ContainerRuntime, EndpointRuntime
+from gateway.runtime import ContainerRuntime, LiveEndpoint
 
 
 def model_routes(
-    endpoint_or_error: Callable[[str], EndpointRuntime],
+    endpoint_or_error: Callable[[str], LiveEndpoint],
     manager_of: Callable[[ContainerRuntime], ModelManager | None],
 ) -> list[Route]:
-    def managers(request: Request) -> tuple[EndpointRuntime, list[ModelManager]]:
+    def managers(request: Request) -> tuple[LiveEndpoint, list[ModelManager]]:
         endpoint = endpoint_or_error(request.path_params["name"])
         chosen = request.query_params.get("container")
         found = [
             manager
-            for c in endpoint.containers
+            for r in endpoint.runtimes
+            for c in r.containers
             if (manager := manager_of(c)) is not None and (chosen is None or c.hostname == chosen)
         ]
         if not found:

@@ -21,6 +21,10 @@ from gateway.edge.guard import guarded_protocol
 from gateway.settings import GatewaySettings
 from pipelines.errors import TandemError
 
+#: A connection whose request has not come within this long is handed over anyway (and then
+#: meets the header deadline of ``guard.py``).
+DEFER_ACCEPT_SECONDS = 5
+
 
 class StateDirBusy(TandemError):
     """Another ``tandem serve`` uses the same state folder (it holds the folder's lock)."""
@@ -48,12 +52,22 @@ def state_lock(state_dir: Path) -> Iterator[None]:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """The gateway's listening socket, bound before any container starts."""
+    """The gateway's listening socket, bound before any container starts.
+
+    With ``TCP_DEFER_ACCEPT`` (Linux) a new connection wakes the gateway once, when its request
+    has arrived, instead of once for the handshake and again for the request: a client that opens
+    a connection per request saves a wake-up each time.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family, backlog=2048)
+        sock = socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    defer = getattr(socket, "TCP_DEFER_ACCEPT", None)
+    if defer is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, defer, DEFER_ACCEPT_SECONDS)
+    return sock
 
 
 class Server(uvicorn.Server):

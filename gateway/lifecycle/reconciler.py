@@ -18,15 +18,23 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway import runtime
+from gateway.capture import CaptureWriter
 from gateway.dispatch import Dispatcher
 from gateway.lifecycle.backends.base import Backend
-from gateway.lifecycle.supervisor import StartError, Supervisor
+from gateway.lifecycle.supervisor import StartError, Supervisor, raise_start_errors
 from gateway.metrics import GatewayMetrics
 from gateway.models.hosting import close_all, make_managers, preload_all
-from gateway.runtime import EndpointRuntime, EndpointTable
+from gateway.models.limits import fair_limits
+from gateway.runtime import (
+    EndpointRuntime,
+    EndpointTable,
+    LiveEndpoint,
+    VariantRuntime,
+    deployment_name,
+)
 from gateway.settings import GatewaySettings
 from gateway.state import EndpointStatus, StateStore, WrongState
 from pipelines.errors import TandemError
@@ -44,11 +52,15 @@ SpecFor = Callable[[str, str], EndpointSpec]
 
 @dataclass(eq=False)
 class Deployment:
-    """One endpoint's containers under one config: what an update replaces whole."""
+    """One endpoint's containers under one config: what an update replaces whole.
 
-    runtime: EndpointRuntime
-    supervisor: Supervisor
+    Each instance has its own supervisor, so that a variant's instance count can change while
+    the others serve.
+    """
+
+    runtime: LiveEndpoint
     config: str
+    supervisors: dict[EndpointRuntime, Supervisor] = field(default_factory=dict)
 
 
 class Reconciler:
@@ -108,7 +120,8 @@ class Reconciler:
         """Shutdown has begun: a container that ends now is not restarted."""
         self._closing = True
         for deployment in self._live.values():
-            deployment.supervisor.stop_restarting()
+            for supervisor in deployment.supervisors.values():
+                supervisor.stop_restarting()
 
     async def close(self) -> None:
         """Shutdown: no new work; what runs is cancelled; every deployment stops."""
@@ -169,6 +182,8 @@ class Reconciler:
                 )
         if record.status is EndpointStatus.UPDATING and record.pending_config is not None:
             await self._update(live, record.pending_config)
+        elif record.status is EndpointStatus.UPDATING:
+            await self._resize(live, record.desired)
 
     async def _start_or_fail(self, name: str, config: str) -> Deployment | None:
         try:
@@ -212,22 +227,100 @@ class Reconciler:
         """Start ``config``'s containers and wait until they pass ``/ping`` (not serving yet)."""
         assert self._dispatcher is not None and self._metrics is not None, "attach() first"
         spec = self._spec_for(name, config)
+        record = self._store.get_endpoint(name)
+        # Weights and counts asked for after the config was made hold for that config only.
+        desired = record.desired if record is not None and record.config == config else {}
         # Blue/green: an update runs in the other of the endpoint's two folders.
-        folder = name if beside is None or beside.runtime.deployment != name else f"{name}.1"
-        (endpoint,) = runtime.build([spec], self._settings.state_dir, deployment=folder)
-        supervisor = Supervisor([endpoint], self._backend, self._settings)
-        await supervisor.start(reap=False)
-        deployment = Deployment(endpoint, supervisor, config)
-        managers = make_managers(
-            [endpoint], self._settings, self._dispatcher.upstream, self._metrics
+        folder = name if beside is None or beside.runtime.folder != name else f"{name}.1"
+        endpoint = runtime.build_live(
+            spec,
+            self._settings.state_dir,
+            folder=folder,
+            counts={v: int(d["count"]) for v, d in desired.items() if "count" in d},
+            weights={v: float(d["weight"]) for v, d in desired.items() if "weight" in d},
         )
-        self._dispatcher.host_models(managers)
+        deployment = Deployment(endpoint, config)
         try:
-            await preload_all(managers.values())
+            await self._start_instances(deployment, endpoint.runtimes)
         except BaseException:
             await self._stop(deployment)
             raise
+        capture = spec.data_capture
+        if capture is not None and capture.enable_capture:
+            writer = CaptureWriter(
+                name,
+                capture,
+                destination=spec.resolve(capture.destination),
+                s3_endpoint_url=self._settings.s3_endpoint_url,
+            )
+            writer.start()
+            endpoint.capture = writer
         return deployment
+
+    async def _start_instances(
+        self, deployment: Deployment, instances: list[EndpointRuntime]
+    ) -> None:
+        """Start ``instances`` side by side, each under its own supervisor, until all pass
+        ``/ping`` and their pinned models are loaded; the caller stops them on failure."""
+        assert self._dispatcher is not None and self._metrics is not None, "attach() first"
+        started = {i: Supervisor([i], self._backend, self._settings) for i in instances}
+        deployment.supervisors.update(started)
+        results = await asyncio.gather(
+            *(s.start(reap=False) for s in started.values()), return_exceptions=True
+        )
+        raise_start_errors(results)
+        managers = make_managers(
+            instances, self._settings, self._dispatcher.upstream, self._metrics
+        )
+        self._dispatcher.host_models(managers)
+        await preload_all(managers.values())
+
+    async def _resize(self, live: Deployment, desired: dict[str, dict[str, float]]) -> None:
+        """UpdateEndpointWeightsAndCapacities: weights move in one step, instances are added
+        (started and healthy before they take traffic) or drained and stopped."""
+        name = live.runtime.name
+        live.runtime.set_weights(
+            {v: float(d["weight"]) for v, d in desired.items() if "weight" in d}
+        )
+        try:
+            for variant in [*live.runtime.variants, *live.runtime.shadows]:
+                count = desired.get(variant.name, {}).get("count")
+                if count is not None:
+                    await self._scale(live, variant, int(count))
+        except Exception as exc:
+            reason = _reason(exc)
+            logger.warning("%s: changing instance counts failed: %s", name, reason)
+            with contextlib.suppress(WrongState):
+                self._store.set_endpoint_status(
+                    name, EndpointStatus.IN_SERVICE, reason, expect={EndpointStatus.UPDATING}
+                )
+            return
+        with contextlib.suppress(WrongState):
+            self._store.finish_resize(name)
+
+    async def _scale(self, live: Deployment, variant: VariantRuntime, count: int) -> None:
+        have = len(variant.instances)
+        if count > have:
+            names = [
+                deployment_name(live.runtime.folder, live.runtime.spec, variant.name, i)
+                for i in range(have, count)
+            ]
+            limits = fair_limits([(n, variant.spec) for n in names], self._settings.state_dir)
+            added = [
+                EndpointRuntime.from_spec(variant.spec, limits.get(n), deployment=n) for n in names
+            ]
+            try:
+                await self._start_instances(live, added)
+            except BaseException:
+                await self._stop_instances(live, added)
+                raise
+            variant.instances = [*variant.instances, *added]
+        elif count < have:
+            gone = variant.instances[count:]
+            variant.instances = variant.instances[:count]
+            for instance in gone:
+                await self._drain(instance)
+            await self._stop_instances(live, gone)
 
     def _serve(self, deployment: Deployment) -> None:
         self._live[deployment.runtime.name] = deployment
@@ -248,18 +341,33 @@ class Reconciler:
         await self._drain(deployment.runtime)
         await self._stop(deployment)
 
-    async def _drain(self, endpoint: EndpointRuntime) -> None:
+    async def _drain(self, endpoint: LiveEndpoint | EndpointRuntime) -> None:
         """Wait for the requests already in ``endpoint`` (bounded by its own timeout)."""
         deadline = time.monotonic() + endpoint.spec.timeout + 1.0
         while endpoint.inflight > 0 and time.monotonic() < deadline:
             await asyncio.sleep(DRAIN_POLL)
 
     async def _stop(self, deployment: Deployment) -> None:
+        await self._stop_instances(deployment, list(deployment.supervisors))
+        writer = deployment.runtime.capture
+        if isinstance(writer, CaptureWriter):
+            deployment.runtime.capture = None
+            await writer.aclose()  # its requests are answered: every record is in the buffer
+
+    async def _stop_instances(
+        self, deployment: Deployment, instances: list[EndpointRuntime]
+    ) -> None:
         assert self._dispatcher is not None and self._metrics is not None
-        managers = await self._dispatcher.retire(deployment.runtime)
+        managers = []
+        for instance in instances:
+            managers += await self._dispatcher.retire(instance)
         await close_all(managers)
-        await deployment.supervisor.stop(reap=False)
-        self._metrics.forget(deployment.runtime)
+        supervisors = [
+            deployment.supervisors.pop(i) for i in instances if i in deployment.supervisors
+        ]
+        await asyncio.gather(*(s.stop(reap=False) for s in supervisors), return_exceptions=True)
+        for instance in instances:
+            self._metrics.forget(instance)
 
 
 def _reason(exc: BaseException) -> str:

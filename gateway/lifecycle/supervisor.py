@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,19 @@ class StartError(TandemError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("cannot start:\n" + "\n".join(problems))
+
+
+def raise_start_errors(results: Sequence[object]) -> None:
+    """Of ``gather(..., return_exceptions=True)`` over starts: one ``StartError`` with every
+    problem; anything else that was raised (a bug, a cancellation) as it was."""
+    problems: list[str] = []
+    for result in results:
+        if isinstance(result, StartError):
+            problems.extend(result.problems)
+        elif isinstance(result, BaseException):
+            raise result
+    if problems:
+        raise StartError(problems)
 
 
 class _NotHealthy(Exception):
@@ -117,14 +131,7 @@ class Supervisor:
             results = await asyncio.gather(
                 *(self._start_first(s) for s in self._slots), return_exceptions=True
             )
-            problems = []
-            for result in results:
-                if isinstance(result, StartError):
-                    problems.extend(result.problems)
-                elif isinstance(result, BaseException):
-                    raise result
-            if problems:
-                raise StartError(problems)
+            raise_start_errors(results)
             for slot in self._slots:
                 slot.watcher = asyncio.create_task(self._watch(slot), name=f"watch {slot.name}")
         except BaseException:

@@ -37,11 +37,16 @@ def free_disk(folder: Path) -> int:
     return shutil.disk_usage(folder).free
 
 
-def fair_limits(specs: Iterable[EndpointSpec], state_dir: Path) -> dict[str, dict[str, Limits]]:
-    """Endpoint name -> container hostname -> its limits, for every MultiModel container."""
+def fair_limits(
+    units: Iterable[tuple[str, EndpointSpec]], state_dir: Path
+) -> dict[str, dict[str, Limits]]:
+    """Key -> container hostname -> its limits, for every MultiModel container of ``units``.
+
+    A unit is one running copy of a single-variant spec (an instance), under its own key.
+    """
     multi = [
-        (spec.name, hostname, container)
-        for spec in specs
+        (key, hostname, container)
+        for key, spec in units
         for hostname, container in zip(spec.hostnames, spec.containers, strict=True)
         if container.mode is Mode.MULTI_MODEL
     ]

@@ -3,19 +3,22 @@
 The container only loads and unloads when told (docs/contract.md); this is the platform side
 that decides. A load is one task per model that every request for it awaits: concurrent first
 requests share it, and a request that gives up waiting (``ModelNotReady``) leaves it running.
-Loads and unloads of one container run one at a time under a lock, so the memory a load added
-can be measured as the difference of the container's resident memory before and after.
+With one worker process, loads and unloads of one container run one at a time under a lock, so
+the memory a load added is the difference of the container's resident memory before and after.
+With ``SAGEMAKER_MODEL_SERVER_WORKERS`` > 1 the container's router puts each model in one worker
+and up to that many loads run at once: room is made for each under the lock (counting the loads
+in flight), and the memory a load added is the one its worker measured (``memoryBytes``). The
+calls themselves (``POST /models``, ``DELETE /models/{name}``) are in ``model_api.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -23,19 +26,16 @@ from urllib.parse import quote
 from gateway.errors import ApiError, ModelNotReady
 from gateway.metrics import ModelMetrics
 from gateway.models.cache import CacheEntry, DiskCache, purge
+from gateway.models.describe import describe, measured, worker_count
 from gateway.models.errors import load_failed, no_room, store_failed, unreachable
+from gateway.models.model_api import ModelApi
 from gateway.models.store import ModelStore, StoreError
 from gateway.models.targets import container_name
 from gateway.runtime import ContainerRuntime
-from gateway.upstream import Upstream, UpstreamError
+from gateway.upstream import Upstream
 from pipelines.spec import ModelCache
 
 log = logging.getLogger("tandem.models")
-
-#: Largest answer read from the container's model API (its messages, not payloads).
-ADMIN_BODY = 1024 * 1024
-#: Seconds an unload (``DELETE /models/{name}``) may take.
-UNLOAD_TIMEOUT = 60.0
 
 
 @dataclass(eq=False)
@@ -74,13 +74,17 @@ class ModelManager:
         self.pinned = frozenset(container.spec.preload)
         self.wait_timeout = container.spec.load_wait_timeout
         self.unload_after_use = container.spec.model_cache is ModelCache.DISABLED
-        self._upstream = upstream
+        self._api = ModelApi(container, upstream, load_timeout=load_timeout)
         self._load_timeout = load_timeout
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()  # least recently used first
         self._loading: dict[str, asyncio.Task[LoadedModel]] = {}
         #: Memory each target's last load added, kept after eviction to plan its next load.
         self._known: dict[str, int] = {}
         self._lock = asyncio.Lock()
+        self.workers = worker_count(container.spec.environment)
+        self._slots = asyncio.Semaphore(self.workers)
+        #: Bytes planned for loads in flight (several workers): room made but not yet measured.
+        self._reserved = 0
         self._released = asyncio.Event()
         self._generation = container.generation
         self._tasks: set[asyncio.Task[None]] = set()
@@ -168,6 +172,13 @@ class ModelManager:
         return self.cache.total
 
     @property
+    def loaded_models(self) -> Mapping[str, LoadedModel]:
+        return self._loaded
+
+    def is_loading(self, target: str) -> bool:
+        return target in self._loading
+
+    @property
     def loaded_count(self) -> int:
         return len(self._loaded)
 
@@ -177,35 +188,7 @@ class ModelManager:
         return handle.memory() if handle is not None and handle.alive else None
 
     def describe(self) -> dict[str, object]:
-        disk = {e.target: e for e in self.cache.entries()}
-        models = []
-        for target in sorted(set(disk) | set(self._loaded) | self.pinned):
-            entry, cached = self._loaded.get(target), disk.get(target)
-            last = max(entry.last_used if entry else 0.0, cached.last_used if cached else 0.0)
-            models.append(
-                {
-                    "TargetModel": target,
-                    "ContainerModelName": container_name(target),
-                    "Loaded": entry is not None,
-                    "Loading": target in self._loading,
-                    "Pinned": target in self.pinned,
-                    "MemoryBytes": entry.memory if entry else None,
-                    "DiskBytes": cached.size if cached else None,
-                    "LastUsed": _iso(last) if last else None,
-                    "InFlight": entry.in_use if entry else 0,
-                }
-            )
-        return {
-            "ContainerHostname": self.container.hostname,
-            "ModelData": self.store.prefix,
-            "ModelCache": "Disabled" if self.unload_after_use else "Enabled",
-            "MemoryLimitBytes": self.memory_limit,
-            "MemoryUsedBytes": self.memory_used(),
-            "DiskCacheLimitBytes": self.cache.limit,
-            "DiskCacheBytes": self.cache.total,
-            "LoadedModelCount": len(self._loaded),
-            "Models": models,
-        }
+        return describe(self)
 
     # ---- loading -----------------------------------------------------------------------------
 
@@ -227,31 +210,64 @@ class ModelManager:
         cached = self.cache.get(target)
         if cached is None:
             cached = await self._download(target)
-        async with self._lock:
-            self._sync_generation()
-            need = self._known.get(target) or cached.size
-            await self._make_room(need)
-            before = self.memory_used()
-            started = time.perf_counter()
-            status, message = await self._post(target, cached)
-            if status == 507 and await self._make_room(need, at_least=1):
-                status, message = await self._post(target, cached)
-            if not 200 <= status < 300:
-                self._forget_disk(target)
-                if status == 507:
-                    raise no_room(target, self.container.hostname, message, self.memory_limit)
-                raise load_failed(target, self.container.hostname, status, message)
-            self.metrics.load.observe(time.perf_counter() - started)
-            after = self.memory_used()
-            added = need if before is None or after is None else max(after - before, 0)
-            self._known[target] = added
-            now = time.time()
-            entry = LoadedModel(
-                target, container_name(target), added, now, now, pinned=target in self.pinned
-            )
-            self._loaded[target] = entry
-            log.info("%s: loaded %s (+%d KiB)", self._where, target, added >> 10)
+        if self.workers > 1:
+            entry = await self._load_parallel(target, cached)
+        else:
+            async with self._lock:
+                self._sync_generation()
+                need = self._known.get(target) or cached.size
+                await self._make_room(need)
+                before = self.memory_used()
+                started = time.perf_counter()
+                status, message = await self._api.load(target, cached)
+                if status == 507 and await self._make_room(need, at_least=1):
+                    status, message = await self._api.load(target, cached)
+                self._check(target, status, message)
+                self.metrics.load.observe(time.perf_counter() - started)
+                after = self.memory_used()
+                added = need if before is None or after is None else max(after - before, 0)
+                entry = self._record(target, added)
         await self._shrink_disk()  # models evicted from memory above may leave the disk now
+        return entry
+
+    async def _load_parallel(self, target: str, cached: CacheEntry) -> LoadedModel:
+        """Make room under the lock (loads in flight count), then load beside other loads."""
+        async with self._slots:
+            need = self._known.get(target) or cached.size
+            async with self._lock:
+                self._sync_generation()
+                await self._make_room(need + self._reserved)
+                self._reserved += need
+            try:
+                started = time.perf_counter()
+                status, message = await self._api.load(target, cached)
+                if status == 507:
+                    async with self._lock:
+                        retry = await self._make_room(need + self._reserved, at_least=1)
+                    if retry:
+                        status, message = await self._api.load(target, cached)
+            finally:
+                self._reserved -= need
+                self._released.set()  # room planned for this load is free for waiting ones
+            self._check(target, status, message)
+            self.metrics.load.observe(time.perf_counter() - started)
+            return self._record(target, measured(message, need))
+
+    def _check(self, target: str, status: int, message: str) -> None:
+        if not 200 <= status < 300:
+            self._forget_disk(target)
+            if status == 507:
+                raise no_room(target, self.container.hostname, message, self.memory_limit)
+            raise load_failed(target, self.container.hostname, status, message)
+
+    def _record(self, target: str, added: int) -> LoadedModel:
+        self._known[target] = added
+        now = time.time()
+        entry = LoadedModel(
+            target, container_name(target), added, now, now, pinned=target in self.pinned
+        )
+        self._loaded[target] = entry
+        log.info("%s: loaded %s (+%d KiB)", self._where, target, added >> 10)
         return entry
 
     async def _download(self, target: str) -> CacheEntry:
@@ -275,23 +291,6 @@ class ModelManager:
             for _ in removed:
                 self.metrics.evicted("disk")
             await asyncio.to_thread(purge, [path for _, path in removed])
-
-    async def _post(self, target: str, cached: CacheEntry) -> tuple[int, str]:
-        """``POST /models``; a 409 (a stale copy under this name) is unloaded and retried."""
-        name = container_name(target)
-        body = json.dumps({"model_name": name, "url": str(cached.path)}).encode()
-        headers = {"Content-Type": "application/json"}
-        for _ in range(2):
-            try:
-                response = await self._upstream().post(
-                    "/models", body, headers, timeout=self._load_timeout, max_body=ADMIN_BODY
-                )
-            except UpstreamError as exc:
-                raise unreachable(self.container.hostname, exc) from exc
-            if response.status != 409:
-                break
-            await self._delete(name)
-        return response.status, response.body.decode("utf-8", "replace")
 
     async def _make_room(self, need: int, at_least: int = 0) -> int:
         """Unload least recently used models until ``need`` more bytes fit; how many went."""
@@ -333,18 +332,10 @@ class ModelManager:
         if self._loaded.get(entry.target) is entry:
             del self._loaded[entry.target]
         started = time.perf_counter()
-        await self._delete(entry.name)
+        await self._api.unload(entry.name)
         self.metrics.unload.observe(time.perf_counter() - started)
         self.metrics.evicted(reason)
         log.info("%s: unloaded %s (%s)", self._where, entry.target, reason)
-
-    async def _delete(self, name: str) -> None:
-        try:
-            await self._upstream().delete(
-                f"/models/{quote(name, safe='')}", timeout=UNLOAD_TIMEOUT, max_body=ADMIN_BODY
-            )
-        except UpstreamError as exc:  # it is restarting: its models are gone anyway
-            log.warning("%s: cannot unload %s: %s", self._where, name, exc)
 
     async def _unload_if_idle(self, entry: LoadedModel) -> None:
         async with self._lock:
@@ -387,7 +378,3 @@ class ModelManager:
     @property
     def _where(self) -> str:
         return f"{self.container.endpoint}/{self.container.hostname}"
-
-
-def _iso(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))

@@ -18,7 +18,15 @@ from typing import Any
 import yaml
 
 from gateway.artifacts import prepare_model_dir
-from gateway.ops.images import DOCKERFILE, GATEWAY, ROOT, image_for, image_name, stage
+from gateway.ops.images import (
+    DOCKERFILE,
+    GATEWAY,
+    ROOT,
+    container_env,
+    image_for,
+    image_name,
+    stage,
+)
 from pipelines.errors import TandemError
 from pipelines.spec import EndpointSpec, Mode
 
@@ -48,6 +56,11 @@ def service_name(endpoint: str, hostname: str) -> str:
 def check(specs: Sequence[EndpointSpec]) -> None:
     problems = []
     for spec in specs:
+        if spec.variants or spec.shadow_variants:
+            problems.append(
+                f"{spec.name}: variants: compose renders endpoints of one variant; serve several "
+                "variants with tandem serve (process or docker backend)"
+            )
         for hostname, container in zip(spec.hostnames, spec.containers, strict=True):
             where = f"{spec.name}/{hostname}"
             if image_for(container) is None:
@@ -83,7 +96,11 @@ def render(
             service |= {
                 "command": ["serve"],
                 "hostname": hostname,
-                "environment": {**container.environment, "SAGEMAKER_BIND_TO_PORT": "8080"},
+                "environment": {
+                    **container_env(container, asynchronous=spec.async_inference is not None),
+                    **container.environment,
+                    "SAGEMAKER_BIND_TO_PORT": "8080",
+                },
                 "volumes": [f"./models/{spec.name}/{hostname}:/opt/ml/model:ro"],
                 "networks": {spec.name: {"aliases": [hostname]}},
                 "labels": {"tandem.endpoint": spec.name, "tandem.container": hostname},

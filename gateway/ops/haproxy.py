@@ -110,7 +110,7 @@ def _parse_one(raw: str) -> Instance:
 
 def affinity_endpoints(specs: Sequence[EndpointSpec]) -> list[str]:
     """Endpoints with a MultiModel container: only their invocations are hashed on the model."""
-    return [s.name for s in specs if any(c.mode is Mode.MULTI_MODEL for c in s.containers)]
+    return [s.name for s in specs if any(c.mode is Mode.MULTI_MODEL for c in s.all_containers)]
 
 
 def render(
@@ -135,7 +135,12 @@ def render(
     checks = checks or Checks()
     server_timeout = max(s.timeout for s in specs) + SERVER_TIMEOUT_MARGIN
     load_wait = max(
-        (c.load_wait_timeout for s in specs for c in s.containers if c.mode is Mode.MULTI_MODEL),
+        (
+            c.load_wait_timeout
+            for s in specs
+            for c in s.all_containers
+            if c.mode is Mode.MULTI_MODEL
+        ),
         default=0.0,
     )
     server_timeout = max(server_timeout, load_wait + SERVER_TIMEOUT_MARGIN)

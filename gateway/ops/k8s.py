@@ -4,7 +4,9 @@ As on SageMaker, an instance of an endpoint holds every container of it: the pod
 (the ``external`` backend, reaching each sidecar at ``127.0.0.1:<its port>``) and one sidecar per
 spec container, each told its own ``SAGEMAKER_BIND_TO_PORT`` since they share the pod's network.
 Replicas are identical; a Service spreads requests over them and an HPA adds replicas when the
-invocations per instance pass a target (SageMaker's ``SageMakerVariantInvocationsPerInstance``).
+invocations per instance pass a target (SageMaker's ``SageMakerVariantInvocationsPerInstance``),
+or, for an endpoint with ``async_inference``, when its queued requests per instance do
+(``ApproximateBacklogSizePerInstance``).
 
 Model data: single-model sidecars mount ``<endpoint>/<hostname>/`` of a ReadWriteMany volume (the
 ``<endpoint>-models`` claim) read-only at ``/opt/ml/model``; fill it once with the unpacked models
@@ -40,6 +42,7 @@ from pipelines.spec import EndpointSpec
 
 # The pod's names stay importable from here, where the other objects of an endpoint live.
 __all__ = [
+    "BACKLOG_METRIC",
     "FIRST_SIDECAR_PORT",
     "GATEWAY_PORT",
     "INVOCATIONS_METRIC",
@@ -62,6 +65,11 @@ KUBERNETES_VERSION = "1.30"
 SERVICE_PORT = 80
 #: The custom metric the HPA reads: invocations per minute of one pod (see ``adapter_rules``).
 INVOCATIONS_METRIC = "tandem_invocations_per_instance"
+#: The gateway's gauge of asynchronous requests queued or running per instance, read by the HPA
+#: of an endpoint with ``async_inference`` (served to it by prometheus-adapter, as it is). The
+#: same name as ``gateway.asynchronous.metrics.BACKLOG_PER_INSTANCE``, spelled out here so that
+#: rendering imports nothing of the serving path.
+BACKLOG_METRIC = "tandem_approximate_backlog_size_per_instance"
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
 
@@ -80,6 +88,9 @@ class Options:
     max_replicas: int = 10
     #: Invocations per minute per instance the HPA keeps each replica at.
     target_invocations: int = 600
+    #: Asynchronous requests queued or running per instance the HPA keeps each replica at
+    #: (endpoints with ``async_inference``; SageMaker's examples target 5).
+    target_backlog: float = 5.0
     #: Prefix of every Tandem image, e.g. ``registry.example.com/ml/``.
     registry: str = ""
     models_storage: str = "10Gi"
@@ -89,16 +100,33 @@ class Options:
             raise K8sError("replicas must satisfy 1 <= min-replicas <= max-replicas")
         if self.target_invocations < 1:
             raise K8sError("the target invocations per instance must be at least 1")
+        if not self.target_backlog > 0:
+            raise K8sError("the target backlog per instance must be more than 0")
 
 
 def check(specs: Sequence[EndpointSpec]) -> None:
     problems = []
     for spec in specs:
+        if spec.variants or spec.shadow_variants:
+            problems.append(
+                f"{spec.name}: variants: Kubernetes renders endpoints of one variant; serve "
+                "several variants with tandem serve (process or docker backend)"
+            )
         if spec.name != spec.name.lower():
             problems.append(
                 f"{spec.name}: Kubernetes object names are lowercase; name the endpoint "
                 f"{spec.name.lower()!r}"
             )
+        config = spec.async_inference
+        for field, url in (
+            ("output_path", config.output_path if config else None),
+            ("failure_path", config.failure_path if config else None),
+        ):
+            if url is not None and not url.lower().startswith("s3://"):
+                problems.append(
+                    f"{spec.name}: async_inference.{field}: {url!r}: on Kubernetes answers go to "
+                    "s3:// (a folder would be inside one pod's filesystem)"
+                )
         names: set[str] = set()
         for hostname, container in zip(spec.hostnames, spec.containers, strict=True):
             where = f"{spec.name}/{hostname}"
@@ -173,14 +201,22 @@ def _deployment(name: str, labels: dict[str, str], template: dict[str, Any]) -> 
     )
 
 
-def _hpa(spec: EndpointSpec, labels: dict[str, str], options: Options) -> dict[str, Any]:
-    metric = {
+def _pods_metric(name: str, average: str) -> dict[str, Any]:
+    return {
         "type": "Pods",
         "pods": {
-            "metric": {"name": INVOCATIONS_METRIC},
-            "target": {"type": "AverageValue", "averageValue": str(options.target_invocations)},
+            "metric": {"name": name},
+            "target": {"type": "AverageValue", "averageValue": average},
         },
     }
+
+
+def _hpa(spec: EndpointSpec, labels: dict[str, str], options: Options) -> dict[str, Any]:
+    metrics = [_pods_metric(INVOCATIONS_METRIC, str(options.target_invocations))]
+    if spec.async_inference is not None:
+        # Each pod queues what it accepted: the average over pods is SageMaker's
+        # ApproximateBacklogSizePerInstance. The HPA follows whichever metric asks for more pods.
+        metrics.append(_pods_metric(BACKLOG_METRIC, f"{options.target_backlog:g}"))
     return _object(
         "autoscaling/v2",
         "HorizontalPodAutoscaler",
@@ -190,7 +226,7 @@ def _hpa(spec: EndpointSpec, labels: dict[str, str], options: Options) -> dict[s
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
             "minReplicas": options.min_replicas,
             "maxReplicas": options.max_replicas,
-            "metrics": [metric],
+            "metrics": metrics,
             # Scale in slowly: a new replica starts cold (its models load on first use).
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
         },

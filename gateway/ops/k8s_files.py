@@ -1,7 +1,8 @@
 """The files ``tandem k8s`` writes: kustomize bases, one YAML stream, the model volume.
 
-Also the prometheus-adapter rule that turns the gateway's invocation counter into the HPA's
-per-instance metric. The objects themselves come from ``gateway.ops.k8s``.
+Also the prometheus-adapter rules that turn the gateway's invocation counter into the HPA's
+per-instance metric and, when an endpoint has ``async_inference``, serve its backlog gauge to the
+HPA. The objects themselves come from ``gateway.ops.k8s``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from gateway.artifacts import prepare_model_dir
-from gateway.ops.k8s import INVOCATIONS_METRIC, Options, check, dump, manifests, uses_volume
+from gateway.ops.k8s import (
+    BACKLOG_METRIC,
+    INVOCATIONS_METRIC,
+    Options,
+    check,
+    dump,
+    manifests,
+    uses_volume,
+)
 from pipelines.spec import EndpointSpec
 
 HEADER = """\
@@ -21,27 +30,32 @@ HEADER = """\
 ADAPTER_VALUES = "prometheus-adapter-values.yaml"
 
 
-def adapter_rules() -> dict[str, Any]:
-    """prometheus-adapter values: per-pod invocations per minute, from the gateway's counter."""
-    return {
-        "rules": {
-            "custom": [
-                {
-                    "seriesQuery": 'tandem_invocations_total{namespace!="",pod!=""}',
-                    "resources": {
-                        "overrides": {
-                            "namespace": {"resource": "namespace"},
-                            "pod": {"resource": "pod"},
-                        }
-                    },
-                    "name": {"matches": "^tandem_invocations_total$", "as": INVOCATIONS_METRIC},
-                    "metricsQuery": (
-                        "sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>) * 60"
-                    ),
-                }
-            ]
+_PODS = {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}}
+
+
+def adapter_rules(*, backlog: bool = False) -> dict[str, Any]:
+    """prometheus-adapter values: per-pod invocations per minute, from the gateway's counter,
+    and with ``backlog`` each pod's asynchronous backlog per instance, the gauge as it is."""
+    rules: list[dict[str, Any]] = [
+        {
+            "seriesQuery": 'tandem_invocations_total{namespace!="",pod!=""}',
+            "resources": _PODS,
+            "name": {"matches": "^tandem_invocations_total$", "as": INVOCATIONS_METRIC},
+            "metricsQuery": (
+                "sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>) * 60"
+            ),
         }
-    }
+    ]
+    if backlog:
+        rules.append(
+            {
+                "seriesQuery": f'{BACKLOG_METRIC}{{namespace!="",pod!=""}}',
+                "resources": _PODS,
+                "name": {"matches": f"^{BACKLOG_METRIC}$", "as": BACKLOG_METRIC},
+                "metricsQuery": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
+            }
+        )
+    return {"rules": {"custom": rules}}
 
 
 def kustomization(files: Sequence[str]) -> dict[str, Any]:
@@ -64,7 +78,8 @@ def render_files(
         for name, obj in objects.items():
             files[f"{spec.name}/{name}"] = header + dump(obj)
         files[f"{spec.name}/kustomization.yaml"] = header + dump(kustomization(list(objects)))
-    files[ADAPTER_VALUES] = header + dump(adapter_rules())
+    backlog = any(spec.async_inference is not None for spec in specs)
+    files[ADAPTER_VALUES] = header + dump(adapter_rules(backlog=backlog))
     return files
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from gateway.ops.images import GATEWAY, image_for, image_name
+from gateway.ops.images import GATEWAY, container_env, image_for, image_name
 from pipelines.spec import ContainerSpec, EndpointSpec, Framework, Mode
 
 GATEWAY_CONTAINER = "gateway"
@@ -140,7 +140,8 @@ def _sidecar(spec: EndpointSpec, sidecar: Sidecar, registry: str) -> dict[str, A
     assert image is not None  # gateway.ops.k8s.check() refused the others
     if container.image is None:
         image = registry + image
-    env = dict(container.environment)
+    asynchronous = spec.async_inference is not None
+    env = {**container_env(container, asynchronous=asynchronous), **container.environment}
     mounts: list[dict[str, Any]] = []
     kind = container.framework.value if container.framework and not container.image else "image"
     cpu, memory, cpu_limit, memory_limit = RESOURCES[kind]

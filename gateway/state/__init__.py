@@ -7,6 +7,7 @@ knows HTTP or SageMaker's wire format: the control plane (``gateway.control``) d
 """
 
 from gateway.state.db import FILENAME
+from gateway.state.queue import AsyncStatus, Backlog, QueuedInvocation
 from gateway.state.records import (
     JOB_FINISHED,
     AlreadyExists,
@@ -32,6 +33,8 @@ __all__ = [
     "FILENAME",
     "JOB_FINISHED",
     "AlreadyExists",
+    "AsyncStatus",
+    "Backlog",
     "BadToken",
     "ConfigRecord",
     "EndpointRecord",
@@ -43,6 +46,7 @@ __all__ = [
     "NotFound",
     "Page",
     "Query",
+    "QueuedInvocation",
     "SortBy",
     "StateCorrupt",
     "StateError",

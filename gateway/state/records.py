@@ -74,6 +74,8 @@ class EndpointRecord:
     #: When the running update began (``Updating`` only).
     update_started: float | None
     request: dict[str, Any]
+    #: UpdateEndpointWeightsAndCapacities: variant -> {"weight": w, "count": n} over the config.
+    desired: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,7 +86,37 @@ CREATE INDEX jobs_by_model ON transform_jobs (model_key);
 """
 
 #: (version, SQL), in order. Append only.
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1)]
+# UpdateEndpointWeightsAndCapacities: per variant, the weight and instance count asked for
+# over the config's ({"VariantName": {"weight": 1.0, "count": 2}}), cleared by a new config.
+_V2 = """
+ALTER TABLE endpoints ADD COLUMN desired TEXT NOT NULL DEFAULT '{}';
+"""
+
+# InvokeEndpointAsync's durable queue (gateway/state/queue.py): one row per accepted request,
+# taken in ``seq`` order; ``Queued`` -> ``Running`` -> ``Completed`` | ``Failed``.
+_V3 = """
+CREATE TABLE async_invocations (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    inference_id      TEXT NOT NULL,
+    endpoint          TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    created           REAL NOT NULL,
+    expires           REAL NOT NULL,
+    timeout           REAL NOT NULL,
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    started           REAL,
+    ended             REAL,
+    input_location    TEXT,
+    body              BLOB,
+    output_location   TEXT NOT NULL,
+    failure_location  TEXT NOT NULL,
+    failure_reason    TEXT,
+    request           TEXT NOT NULL
+);
+CREATE INDEX async_by_status ON async_invocations (status, endpoint, seq);
+"""
+
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3)]
 
 
 def version(conn: sqlite3.Connection) -> int:

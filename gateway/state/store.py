@@ -15,6 +15,7 @@ from typing import Any
 from gateway.state import paging
 from gateway.state.db import dump, exists, key
 from gateway.state.jobs import JobStore
+from gateway.state.queue import AsyncQueue
 from gateway.state.records import (
     AlreadyExists,
     ConfigRecord,
@@ -34,7 +35,7 @@ _ENDPOINTS = paging.Table("endpoints", modified=True, status=True)
 _ACTIVE_JOBS = "('InProgress', 'Stopping')"
 
 
-class StateStore(JobStore):
+class StateStore(AsyncQueue, JobStore):
     """Models, endpoint configs, endpoints and transform jobs, as SageMaker has them.
 
     ``StateStore(state_dir / FILENAME)``; safe to share between threads.
@@ -200,12 +201,14 @@ class StateStore(JobStore):
             conn.execute(
                 "UPDATE endpoints SET config_key = ?, config_name = ?, pending_key = NULL, "
                 "pending_name = NULL, status = 'InService', failure_reason = ?, "
-                "update_started = NULL, modified = ? WHERE key = ?",
+                "update_started = NULL, modified = ?, "
+                "desired = CASE WHEN ? THEN '{}' ELSE desired END WHERE key = ?",
                 (
                     row["pending_key"] if moved else row["config_key"],
                     row["pending_name"] if moved else row["config_name"],
                     failure_reason,
                     now,
+                    moved,
                     key(name),
                 ),
             )
@@ -247,8 +250,40 @@ class StateStore(JobStore):
             conn.execute(
                 "UPDATE endpoints SET config_key = ?, config_name = ?, pending_key = NULL, "
                 "pending_name = NULL, status = 'Creating', failure_reason = NULL, "
-                "update_started = NULL, modified = ? WHERE key = ?",
+                "update_started = NULL, modified = ?, desired = '{}' WHERE key = ?",
                 (key(config), config_name, now, key(name)),
+            )
+            return _endpoint(_endpoint_row(conn, name))
+
+    def begin_resize(self, name: str, desired: Mapping[str, Mapping[str, float]]) -> EndpointRecord:
+        """``InService`` -> ``Updating`` on the same config, towards new weights and counts
+        per variant (merged over what was asked before)."""
+        now = self.now()
+        with self._tx() as conn:
+            row = _endpoint_row(conn, name)
+            if row["status"] != EndpointStatus.IN_SERVICE:
+                raise WrongState("endpoint", row["name"], row["status"])
+            merged = json.loads(row["desired"])
+            for variant, values in desired.items():
+                merged[variant] = {**merged.get(variant, {}), **values}
+            conn.execute(
+                "UPDATE endpoints SET desired = ?, status = 'Updating', failure_reason = NULL, "
+                "update_started = ?, modified = ? WHERE key = ?",
+                (dump(merged), now, now, key(name)),
+            )
+            return _endpoint(_endpoint_row(conn, name))
+
+    def finish_resize(self, name: str) -> EndpointRecord:
+        """The weights and counts asked for run: ``Updating`` (with no new config) -> InService."""
+        now = self.now()
+        with self._tx() as conn:
+            row = _endpoint_row(conn, name)
+            if row["status"] != EndpointStatus.UPDATING or row["pending_key"] is not None:
+                raise WrongState("endpoint", row["name"], row["status"])
+            conn.execute(
+                "UPDATE endpoints SET status = 'InService', update_started = NULL, modified = ? "
+                "WHERE key = ?",
+                (now, key(name)),
             )
             return _endpoint(_endpoint_row(conn, name))
 
@@ -337,4 +372,5 @@ def _endpoint(row: sqlite3.Row) -> EndpointRecord:
         modified=row["modified"],
         update_started=row["update_started"],
         request=json.loads(row["request"]),
+        desired=json.loads(row["desired"]),
     )

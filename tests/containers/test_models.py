@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class Flavor:
     rows: Callable[[int, int], np.ndarray]
     #: The predictions in a JSON answer.
     unwrap: Callable[[Any], Any] = lambda body: body
+    #: More container environment (several worker processes).
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def sklearn_flavor() -> Flavor:
@@ -84,13 +86,24 @@ def tensorflow_flavor() -> Flavor:
     return Flavor("tensorflow", build, synthetic, lambda body: body["predictions"])
 
 
-FLAVORS = {"sklearn": sklearn_flavor, "pytorch": pytorch_flavor, "tensorflow": tensorflow_flavor}
+def sklearn_workers_flavor() -> Flavor:
+    """The same API from a router in front of two worker processes."""
+    return replace(sklearn_flavor(), env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
+
+
+FLAVORS = {
+    "sklearn": sklearn_flavor,
+    "sklearn-2-workers": sklearn_workers_flavor,
+    "pytorch": pytorch_flavor,
+    "tensorflow": tensorflow_flavor,
+}
 
 
 @pytest.fixture(
     scope="module",
     params=[
         pytest.param("sklearn", marks=pytest.mark.sklearn),
+        pytest.param("sklearn-2-workers", marks=pytest.mark.sklearn),
         pytest.param(
             "pytorch",
             marks=[pytest.mark.pytorch, pytest.mark.filterwarnings(TORCHSCRIPT_DEPRECATED)],
@@ -125,7 +138,7 @@ def models_root(flavor: Flavor, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 @pytest.fixture(scope="module")
 def server(start_container: StartContainer, flavor: Flavor, models_root: Path) -> Container:
-    env = {**ONE_THREAD, "SAGEMAKER_BASE_DIR": str(models_root.parent)}
+    env = {**ONE_THREAD, **flavor.env, "SAGEMAKER_BASE_DIR": str(models_root.parent)}
     return start_container(flavor.framework, multi_model=True, env=env)
 
 
@@ -289,7 +302,9 @@ def test_a_load_over_the_memory_limit_is_507(
     start_container: StartContainer, flavor: Flavor, models: dict[str, tuple[Path, Predict]]
 ) -> None:
     tiny = start_container(
-        flavor.framework, multi_model=True, env={**ONE_THREAD, "TANDEM_MEMORY_LIMIT_MB": "1"}
+        flavor.framework,
+        multi_model=True,
+        env={**ONE_THREAD, **flavor.env, "TANDEM_MEMORY_LIMIT_MB": "1"},
     )
     response = httpx.post(
         tiny.url + "/models", json={"model_name": "alpha", "url": str(models["alpha"][0])}

@@ -29,6 +29,13 @@ variables:
 - ``CONTRACT_PING_STATUS``: status of ``/ping`` (200)
 - ``CONTRACT_EXEC_PARAMS``: JSON answered by ``/execution-parameters`` (404 when unset)
 - ``CONTRACT_SCALE``: factor of every ``sum`` prediction (1), so two containers answer differently
+- ``CONTRACT_STREAM_PARTS``: answer in this many chunks (chunked encoding), part ``i`` being
+  ``i:<body>\n``, instead of the mode's answer; ``CONTRACT_STREAM_PAUSE``: seconds between parts;
+  ``CONTRACT_STREAM_FAIL_AFTER``: drop the connection after this many parts (no closing chunk);
+  ``CONTRACT_STREAM_GATE``: a file to wait for (30 s at most) before producing the last part;
+  ``CONTRACT_STREAM_MARKER``: a file written when the last part is produced
+
+``GET /calls`` answers how many ``/invocations`` it has received (a shadow's share counts there).
 """
 
 from __future__ import annotations
@@ -150,6 +157,10 @@ class Handler(BaseHTTPRequestHandler):
             self._answer(int(os.environ.get("CONTRACT_PING_STATUS", "200")), b"")
         elif self.path == "/execution-parameters" and params:
             self._answer(200, params.encode(), {"Content-Type": "application/json"})
+        elif self.path == "/calls":
+            with _lock:
+                calls = _calls["n"]
+            self._answer(200, b"%d" % calls, {"Content-Type": "text/plain"})
         else:
             self._answer(404, b"not found")
 
@@ -170,6 +181,9 @@ class Handler(BaseHTTPRequestHandler):
             message = os.environ.get("CONTRACT_MESSAGE", f"failing with {status} on purpose")
             self._plain(status, message)
             return
+        if os.environ.get("CONTRACT_STREAM_PARTS"):
+            self._stream(body)
+            return
         try:
             body, content_type = self._invoke(body)
         except BadBody as exc:
@@ -185,6 +199,35 @@ class Handler(BaseHTTPRequestHandler):
         if attributes is not None:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = attributes + marker
         self._answer(200, body, headers)
+
+    def _stream(self, body: bytes) -> None:
+        """The streaming mode: one chunk per part, written as each is produced."""
+        parts = int(os.environ["CONTRACT_STREAM_PARTS"])
+        pause = float(os.environ.get("CONTRACT_STREAM_PAUSE", "0"))
+        fail_after = int(os.environ.get("CONTRACT_STREAM_FAIL_AFTER", "-1"))
+        gate = os.environ.get("CONTRACT_STREAM_GATE")
+        marker = os.environ.get("CONTRACT_STREAM_MARKER")
+        self.send_response(200)
+        self.send_header("Content-Type", os.environ.get("CONTRACT_CONTENT_TYPE") or "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for index in range(1, parts + 1):
+            if index == fail_after + 1:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if index > 1 and pause:
+                time.sleep(pause)
+            if index == parts:
+                deadline = time.monotonic() + 30
+                while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                if marker:
+                    with open(marker, "w") as f:
+                        f.write("produced")
+            chunk = b"%d:%s\n" % (index, body)
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.wfile.write(b"0\r\n\r\n")
 
     def _invoke(self, body: bytes) -> tuple[bytes, str | None]:
         """The mode's answer and its Content-Type (None: the request's)."""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.lifecycle.backends.base import BackendError, LineSink
 from gateway.lifecycle.backends.docker_handle import DockerHandle
 from gateway.lifecycle.backends.process import can_listen, multi_model_environment
-from gateway.ops.images import ImageError, connect, image_for, require
+from gateway.ops.images import ImageError, connect, container_env, image_for, require
 from gateway.runtime import ContainerRuntime
 from gateway.settings import GatewaySettings
 
@@ -80,6 +80,13 @@ class DockerBackend:
         env: dict[str, str] = {}
         if container.multi_model:
             env.update(multi_model_environment(container))
+        env.update(
+            container_env(
+                container.spec,
+                asynchronous=container.asynchronous,
+                async_max_bytes=self._settings.async_max_bytes,
+            )
+        )
         env.update(container.spec.environment)
         env.update(SAGEMAKER_BIND_TO_PORT=str(CONTAINER_PORT), PYTHONUNBUFFERED="1")
         return env

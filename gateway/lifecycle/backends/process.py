@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from gateway.lifecycle.backends.base import BackendError, LineSink
+from gateway.ops.images import container_env
 from gateway.runtime import ContainerRuntime
 from gateway.settings import GatewaySettings
 
@@ -144,6 +145,13 @@ class ProcessBackend:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         if container.multi_model:
             env.update(multi_model_environment(container))
+        env.update(
+            container_env(
+                container.spec,
+                asynchronous=container.asynchronous,
+                async_max_bytes=self._settings.async_max_bytes,
+            )
+        )
         env.update(container.spec.environment)
         env.update(
             SAGEMAKER_BIND_TO_PORT=str(port),

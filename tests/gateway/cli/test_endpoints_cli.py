@@ -256,3 +256,34 @@ def test_sigv4_keys_sign_the_calls(tmp_path: Path) -> None:
         assert wrong.returncode == 1 and "InvalidSignatureException" in wrong.stderr
         half = tandem("endpoints", "list", "--url", url, "--access-key", "AKBOSS")
         assert half.returncode == 2 and "--access-key and --secret-key together" in half.stderr
+
+
+def test_a_spec_with_variants_and_a_timeout_exports_as_it_was_deployed(
+    url: str, tmp_path: Path
+) -> None:
+    def variant(name: str, weight: float, count: int = 1) -> dict[str, Any]:
+        one: dict[str, Any] = {
+            "name": name,
+            "weight": weight,
+            "containers": [
+                {"command": ["python", CONTRACT_SERVER], "environment": {"CONTRACT_MARKER": name}}
+            ],
+        }
+        if count != 1:
+            one["instance_count"] = count
+        return one
+
+    spec = {
+        "name": "ab",
+        "timeout": 30.0,
+        "variants": [variant("A", 3.0), variant("B", 1.0, count=2)],
+    }
+    path = tmp_path / "ab.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    ok("deploy", str(path), "--to", url, "--wait")
+    exported = tmp_path / "exported.yaml"
+    ok("export", "ab", "--url", url, "-o", str(exported))
+    assert yaml.safe_load(exported.read_text()) == spec
+    assert "ab: unchanged" in ok("deploy", str(exported), "--to", url)
+    described = ok("endpoints", "describe", "ab", "--url", url)
+    assert "75%" in described and "25%" in described

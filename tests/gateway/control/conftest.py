@@ -162,6 +162,15 @@ def world(tmp_path: Path) -> Iterator[World]:
     store.close()
 
 
+@pytest.fixture
+def serving(world: World) -> World:
+    """The world with a model, a config and an endpoint in service: what bad input must keep."""
+    world.model()
+    world.config()
+    world.endpoint()
+    return world
+
+
 FAST = {"Delay": 0.05, "MaxAttempts": 200}
 
 

@@ -31,7 +31,7 @@ def test_a_spec_is_created_then_left_alone_then_updated(world: World, tmp_path: 
     assert apply_spec(world.plane, spec) is Applied.CREATED
     got = world.sm.describe_endpoint(EndpointName="churn")
     assert got["EndpointStatus"] == "InService"
-    model, config = versioned(spec)
+    (model,), config = versioned(spec)
     assert got["EndpointConfigName"] == config["EndpointConfigName"]
     assert config["EndpointConfigName"].startswith("churn-")
     described = world.sm.describe_model(ModelName=model["ModelName"])
@@ -82,6 +82,6 @@ def test_long_names_still_fit(world: World, tmp_path: Path) -> None:
             {"name": name, "containers": [{"framework": "sklearn", "model_data": "./models/m"}]}
         )
     )
-    model, config = versioned(load_spec(path))
+    (model,), config = versioned(load_spec(path))
     assert len(model["ModelName"]) == 63 and len(config["EndpointConfigName"]) == 63
     assert apply_spec(world.plane, load_spec(path)) is Applied.CREATED

@@ -2,7 +2,8 @@
 
 Each case runs against the same state (a model, a config and an endpoint in service) and checks
 the code boto3 raises, that the message names what is wrong, and that every row of the database
-is as it was.
+is as it was. Requests that are not even a well-formed JSON 1.1 call are in
+``test_malformed_requests.py``.
 """
 
 from __future__ import annotations
@@ -10,13 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.gateway.control.conftest import World
-
-JSON11 = "application/x-amz-json-1.1"
 
 
 def sklearn(world: World, **extra: Any) -> dict[str, Any]:
@@ -192,12 +190,57 @@ CASES: list[Case] = [
         ['Could not find model "nope".'],
     ),
     (
-        "two-variants",
+        "duplicate-variant-names",
         lambda w: w.sm.create_endpoint_config(
-            EndpointConfigName="n", ProductionVariants=[variant(), variant(name="B")]
+            EndpointConfigName="n", ProductionVariants=[variant(), variant()]
         ),
         "ValidationException",
-        ["'productionVariants'", "only one production variant"],
+        ["productionVariants.2.member.variantName", "used twice"],
+    ),
+    (
+        "all-weights-zero",
+        lambda w: w.sm.create_endpoint_config(
+            EndpointConfigName="n",
+            ProductionVariants=[
+                {**variant(), "InitialVariantWeight": 0.0},
+                {**variant(name="B"), "InitialVariantWeight": 0.0},
+            ],
+        ),
+        "ValidationException",
+        ["productionVariants", "InitialVariantWeight is 0"],
+    ),
+    (
+        "shadow-named-like-production",
+        lambda w: w.sm.create_endpoint_config(
+            EndpointConfigName="n",
+            ProductionVariants=[variant()],
+            ShadowProductionVariants=[variant()],
+        ),
+        "ValidationException",
+        ["shadowProductionVariants.1.member.variantName", "used twice"],
+    ),
+    (
+        "capture-sampling-over-100",
+        lambda w: w.sm.create_endpoint_config(
+            EndpointConfigName="n",
+            ProductionVariants=[variant()],
+            DataCaptureConfig={
+                "InitialSamplingPercentage": 101,
+                "DestinationS3Uri": "s3://bucket/capture",
+                "CaptureOptions": [{"CaptureMode": "Input"}],
+            },
+        ),
+        "ValidationException",
+        ["initialSamplingPercentage", "less than or equal to 100"],
+    ),
+    (
+        "weights-unknown-variant",
+        lambda w: w.sm.update_endpoint_weights_and_capacities(
+            EndpointName="e",
+            DesiredWeightsAndCapacities=[{"VariantName": "Nope", "DesiredWeight": 1.0}],
+        ),
+        "ValidationException",
+        ['variant "Nope"', "AllTraffic"],
     ),
     (
         "variant-without-model",
@@ -206,16 +249,6 @@ CASES: list[Case] = [
         ),
         "ValidationException",
         ["'productionVariants.1.member.modelName'"],
-    ),
-    (
-        "shadow-variants",
-        lambda w: w.sm.create_endpoint_config(
-            EndpointConfigName="n",
-            ProductionVariants=[variant()],
-            ShadowProductionVariants=[variant(name="S")],
-        ),
-        "ValidationException",
-        ["shadowProductionVariants", "not supported"],
     ),
     (
         "bad-timeout-tag",
@@ -307,14 +340,6 @@ CASES: list[Case] = [
 ]
 
 
-@pytest.fixture
-def serving(world: World) -> World:
-    world.model()
-    world.config()
-    world.endpoint()
-    return world
-
-
 @pytest.mark.parametrize(
     ("call", "code", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
@@ -332,35 +357,3 @@ def test_bad_input_changes_nothing(
     assert err.value.response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
     assert serving.snapshot() == before
     assert serving.sm.describe_endpoint(EndpointName="e")["EndpointStatus"] == "InService"
-
-
-RAW = [
-    ("not-json", {"X-Amz-Target": "SageMaker.ListModels", "Content-Type": JSON11}, b"{",
-     "SerializationException", "not valid JSON"),
-    ("not-an-object", {"X-Amz-Target": "SageMaker.ListModels", "Content-Type": JSON11}, b"[1]",
-     "SerializationException", "JSON object"),
-    ("wrong-content-type", {"X-Amz-Target": "SageMaker.ListModels", "Content-Type": "text/plain"},
-     b"{}", "SerializationException", "Content-Type"),
-    ("unknown-operation", {"X-Amz-Target": "SageMaker.Frobnicate", "Content-Type": JSON11},
-     b"{}", "UnknownOperationException", "SageMaker.Frobnicate"),
-    ("no-target", {"Content-Type": JSON11}, b"{}", "UnknownOperationException", "X-Amz-Target"),
-    ("other-service", {"X-Amz-Target": "DynamoDB_20120810.ListTables", "Content-Type": JSON11},
-     b"{}", "UnknownOperationException", "X-Amz-Target"),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("headers", "body", "code", "fragment"), [r[1:] for r in RAW], ids=[r[0] for r in RAW]
-)
-def test_malformed_requests_answer_json_1_1_errors(
-    serving: World, headers: dict[str, str], body: bytes, code: str, fragment: str
-) -> None:
-    before = serving.snapshot()
-    response = httpx.post(serving.url, content=body, headers=headers, timeout=30)
-    assert response.status_code == 400
-    assert response.headers["x-amzn-ErrorType"] == code
-    assert response.headers["content-type"] == JSON11
-    assert response.headers["x-amzn-RequestId"]
-    payload = response.json()
-    assert payload["__type"] == code and fragment in payload["message"]
-    assert serving.snapshot() == before

@@ -13,7 +13,6 @@ from gateway.control.translate import (
     default_model_roots,
     framework_of,
     from_spec,
-    instance_count,
     parse_model_roots,
     to_spec,
 )
@@ -148,11 +147,6 @@ def test_a_single_direct_container_keeps_its_mode() -> None:
     model, _ = from_spec(spec)
     assert "PrimaryContainer" not in model
     assert to_spec("one", model).execution is Execution.DIRECT
-
-
-def test_instance_count_defaults_to_one() -> None:
-    assert instance_count({"ProductionVariants": [{"InitialInstanceCount": 3}]}) == 3
-    assert instance_count({"ProductionVariants": [{}]}) == 1
 
 
 def test_model_roots(tmp_path: Path) -> None:

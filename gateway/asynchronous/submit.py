@@ -1,0 +1,163 @@
+"""InvokeEndpointAsync's acceptance: check what a call names, then queue it, before the 202.
+
+Everything that can be known wrong at submit time is refused here with ``ValidationError`` and
+nothing queued: an unknown endpoint or one without ``async_inference``, an input outside the
+allowed roots (the same ``TANDEM_MODEL_ROOTS`` confinement as model data), missing, a folder or
+over ``TANDEM_ASYNC_MAX_BYTES``, an output extension that would climb out of the output path, an
+endpoint no InvokeEndpointAsync call can route (Direct execution, a MultiModel container).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from gateway.asynchronous.storage import Storage, StorageError, join
+from gateway.control.errors import ValidationException
+from gateway.control.translate import check_model_data
+from gateway.edge.app import ACCOUNT
+from gateway.edge.async_route import Accepted, AsyncSubmission
+from gateway.errors import InvalidRequest
+from gateway.runtime import EndpointTable, LiveEndpoint
+from gateway.state import StateStore
+from pipelines.spec import AsyncInferenceSpec, EndpointSpec, Execution, Mode
+
+#: An InferenceId that can name a file as it is; any other gets a generated file name.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+OUTPUT_SUFFIX = ".out"
+FAILURE_SUFFIX = "-error.out"
+
+
+class Submitter:
+    """Turns checked calls into queued rows; ``wake`` tells the workers there is work."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        table: EndpointTable,
+        storage: Storage,
+        roots: Sequence[str | Path],
+        max_bytes: int,
+        wake: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.table = table
+        self.storage = storage
+        self.roots = tuple(roots)
+        self.max_bytes = max_bytes
+        self.wake = wake
+
+    async def __call__(self, call: AsyncSubmission) -> Accepted:
+        live = self._endpoint(call.endpoint)
+        config = live.spec.async_inference
+        assert config is not None
+        input_location = None
+        if call.input_location is not None:
+            input_location = await asyncio.to_thread(self._check_input, call.input_location)
+        inference_id = call.inference_id or str(uuid.uuid4())
+        output, failure = locations(live.spec, config, inference_id, call)
+        row = await asyncio.to_thread(
+            self.store.enqueue,
+            inference_id=inference_id,
+            endpoint=live.name,
+            ttl=call.ttl,
+            timeout=call.timeout,
+            output_location=output,
+            failure_location=failure,
+            input_location=input_location,
+            body=call.body,
+            request={
+                "ContentType": call.content_type,
+                "Accept": call.accept,
+                "CustomAttributes": call.custom_attributes,
+                "InputLocation": call.input_location,
+            },
+        )
+        self.wake()
+        return Accepted(row.inference_id, row.output_location, row.failure_location)
+
+    def _endpoint(self, name: str) -> LiveEndpoint:
+        live = self.table.get(name)
+        if live is None:
+            raise InvalidRequest(f"Endpoint {name} of account {ACCOUNT} not found.")
+        if live.spec.async_inference is None:
+            raise InvalidRequest(
+                f"Endpoint {name} is not configured for asynchronous inference: its endpoint "
+                "configuration has no AsyncInferenceConfig (a spec: no async_inference). Use "
+                "InvokeEndpoint, or create it with an AsyncInferenceConfig."
+            )
+        routable(live.spec)
+        return live
+
+    def _check_input(self, location: str) -> str:
+        """The input as the workers will read it: confined to the roots, there, not too big."""
+        try:
+            checked = check_model_data(location, self.roots, member="InputLocation")
+        except ValidationException as exc:
+            raise InvalidRequest(str(exc).replace("model data", "the input")) from None
+        try:
+            size = self.storage.size(checked)
+        except StorageError as exc:
+            raise InvalidRequest(f"InputLocation {location!r}: {exc}") from None
+        if size > self.max_bytes:
+            raise InvalidRequest(
+                f"InputLocation {location!r} is {size:,} bytes, over this gateway's limit of "
+                f"{self.max_bytes:,} bytes for an asynchronous input (TANDEM_ASYNC_MAX_BYTES)."
+            )
+        return checked
+
+
+def routable(spec: EndpointSpec) -> None:
+    """Refuse an endpoint whose requests InvokeEndpointAsync cannot route, whatever the call.
+
+    The operation has no TargetContainerHostname and no TargetModel (botocore's model of
+    InvokeEndpointAsync), so a Direct endpoint, or a MultiModel container, would fail every
+    request it queued: ``gateway.dispatch.route`` says the same to InvokeEndpoint.
+    """
+    variants = spec.production()
+    for variant in variants:
+        where = f" (production variant {variant.variant})" if len(variants) > 1 else ""
+        if variant.execution is Execution.DIRECT:
+            raise InvalidRequest(
+                f"Endpoint {spec.name}{where} uses Direct execution: a request needs the "
+                "X-Amzn-SageMaker-Target-Container-Hostname header naming one of its containers "
+                f"({', '.join(variant.hostnames)}), which InvokeEndpointAsync does not have (no "
+                "TargetContainerHostname): use InvokeEndpoint."
+            )
+        for hostname, container in zip(variant.hostnames, variant.containers, strict=True):
+            if container.mode is Mode.MULTI_MODEL:
+                raise InvalidRequest(
+                    f"Container {hostname} of endpoint {spec.name}{where} hosts many models: a "
+                    "request needs the X-Amzn-SageMaker-Target-Model header naming one, which "
+                    "InvokeEndpointAsync does not have (no TargetModel): use InvokeEndpoint."
+                )
+
+
+def locations(
+    spec: EndpointSpec, config: AsyncInferenceSpec, inference_id: str, call: AsyncSubmission
+) -> tuple[str, str]:
+    """Where the answer and the failure go: ``{path}/{extension}/{name}.out`` / ``-error.out``.
+
+    The name is the call's Filename, else the InferenceId when it is a safe file name, else a
+    generated one; it is fixed at submit time, so a retry writes the same object.
+    """
+    extension = call.output_extension
+    if extension is not None and any(p in (".", "..") for p in extension.split("/")):
+        raise InvalidRequest(
+            f"S3OutputPathExtension {extension!r} must not hold '.' or '..' path segments."
+        )
+    if call.filename is not None:
+        name, stem = call.filename, call.filename
+    else:
+        stem = inference_id if _SAFE_NAME.match(inference_id) else str(uuid.uuid4())
+        name = stem + OUTPUT_SUFFIX
+    output_base = spec.resolve(config.output_path)
+    failure_base = spec.resolve(config.failure_path) if config.failure_path else output_base
+    parts = [extension] if extension else []
+    return (
+        join(output_base, *parts, name),
+        join(failure_base, *parts, stem + FAILURE_SUFFIX),
+    )

@@ -1,0 +1,355 @@
+"""The workers: queued requests, in order, through the same dispatch as a real-time call.
+
+One loop claims work (woken by each submit, and every ``POLL`` seconds for what a restart or a
+slow endpoint left) and runs each claimed request as a task of its own, at most
+``max_concurrent_invocations_per_instance`` x the endpoint's instances at once, each call with
+the request's InvocationTimeoutSeconds and an answer of up to TANDEM_ASYNC_MAX_BYTES (not the
+real-time ``timeout`` and TANDEM_MAX_PAYLOAD). A request ends in exactly one object: its answer
+at the output location or its reason at the failure location, written before the queue marks it
+finished; an unexpected error on the way ends it in an ``InternalFailure`` (logged with its
+trace). A request claimed before (``attempts`` > 1: the gateway died while it ran) first looks
+for an object the dead worker wrote and, finding one, is finished by it instead of being run
+again; else it runs again and writes the same key. What an end is made of (its outcome, its
+failure object, the retried writes) is in ``outcome.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from gateway.asynchronous.notify import Notifier, message
+from gateway.asynchronous.outcome import (
+    INTERNAL,
+    SETTLE_BACKOFF,
+    Failed,
+    Outcome,
+    failure_document,
+    recovered,
+    settle,
+)
+from gateway.asynchronous.storage import Storage, StorageError
+from gateway.dispatch import Dispatcher, InvocationRequest
+from gateway.errors import ApiError, ModelError, ServiceUnavailable
+from gateway.metrics import GatewayMetrics
+from gateway.runtime import EndpointRuntime, EndpointTable, LiveEndpoint
+from gateway.state import AsyncStatus, QueuedInvocation, StateStore
+from gateway.state.queue import EXPIRED_BATCH
+from pipelines.spec import AsyncInferenceSpec
+
+log = logging.getLogger("tandem.async")
+
+#: Seconds between looks at the queue when nothing wakes the loop.
+POLL = 1.0
+#: Seconds an endpoint that answered ServiceUnavailable is left alone before its next claim.
+PAUSE = 1.0
+#: Seconds past InvocationTimeoutSeconds before the worker gives up on a call by itself.
+GRACE = 5.0
+#: Finished rows are kept this long (for ``tandem`` tooling), then dropped: the objects remain.
+KEEP_FINISHED = 24 * 3600.0
+
+#: Times a container may break off one request (crash, cut or non-HTTP answer) before it fails:
+#: the request itself may be what breaks it, and would otherwise loop until its TTL.
+MAX_BREAKS = 3
+
+Route = Callable[[str], EndpointRuntime]
+
+
+def capacity(live: LiveEndpoint) -> int:
+    """How many of the endpoint's requests may run at once."""
+    config = live.spec.async_inference
+    per_instance = config.max_concurrent_invocations_per_instance if config else 1
+    instances = sum(len(v.instances) for v in live.variants)
+    return per_instance * max(instances, 1)
+
+
+class Workers:
+    """Claims and runs queued requests; ``start`` after the endpoints serve, ``aclose`` before
+    they stop."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        table: EndpointTable,
+        storage: Storage,
+        *,
+        max_bytes: int,
+        region: str,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.store = store
+        self.table = table
+        self.storage = storage
+        self.max_bytes = max_bytes
+        self.region = region
+        self.notifier = notifier or Notifier()
+        self.route: Route | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.metrics: GatewayMetrics | None = None
+        self._wake = asyncio.Event()
+        self._running: dict[str, int] = {}
+        self._paused: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: Expired requests being failed now: claims of expired ones stop at EXPIRED_BATCH.
+        self._expiring = 0
+        #: Per queued request (seq): how often a container broke off its call (MAX_BREAKS).
+        self._breaks: dict[int, int] = {}
+        self.settle_backoff = SETTLE_BACKOFF
+        self._loop: asyncio.Task[None] | None = None
+        self._pruned = 0.0
+
+    def attach(self, route: Route, dispatcher: Dispatcher, metrics: GatewayMetrics) -> None:
+        self.route, self.dispatcher, self.metrics = route, dispatcher, metrics
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        requeued = await asyncio.to_thread(self.store.requeue_running)
+        if requeued:
+            log.info(
+                "%d asynchronous requests were running when the gateway stopped: queued again",
+                requeued,
+            )
+        self._loop = asyncio.get_running_loop().create_task(self._run())
+        self.wake()
+
+    def stop(self) -> None:
+        """Stop claiming and cancel what runs, at once (on SIGINT/SIGTERM, before the server
+        closes the containers' clients): what was running stays ``Running`` in the database
+        and runs again at the next start, as after a crash, writing the same object."""
+        if self._loop is not None:
+            self._loop.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def aclose(self) -> None:
+        self.stop()
+        pending = [t for t in (self._loop, *self._tasks) if t is not None]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.notifier.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL)
+            self._wake.clear()
+            try:
+                await self._fill()
+            except Exception:  # a broken database is logged, and tried again
+                log.exception("asynchronous queue: claiming work failed")
+
+    async def _fill(self) -> None:
+        room = EXPIRED_BATCH - self._expiring
+        for row in await asyncio.to_thread(self.store.claim_expired, room):
+            self._spawn(row, expired=True)
+        now = time.monotonic()
+        for name in await asyncio.to_thread(self.store.queued_endpoints):
+            live = self.table.get(name)
+            if live is None or live.spec.async_inference is None:
+                continue  # not serving (yet): it waits, and its TTL runs
+            if self._paused.get(name, 0.0) > now:
+                continue
+            free = capacity(live) - self._running.get(name, 0)
+            for row in await asyncio.to_thread(self.store.claim, name, free):
+                self._spawn(row)
+        if time.time() - self._pruned > 3600:
+            self._pruned = time.time()
+            await asyncio.to_thread(self.store.prune_finished, time.time() - KEEP_FINISHED)
+
+    def _spawn(self, row: QueuedInvocation, *, expired: bool = False) -> None:
+        self._running[row.endpoint] = self._running.get(row.endpoint, 0) + 1
+        self._expiring += expired
+        task = asyncio.get_running_loop().create_task(self._process(row, expired=expired))
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            self._running[row.endpoint] -= 1
+            self._expiring -= expired
+            # _process ends every error itself; this is the last word, never a silent one.
+            if not finished.cancelled() and (exc := finished.exception()) is not None:
+                log.error("asynchronous request %s: worker failed", row.inference_id, exc_info=exc)
+            self.wake()
+
+        task.add_done_callback(done)
+
+    async def _process(self, row: QueuedInvocation, *, expired: bool = False) -> None:
+        """Run one claimed request to its one object, whatever goes wrong on the way."""
+        try:
+            outcome = await self._attempt(row, expired)
+        except asyncio.CancelledError:
+            raise  # stop(): it stays Running and runs again at the next start
+        except Exception:
+            log.exception(
+                "asynchronous request %s of endpoint %s: internal error; it fails with "
+                "InternalFailure",
+                row.inference_id,
+                row.endpoint,
+            )
+            outcome = Outcome("InternalFailure", INTERNAL)
+        if outcome is not None:
+            self._breaks.pop(row.seq, None)
+            await self._end(row, outcome)
+
+    async def _attempt(self, row: QueuedInvocation, expired: bool) -> Outcome | None:
+        """How the request ends, its answer written; None: it went back in line."""
+        if row.attempts > 1:
+            found = await recovered(self.storage, row)
+            if found is not None:
+                return found
+        if expired or self.store.now() > row.expires:
+            return Outcome(
+                "RequestExpired",
+                f"The request expired: it waited in the queue longer than its "
+                f"RequestTTLSeconds ({round(row.expires - row.created)} s) before a worker "
+                "could take it.",
+            )
+        try:
+            content_type = await self._invoke(row)
+        except ServiceUnavailable:
+            # Its containers are restarting: back in line, tried again shortly (TTL permitting).
+            self._paused[row.endpoint] = time.monotonic() + PAUSE
+            await asyncio.to_thread(self.store.release, row.seq)
+            return None
+        except Failed as failed:
+            return Outcome(failed.code, failed.reason)
+        return Outcome(content_type=content_type)
+
+    async def _invoke(self, row: QueuedInvocation) -> str | None:
+        """Run the request and write its answer; the answer's content type. Raises Failed."""
+        assert self.route is not None and self.dispatcher is not None
+        try:
+            if row.body is not None:
+                data = row.body
+            else:
+                assert row.input_location is not None
+                data = await asyncio.to_thread(
+                    self.storage.read, row.input_location, self.max_bytes
+                )
+        except StorageError as exc:
+            raise Failed("InputError", f"The input could not be read: {exc}") from None
+        try:
+            instance = self.route(row.endpoint)
+        except ApiError as exc:
+            raise Failed(exc.code, exc.message) from None
+        request = InvocationRequest(
+            body=data,
+            content_type=row.request.get("ContentType"),
+            accept=row.request.get("Accept"),
+            custom_attributes=row.request.get("CustomAttributes"),
+            inference_id=row.inference_id,
+        )
+        timings: list[tuple[str, float]] = []
+        started = time.perf_counter()
+        error: ApiError | None = None
+        # Every container was InService when the call went out: a ServiceUnavailable now means one
+        # broke off this very request (crashed, cut its answer, answered something not HTTP).
+        sent = instance.healthy
+        instance.inflight += 1
+        try:
+            # The request's own timeout and size limit, not the real-time ones; the dispatcher
+            # keeps the deadline, the wait here only guards against a step that ignores it.
+            call = self.dispatcher.invoke(
+                instance, request, timings, timeout=row.timeout, max_body=self.max_bytes
+            )
+            result = await asyncio.wait_for(call, row.timeout + GRACE)
+        except TimeoutError:
+            error = ApiError("timed out")
+            raise Failed(
+                "ModelError",
+                f"The invocation timed out: the endpoint did not answer within its "
+                f"InvocationTimeoutSeconds ({round(row.timeout)} s).",
+            ) from None
+        except ServiceUnavailable as exc:
+            error = exc
+            if sent:
+                self._broke_off(row, exc)
+            raise
+        except ApiError as exc:
+            error = exc
+            detail = {k: v for k, v in exc.fields.items() if k != "LogStreamArn"}
+            extra = f" ({json.dumps(detail)})" if detail else ""
+            if isinstance(exc, ModelError) and exc.original_status == 0:  # out of time
+                extra += f" InvocationTimeoutSeconds: {round(row.timeout)} s."
+            raise Failed(exc.code, exc.message + extra) from None
+        finally:
+            instance.inflight -= 1
+            if self.metrics is not None:
+                self.metrics.endpoint(instance).record(
+                    time.perf_counter() - started, timings, error
+                )
+        try:
+            await asyncio.to_thread(self.storage.write, row.output_location, result.body)
+        except StorageError as exc:
+            raise Failed("OutputError", f"The answer could not be written: {exc}") from None
+        return result.content_type
+
+    def _broke_off(self, row: QueuedInvocation, exc: ServiceUnavailable) -> None:
+        """Count a container breaking off the request; at MAX_BREAKS it fails (raises Failed)."""
+        breaks = self._breaks[row.seq] = self._breaks.get(row.seq, 0) + 1
+        if breaks < MAX_BREAKS:
+            return
+        cause = exc.__cause__ or exc
+        raise Failed(
+            "ModelError",
+            f"The endpoint's container broke off the request {breaks} times without a whole "
+            f"answer (the last time: {cause}); it is not run again, as the request itself may "
+            "be what makes the container fail.",
+        ) from None
+
+    async def _end(self, row: QueuedInvocation, outcome: Outcome) -> None:
+        """Write the failure object (an answer is already written), then finish the row.
+
+        Each write is tried SETTLE_TRIES times. A failure object that still cannot be written
+        leaves the row ``Running``: the request runs again at the next start. A row that cannot
+        be marked finished stays ``Running`` too, and the next start finishes it by its object.
+        """
+        ok = outcome.code is None
+        if not ok and not outcome.recovered:
+            body = failure_document(row, outcome)
+            if not await self._settle(
+                row, "write its failure object", self.storage.write, row.failure_location, body
+            ):
+                log.error(
+                    "asynchronous request %s failed (%s: %s) and its failure object could not "
+                    "be written to %s: it stays Running and runs again at the next start",
+                    row.inference_id,
+                    outcome.code,
+                    outcome.reason,
+                    row.failure_location,
+                )
+                return
+        ended = self.store.now()
+        status = AsyncStatus.COMPLETED if ok else AsyncStatus.FAILED
+        reason = None if ok else outcome.reason
+        finish = self.store.finish
+        if not await self._settle(row, "mark it finished", finish, row.seq, status, reason):
+            log.error(
+                "asynchronous request %s ended (%s) but the queue could not mark it so: it "
+                "stays Running until the next start, which finishes it by its object",
+                row.inference_id,
+                status.value,
+            )
+        if outcome.recovered:
+            return  # notifications are sent at most once: the dead worker's was lost or sent
+        config = self._config(row)
+        webhook = (config.success_webhook if ok else config.error_webhook) if config else None
+        failure = None if ok else f"{outcome.code}: {outcome.reason}"
+        kind = {"content_type": outcome.content_type, "reason": failure}
+        self.notifier.send(webhook, message(row, region=self.region, ok=ok, ended=ended, **kind))
+
+    async def _settle(
+        self, row: QueuedInvocation, what: str, write: Callable[..., object], *args: object
+    ) -> bool:
+        """``settle`` at this worker's backoff (the tests shorten it)."""
+        return await settle(row, what, write, *args, backoff=self.settle_backoff)
+
+    def _config(self, row: QueuedInvocation) -> AsyncInferenceSpec | None:
+        live = self.table.get(row.endpoint)
+        return None if live is None else live.spec.async_inference

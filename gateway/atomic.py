@@ -1,0 +1,37 @@
+"""Files written whole or not at all: a hidden ``.partial`` beside the target, then a rename.
+
+A reader (or a restart after SIGKILL) sees the old file, or none, or the new one, never half of
+it. Shared by what writes answers and records to a folder (async inference, data capture).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes, *, sync_folder: bool = False) -> None:
+    """``data`` at ``path``, flushed to disk before the rename; ``sync_folder`` also makes the
+    rename itself durable (a power cut could otherwise undo it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
+    if sync_folder:
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,104 @@
+"""The rich tables and cells of ``tandem endpoints list|describe``, apart from the commands.
+
+``endpoints.py`` holds the client side (connecting, calling, waiting, errors), which
+``deploy``, ``capture`` and the rest reuse; what only the two read-only commands need to show
+an answer (a config's variants and traffic, a model's containers, a coloured status, a local
+time) is here. rich is imported inside each function, as in the commands, to keep
+``tandem --help`` fast.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+_STATUS_STYLE = {"InService": "green", "Failed": "red", "OutOfService": "red"}
+
+
+def variants_table(title: str, config: dict[str, Any], counts: dict[str, Any]) -> Any:
+    """A config's variants: model, weight, share of traffic (or copied, for a shadow) and
+    instances, live counts from ``counts`` (by variant name) where the endpoint has them."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(title), title_justify="left", header_style="bold")
+    table.add_column("variant")
+    table.add_column("model", overflow="fold")
+    table.add_column("weight", justify="right")
+    table.add_column("traffic", justify="right")
+    table.add_column("instances", justify="right")
+    production = config["ProductionVariants"]
+
+    def weight_of(variant: dict[str, Any]) -> float:
+        live = counts.get(variant["VariantName"], {})
+        return float(live.get("DesiredWeight", variant.get("InitialVariantWeight", 1.0)))
+
+    total = sum(weight_of(v) for v in production) or 1.0
+    shadows = config.get("ShadowProductionVariants", [])
+    for variant in [*production, *shadows]:
+        live = counts.get(variant["VariantName"], {})
+        desired = live.get("DesiredInstanceCount", variant.get("InitialInstanceCount", 1))
+        current = live.get("CurrentInstanceCount")
+        shown = f"{current}/{desired}" if current is not None else str(desired)
+        weight = weight_of(variant)
+        share = min(weight / total, 1.0)
+        traffic = f"{share:.0%} copied" if variant in shadows else f"{share:.0%}"
+        table.add_row(
+            escape(variant["VariantName"]) + (" [dim](shadow)[/dim]" if variant in shadows else ""),
+            escape(variant["ModelName"]),
+            f"{weight:g}",
+            traffic,
+            shown,
+        )
+    return table
+
+
+def containers_table(model: dict[str, Any]) -> Any:
+    """A model's containers: hostname, what runs them (built-in, docker or a command), data."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from gateway.control.translate import COMMAND_ENV, containers_of, framework_of, model_data_of
+
+    execution = model.get("InferenceExecutionConfig", {}).get("Mode", "Serial")
+    title = f"model {model['ModelName']} ({execution})"
+    table = Table(title=escape(title), title_justify="left", header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("hostname")
+    table.add_column("runs", overflow="fold")
+    table.add_column("model data", overflow="fold")
+    table.add_column("mode")
+    for i, (_, container) in enumerate(containers_of(model), start=1):
+        image = str(container.get("Image") or "")
+        command = container.get("Environment", {}).get(COMMAND_ENV)
+        framework = framework_of(image) if image else None
+        if command is not None:
+            runs = f"command: {command}"
+        elif framework is None:
+            runs = f"{image} (docker)"
+        elif image == framework.value:
+            runs = f"{image} (built-in)"
+        else:
+            runs = f"{image} -> {framework.value} (built-in)"
+        hostname = container.get("ContainerHostname")
+        table.add_row(
+            str(i),
+            escape(hostname) if hostname else f"[dim]container-{i}[/dim]",
+            escape(runs),
+            escape(model_data_of(container) or "-"),
+            container.get("Mode", "SingleModel"),
+        )
+    return table
+
+
+def status_markup(status: str) -> str:
+    """An endpoint status in rich markup: green in service, red failed, yellow on the way."""
+    style = _STATUS_STYLE.get(status, "yellow")
+    return f"[{style}]{status}[/{style}]"
+
+
+def local_time(value: datetime | None) -> str:
+    """A botocore timestamp in local time, to the second; ``-`` when there is none."""
+    if value is None:
+        return "-"
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,83 @@
+"""The parts of a model manager that need none of its state: its description, answers' fields."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from gateway.models.cache import DiskCache
+from gateway.models.store import ModelStore
+from gateway.models.targets import container_name
+
+
+class Described(Protocol):
+    """What a description reads of a model manager (``gateway.models.manager``)."""
+
+    container: Any
+    store: ModelStore
+    cache: DiskCache
+    pinned: frozenset[str]
+    unload_after_use: bool
+    memory_limit: int
+
+    @property
+    def loaded_models(self) -> Mapping[str, Any]: ...
+
+    def is_loading(self, target: str) -> bool: ...
+
+    def memory_used(self) -> int | None: ...
+
+
+def describe(manager: Described) -> dict[str, object]:
+    """The models API's view of one container: what is loaded, cached, pinned, in flight."""
+    disk = {e.target: e for e in manager.cache.entries()}
+    models = []
+    for target in sorted(set(disk) | set(manager.loaded_models) | manager.pinned):
+        entry, cached = manager.loaded_models.get(target), disk.get(target)
+        last = max(entry.last_used if entry else 0.0, cached.last_used if cached else 0.0)
+        models.append(
+            {
+                "TargetModel": target,
+                "ContainerModelName": container_name(target),
+                "Loaded": entry is not None,
+                "Loading": manager.is_loading(target),
+                "Pinned": target in manager.pinned,
+                "MemoryBytes": entry.memory if entry else None,
+                "DiskBytes": cached.size if cached else None,
+                "LastUsed": _iso(last) if last else None,
+                "InFlight": entry.in_use if entry else 0,
+            }
+        )
+    return {
+        "ContainerHostname": manager.container.hostname,
+        "ModelData": manager.store.prefix,
+        "ModelCache": "Disabled" if manager.unload_after_use else "Enabled",
+        "MemoryLimitBytes": manager.memory_limit,
+        "MemoryUsedBytes": manager.memory_used(),
+        "DiskCacheLimitBytes": manager.cache.limit,
+        "DiskCacheBytes": manager.cache.total,
+        "LoadedModelCount": len(manager.loaded_models),
+        "Models": models,
+    }
+
+
+def worker_count(environment: dict[str, str]) -> int:
+    """The container's worker processes, as it will read them (a bad value: one)."""
+    raw = environment.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1")
+    return max(1, int(raw)) if raw.strip().isdigit() else 1
+
+
+def measured(message: str, fallback: int) -> int:
+    """``memoryBytes`` of the router's load answer: what the model added to its worker."""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        value = json.loads(message).get("memoryBytes")
+        if isinstance(value, int) and value >= 0:
+            return value
+    return fallback
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))

@@ -1,0 +1,238 @@
+"""InvokeEndpointAsync's durable queue: accepted requests in the state database, taken in order.
+
+A request is a row from the moment it is accepted (the 202 is sent after the commit) until it
+has ended in exactly one output or failure object. ``Queued`` -> ``Running`` (claimed by a
+worker, ``attempts`` counted) -> ``Completed`` | ``Failed``. A gateway killed while a request
+runs leaves it ``Running``; ``requeue_running`` puts it back at its place in the line at the
+next start, and its ``attempts`` tells the worker to look for an object written before the kill
+(``gateway.asynchronous.worker``). Every change is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from gateway.state.db import Database, dump
+
+#: Expired requests claimed at once, at most: each is failed, one task and one row in memory each.
+EXPIRED_BATCH = 100
+
+
+class AsyncStatus(StrEnum):
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class QueuedInvocation:
+    """One accepted request, as the queue holds it."""
+
+    seq: int
+    inference_id: str
+    endpoint: str
+    status: AsyncStatus
+    created: float
+    expires: float
+    timeout: float
+    output_location: str
+    failure_location: str
+    input_location: str | None = None
+    body: bytes | None = None
+    attempts: int = 0
+    failure_reason: str | None = None
+    #: The invocation's headers: ContentType, Accept, CustomAttributes ...
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What one endpoint has in the queue: the scaling signals SageMaker publishes."""
+
+    size: int
+    oldest: float | None
+
+
+class AsyncQueue(Database):
+    """The ``async_invocations`` table (mixed into ``StateStore``)."""
+
+    def enqueue(
+        self,
+        *,
+        inference_id: str,
+        endpoint: str,
+        ttl: float,
+        timeout: float,
+        output_location: str,
+        failure_location: str,
+        input_location: str | None = None,
+        body: bytes | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> QueuedInvocation:
+        now = self.now()
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "INSERT INTO async_invocations (inference_id, endpoint, status, created, expires, "
+                "timeout, input_location, body, output_location, failure_location, request) "
+                "VALUES (?, ?, 'Queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    inference_id,
+                    endpoint,
+                    now,
+                    now + ttl,
+                    timeout,
+                    input_location,
+                    body,
+                    output_location,
+                    failure_location,
+                    dump(request or {}),
+                ),
+            )
+            seq = cursor.lastrowid
+            assert seq is not None
+            return _row(_get(conn, seq))
+
+    def get_invocation(self, seq: int) -> QueuedInvocation | None:
+        with self._tx(write=False) as conn:
+            row = conn.execute("SELECT * FROM async_invocations WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else _row(row)
+
+    def queued_endpoints(self) -> list[str]:
+        """Endpoints with requests waiting, the one with the oldest first."""
+        with self._tx(write=False) as conn:
+            rows = conn.execute(
+                "SELECT endpoint, MIN(seq) AS first FROM async_invocations "
+                "WHERE status = 'Queued' GROUP BY endpoint ORDER BY first"
+            ).fetchall()
+        return [str(r["endpoint"]) for r in rows]
+
+    def claim(self, endpoint: str, limit: int) -> list[QueuedInvocation]:
+        """The oldest ``limit`` queued requests of ``endpoint``, now ``Running``."""
+        if limit <= 0:
+            return []
+        return self._claim("endpoint = ?", endpoint, limit, body=True)
+
+    def claim_expired(self, limit: int = EXPIRED_BATCH) -> list[QueuedInvocation]:
+        """The oldest ``limit`` queued requests past their TTL, of any endpoint (live or not),
+        now ``Running``, without their inline bodies: an expired request is failed, never run,
+        so a large expiring backlog is taken a batch at a time and never loaded whole."""
+        if limit <= 0:
+            return []
+        return self._claim("expires < ?", self.now(), limit, body=False)
+
+    def _claim(
+        self, where: str, value: object, limit: int, *, body: bool
+    ) -> list[QueuedInvocation]:
+        """The oldest ``limit`` queued rows matching ``where``, set ``Running`` in one
+        transaction (``where`` is one of this module's own conditions, never user text)."""
+        now = self.now()
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"SELECT seq FROM async_invocations WHERE status = 'Queued' AND {where} "
+                "ORDER BY seq LIMIT ?",
+                (value, limit),
+            ).fetchall()
+            seqs = [int(r["seq"]) for r in rows]
+            conn.executemany(
+                "UPDATE async_invocations SET status = 'Running', started = ?, "
+                "attempts = attempts + 1 WHERE seq = ?",
+                [(now, seq) for seq in seqs],
+            )
+            return [_row(_get(conn, seq, body=body)) for seq in seqs]
+
+    def finish(self, seq: int, status: AsyncStatus, reason: str | None = None) -> None:
+        """The request ended (its object is written): it leaves the backlog."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE async_invocations SET status = ?, ended = ?, failure_reason = ?, "
+                "body = NULL WHERE seq = ? AND status = 'Running'",
+                (status.value, self.now(), reason, seq),
+            )
+
+    def release(self, seq: int) -> None:
+        """A claimed request goes back in line, at its place (its endpoint could not take it)."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE async_invocations SET status = 'Queued' WHERE seq = ? AND "
+                "status = 'Running'",
+                (seq,),
+            )
+
+    def requeue_running(self) -> int:
+        """Requests a killed gateway left ``Running`` go back in line (at the next start)."""
+        with self._tx() as conn:
+            return conn.execute(
+                "UPDATE async_invocations SET status = 'Queued' WHERE status = 'Running'"
+            ).rowcount
+
+    def backlog(self) -> dict[str, Backlog]:
+        """Per endpoint: requests queued or running, and when the oldest was accepted."""
+        with self._tx(write=False) as conn:
+            rows = conn.execute(
+                "SELECT endpoint, COUNT(*) AS size, MIN(created) AS oldest "
+                "FROM async_invocations WHERE status IN ('Queued', 'Running') GROUP BY endpoint"
+            ).fetchall()
+        return {str(r["endpoint"]): Backlog(int(r["size"]), r["oldest"]) for r in rows}
+
+    def invocations(self, status: AsyncStatus | None = None) -> list[QueuedInvocation]:
+        """Every request (in ``status``) in order: for tests and ``tandem`` tooling."""
+        with self._tx(write=False) as conn:
+            if status is None:
+                rows = conn.execute("SELECT * FROM async_invocations ORDER BY seq").fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM async_invocations WHERE status = ? ORDER BY seq",
+                    (status.value,),
+                ).fetchall()
+        return [_row(r) for r in rows]
+
+    def prune_finished(self, before: float) -> int:
+        """Forget requests that ended before ``before``: their objects are the record."""
+        with self._tx() as conn:
+            return conn.execute(
+                "DELETE FROM async_invocations WHERE status IN ('Completed', 'Failed') "
+                "AND ended < ?",
+                (before,),
+            ).rowcount
+
+
+#: Every column but the inline body, which reads as NULL.
+_WITHOUT_BODY = (
+    "seq, inference_id, endpoint, status, created, expires, timeout, attempts, started, ended, "
+    "input_location, NULL AS body, output_location, failure_location, failure_reason, request"
+)
+
+
+def _get(conn: sqlite3.Connection, seq: int, *, body: bool = True) -> sqlite3.Row:
+    """The row of ``seq``; ``body=False`` leaves the inline body in the database (read as NULL)."""
+    columns = "*" if body else _WITHOUT_BODY
+    row: sqlite3.Row = conn.execute(
+        f"SELECT {columns} FROM async_invocations WHERE seq = ?", (seq,)
+    ).fetchone()
+    return row
+
+
+def _row(row: sqlite3.Row) -> QueuedInvocation:
+    body = row["body"]
+    return QueuedInvocation(
+        seq=int(row["seq"]),
+        inference_id=str(row["inference_id"]),
+        endpoint=str(row["endpoint"]),
+        status=AsyncStatus(row["status"]),
+        created=float(row["created"]),
+        expires=float(row["expires"]),
+        timeout=float(row["timeout"]),
+        output_location=str(row["output_location"]),
+        failure_location=str(row["failure_location"]),
+        input_location=row["input_location"],
+        body=None if body is None else bytes(body),
+        attempts=int(row["attempts"]),
+        failure_reason=row["failure_reason"],
+        request=json.loads(row["request"]),
+    )
