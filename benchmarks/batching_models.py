@@ -87,7 +87,7 @@ name, jobs = sys.argv[1], json.loads(sys.stdin.read())
 settings = ContainerSettings()  # the container's, from the same environment
 framework = frameworks.create(name, settings)
 framework.configure_threads(  # as the container sizes them, in the main thread
-    *resources.thread_counts(settings.intra_op_threads, settings.inter_op_threads, settings.workers)
+    *framework.thread_counts(settings, resources.predicting_threads())
 )
 costs = {}
 

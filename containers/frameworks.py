@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from containers import codecs
+from containers import codecs, resources
 from containers.errors import FrameworkUnavailable
 
 if TYPE_CHECKING:
@@ -39,11 +39,23 @@ class ModelFramework(ABC):
     content_types: ClassVar[tuple[str, ...]] = codecs.ARRAY_TYPES
     #: Media types ``output_fn`` can produce.
     accepts: ClassVar[tuple[str, ...]] = codecs.ARRAY_TYPES
+    #: Each thread that predicts starts its own intra-op team (OpenMP): the default team size is
+    #: then shared out between the predicting threads instead of given whole to each.
+    intra_op_per_thread: ClassVar[bool] = False
 
     @classmethod
     def from_settings(cls, settings: ContainerSettings) -> Self:
         """Build the framework from the container's settings (most frameworks take none)."""
         return cls()
+
+    def thread_counts(self, settings: ContainerSettings, predictors: int) -> tuple[int, int]:
+        """Intra-/inter-op pool sizes for one process whose ``predictors`` threads predict."""
+        return resources.thread_counts(
+            settings.intra_op_threads,
+            settings.inter_op_threads,
+            settings.workers,
+            callers=predictors if self.intra_op_per_thread else 1,
+        )
 
     def configure_threads(self, intra_op: int, inter_op: int) -> None:  # noqa: B027 - optional hook
         """Size the framework's thread pools once per process, before any model loads."""

@@ -70,10 +70,21 @@ def available_cpus() -> int:
     return max(1, cpus)
 
 
-def thread_counts(intra: int, inter: int, workers: int = 1) -> tuple[int, int]:
-    """Thread pool sizes for one worker process: the env override, else the CPUs shared out."""
-    share = max(1, available_cpus() // max(1, workers))
-    return (intra or share, inter or share)
+def predicting_threads() -> int:
+    """How many threads of one worker process may predict at once: one per CPU, at least 2."""
+    return max(2, available_cpus())
+
+
+def thread_counts(intra: int, inter: int, workers: int = 1, callers: int = 1) -> tuple[int, int]:
+    """Thread pool sizes for one worker process: the env override, else the CPUs shared out.
+
+    ``callers`` is how many threads may each start their own intra-op team at once (OpenMP's
+    count is per calling thread): the default intra-op size is shared out between them too, so
+    that the teams together never ask for more threads than there are CPUs.
+    """
+    cpus = available_cpus()
+    share = max(1, cpus // max(1, workers))
+    return (intra or max(1, share // max(1, callers)), inter or share)
 
 
 def cgroup_memory_limit() -> int | None:

@@ -77,13 +77,12 @@ class ModelService:
 
     async def start(self) -> None:
         """Size thread pools once, then (single-model mode) load the model before serving."""
-        intra, inter = resources.thread_counts(
-            self.settings.intra_op_threads, self.settings.inter_op_threads, self.settings.workers
-        )
+        predictors = resources.predicting_threads()
+        intra, inter = self.framework.thread_counts(self.settings, predictors)
         self.framework.configure_threads(intra, inter)
         # Predictions share threads; loads get their own so a slow load never starves predictions.
         initializer = self.framework.thread_initializer
-        self._predict_pool = WorkerThreads(max(2, self.cpus), "predict", initializer)
+        self._predict_pool = WorkerThreads(predictors, "predict", initializer)
         self._load_pool = WorkerThreads(2, "load", initializer)
         log.info(
             "%s container: %d CPUs, %d intra-op / %d inter-op threads, memory limit %s",

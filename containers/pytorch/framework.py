@@ -81,6 +81,7 @@ class PyTorchFramework(ModelFramework):
     """TorchScript ``model.pt`` on CPU; numeric arrays in every codec's content type."""
 
     name = "pytorch"
+    intra_op_per_thread = True
 
     def __init__(self) -> None:
         self._intra_op = 0

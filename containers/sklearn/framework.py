@@ -40,6 +40,7 @@ class SklearnFramework(ModelFramework):
     """Joblib or pickle estimators; JSON, CSV, JSON lines and npy in and out."""
 
     name = "sklearn"
+    intra_op_per_thread = True
 
     def __init__(self, method: str = "predict") -> None:
         if method not in METHODS:

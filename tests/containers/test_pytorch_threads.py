@@ -1,4 +1,4 @@
-"""TANDEM_INTRA_OP_THREADS holds in the threads that predict, not only in the main thread.
+"""TANDEM_INTRA_OP_THREADS, and its default, hold in the threads that predict, not only in main.
 
 OpenMP's thread count is per thread: the PyTorch container sets it in each worker thread as it
 starts. Without that, the first matrix product in a worker thread starts an OpenMP team of one
@@ -56,13 +56,18 @@ REPORTER = textwrap.dedent(
     (os.cpu_count() or 1) < 2 or not Path("/proc/self/task").is_dir(),
     reason="needs two cores (with one, every default is already 1) and Linux's /proc",
 )
+@pytest.mark.parametrize(
+    "env",
+    [{"TANDEM_INTRA_OP_THREADS": "1"}, {}],
+    ids=["configured", "default: the CPUs shared out between the predicting threads"],
+)
 def test_worker_threads_predict_with_the_configured_intra_op_threads(
-    tmp_path: Path, start_container: StartContainer
+    tmp_path: Path, start_container: StartContainer, env: dict[str, str]
 ) -> None:
     built = tmp_path / "model"
     train_regressor(built)
     model_dir = package_model(tmp_path / "packaged", artifacts(built), code=REPORTER)
-    server = start_container("pytorch", model_dir, env={"TANDEM_INTRA_OP_THREADS": "1"})
+    server = start_container("pytorch", model_dir, env=env)
     seen = []
     for _ in range(20):
         answer = httpx.post(

@@ -42,6 +42,15 @@ def test_thread_counts_take_the_override_else_share_cpus(monkeypatch: pytest.Mon
     assert resources.thread_counts(3, 1, workers=4) == (3, 1)
 
 
+def test_per_thread_teams_share_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With OpenMP-style teams, 8 predicting threads on 8 CPUs get one intra-op thread each."""
+    monkeypatch.setattr(resources, "available_cpus", lambda: 8)
+    assert resources.thread_counts(0, 0, callers=8) == (1, 8)
+    assert resources.thread_counts(0, 0, callers=2) == (4, 8)
+    assert resources.thread_counts(0, 0, workers=2, callers=2) == (2, 4)
+    assert resources.thread_counts(3, 0, callers=8) == (3, 8)  # the env setting wins
+
+
 def test_rss_and_tree_size(tmp_path: Path) -> None:
     (tmp_path / "a").write_bytes(b"x" * 1000)
     (tmp_path / "sub").mkdir()
