@@ -25,6 +25,7 @@ from gateway.upstream import (
     UpstreamUnavailable,
     create_upstream,
 )
+from gateway.upstream.streaming import StreamConnections
 from pipelines.spec import Mode
 
 log = logging.getLogger("tandem.gateway")
@@ -73,6 +74,8 @@ class Dispatcher:
         self._retired: set[asyncio.Task[None]] = set()
         self._upstreams: dict[ContainerRuntime, Upstream] = {}
         self._managers: dict[ContainerRuntime, ModelManager] = {}
+        #: Kept-alive connections for streamed answers (InvokeEndpointWithResponseStream).
+        self.streams = StreamConnections()
 
     def host_models(self, managers: Mapping[ContainerRuntime, ModelManager]) -> None:
         """Route the MultiModel containers' invocations through these managers."""
@@ -96,6 +99,7 @@ class Dispatcher:
         """Forget ``endpoint``'s clients (closed) and managers (returned: the caller closes)."""
         managers = []
         for container in endpoint.containers:
+            self.streams.drop(container.url)
             upstream = self._upstreams.pop(container, None)
             if upstream is not None:
                 await upstream.aclose()
@@ -105,6 +109,7 @@ class Dispatcher:
         return managers
 
     async def aclose(self) -> None:
+        self.streams.aclose()
         upstreams, self._upstreams = list(self._upstreams.values()), {}
         for upstream in upstreams:
             await upstream.aclose()
@@ -117,6 +122,7 @@ class Dispatcher:
         if current is not None and current.base_url == container.url.rstrip("/"):
             return current
         if current is not None:
+            self.streams.drop(current.base_url)
             task = asyncio.get_running_loop().create_task(current.aclose())
             self._retired.add(task)
             task.add_done_callback(self._retired.discard)

@@ -23,7 +23,8 @@ from gateway.edge.auth import auth_middleware
 from gateway.edge.errors import handle_api_error, handle_unexpected
 from gateway.edge.hotpath import InvocationsApp, InvocationsShortcut, pick
 from gateway.edge.model_routes import model_routes
-from gateway.edge.stream import stream_route
+from gateway.edge.stream import PATH as STREAM_PATH
+from gateway.edge.stream import ResponseStreamApp
 from gateway.errors import ApiError, InvalidRequest
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import GatewayMetrics
@@ -83,6 +84,7 @@ def create_app(
         return pick(endpoint_or_error(name), target_variant).instance()
 
     invocations = InvocationsApp(dispatcher, metrics, endpoint_or_error, settings.max_payload)
+    stream = ResponseStreamApp(route, dispatcher, metrics, settings.max_payload)
 
     async def ping(request: Request) -> Response:
         down = [
@@ -119,9 +121,9 @@ def create_app(
 
     app = Starlette(
         routes=[
-            # Reached only when the shortcut does not take it; same app, same answers.
+            # These two are reached only when the shortcut does not take them: same apps.
             Route("/endpoints/{name}/invocations", invocations, methods=["POST"]),
-            stream_route(route, dispatcher, metrics, settings.max_payload),
+            Route(STREAM_PATH, stream, methods=["POST"]),
             Route("/ping", ping, methods=["GET"]),
             Route("/endpoints", list_endpoints, methods=["GET"]),
             Route("/endpoints/{name}", describe_endpoint, methods=["GET"]),
@@ -133,7 +135,7 @@ def create_app(
         lifespan=lifespan,
         middleware=[
             *auth_middleware(settings),
-            Middleware(InvocationsShortcut, invocations=invocations),
+            Middleware(InvocationsShortcut, invocations=invocations, stream=stream),
         ],
     )
     app.state.dispatcher = dispatcher

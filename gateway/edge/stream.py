@@ -17,8 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from gateway import dispatch
 from gateway.dispatch import INVOCATIONS, Dispatcher, where
@@ -36,7 +35,7 @@ from gateway.errors import (
 from gateway.metrics import GatewayMetrics
 from gateway.runtime import ContainerRuntime, EndpointRuntime
 from gateway.upstream import UpstreamBodyTooLarge, UpstreamTimeout, UpstreamUnavailable
-from gateway.upstream.streaming import StreamBroken, StreamedResponse, stream_post
+from gateway.upstream.streaming import StreamBroken, StreamedResponse
 
 log = logging.getLogger("tandem.gateway")
 
@@ -70,13 +69,6 @@ class _Failure(Exception):
         super().__init__(error.message)
         self.event = event
         self.error = error
-
-
-def stream_route(
-    route: Router, dispatcher: Dispatcher, metrics: GatewayMetrics, max_payload: int
-) -> Route:
-    """The route; ``route(name, target_variant)`` picks the instance (variants are its job)."""
-    return Route(PATH, ResponseStreamApp(route, dispatcher, metrics, max_payload), methods=["POST"])
 
 
 class ResponseStreamApp:
@@ -167,7 +159,10 @@ class ResponseStreamApp:
         ends = loop.time() + remaining
         begun = time.perf_counter()
         try:
-            async with stream_post(last.url, INVOCATIONS, body, sent, timeout=remaining) as answer:
+            post = self.dispatcher.streams.post(
+                last.url, INVOCATIONS, body, sent, timeout=remaining
+            )
+            async with post as answer:
                 if not 200 <= answer.status < 300:
                     async with asyncio.timeout_at(ends):
                         text = await answer.read(self.limit)
@@ -177,8 +172,8 @@ class ResponseStreamApp:
                     )
                 attributes = answer.header("X-Amzn-SageMaker-Custom-Attributes")
                 head = _head(instance, answer, request_id, attributes or custom_attributes)
-                # The head waits for the first part: both leave in one write.
-                send = _HeadWithFirstBody(send, head)
+                # The head leaves at once: the client reads it while the first part is made.
+                await send({"type": "http.response.start", "status": 200, "headers": head})
                 try:
                     await self._forward(answer, last, step, ends, receive, send)
                 except _Failure as failure:
@@ -312,20 +307,6 @@ class ResponseStreamApp:
             response.headers.get("Content-Type"),
             response.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
         )
-
-
-class _HeadWithFirstBody:
-    """An ASGI ``send`` that sends the answer's head just before the first body message."""
-
-    def __init__(self, send: Send, head: list[tuple[bytes, bytes]]) -> None:
-        self._send = send
-        self._head: list[tuple[bytes, bytes]] | None = head
-
-    async def __call__(self, message: Message) -> None:
-        if self._head is not None:
-            head, self._head = self._head, None
-            await self._send({"type": "http.response.start", "status": 200, "headers": head})
-        await self._send(message)
 
 
 def _head(
