@@ -8,6 +8,7 @@ are in ``pipelines.values`` and re-exported here.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from enum import StrEnum
@@ -173,7 +174,7 @@ class VariantSpec(Strict):
     execution: Execution = Execution.SERIAL
     containers: list[ContainerSpec] = Field(min_length=1, max_length=MAX_CONTAINERS)
     #: Share of the traffic: this weight over the sum of every production variant's.
-    weight: float = Field(default=1.0, ge=0)
+    weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
     #: Copies of the variant's containers that share its traffic.
     instance_count: int = Field(default=1, ge=1, le=64)
 
@@ -200,7 +201,7 @@ class EndpointSpec(Strict):
     name: Name
     execution: Execution = Execution.SERIAL
     variant: Name = "AllTraffic"
-    weight: float = Field(default=1.0, ge=0)
+    weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
     instance_count: int = Field(default=1, ge=1, le=64)
     #: Deadline in seconds for one whole request, every step of a chain included.
     timeout: float = Field(default=60.0, gt=0, le=3600)
@@ -237,8 +238,11 @@ class EndpointSpec(Strict):
         if len(set(names)) != len(names):
             dupes = sorted({n for n in names if names.count(n) > 1})
             raise ValueError(f"variant names must be unique (repeated: {', '.join(dupes)})")
-        if sum(v.weight for v in self.production_variants) <= 0:
+        total = sum(v.weight for v in self.production_variants)
+        if total <= 0:
             raise ValueError("the production variants' weights are all 0: no request could go")
+        if not math.isfinite(total):
+            raise ValueError("the production variants' weights add up past the largest number")
         return self
 
     @property

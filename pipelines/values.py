@@ -66,6 +66,8 @@ def check_environment(env: dict[str, str]) -> dict[str, str]:
             raise ValueError(f"key {key!r} must match {ENV_KEY_PATTERN} and be <= {MAX_ENV_LEN}")
         if len(value) > MAX_ENV_LEN:
             raise ValueError(f"value of {key!r} must be <= {MAX_ENV_LEN} characters")
+        if "\x00" in value:
+            raise ValueError(f"value of {key!r} must not contain the NUL character")
     return env
 
 

@@ -29,12 +29,16 @@ from gateway.control.errors import (
     UnknownOperation,
 )
 from gateway.control.plane import ControlPlane
+from gateway.control.wire import parse_body
 
 log = logging.getLogger("tandem.control")
 
 TARGET_PREFIX = "SageMaker."
 #: Largest request body: 15 containers with 100 environment entries of 2 KiB each fit well.
 MAX_BODY = 8 * 1024 * 1024
+#: An oversized body is still read (and dropped) up to this size, so that the client, which
+#: sends it whole before it reads, gets the answer rather than a reset connection.
+DRAIN_LIMIT = 64 * 1024 * 1024
 #: Media types taken as JSON 1.1 (SDKs send the first; 1.0 is what some older tools send).
 ACCEPTED_TYPES = ("application/x-amz-json-1.1", "application/x-amz-json-1.0")
 
@@ -87,23 +91,29 @@ async def read(request: Request) -> tuple[str, dict[str, Any]]:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media not in ACCEPTED_TYPES:
         raise SerializationFailure(f"Content-Type must be {CONTENT_TYPE} (got {media[:100]!r}).")
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY:
-        raise SerializationFailure(f"The request body is larger than {MAX_BODY} bytes.")
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise SerializationFailure(f"The request body is larger than {MAX_BODY} bytes.")
-    try:
-        params = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SerializationFailure(f"The request body is not valid JSON: {exc}") from exc
-    if not isinstance(params, dict):
-        raise SerializationFailure(
-            f"The request body must be a JSON object, not {type(params).__name__}."
-        )
+    raw = await _body(request)
+    params = parse_body(raw)
     return target[len(TARGET_PREFIX) :], params
+
+
+async def _body(request: Request) -> bytes:
+    """The body, within ``MAX_BODY``; an oversized one is drained, then refused."""
+    length = request.headers.get("content-length")
+    declared = int(length) if length is not None and length.isdigit() else None
+    too_large = SerializationFailure(f"The request body is larger than {MAX_BODY} bytes.")
+    if declared is not None and declared > DRAIN_LIMIT:
+        raise too_large  # not worth reading: the connection closes after the answer
+    raw = bytearray()
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > DRAIN_LIMIT:
+            break
+        if seen <= MAX_BODY:
+            raw += chunk
+    if seen > MAX_BODY or (declared is not None and declared > MAX_BODY):
+        raise too_large
+    return bytes(raw)
 
 
 def error_response(exc: ControlError, request_id: str) -> Response:

@@ -8,9 +8,12 @@ with the control plane as without it.
 Messages follow SageMaker's (AWS's Coral) form, e.g. ``1 validation error detected: Value 'x y' at
 'modelName' failed to satisfy constraint: Member must satisfy regular expression pattern:
 ^[a-zA-Z0-9]([\\-a-zA-Z0-9]*[a-zA-Z0-9])?``; the path is lowerCamel, list items are
-``containers.2.member``. A member of the wrong type (a number for a string ...) is a
-``SerializationException``, as AWS answers for what it cannot deserialize. Unknown members are
-dropped, as AWS does, so that newer SDKs keep working.
+``containers.2.member``. A member of the wrong type (a number for a string ...), or a number its
+type cannot hold (an ``integer`` past 32 bits, a ``float`` past Java's float range; non-finite
+numbers never get past ``wire``), is a ``SerializationException``, as AWS answers for what it
+cannot deserialize; then every ``min``/``max`` of the model is checked, so every number an
+operation takes is finite and within SageMaker's bounds, here, for every operation. Unknown
+members are dropped, as AWS does, so that newer SDKs keep working.
 
 Patterns are matched whole (SageMaker's are anchored although botocore's copies lost the ``^``),
 except the ``s3``/``https``-only URL patterns: Tandem also takes ``file://`` and local paths there
@@ -21,7 +24,9 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +38,10 @@ from gateway.control.errors import SerializationFailure, ValidationException
 RELAXED_PATTERNS = frozenset({"Url", "S3ModelUri", "S3Uri", "DestinationS3Uri", "SnsTopicArn"})
 #: Enum lists longer than this are cut short in messages (instance types run to hundreds).
 MAX_ENUM_SHOWN = 12
+#: The range of each integer type (Java's int and long, as AWS reads them) ...
+INTEGER_BITS = {"integer": 32, "long": 64}
+#: ... and the largest magnitude of each floating type (Java's float and double).
+FLOAT_MAX = {"float": 3.4028234663852886e38, "double": sys.float_info.max}
 _JAVA_CLASSES = {r"\p{L}": r"\w", r"\p{N}": r"\d", r"\p{Z}": r"\s"}
 
 
@@ -99,6 +108,9 @@ class _Walker:
         got = _json_type(value)
         self.type_errors.append(f"Value {show(value)} at '{path}' must be {expected}, not {got}.")
 
+    def out_of_range(self, value: Any, path: str, expected: str) -> None:
+        self.type_errors.append(f"Value {show(value)} at '{path}' is out of range for {expected}.")
+
     def value(self, shape: Any, value: Any, path: str) -> Any:
         kind = shape.type_name
         if kind == "structure":
@@ -150,6 +162,8 @@ class _Walker:
             if not isinstance(value, str):
                 return self.wrong_type(value, path, "a string")
             self.length(shape, value, path)
+            if "\x00" in value:
+                self.fail(value, path, "Member must not contain the NUL character")
             enum = shape.metadata.get("enum")
             if enum and value not in enum:
                 shown = enum[:MAX_ENUM_SHOWN] + (["..."] if len(enum) > MAX_ENUM_SHOWN else [])
@@ -170,13 +184,21 @@ class _Walker:
                 value = int(value)
             if isinstance(value, bool) or not isinstance(value, int):
                 return self.wrong_type(value, path, "an integer")
+            bits = INTEGER_BITS[kind]
+            low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+            if not low <= value <= high:
+                return self.out_of_range(value, path, f"a {bits}-bit integer ({low} to {high})")
             self.range(shape, value, path)
             return value
         if kind in ("float", "double"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return self.wrong_type(value, path, "a number")
+            if not _finite_within(value, FLOAT_MAX[kind]):
+                return self.out_of_range(
+                    value, path, f"a finite {kind} (magnitude at most {FLOAT_MAX[kind]:.8g})"
+                )
             self.range(shape, value, path)
-            return value
+            return float(value)
         if kind == "boolean":
             if not isinstance(value, bool):
                 return self.wrong_type(value, path, "a boolean")
@@ -209,6 +231,13 @@ class _Walker:
             self.fail(value, path, f"Member must have value greater than or equal to {low}")
         if high is not None and value > high:
             self.fail(value, path, f"Member must have value less than or equal to {high}")
+
+
+def _finite_within(value: float, limit: float) -> bool:
+    try:
+        return math.isfinite(value) and abs(value) <= limit
+    except OverflowError:  # an integer too large to be any float
+        return False
 
 
 def _camel(name: str) -> str:

@@ -43,7 +43,7 @@ def guarded_protocol(
 
 
 def _error(status: int, reason: str, code: str, message: str) -> bytes:
-    body = json.dumps({"Message": message}).encode()
+    body = json.dumps({"__type": code, "Message": message}).encode()
     head = (
         f"HTTP/1.1 {status} {reason}\r\n"
         f"x-amzn-ErrorType: {code}\r\n"
@@ -52,6 +52,12 @@ def _error(status: int, reason: str, code: str, message: str) -> bytes:
         "connection: close\r\n\r\n"
     )
     return head.encode() + body
+
+
+MALFORMED = (
+    "Malformed HTTP request: the request line or a header holds a byte HTTP does not allow "
+    "(such as NUL or another control character), or the request is not HTTP/1.1."
+)
 
 
 class _HeadersTooLarge(Exception):
@@ -126,10 +132,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             raise _HeadersTooLarge
 
     def send_400_response(self, msg: str) -> None:
+        # What httptools cannot parse (a NUL or other control byte in a header, a broken
+        # request line) gets SageMaker's error shape too, not uvicorn's plain-text 400.
         if self._too_large:
             self._refuse(self._too_large_response())
         else:
-            super().send_400_response(msg)
+            self._refuse(_error(400, "Bad Request", "ValidationError", MALFORMED))
 
     def _too_large_response(self) -> bytes:
         message = f"Request headers exceed the limit of {self.max_header_bytes} bytes."
