@@ -23,6 +23,7 @@ from gateway.credentials import ADMIN
 from gateway.edge.app import create_app
 from gateway.edge.auth import loopback, role_of
 from gateway.edge.server import Server, bind, loop_factory, make_server, state_lock
+from gateway.folders import migrate
 from gateway.lifecycle.backends import create_backend
 from gateway.lifecycle.reconciler import Reconciler
 from gateway.lifecycle.supervisor import StartError
@@ -64,11 +65,13 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     from gateway.state import FILENAME, EndpointStatus, StateStore
 
     sock = bind(settings.host, settings.port)
+    for moved in migrate(settings.state_dir):
+        logger.info("state folder: moved %s to the layout of this version", moved)
     store = StateStore(settings.state_dir / FILENAME)
     backend = create_backend(settings.backend, settings)
     table = EndpointTable()
     # The operator's own spec files are trusted with the model data they name.
-    roots = parse_model_roots(settings.model_roots, settings.state_dir.resolve())
+    roots = parse_model_roots(settings.model_roots)
     roots += tuple(str(spec.source) for spec in specs if spec.source is not None)
     roots += tuple(
         url for spec in specs for c in spec.all_containers if (url := spec.model_data_url(c))

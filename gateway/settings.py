@@ -84,6 +84,9 @@ class GatewaySettings(BaseSettings):
     #: folders and URL prefixes (``s3://`` for any S3); unset: the state folder, the current
     #: folder and any ``s3://``. ARNs name ``region`` and ``account``.
     model_roots: str | None = None
+    #: InvokeEndpointAsync: where a caller of role ``invoke`` may name its InputLocation (a
+    #: comma list of folders and URL prefixes, like ``model_roots``); unset: nowhere.
+    input_roots: str | None = None
     region: str = "us-east-1"
     account: str = Field(default="000000000000", pattern=r"^\d{12}$")
 

@@ -13,11 +13,13 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from gateway.asynchronous.inputs import InputPolicy, parse_roots
 from gateway.asynchronous.metrics import BacklogCollector
 from gateway.asynchronous.storage import Storage
 from gateway.asynchronous.submit import Submitter
 from gateway.asynchronous.worker import Workers
 from gateway.edge.async_route import async_route
+from gateway.edge.auth import caller_role
 from gateway.runtime import EndpointTable
 from gateway.settings import GatewaySettings
 from gateway.state import StateStore
@@ -38,12 +40,18 @@ class AsyncInference:
         self.workers = Workers(
             store, table, storage, max_bytes=settings.async_max_bytes, region=settings.region
         )
+        policy = InputPolicy(
+            admin_roots=tuple(str(r) for r in roots),
+            client_roots=parse_roots(settings.input_roots),
+            state_dir=settings.state_dir.resolve(),
+        )
         self.submit = Submitter(
-            store, table, storage, roots, settings.async_max_bytes, self.workers.wake
+            store, table, storage, policy, settings.async_max_bytes, self.workers.wake
         )
 
     def route(self) -> Route:
-        return async_route(self.submit)
+        settings = self.settings
+        return async_route(self.submit, role=lambda scope: caller_role(scope, settings))
 
     def attach(self, app: Starlette) -> None:
         self.workers.attach(app.state.route, app.state.dispatcher, app.state.metrics)

@@ -2,7 +2,7 @@
 
 Everything that can be known wrong at submit time is refused here with ``ValidationError`` and
 nothing queued: an unknown endpoint or one without ``async_inference``, an input outside the
-allowed roots (the same ``TANDEM_MODEL_ROOTS`` confinement as model data), missing, a folder or
+roots the caller's role may name (``inputs.py``), missing, a folder or
 over ``TANDEM_ASYNC_MAX_BYTES``, an output extension that would climb out of the output path, an
 endpoint no InvokeEndpointAsync call can route (Direct execution, a MultiModel container).
 """
@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 
+from gateway.asynchronous.inputs import InputPolicy
 from gateway.asynchronous.storage import Storage, StorageError, join
-from gateway.control.errors import ValidationException
-from gateway.control.translate import check_model_data
 from gateway.edge.app import ACCOUNT
 from gateway.edge.async_route import Accepted, AsyncSubmission
 from gateway.errors import InvalidRequest
@@ -39,14 +37,14 @@ class Submitter:
         store: StateStore,
         table: EndpointTable,
         storage: Storage,
-        roots: Sequence[str | Path],
+        policy: InputPolicy,
         max_bytes: int,
         wake: Callable[[], None],
     ) -> None:
         self.store = store
         self.table = table
         self.storage = storage
-        self.roots = tuple(roots)
+        self.policy = policy
         self.max_bytes = max_bytes
         self.wake = wake
 
@@ -56,9 +54,13 @@ class Submitter:
         assert config is not None
         input_location = None
         if call.input_location is not None:
-            input_location = await asyncio.to_thread(self._check_input, call.input_location)
+            input_location = await asyncio.to_thread(
+                self._check_input, call.input_location, call.role
+            )
         inference_id = call.inference_id or str(uuid.uuid4())
         output, failure = locations(live.spec, config, inference_id, call)
+        for location in (output, failure):
+            self.policy.check_output(location)
         row = await asyncio.to_thread(
             self.store.enqueue,
             inference_id=inference_id,
@@ -92,12 +94,10 @@ class Submitter:
         routable(live.spec)
         return live
 
-    def _check_input(self, location: str) -> str:
-        """The input as the workers will read it: confined to the roots, there, not too big."""
-        try:
-            checked = check_model_data(location, self.roots, member="InputLocation")
-        except ValidationException as exc:
-            raise InvalidRequest(str(exc).replace("model data", "the input")) from None
+    def _check_input(self, location: str, role: str) -> str:
+        """The input as the workers will read it: confined to the caller's roots, there, not
+        too big."""
+        checked = self.policy.check(location, role, self.table)
         try:
             size = self.storage.size(checked)
         except StorageError as exc:

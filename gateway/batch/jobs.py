@@ -29,6 +29,7 @@ from gateway.batch.runner import BatchReport, run_batch_async
 from gateway.control.plane import ControlPlane, JobPlan
 from gateway.edge.app import create_app
 from gateway.edge.server import bind, make_server
+from gateway.folders import JOBS, endpoint_dir
 from gateway.lifecycle.backends import create_backend
 from gateway.lifecycle.supervisor import StartError, Supervisor
 from gateway.settings import GatewaySettings
@@ -39,7 +40,7 @@ from pipelines.spec import EndpointSpec
 log = logging.getLogger("tandem.jobs")
 
 #: Where the jobs' containers keep their folders, under the gateway's state folder.
-JOBS_FOLDER = "jobs"
+JOBS_FOLDER = JOBS
 #: Longest FailureReason kept (SageMaker's own limit).
 MAX_REASON = 1024
 #: Seconds between two progress writes while records flow.
@@ -252,12 +253,10 @@ class BatchJobs:
 
     async def _clean(self, name: str) -> None:
         """A finished job's copies of its model go; each container's log stays, for a look."""
-        folder = Path(self._settings.state_dir) / name
+        folder = endpoint_dir(Path(self._settings.state_dir), name)
 
         def remove() -> None:
-            if not folder.is_dir():
-                return
-            for container in folder.iterdir():
+            for container in folder.glob("*/*"):  # <instance>/<hostname>
                 for item in container.iterdir() if container.is_dir() else ():
                     if item.name == "container.log":
                         continue

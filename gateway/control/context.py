@@ -59,6 +59,8 @@ class Context:
     account: str = DEFAULT_ACCOUNT
     #: Folders and URL prefixes model data and job data may come from (``TANDEM_MODEL_ROOTS``).
     model_roots: tuple[str, ...] = ()
+    #: Folders no location may name, whatever the roots: the state folder.
+    forbidden: tuple[str, ...] = ()
     #: Checks a transform job's batch options before it is created (raises ``TandemError``).
     check_job: Callable[[Mapping[str, Any]], None] | None = None
     #: What runs: endpoint -> {variant: (current weight, instances)} (None: nothing runs).

@@ -148,7 +148,11 @@ def _confine_outputs(ctx: Context, request: dict[str, Any]) -> None:
     if capture and capture.get("DestinationS3Uri"):
         at = "DataCaptureConfig.DestinationS3Uri"
         capture["DestinationS3Uri"] = check_model_data(
-            capture["DestinationS3Uri"], ctx.model_roots, member=at, exist=False
+            capture["DestinationS3Uri"],
+            ctx.model_roots,
+            member=at,
+            exist=False,
+            forbidden=ctx.forbidden,
         )
         if capture.get("EnableCapture", True):
             _writable(capture["DestinationS3Uri"], at)
@@ -160,6 +164,7 @@ def _confine_outputs(ctx: Context, request: dict[str, Any]) -> None:
                 ctx.model_roots,
                 member=f"AsyncInferenceConfig.{member}",
                 exist=False,
+                forbidden=ctx.forbidden,
             )
 
 
@@ -237,11 +242,13 @@ def _confine(ctx: Context, path: tuple[str | int, ...], container: dict[str, Any
     if container.get("ModelDataUrl") is not None:
         at = member_path(*path, "ModelDataUrl")
         container["ModelDataUrl"] = check_model_data(
-            container["ModelDataUrl"], ctx.model_roots, member=at
+            container["ModelDataUrl"], ctx.model_roots, member=at, forbidden=ctx.forbidden
         )
     elif source is not None:
         at = member_path(*path, "ModelDataSource", "S3DataSource", "S3Uri")
-        source["S3Uri"] = check_model_data(source["S3Uri"], ctx.model_roots, member=at)
+        source["S3Uri"] = check_model_data(
+            source["S3Uri"], ctx.model_roots, member=at, forbidden=ctx.forbidden
+        )
 
 
 def _store_container(

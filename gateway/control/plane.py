@@ -106,13 +106,14 @@ class ControlPlane:
         check_job: Callable[[Mapping[str, Any]], None] | None = None,
         observe: Callable[[str], Mapping[str, tuple[float, int]] | None] | None = None,
     ) -> None:
-        roots = default_model_roots(store.path.parent) if model_roots is None else model_roots
+        roots = default_model_roots() if model_roots is None else model_roots
         self.store = store
         self.context = Context(
             store,
             region,
             account,
             tuple(str(r) for r in roots),
+            forbidden=(str(store.path.parent.resolve()),),
             check_job=check_job,
             observe=observe,
         )

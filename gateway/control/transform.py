@@ -83,11 +83,18 @@ def create_transform_job(ctx: Context, params: dict[str, Any]) -> Result:
         )
     model_record(ctx, params["ModelName"])
     s3["S3Uri"] = check_model_data(
-        s3["S3Uri"], ctx.model_roots, member="transformInput.dataSource.s3DataSource.s3Uri"
+        s3["S3Uri"],
+        ctx.model_roots,
+        member="transformInput.dataSource.s3DataSource.s3Uri",
+        forbidden=ctx.forbidden,
     )
     output = params["TransformOutput"]
     output["S3OutputPath"] = check_model_data(
-        output["S3OutputPath"], ctx.model_roots, member="transformOutput.s3OutputPath", exist=False
+        output["S3OutputPath"],
+        ctx.model_roots,
+        member="transformOutput.s3OutputPath",
+        exist=False,
+        forbidden=ctx.forbidden,
     )
     if ctx.check_job is not None:
         try:

@@ -170,25 +170,31 @@ def from_spec(spec: EndpointSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     return model, config
 
 
-def default_model_roots(state_dir: Path) -> tuple[str, ...]:
-    """Where model data may come from when the operator says nothing: the state folder, the
-    current folder, and any ``s3://`` location."""
-    return (str(state_dir), str(Path.cwd()), "s3://")
+def default_model_roots() -> tuple[str, ...]:
+    """Where model data may come from when the operator says nothing: the current folder and
+    any ``s3://`` location (never the state folder, even when it lies in the current one)."""
+    return (str(Path.cwd()), "s3://")
 
 
-def parse_model_roots(value: str | None, state_dir: Path) -> tuple[str, ...]:
+def parse_model_roots(value: str | None) -> tuple[str, ...]:
     """``TANDEM_MODEL_ROOTS``: a comma list of folders and URL prefixes (``s3://`` for any S3,
     ``s3://bucket/prefix/`` for one); unset or empty means ``default_model_roots``."""
     roots = tuple(r.strip() for r in (value or "").split(",") if r.strip())
-    return roots or default_model_roots(state_dir)
+    return roots or default_model_roots()
 
 
 def check_model_data(
-    url: str, roots: Sequence[str | Path], *, member: str = "ModelDataUrl", exist: bool = True
+    url: str,
+    roots: Sequence[str | Path],
+    *,
+    member: str = "ModelDataUrl",
+    exist: bool = True,
+    forbidden: Sequence[str | Path] = (),
 ) -> str:
     """``url`` if it lies under one of ``roots``, else ``ValidationException`` naming it. A local
     path comes back absolute with symlinks resolved, and must exist unless ``exist`` is false (a
-    job's output folder)."""
+    job's output folder). No location may lie in a ``forbidden`` folder (the state folder),
+    nor, when it is read (``exist``), hold one: a folder read whole would read it too."""
     if not url.strip():
         raise ValidationException(f"{member}: must not be empty")
     where = ", ".join(str(r) for r in roots) or "(none)"
@@ -224,10 +230,23 @@ def check_model_data(
             continue
         base = (Path.cwd() / Path(allowed).expanduser()).resolve()
         if real == base or real.is_relative_to(base):
+            _not_forbidden(real, forbidden, member, url, reading=exist)
             if exist and not real.exists():
                 raise ValidationException(f"{member} {url!r}: could not find model data at {real}")
             return str(real)
     raise outside
+
+
+def _not_forbidden(
+    real: Path, forbidden: Sequence[str | Path], member: str, url: str, *, reading: bool
+) -> None:
+    for folder in forbidden:
+        base = Path(folder).resolve()
+        if real.is_relative_to(base) or (reading and base.is_relative_to(real)):
+            raise ValidationException(
+                f"{member} {url!r} {'is' if real.is_relative_to(base) else 'holds'} the "
+                f"gateway's state folder ({base}), which no location may name"
+            )
 
 
 def _container(path: tuple[str | int, ...], definition: Mapping[str, Any]) -> dict[str, Any]:

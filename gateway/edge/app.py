@@ -26,6 +26,7 @@ from gateway.edge.model_routes import model_routes
 from gateway.edge.stream import PATH as STREAM_PATH
 from gateway.edge.stream import ResponseStreamApp
 from gateway.errors import ApiError, InvalidRequest
+from gateway.folders import container_dir
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import GatewayMetrics
 from gateway.models.hosting import close_all, make_managers, preload_all
@@ -57,7 +58,7 @@ def create_app(
         upstream=settings.upstream,
         max_payload=settings.max_payload,
         # The supervisor writes each container's output there; ModelError points at it.
-        log_stream=lambda c: str(state_dir / c.deployment / c.hostname / "container.log"),
+        log_stream=lambda c: str(container_dir(state_dir, c) / "container.log"),
     )
     metrics = GatewayMetrics(table, dispatcher.manager)
     metrics.registry.register(

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
+from gateway.credentials import ADMIN
 from gateway.edge.body import read_body
 from gateway.errors import InvalidRequest
 
@@ -60,6 +62,8 @@ class AsyncSubmission:
     timeout: int = TIMEOUT_DEFAULT
     output_extension: str | None = None
     filename: str | None = None
+    #: The caller's role (``gateway.credentials``): what its InputLocation may name.
+    role: str = ADMIN
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,9 @@ class Accepted:
 Submit = Callable[[AsyncSubmission], Awaitable[Accepted]]
 
 
-def async_route(submit: Submit) -> Route:
-    """The route, handing each checked call to ``submit`` (which queues it or raises ApiError)."""
+def async_route(submit: Submit, role: Callable[[Scope], str] | None = None) -> Route:
+    """The route, handing each checked call to ``submit`` (which queues it or raises ApiError);
+    ``role`` tells the caller's role from the request (``admin`` when not given)."""
 
     async def invoke_async(request: Request) -> Response:
         fields = parse_headers(request.headers)
@@ -120,6 +125,7 @@ def async_route(submit: Submit) -> Route:
             ),
             output_extension=fields["s3OutputPathExtension"],
             filename=fields["filename"],
+            role=ADMIN if role is None else role(request.scope),
         )
         accepted = await submit(submission)
         return JSONResponse(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from gateway import runtime
 from gateway.capture import CaptureWriter
 from gateway.dispatch import Dispatcher
+from gateway.folders import remove_endpoint
 from gateway.lifecycle.backends.base import Backend
 from gateway.lifecycle.supervisor import StartError, Supervisor, raise_start_errors
 from gateway.metrics import GatewayMetrics
@@ -156,6 +157,10 @@ class Reconciler:
             if live is not None:
                 await self._retire(live)
             if record is not None:
+                # Nothing of it runs now: its folders go before its row (a crash between the
+                # two deletes again at the next start), so a new endpoint of that name starts
+                # clean.
+                await asyncio.to_thread(remove_endpoint, self._settings.state_dir, record.name)
                 self._store.remove_endpoint(name)
                 logger.info("%s: deleted", name)
             return
@@ -228,8 +233,10 @@ class Reconciler:
         assert self._dispatcher is not None and self._metrics is not None, "attach() first"
         spec = self._spec_for(name, config)
         record = self._store.get_endpoint(name)
-        # Weights and counts asked for after the config was made hold for that config only.
-        desired = record.desired if record is not None and record.config == config else {}
+        # Weights and counts asked for after the config was made hold while it serves (a
+        # restart brings them back); an update, even to the same config, runs its own counts.
+        serving = beside is None and record is not None and record.config == config
+        desired = record.desired if serving and record is not None else {}
         # Blue/green: an update runs in the other of the endpoint's two folders.
         folder = name if beside is None or beside.runtime.folder != name else f"{name}.1"
         endpoint = runtime.build_live(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.artifacts import ArtifactError, prepare_model_dir
+from gateway.folders import container_dir
 from gateway.lifecycle.backends.base import Backend, BackendError, ContainerHandle
 from gateway.lifecycle.containerlog import ContainerLog
 from gateway.lifecycle.health import ping
@@ -92,10 +93,10 @@ class Supervisor:
         self._slots = [
             _Slot(
                 container=c,
-                base_dir=(settings.state_dir / c.deployment / c.hostname).resolve(),
+                base_dir=container_dir(settings.state_dir, c).resolve(),
                 log=ContainerLog(
                     f"{c.endpoint}/{c.hostname}",
-                    settings.state_dir / c.deployment / c.hostname / "container.log",
+                    container_dir(settings.state_dir, c) / "container.log",
                     tail=settings.log_tail_lines,
                 ),
                 # A MultiModel prefix is not unpacked here: the model store loads models on demand.

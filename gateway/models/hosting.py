@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from functools import partial
 
+from gateway.folders import container_dir
 from gateway.metrics import GatewayMetrics
 from gateway.models.cache import DiskCache
 from gateway.models.manager import ModelManager
@@ -34,7 +35,7 @@ def make_managers(
                     f"{endpoint.name}/{container.hostname}: a MultiModel container needs its "
                     "model_data prefix and its limits (build runtimes with gateway.runtime.build)"
                 )
-            folder = settings.state_dir.resolve() / endpoint.name / container.hostname / "models"
+            folder = container_dir(settings.state_dir.resolve(), container) / "models"
             cache = DiskCache(
                 folder, limit=limits.disk_cache, max_model_bytes=settings.max_model_bytes
             )

@@ -139,7 +139,7 @@ def test_sigterm_while_starting_stops_what_was_started(tmp_path: Path) -> None:
     )
     log = tmp_path / "gateway.log"
     with running(serve_args(tmp_path / "state", free_port(), spec), log=log) as gateway:
-        container_log = tmp_path / "state" / "slow" / "a" / "container.log"
+        container_log = tmp_path / "state" / "endpoints" / "slow" / "slow" / "a" / "container.log"
         wait_until(lambda: "booting" in container_log.read_text(), timeout=60, what="container up")
         children = [p.pid for p in psutil.Process(gateway.pid).children(recursive=True)]
         gateway.send_signal(signal.SIGTERM)

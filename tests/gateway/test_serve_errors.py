@@ -156,7 +156,7 @@ def test_a_step_answering_415_is_model_error_naming_it(client: Any) -> None:
         'Received client error (415) from model with message "content type text/x-mid not '
         'supported". The failing step is 2 of 2 in the Serial pipeline.'
     )
-    assert error["LogStreamArn"].endswith("/state/picky/model/container.log")
+    assert error["LogStreamArn"].endswith("/state/endpoints/picky/picky/model/container.log")
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert headers(info)["x-amzn-invoked-production-variant"] == "AllTraffic"
     assert headers(info)["server-timing"].startswith("pre;dur=")

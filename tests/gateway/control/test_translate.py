@@ -150,9 +150,9 @@ def test_a_single_direct_container_keeps_its_mode() -> None:
 
 
 def test_model_roots(tmp_path: Path) -> None:
-    assert default_model_roots(tmp_path) == (str(tmp_path), str(Path.cwd()), "s3://")
-    assert parse_model_roots(None, tmp_path) == default_model_roots(tmp_path)
-    assert parse_model_roots(" /models , s3://team/ ", tmp_path) == ("/models", "s3://team/")
+    assert default_model_roots() == (str(Path.cwd()), "s3://")
+    assert parse_model_roots(None) == default_model_roots()
+    assert parse_model_roots(" /models , s3://team/ ") == ("/models", "s3://team/")
 
 
 def test_model_data_stays_under_its_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

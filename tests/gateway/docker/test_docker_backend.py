@@ -178,7 +178,7 @@ def test_a_custom_image_gets_the_contract_and_reaches_its_neighbour_by_hostname(
     assert answer["model_files"] == []  # the (empty) model dir is mounted at /opt/ml/model
     assert answer["model_dir_writable"] is False  # ... read-only
     assert answer["fetched"] == 200  # the endpoint's network resolves its containers' hostnames
-    log = state / "dock" / "custom" / "container.log"
+    log = state / "endpoints" / "dock" / "dock" / "custom" / "container.log"
     assert "contract server on port 8080" in log.read_text()  # the output reached the gateway
 
 

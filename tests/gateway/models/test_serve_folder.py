@@ -214,7 +214,7 @@ def test_broken_artifacts_fail_only_their_own_request(site: Site) -> None:
     with pytest.raises(site.client.exceptions.ModelError, match="Failed to load model empty"):
         site.invoke("empty.tar.gz")
     assert not (site.root / "escaped.txt").exists()
-    cache = site.root / "state" / "houses" / "multi" / "models"
+    cache = site.root / "state" / "endpoints" / "houses" / "houses" / "multi" / "models"
     # Nothing half-written stays: a refused model's folder is moved aside, then deleted.
     wait_for(lambda: not [p for p in cache.iterdir() if p.name.startswith(".")], what="clean")
     names = {m["TargetModel"] for m in models_of(site.url, "houses", "multi")["Models"]}
