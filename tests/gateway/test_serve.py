@@ -60,7 +60,7 @@ def test_invalid_specs_exit_2_naming_file_field_and_rule(tmp_path: Path) -> None
     assert f"{bad}: containers[0]: framework and command are exclusive" in result.stderr
     assert str(good) not in result.stderr
     assert not (tmp_path / "started").exists()
-    assert not (tmp_path / "state" / "good").exists()
+    assert not (tmp_path / "state" / "endpoints" / "good").exists()
 
 
 def test_a_start_failure_exits_1_with_hostname_and_output(tmp_path: Path) -> None:

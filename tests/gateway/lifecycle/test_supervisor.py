@@ -50,11 +50,13 @@ def test_start_unpacks_models_and_serves_every_container(tmp_path: Path) -> None
             assert [c.state for c in ep.containers] == [ContainerState.HEALTHY] * 2
             for c in ep.containers:
                 await wait_ping(c.url, timeout=2)
-            assert (tmp_path / "state" / "ep" / "a" / "model" / "weights.txt").read_text() == "w"
+            assert (
+                tmp_path / "state" / "endpoints" / "ep" / "ep" / "a" / "model" / "weights.txt"
+            ).read_text() == "w"
         finally:
             await sup.stop()
         assert [c.state for c in ep.containers] == [ContainerState.STOPPED] * 2
-        log = (tmp_path / "state" / "ep" / "a" / "container.log").read_text()
+        log = (tmp_path / "state" / "endpoints" / "ep" / "ep" / "a" / "container.log").read_text()
         assert "files=weights.txt" in log
 
     asyncio.run(main())
@@ -135,7 +137,9 @@ def test_a_killed_container_is_restarted_on_the_same_url(tmp_path: Path) -> None
             assert container.url == url
             await wait_ping(url, timeout=2)
             assert container_pid(sup, "ep/a") != first
-            log = (tmp_path / "state" / "ep" / "a" / "container.log").read_text()
+            log = (
+                tmp_path / "state" / "endpoints" / "ep" / "ep" / "a" / "container.log"
+            ).read_text()
             assert log.count("started") == 2  # a restart appends to the log
         finally:
             await sup.stop()
