@@ -48,8 +48,9 @@ class Gateway:
 
     @property
     def data(self) -> Path:
-        """A folder inside the state folder: one of the roots job data may come from."""
-        return self.state / "data"
+        """A folder beside the state folder, under the roots job data may come from (the state
+        folder itself is no location's)."""
+        return self.state.parent / "data"
 
     def describe(self, job: str) -> dict[str, Any]:
         """``DescribeTransformJob`` as raw JSON, with Tandem's ``Progress`` (boto3 drops it)."""
@@ -79,6 +80,7 @@ def gateway(
 ) -> Iterator[Gateway]:
     url = f"http://127.0.0.1:{port}"
     args = [PYTHON, "-m", "gateway", "serve", "--state-dir", str(state), "--port", str(port)]
+    env = {"TANDEM_MODEL_ROOTS": f"{state.parent},s3://", **(env or {})}
     with running(args, url=url, log=log, env=env, timeout=60) as proc:
         sm = boto3.client("sagemaker", endpoint_url=url, config=CONFIG, **KEYS)
         yield Gateway(url, state, proc, sm)
@@ -171,7 +173,8 @@ def test_a_folder_job_with_filters_and_a_join_completes_with_its_progress(gw: Ga
     # The job's containers were never one of the gateway's endpoints, and are gone.
     assert httpx.get(f"{gw.url}/endpoints", timeout=10).json() == {"Endpoints": []}
     assert job_processes(gw.state) == []
-    assert (gw.state / "jobs" / "scored" / "toy" / "container.log").is_file()
+    logs = gw.state / "jobs" / "endpoints" / "scored" / "scored" / "toy"
+    assert (logs / "container.log").is_file()
 
 
 def test_stop_ends_a_slow_job_stopped_with_its_containers_and_no_outputs(gw: Gateway) -> None:
@@ -275,8 +278,8 @@ def test_a_job_survives_sigterm_and_sigkill_of_the_gateway_and_writes_each_outpu
     state = tmp_path / "state"
     files = {f"part-{i}.csv": rows(20, seed=10 + i) for i in range(8)}
     for rel, data in files.items():
-        write_csv(state / "data" / "in" / rel, data)
-    out = state / "data" / "out"
+        write_csv(tmp_path / "data" / "in" / rel, data)
+    out = tmp_path / "data" / "out"
 
     def done_files() -> list[Path]:
         return sorted(out.glob("*.out"))
@@ -288,7 +291,7 @@ def test_a_job_survives_sigterm_and_sigkill_of_the_gateway_and_writes_each_outpu
             first.sm,
             "long",
             "slow",
-            str(state / "data" / "in"),
+            str(tmp_path / "data" / "in"),
             str(out),
             BatchStrategy="SingleRecord",
             MaxConcurrentTransforms=1,
