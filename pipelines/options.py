@@ -21,7 +21,7 @@ class BatchingSpec(Strict):
 
     max_batch_size: int = Field(default=32, ge=1, le=1024)
     #: How long a batch waits for more requests; a request alone is never held back.
-    max_batch_delay_ms: float = Field(default=2.0, ge=0, le=1000)
+    max_batch_delay_ms: float = Field(default=2.0, ge=0, le=1000, allow_inf_nan=False)
 
 
 class CaptureMode(StrEnum):

@@ -97,7 +97,7 @@ class ContainerSpec(Strict):
     #: MultiModel only: ``Disabled`` unloads a model after each request.
     model_cache: ModelCache = ModelCache.ENABLED
     #: MultiModel only: seconds a request waits for its model to load (then 429, the load goes on).
-    load_wait_timeout: float = Field(default=60.0, gt=0, le=3600)
+    load_wait_timeout: float = Field(default=60.0, gt=0, le=3600, allow_inf_nan=False)
     #: Built-in frameworks: stack concurrent requests into one model call (off when absent).
     batching: BatchingSpec | None = None
 
@@ -187,7 +187,7 @@ class VariantSpec(Strict):
 class ShadowVariantSpec(VariantSpec):
     """A shadow: gets a copy of a share of the requests; its answers are never sent back."""
 
-    sampling_percentage: float = Field(default=100.0, ge=0, le=100)
+    sampling_percentage: float = Field(default=100.0, ge=0, le=100, allow_inf_nan=False)
 
 
 class EndpointSpec(Strict):
@@ -204,7 +204,7 @@ class EndpointSpec(Strict):
     weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
     instance_count: int = Field(default=1, ge=1, le=64)
     #: Deadline in seconds for one whole request, every step of a chain included.
-    timeout: float = Field(default=60.0, gt=0, le=3600)
+    timeout: float = Field(default=60.0, gt=0, le=3600, allow_inf_nan=False)
     variants: list[VariantSpec] = Field(default_factory=list, max_length=MAX_VARIANTS)
     shadow_variants: list[ShadowVariantSpec] = Field(default_factory=list, max_length=MAX_VARIANTS)
     #: After ``variants``: whether it may be empty depends on them.

@@ -60,9 +60,19 @@ def test_variant_follows_the_name_rule(tmp_path: Path) -> None:
     one_problem(tmp_path, endpoint(variant="bad_variant"), "variant")
 
 
-@pytest.mark.parametrize("timeout", [0, -1, 3601])
+@pytest.mark.parametrize("timeout", [0, -1, 3601, float("nan"), float("inf")])
 def test_timeout_bounds(tmp_path: Path, timeout: float) -> None:
     one_problem(tmp_path, endpoint(timeout=timeout), "timeout")
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf")])
+def test_a_weight_is_a_finite_number(tmp_path: Path, weight: float) -> None:
+    one_problem(tmp_path, endpoint(weight=weight), "weight", "finite")
+
+
+def test_weights_that_add_up_past_any_number_are_refused(tmp_path: Path) -> None:
+    variants = [{"name": v, "containers": [dict(SKLEARN)], "weight": 1e308} for v in "ab"]
+    one_problem(tmp_path, {"name": "ep", "variants": variants}, "(top level)", "add up")
 
 
 # ---- number of containers ------------------------------------------------------------------------
