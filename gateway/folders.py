@@ -70,6 +70,18 @@ def remove_endpoint(state_dir: Path, endpoint: str) -> None:
         log.warning("could not remove all of %s", folder)
 
 
+def prune_endpoints(state_dir: Path, keep: set[str]) -> list[str]:
+    """Remove the folders of endpoints the state no longer holds (deleted before this layout,
+    or by a gateway that died between the two steps of a delete); the names removed. Call at
+    start, before anything runs; ``keep`` is every endpoint's name."""
+    root = state_dir / ENDPOINTS
+    wanted = {name.lower() for name in keep}
+    gone = [p for p in root.iterdir() if p.name.lower() not in wanted] if root.is_dir() else []
+    for folder in gone:
+        remove_endpoint(state_dir, folder.name)
+    return sorted(p.name for p in gone)
+
+
 def migrate(state_dir: Path) -> list[str]:
     """Move the container folders of the older flat layout (``<state>/<instance>/``, and
     ``<state>/jobs/<job>/``) to their kind's folder, once; the folders moved.

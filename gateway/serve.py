@@ -23,7 +23,7 @@ from gateway.credentials import ADMIN
 from gateway.edge.app import create_app
 from gateway.edge.auth import loopback, role_of
 from gateway.edge.server import Server, bind, loop_factory, make_server, state_lock
-from gateway.folders import migrate
+from gateway.folders import migrate, prune_endpoints
 from gateway.lifecycle.backends import create_backend
 from gateway.lifecycle.reconciler import Reconciler
 from gateway.lifecycle.supervisor import StartError
@@ -125,6 +125,8 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
 
     async def start() -> None:
         await backend.reap_leftovers()
+        for name in prune_endpoints(settings.state_dir, {r.name for r in store.endpoints()}):
+            logger.info("state folder: removed the folder of deleted endpoint %s", name)
         reconciler.restore()
         await jobs.resume()  # InProgress transform jobs run again (done files are skipped)
         for spec in specs:

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.batch.jobs import JOBS_FOLDER
-from gateway.folders import LAYOUT_FILE, container_dir, endpoint_dir, migrate, remove_endpoint
+from gateway.folders import (
+    LAYOUT_FILE,
+    container_dir,
+    endpoint_dir,
+    migrate,
+    prune_endpoints,
+    remove_endpoint,
+)
 from gateway.runtime import deployment_name
 from pipelines.spec import EndpointSpec
 
@@ -102,8 +109,10 @@ def test_an_older_layout_moves_once_and_nothing_else_is_touched(tmp_path: Path) 
 
 
 def test_removing_an_endpoint_takes_its_folder_only(tmp_path: Path) -> None:
-    for name in ("a", "a-b"):
+    for name in ("a", "a-b", "Kept", "gone"):
         container(container_dir(tmp_path, Box(name, name, "c")), "container.log")
     remove_endpoint(tmp_path, "a")
     assert not endpoint_dir(tmp_path, "a").exists()
     assert container_dir(tmp_path, Box("a-b", "a-b", "c")).is_dir()
+    assert prune_endpoints(tmp_path, {"a-b", "kept"}) == ["gone"]
+    assert sorted(p.name for p in (tmp_path / "endpoints").iterdir()) == ["Kept", "a-b"]
