@@ -26,20 +26,23 @@ KEYS = {"invoke": "inv", "admin": "boss"}
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     folder = tmp_path_factory.mktemp("confine")
-    (folder / "public").mkdir()
-    (folder / "public" / "in.csv").write_text("public\n")
+    public = tmp_path_factory.mktemp("public")  # beside: ``wide`` writes all over ``folder``
+    (public / "in.csv").write_text("public\n")
     (folder / "private.csv").write_text("private\n")
     capture = {"destination": str(folder / "a-capture"), "initial_sampling_percentage": 100}
     specs = [
         spec("a", str(folder / "a-out"), data_capture=capture),
         spec("b", str(folder / "b-out")),
+        spec("wide", str(folder)),  # answers go to the folder that holds the state folder
     ]
     env = {
         "TANDEM_AUTH": "api-key",
         "TANDEM_API_KEYS": "inv,boss:admin",
-        "TANDEM_INPUT_ROOTS": str(folder / "public"),
+        "TANDEM_INPUT_ROOTS": str(public),
+        "TANDEM_MODEL_ROOTS": f"{folder},{public},s3://",
     }
     with gateway(folder, specs, env=env) as running_gateway:
+        running_gateway.env["public"] = str(public)
         # Another tenant's data: an answer of ``a`` and a file of its capture folder.
         (folder / "a-out").mkdir(exist_ok=True)
         (folder / "a-out" / "secret.out").write_text("a's answer\n")
@@ -61,8 +64,8 @@ def locations(gw: Gateway) -> dict[str, str]:
     return {
         "state database": str(gw.state / FILENAME),
         "state folder, as file://": f"file://{gw.state / FILENAME}",
-        "state folder, climbed into": str(folder / "public" / ".." / "state" / FILENAME),
-        "client root": str(folder / "public" / "in.csv"),
+        "state folder, climbed into": str(folder / "a-out" / ".." / "state" / FILENAME),
+        "client root": str(Path(gw.env["public"]) / "in.csv"),
         "model root only": str(folder / "private.csv"),
         "another endpoint's answers": str(folder / "a-out" / "secret.out"),
         "another endpoint's capture": str(folder / "a-capture" / "a" / "records.jsonl"),
@@ -110,8 +113,27 @@ def test_an_invoke_key_reading_the_state_database_gets_nothing_of_it(gw: Gateway
     assert not any(b"SQLite format" in data for data in written)
 
 
+@pytest.mark.parametrize("role", ["invoke", "admin"])
+def test_no_answer_is_written_into_the_state_folder(gw: Gateway, role: str) -> None:
+    before = gw.rows()
+    answer = httpx.post(
+        f"{gw.url}/endpoints/wide/async-invocations",
+        headers={
+            "X-Api-Key": KEYS[role],
+            "X-Amzn-SageMaker-S3OutputPathExtension": "state/endpoints/b",
+            "X-Amzn-SageMaker-Filename": "control.db",
+        },
+        content=b"1,2",
+        timeout=30,
+    )
+    assert answer.status_code == 400, answer.text
+    assert "state folder" in answer.json()["Message"]
+    assert gw.rows() == before
+    assert not (gw.state / "endpoints" / "b" / "control.db").exists()
+
+
 def test_an_invoke_key_gets_its_answer_from_a_client_root(gw: Gateway) -> None:
-    answer = submit(gw, "invoke", str(gw.state.parent / "public" / "in.csv"))
+    answer = submit(gw, "invoke", str(Path(gw.env["public"]) / "in.csv"))
     assert answer.status_code == 202
     output = Path(answer.headers["X-Amzn-SageMaker-OutputLocation"])
     assert wait_for_file(output) == b"public\n"  # the echo container answers its input
