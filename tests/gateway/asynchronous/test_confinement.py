@@ -24,10 +24,16 @@ KEYS = {"invoke": "inv", "admin": "boss"}
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def public(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The client root: beside the gateway's folder, which ``wide`` writes all over."""
+    folder = tmp_path_factory.mktemp("public")
+    (folder / "in.csv").write_text("public\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, public: Path) -> Iterator[Gateway]:
     folder = tmp_path_factory.mktemp("confine")
-    public = tmp_path_factory.mktemp("public")  # beside: ``wide`` writes all over ``folder``
-    (public / "in.csv").write_text("public\n")
     (folder / "private.csv").write_text("private\n")
     capture = {"destination": str(folder / "a-capture"), "initial_sampling_percentage": 100}
     specs = [
@@ -42,7 +48,6 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         "TANDEM_MODEL_ROOTS": f"{folder},{public},s3://",
     }
     with gateway(folder, specs, env=env) as running_gateway:
-        running_gateway.env["public"] = str(public)
         # Another tenant's data: an answer of ``a`` and a file of its capture folder.
         (folder / "a-out").mkdir(exist_ok=True)
         (folder / "a-out" / "secret.out").write_text("a's answer\n")
@@ -59,13 +64,13 @@ def submit(gw: Gateway, role: str, location: str) -> httpx.Response:
     )
 
 
-def locations(gw: Gateway) -> dict[str, str]:
+def locations(gw: Gateway, public: Path) -> dict[str, str]:
     folder = gw.state.parent
     return {
         "state database": str(gw.state / FILENAME),
         "state folder, as file://": f"file://{gw.state / FILENAME}",
         "state folder, climbed into": str(folder / "a-out" / ".." / "state" / FILENAME),
-        "client root": str(Path(gw.env["public"]) / "in.csv"),
+        "client root": str(public / "in.csv"),
         "model root only": str(folder / "private.csv"),
         "another endpoint's answers": str(folder / "a-out" / "secret.out"),
         "another endpoint's capture": str(folder / "a-capture" / "a" / "records.jsonl"),
@@ -87,8 +92,10 @@ TABLE = [
 
 
 @pytest.mark.parametrize(("where", "invoke", "admin"), TABLE, ids=[row[0] for row in TABLE])
-def test_who_may_name_which_location(gw: Gateway, where: str, invoke: bool, admin: bool) -> None:
-    location = locations(gw)[where]
+def test_who_may_name_which_location(
+    gw: Gateway, public: Path, where: str, invoke: bool, admin: bool
+) -> None:
+    location = locations(gw, public)[where]
     for role, allowed in (("invoke", invoke), ("admin", admin)):
         before = gw.rows()
         answer = submit(gw, role, location)
@@ -132,8 +139,8 @@ def test_no_answer_is_written_into_the_state_folder(gw: Gateway, role: str) -> N
     assert not (gw.state / "endpoints" / "b" / "control.db").exists()
 
 
-def test_an_invoke_key_gets_its_answer_from_a_client_root(gw: Gateway) -> None:
-    answer = submit(gw, "invoke", str(Path(gw.env["public"]) / "in.csv"))
+def test_an_invoke_key_gets_its_answer_from_a_client_root(gw: Gateway, public: Path) -> None:
+    answer = submit(gw, "invoke", str(public / "in.csv"))
     assert answer.status_code == 202
     output = Path(answer.headers["X-Amzn-SageMaker-OutputLocation"])
     assert wait_for_file(output) == b"public\n"  # the echo container answers its input
