@@ -39,7 +39,13 @@ class AsyncInference:
             store, table, storage, max_bytes=settings.async_max_bytes, region=settings.region
         )
         self.submit = Submitter(
-            store, table, storage, roots, settings.async_max_bytes, self.workers.wake
+            store,
+            table,
+            storage,
+            roots,
+            settings.async_max_bytes,
+            self.workers.wake,
+            account=settings.account,
         )
 
     def route(self) -> Route:

@@ -9,6 +9,10 @@ An update is blue/green: the new config's containers start beside the old ones (
 the endpoint's two folders) and must pass ``/ping``; then one swap of the endpoint table moves
 traffic, requests in flight on the old containers finish, and the old containers stop. A new
 config that fails to start leaves the old one serving, with ``FailureReason`` set.
+
+Every start reserves its containers in the host budget first (``ContainerBudget``) and fails,
+naming the limit, when they cannot fit; shutdown (``stop_restarting``) cancels the starts in
+progress at once, and each stops what it had started.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from gateway import runtime
 from gateway.capture import CaptureWriter
 from gateway.dispatch import Dispatcher
 from gateway.lifecycle.backends.base import Backend
+from gateway.lifecycle.budget import ContainerBudget
 from gateway.lifecycle.supervisor import StartError, Supervisor, raise_start_errors
 from gateway.metrics import GatewayMetrics
 from gateway.models.hosting import close_all, make_managers, preload_all
@@ -84,6 +89,9 @@ class Reconciler:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._closing = False
+        self._budget = ContainerBudget(settings.container_budget)
+        #: The instance starts in progress: shutdown cancels them.
+        self._starts: set[asyncio.Future[list[BaseException | None]]] = set()
 
     def attach(self, dispatcher: Dispatcher, metrics: GatewayMetrics) -> None:
         """The serving side's dispatcher and metrics (made with the app, after the reconciler)."""
@@ -117,8 +125,11 @@ class Reconciler:
             await asyncio.gather(*running, return_exceptions=True)
 
     def stop_restarting(self) -> None:
-        """Shutdown has begun: a container that ends now is not restarted."""
+        """Shutdown has begun: a container that ends now is not restarted, and the starts in
+        progress stop at once (each stops what it had started)."""
         self._closing = True
+        for start in list(self._starts):
+            start.cancel()
         for deployment in self._live.values():
             for supervisor in deployment.supervisors.values():
                 supervisor.stop_restarting()
@@ -263,11 +274,19 @@ class Reconciler:
         """Start ``instances`` side by side, each under its own supervisor, until all pass
         ``/ping`` and their pinned models are loaded; the caller stops them on failure."""
         assert self._dispatcher is not None and self._metrics is not None, "attach() first"
+        if self._closing:
+            raise asyncio.CancelledError  # shutting down: the state says to start it next time
+        await self._budget.reserve(instances, f'endpoint "{deployment.runtime.name}"')
         started = {i: Supervisor([i], self._backend, self._settings) for i in instances}
         deployment.supervisors.update(started)
-        results = await asyncio.gather(
+        starts = asyncio.gather(
             *(s.start(reap=False) for s in started.values()), return_exceptions=True
         )
+        self._starts.add(starts)
+        try:
+            results = await starts
+        finally:
+            self._starts.discard(starts)
         raise_start_errors(results)
         managers = make_managers(
             instances, self._settings, self._dispatcher.upstream, self._metrics
@@ -343,6 +362,9 @@ class Reconciler:
 
     async def _drain(self, endpoint: LiveEndpoint | EndpointRuntime) -> None:
         """Wait for the requests already in ``endpoint`` (bounded by its own timeout)."""
+        self._budget.leaving(
+            endpoint.runtimes if isinstance(endpoint, LiveEndpoint) else [endpoint]
+        )
         deadline = time.monotonic() + endpoint.spec.timeout + 1.0
         while endpoint.inflight > 0 and time.monotonic() < deadline:
             await asyncio.sleep(DRAIN_POLL)
@@ -366,6 +388,7 @@ class Reconciler:
             deployment.supervisors.pop(i) for i in instances if i in deployment.supervisors
         ]
         await asyncio.gather(*(s.stop(reap=False) for s in supervisors), return_exceptions=True)
+        self._budget.release(instances)
         for instance in instances:
             self._metrics.forget(instance)
 
