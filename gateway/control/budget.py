@@ -88,13 +88,13 @@ def check_config(
 
 
 def _deployed_cost(deployed: Deployed, desired: Mapping[str, Mapping[str, float]]) -> int:
-    return config_cost(deployed.request, lambda m: deployed.models.get(m, {}), desired)[0]
+    return config_cost(deployed.request, lambda m: deployed.model(m) or {}, desired)[0]
 
 
 def _parts(deployed: Deployed | None, desired: Mapping[str, Mapping[str, float]]) -> list[str]:
     if deployed is None:
         return []
-    return config_cost(deployed.request, lambda m: deployed.models.get(m, {}), desired)[1]
+    return config_cost(deployed.request, lambda m: deployed.model(m) or {}, desired)[1]
 
 
 def _refusal(

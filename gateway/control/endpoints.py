@@ -36,7 +36,7 @@ def spec_for(ctx: Context, endpoint: str, config: ConfigRecord) -> EndpointSpec:
 
 def deployed_spec(endpoint: str, deployed: Deployed) -> EndpointSpec:
     """The spec ``endpoint`` runs from its own copy of a config and its models."""
-    return endpoint_spec(endpoint, deployed.request, lambda m: deployed.models[m])
+    return endpoint_spec(endpoint, deployed.request, lambda m: deployed.model(m) or {})
 
 
 def running_spec(ctx: Context, endpoint: str, config: str) -> EndpointSpec:
@@ -176,7 +176,7 @@ def _variants(
     out = []
     for variant in config.request.get(member) or []:
         name = variant["VariantName"]
-        model = config.models.get(variant["ModelName"])
+        model = config.model(variant["ModelName"])
         images = [] if model is None else [c.get("Image") for _, c in containers_of(model)]
         desired = desired_of.get(name, {})
         weight = float(desired.get("weight", variant.get("InitialVariantWeight", 1.0)))

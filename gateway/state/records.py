@@ -71,6 +71,14 @@ class Deployed:
     #: Model name -> its ``CreateModel`` request.
     models: dict[str, dict[str, Any]]
 
+    def model(self, name: str) -> dict[str, Any] | None:
+        """The request of the model a variant names (names are unique regardless of case, and
+        a variant may spell one otherwise than it was created)."""
+        found = self.models.get(name)
+        if found is None:
+            found = next((m for n, m in self.models.items() if n.lower() == name.lower()), None)
+        return found
+
 
 @dataclass(frozen=True, slots=True)
 class EndpointRecord:

@@ -30,7 +30,7 @@ def test_sdk_v2_order_endpoint_then_config_then_model_while_deleting(world: Worl
 
 def test_an_in_service_endpoint_outlives_its_config_and_model(world: World) -> None:
     world.model()
-    world.config(InitialInstanceCount=2)
+    world.config(model="M", InitialInstanceCount=2)  # names are unique regardless of case
     world.endpoint()
     before = world.sm.describe_endpoint(EndpointName="e")
     world.sm.delete_endpoint_config(EndpointConfigName="c")
