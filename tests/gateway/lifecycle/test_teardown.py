@@ -84,3 +84,26 @@ def test_sdk_order_teardown_and_an_endpoint_that_outlives_its_config(tmp_path: P
         names = [e["EndpointName"] for e in control.list_endpoints()["Endpoints"]]
         assert names == ["kept"]
     assert wait_until(lambda: not processes_of(state), timeout=30, what="no leftovers")
+
+
+def test_one_account_in_every_arn_and_message(tmp_path: Path) -> None:
+    args, url = serve(tmp_path / "state")
+    with running(args, env={"TANDEM_ACCOUNT": "123456789012"}, url=url, timeout=60):
+        control, runtime = clients(url)
+        deploy(control, "m", "|m")
+        arn = control.describe_model(ModelName="m")["ModelArn"]
+        assert arn == "arn:aws:sagemaker:us-east-1:123456789012:model/m"
+        created = control.create_endpoint(EndpointName="e", EndpointConfigName="m")
+        assert created["EndpointArn"] == "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e"
+        for call in (
+            lambda: invoke(runtime, "nowhere"),
+            lambda: runtime.invoke_endpoint_async(
+                EndpointName="nowhere", InputLocation="s3://b/k", ContentType="text/plain"
+            ),
+        ):
+            with pytest.raises(ClientError) as missing:
+                call()
+            error = missing.value.response["Error"]
+            assert error["Code"] == "ValidationError"
+            assert error["Message"] == "Endpoint nowhere of account 123456789012 not found."
+        wait_status(control, "e", "InService")
