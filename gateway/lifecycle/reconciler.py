@@ -301,11 +301,13 @@ class Reconciler:
         live.runtime.set_weights(
             {v: float(d["weight"]) for v, d in desired.items() if "weight" in d}
         )
+        counts = {v: int(d["count"]) for v, d in desired.items() if "count" in d}
+        variants = [v for v in (*live.runtime.variants, *live.runtime.shadows) if v.name in counts]
+        # Shrink first: the budget room they free may be what the growing ones need.
+        variants.sort(key=lambda v: counts[v.name] - len(v.instances))
         try:
-            for variant in [*live.runtime.variants, *live.runtime.shadows]:
-                count = desired.get(variant.name, {}).get("count")
-                if count is not None:
-                    await self._scale(live, variant, int(count))
+            for variant in variants:
+                await self._scale(live, variant, counts[variant.name])
         except Exception as exc:
             reason = _reason(exc)
             logger.warning("%s: changing instance counts failed: %s", name, reason)

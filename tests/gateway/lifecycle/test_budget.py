@@ -138,3 +138,47 @@ def test_a_restart_brings_back_only_what_fits(tmp_path: Path) -> None:
         assert len(containers_of(state)) == 2
         assert invoke(runtime, served) == f"ping|{served}".encode()
     wait_until(lambda: not processes_of(state), timeout=30, what="no container left")
+
+
+def test_a_resize_at_the_limit_shrinks_before_it_grows(tmp_path: Path) -> None:
+    """B grows by the room A gives up: A's instances must stop before B's start."""
+    state = tmp_path / "state"
+    args, url = gateway_args(state)
+    with running(args, env={"TANDEM_MAX_CONTAINERS": "4"}, url=url, timeout=60):
+        control, _ = clients(url)
+        for name in ("a", "b"):
+            control.create_model(ModelName=name, PrimaryContainer=container(f"|{name}"))
+        control.create_endpoint_config(
+            EndpointConfigName="ab",
+            ProductionVariants=[
+                {"VariantName": v.upper(), "ModelName": v, "InitialInstanceCount": 2}
+                for v in ("b", "a")
+            ],
+        )
+        control.create_endpoint(EndpointName="ab", EndpointConfigName="ab")
+        wait_status(control, "ab", "InService")
+        control.update_endpoint_weights_and_capacities(
+            EndpointName="ab",
+            DesiredWeightsAndCapacities=[
+                {"VariantName": "B", "DesiredInstanceCount": 3},
+                {"VariantName": "A", "DesiredInstanceCount": 1},
+            ],
+        )
+
+        def resized() -> dict[str, Any] | None:
+            got: dict[str, Any] = control.describe_endpoint(EndpointName="ab")
+            counts = {
+                v["VariantName"]: v["CurrentInstanceCount"] for v in got["ProductionVariants"]
+            }
+            settled = counts["B"] == 3 or "FailureReason" in got
+            return got if got["EndpointStatus"] == "InService" and settled else None
+
+        done = wait_until(resized, timeout=60, what="the resize settled")
+        assert "FailureReason" not in done
+        assert {
+            v["VariantName"]: v["CurrentInstanceCount"] for v in done["ProductionVariants"]
+        } == {
+            "B": 3,
+            "A": 1,
+        }
+        assert len(containers_of(state)) == 4
