@@ -107,3 +107,31 @@ def test_one_account_in_every_arn_and_message(tmp_path: Path) -> None:
             assert error["Code"] == "ValidationError"
             assert error["Message"] == "Endpoint nowhere of account 123456789012 not found."
         wait_status(control, "e", "InService")
+
+
+def test_an_update_shows_its_pending_deployment_even_once_its_config_is_gone(
+    tmp_path: Path,
+) -> None:
+    args, url = serve(tmp_path / "state")
+    with running(args, env={"TANDEM_START_TIMEOUT": "3"}, url=url, timeout=60):
+        control, runtime = clients(url)
+        deploy(control, "old", "|old")
+        deploy(control, "never", "|never", CONTRACT_PING_STATUS="503")  # never healthy
+        control.create_endpoint(EndpointName="e", EndpointConfigName="old")
+        wait_status(control, "e", "InService")
+        control.update_endpoint(EndpointName="e", EndpointConfigName="never")
+        control.delete_endpoint_config(EndpointConfigName="never")
+        control.delete_model(ModelName="never")
+        during = control.describe_endpoint(EndpointName="e")
+        assert during["EndpointStatus"] == "Updating" and during["EndpointConfigName"] == "old"
+        pending = during["PendingDeploymentSummary"]
+        assert pending["EndpointConfigName"] == "never"
+        assert pending["StartTime"] >= during["CreationTime"]
+        (variant,) = pending["ProductionVariants"]
+        assert variant["VariantName"] == "AllTraffic" and variant["CurrentInstanceCount"] == 0
+        assert [s["Status"] for s in variant["VariantStatus"]] == ["Creating"]
+        assert invoke(runtime, "e") == b"ping|old"
+        back = wait_status(control, "e", "InService")
+        assert back["EndpointConfigName"] == "old" and "PendingDeploymentSummary" not in back
+        assert "did not answer /ping" in back["FailureReason"]
+        assert invoke(runtime, "e") == b"ping|old"
