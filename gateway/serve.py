@@ -96,7 +96,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
 
     reconciler = Reconciler(store, table, backend, settings, spec_for)
     plane.reconciler = reconciler
-    jobs = BatchJobs(plane, settings)
+    jobs = BatchJobs(plane, settings, reconciler.budget)  # a job's containers count too
     plane.jobs = jobs
     queued = AsyncInference(store, table, settings, roots)  # InvokeEndpointAsync
     app = create_app(

@@ -89,7 +89,8 @@ class Reconciler:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._closing = False
-        self._budget = ContainerBudget(settings.container_budget)
+        #: The running side's count of containers (shared with the transform jobs).
+        self.budget = ContainerBudget(settings.container_budget)
         #: The instance starts in progress: shutdown cancels them.
         self._starts: set[asyncio.Future[list[BaseException | None]]] = set()
 
@@ -276,7 +277,7 @@ class Reconciler:
         assert self._dispatcher is not None and self._metrics is not None, "attach() first"
         if self._closing:
             raise asyncio.CancelledError  # shutting down: the state says to start it next time
-        await self._budget.reserve(instances, f'endpoint "{deployment.runtime.name}"')
+        await self.budget.reserve(instances, f'endpoint "{deployment.runtime.name}"')
         started = {i: Supervisor([i], self._backend, self._settings) for i in instances}
         deployment.supervisors.update(started)
         starts = asyncio.gather(
@@ -364,7 +365,7 @@ class Reconciler:
 
     async def _drain(self, endpoint: LiveEndpoint | EndpointRuntime) -> None:
         """Wait for the requests already in ``endpoint`` (bounded by its own timeout)."""
-        self._budget.leaving(
+        self.budget.leaving(
             endpoint.runtimes if isinstance(endpoint, LiveEndpoint) else [endpoint]
         )
         deadline = time.monotonic() + endpoint.spec.timeout + 1.0
@@ -390,7 +391,7 @@ class Reconciler:
             deployment.supervisors.pop(i) for i in instances if i in deployment.supervisors
         ]
         await asyncio.gather(*(s.stop(reap=False) for s in supervisors), return_exceptions=True)
-        self._budget.release(instances)
+        self.budget.release(instances)
         for instance in instances:
             self._metrics.forget(instance)
 

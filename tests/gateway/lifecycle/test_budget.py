@@ -14,9 +14,11 @@ from typing import Any
 
 import psutil
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
 from gateway.state import FILENAME, EndpointStatus, StateStore
+from tests.gateway.batch import test_jobs as jobs
+from tests.gateway.batch.test_runs import rows, write_csv
 from tests.gateway.lifecycle.test_reconciler import (
     clients,
     container,
@@ -182,3 +184,27 @@ def test_a_resize_at_the_limit_shrinks_before_it_grows(tmp_path: Path) -> None:
             "A": 1,
         }
         assert len(containers_of(state)) == 4
+
+
+def test_transform_jobs_count_in_the_same_budget(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    env = {"TANDEM_MAX_CONTAINERS": "2"}
+    with jobs.gateway(state, free_port(), tmp_path / "gateway.log", env=env) as gw:
+        control, _ = clients(gw.url)
+        deploy(control, "full", 2)
+        control.create_endpoint(EndpointName="full", EndpointConfigName="full")
+        wait_status(control, "full", "InService")
+        write_csv(gw.data / "in" / "x.csv", rows(3))
+        jobs.create_model(gw.sm, "summer")
+        jobs.create_job(gw.sm, "no-room", "summer", str(gw.data / "in"), str(gw.data / "out"))
+        with pytest.raises(WaiterError):
+            gw.wait("no-room")
+        failed = gw.sm.describe_transform_job(TransformJobName="no-room")
+        assert failed["TransformJobStatus"] == "Failed"
+        assert "TANDEM_MAX_CONTAINERS" in failed["FailureReason"]
+        assert jobs.job_processes(state) == []
+        # Room given back, a job runs.
+        control.delete_endpoint(EndpointName="full")
+        control.get_waiter("endpoint_deleted").wait(EndpointName="full", WaiterConfig=jobs.WAIT)
+        jobs.create_job(gw.sm, "roomy", "summer", str(gw.data / "in"), str(gw.data / "out2"))
+        assert gw.wait("roomy")["TransformJobStatus"] == "Completed"
