@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gateway.control.errors import ResourceLimitExceeded
+from gateway.control.shapes import member_path
 from gateway.control.translate import containers_of
 from gateway.state import Deployed, EndpointRecord, EndpointStatus
 
@@ -35,14 +36,18 @@ def config_cost(
     """Containers ``config`` runs, and one line per variant saying how (for messages)."""
     total, parts = 0, []
     for member in ("ProductionVariants", "ShadowProductionVariants"):
-        for variant in config.get(member) or []:
+        for i, variant in enumerate(config.get(member) or []):
             name = variant["VariantName"]
-            count = int((desired or {}).get(name, {}).get("count", 0)) or int(
-                variant.get("InitialInstanceCount", 1)
+            asked = (desired or {}).get(name, {}).get("count")
+            count = int(asked) if asked is not None else int(variant.get("InitialInstanceCount", 1))
+            at = (
+                "desiredInstanceCount"
+                if asked is not None
+                else member_path(member, i, "InitialInstanceCount")
             )
             containers = max(1, len(containers_of(dict(model_of(variant["ModelName"])))))
             total += count * containers
-            parts.append(f"variant {name}: {count} instance(s) x {containers} container(s)")
+            parts.append(f"variant {name} ({at}): {count} instance(s) x {containers} container(s)")
     return total, parts
 
 

@@ -39,7 +39,10 @@ def refused(world: World, call: Any) -> str:
 def test_ten_thousand_instances_are_refused_before_anything_is_written(budgeted: World) -> None:
     message = refused(budgeted, lambda: budgeted.config("huge", InitialInstanceCount=10000))
     assert "request delta of 10000 containers" in message
-    assert "variant AllTraffic: 10000 instance(s) x 1 container(s)" in message
+    assert (
+        "variant AllTraffic (productionVariants.1.member.initialInstanceCount): "
+        "10000 instance(s) x 1 container(s)"
+    ) in message
     assert 'endpoint configuration "huge"' in message
 
 
@@ -87,7 +90,8 @@ def test_weights_and_capacities_stay_within_the_budget(budgeted: World) -> None:
             ],
         )
 
-    refused(budgeted, lambda: resize(LIMIT + 1))
+    message = refused(budgeted, lambda: resize(LIMIT + 1))
+    assert f"variant AllTraffic (desiredInstanceCount): {LIMIT + 1} instance(s)" in message
     resize(LIMIT)
     got = budgeted.sm.describe_endpoint(EndpointName="e")
     assert got["ProductionVariants"][0]["DesiredInstanceCount"] == LIMIT
