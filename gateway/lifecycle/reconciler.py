@@ -365,9 +365,7 @@ class Reconciler:
 
     async def _drain(self, endpoint: LiveEndpoint | EndpointRuntime) -> None:
         """Wait for the requests already in ``endpoint`` (bounded by its own timeout)."""
-        self.budget.leaving(
-            endpoint.runtimes if isinstance(endpoint, LiveEndpoint) else [endpoint]
-        )
+        self.budget.leaving(endpoint.runtimes if isinstance(endpoint, LiveEndpoint) else [endpoint])
         deadline = time.monotonic() + endpoint.spec.timeout + 1.0
         while endpoint.inflight > 0 and time.monotonic() < deadline:
             await asyncio.sleep(DRAIN_POLL)
