@@ -50,6 +50,12 @@ class InvalidRequest(ApiError):
     status = 400
 
 
+def endpoint_not_found(name: str, account: str) -> InvalidRequest:
+    """SageMaker's answer for an endpoint that does not exist: it names the account (the
+    gateway's ``TANDEM_ACCOUNT``, the one in its ARNs)."""
+    return InvalidRequest(f"Endpoint {name} of account {account} not found.")
+
+
 class ModelError(ApiError):
     """A container answered non-2xx (or not in time); the message names it and the step."""
 

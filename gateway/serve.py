@@ -59,7 +59,6 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     from gateway.batch.jobs import BatchJobs, check_job
     from gateway.control import ControlPlane, control_route
     from gateway.control import endpoints as control_endpoints
-    from gateway.control import models as control_models
     from gateway.control.apply import apply_spec
     from gateway.control.translate import parse_model_roots
     from gateway.state import FILENAME, EndpointStatus, StateStore
@@ -92,15 +91,15 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
         model_roots=roots,
         check_job=check_job,
         observe=observe,
+        budget=settings.container_budget,
     )
 
     def spec_for(endpoint: str, config: str) -> EndpointSpec:
-        record = control_models.config_record(plane.context, config)
-        return control_endpoints.spec_for(plane.context, endpoint, record)
+        return control_endpoints.running_spec(plane.context, endpoint, config)
 
     reconciler = Reconciler(store, table, backend, settings, spec_for)
     plane.reconciler = reconciler
-    jobs = BatchJobs(plane, settings)
+    jobs = BatchJobs(plane, settings, reconciler.budget)  # a job's containers count too
     plane.jobs = jobs
     queued = AsyncInference(store, table, settings, roots)  # InvokeEndpointAsync
     app = create_app(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,23 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gateway.credentials import Credentials, parse_credentials
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+#: The default host budget: containers per CPU, and memory each container is counted to need.
+CONTAINERS_PER_CPU = 8
+MEMORY_PER_CONTAINER = 256 * 1024**2
+
+
+def default_container_budget() -> int:
+    """Containers this machine can run: 8 per CPU, at most one per 256 MiB of memory, at
+    least 4. An idle framework container holds about 100-250 MiB and little CPU; many busy
+    ones share the CPUs, so past this they would only slow each other down."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 0
+    by_cpu = CONTAINERS_PER_CPU * (cpus or 1)
+    by_memory = memory // MEMORY_PER_CONTAINER if memory > 0 else by_cpu
+    return max(4, min(by_cpu, by_memory))
 
 
 class GatewaySettings(BaseSettings):
@@ -88,7 +106,11 @@ class GatewaySettings(BaseSettings):
     #: comma list of folders and URL prefixes, like ``model_roots``); unset: nowhere.
     input_roots: str | None = None
     region: str = "us-east-1"
+    #: The account in every ARN and message (twelve digits, as AWS's).
     account: str = Field(default="000000000000", pattern=r"^\d{12}$")
+    #: The host budget: containers (instances x containers, over every endpoint) this machine
+    #: may run at once; unset: derived from its CPUs and memory (``default_container_budget``).
+    max_containers: int | None = Field(default=None, ge=1)
 
     _credentials: Credentials = PrivateAttr(default_factory=Credentials)
 
@@ -101,6 +123,11 @@ class GatewaySettings(BaseSettings):
     @property
     def credentials(self) -> Credentials:
         return self._credentials
+
+    @property
+    def container_budget(self) -> int:
+        """``max_containers``, else what this machine can run (``default_container_budget``)."""
+        return self.max_containers or default_container_budget()
 
     @field_validator("log_level", mode="before")
     @classmethod

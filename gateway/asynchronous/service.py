@@ -46,7 +46,13 @@ class AsyncInference:
             state_dir=settings.state_dir.resolve(),
         )
         self.submit = Submitter(
-            store, table, storage, policy, settings.async_max_bytes, self.workers.wake
+            store,
+            table,
+            storage,
+            policy,
+            settings.async_max_bytes,
+            self.workers.wake,
+            account=settings.account,
         )
 
     def route(self) -> Route:

@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 from gateway.asynchronous.inputs import InputPolicy
 from gateway.asynchronous.storage import Storage, StorageError, join
-from gateway.edge.app import ACCOUNT
+from gateway.control.context import DEFAULT_ACCOUNT
 from gateway.edge.async_route import Accepted, AsyncSubmission
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, endpoint_not_found
 from gateway.runtime import EndpointTable, LiveEndpoint
 from gateway.state import StateStore
 from pipelines.spec import AsyncInferenceSpec, EndpointSpec, Execution, Mode
@@ -40,8 +40,10 @@ class Submitter:
         policy: InputPolicy,
         max_bytes: int,
         wake: Callable[[], None],
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         self.store = store
+        self.account = account
         self.table = table
         self.storage = storage
         self.policy = policy
@@ -84,7 +86,7 @@ class Submitter:
     def _endpoint(self, name: str) -> LiveEndpoint:
         live = self.table.get(name)
         if live is None:
-            raise InvalidRequest(f"Endpoint {name} of account {ACCOUNT} not found.")
+            raise endpoint_not_found(name, self.account)
         if live.spec.async_inference is None:
             raise InvalidRequest(
                 f"Endpoint {name} is not configured for asynchronous inference: its endpoint "

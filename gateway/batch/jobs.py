@@ -31,6 +31,7 @@ from gateway.edge.app import create_app
 from gateway.edge.server import bind, make_server
 from gateway.folders import JOBS, endpoint_dir
 from gateway.lifecycle.backends import create_backend
+from gateway.lifecycle.budget import ContainerBudget
 from gateway.lifecycle.supervisor import StartError, Supervisor
 from gateway.settings import GatewaySettings
 from gateway.state import JobStatus, StateError, StateStore, WrongState
@@ -80,8 +81,16 @@ def check_job(options: Mapping[str, Any]) -> None:
 class BatchJobs:
     """Runs the control plane's transform jobs on the gateway's event loop."""
 
-    def __init__(self, plane: ControlPlane, settings: GatewaySettings) -> None:
+    def __init__(
+        self,
+        plane: ControlPlane,
+        settings: GatewaySettings,
+        budget: ContainerBudget | None = None,
+    ) -> None:
+        """``budget``: the host budget the endpoints' containers count in; a job's count too
+        (one that does not fit fails, naming the limit)."""
         self._plane = plane
+        self._budget = budget
         self._store: StateStore = plane.store
         # The jobs' own folder, backend and runtime app: a job is never a gateway endpoint, its
         # containers never clash with one of the same name, and its leftovers are its own to reap.
@@ -221,8 +230,15 @@ class BatchJobs:
         """The job's containers, healthy, behind the runtime API on a loopback port: its URL."""
         settings = self._settings
         endpoints = runtime.build([spec], settings.state_dir)
+        if self._budget is not None:
+            await self._budget.reserve(endpoints, f'transform job "{spec.name}"')
         supervisor = Supervisor(endpoints, self._backend, settings)
-        await supervisor.start(reap=False)  # on failure it stops what it started
+        try:
+            await supervisor.start(reap=False)  # on failure it stops what it started
+        except BaseException:
+            if self._budget is not None:
+                self._budget.release(endpoints)
+            raise
         try:
             with bind(settings.host, 0) as sock:
                 server = make_server(create_app(endpoints, settings), settings)
@@ -241,6 +257,8 @@ class BatchJobs:
                         await task
         finally:
             await supervisor.stop(reap=False)
+            if self._budget is not None:
+                self._budget.release(endpoints)
 
     def _stopped(self, name: str) -> bool:
         """``Stopping`` -> ``Stopped``; False (and nothing changed) from any other status."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from gateway.control.context import Result
+from gateway.control.endpoints import recreate_endpoint
 from gateway.control.errors import ControlError
 from gateway.control.plane import ControlPlane
 from gateway.control.translate import SOURCE_TAG
@@ -64,8 +64,7 @@ def apply_spec(plane: ControlPlane, spec: EndpointSpec) -> Applied:
     """Create or update ``spec``'s endpoint through the control plane (raises its errors)."""
 
     def recreate(endpoint: str, config: str) -> None:
-        plane.store.recreate_endpoint(endpoint, config)
-        plane.notify(Result(kick=[endpoint]))
+        plane.notify(recreate_endpoint(plane.context, endpoint, config))
 
     return apply_with(plane.call, spec, recreate)
 

@@ -65,6 +65,8 @@ class Context:
     check_job: Callable[[Mapping[str, Any]], None] | None = None
     #: What runs: endpoint -> {variant: (current weight, instances)} (None: nothing runs).
     observe: Callable[[str], Mapping[str, tuple[float, int]] | None] | None = None
+    #: The host budget: containers all endpoints together may run (None: no limit).
+    budget: int | None = None
 
     def arn(self, kind: str, name: str) -> str:
         """``arn:aws:sagemaker:<region>:<account>:<kind>/<name lower-cased>``."""

@@ -5,18 +5,24 @@ the serving one), ``DeleteEndpoint`` ``Deleting``; each then kicks the reconcile
 writes ``InService``, ``Failed`` with a reason, the end of an update (or its rollback) and the
 row's removal through the store. As on SageMaker, only an ``InService`` endpoint can be updated;
 a ``Failed`` one is deleted and created again. Deleting is accepted in any status.
+
+An endpoint runs its own copy of its config and models (``Deployed``, taken when it was created
+or updated), so ``DescribeEndpoint``, ``UpdateEndpointWeightsAndCapacities`` and the reconciler
+read that copy: the config and models may be deleted while it serves, as on SageMaker. What a
+call would make run is admitted against the host budget (``budget``) in its transaction.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from gateway.control import budget
 from gateway.control.context import Context, Result, page, query
 from gateway.control.errors import ValidationException
 from gateway.control.models import config_record, model_record
 from gateway.control.translate import containers_of
 from gateway.control.variants import endpoint_spec
-from gateway.state import ConfigRecord, EndpointRecord, EndpointStatus, WrongState
+from gateway.state import ConfigRecord, Deployed, EndpointRecord, EndpointStatus, WrongState
 from pipelines.spec import EndpointSpec
 
 #: Statuses in which the endpoint's containers run (and answer, for the runtime API).
@@ -28,11 +34,34 @@ def spec_for(ctx: Context, endpoint: str, config: ConfigRecord) -> EndpointSpec:
     return endpoint_spec(endpoint, config.request, lambda m: model_record(ctx, m).request)
 
 
+def deployed_spec(endpoint: str, deployed: Deployed) -> EndpointSpec:
+    """The spec ``endpoint`` runs from its own copy of a config and its models."""
+    return endpoint_spec(endpoint, deployed.request, lambda m: deployed.model(m) or {})
+
+
+def running_spec(ctx: Context, endpoint: str, config: str) -> EndpointSpec:
+    """What the reconciler starts for ``endpoint`` on ``config``: the endpoint's own copy (the
+    serving one, or the pending one while it updates), never the config table's."""
+    record = endpoint_record(ctx, endpoint)
+    for deployed in (record.deployed, record.pending_deployed):
+        if deployed is not None and deployed.config.lower() == config.lower():
+            return deployed_spec(record.name, deployed)
+    raise ValidationException(f'Endpoint "{record.name}" does not run configuration "{config}".')
+
+
+def recreate_endpoint(ctx: Context, endpoint: str, config: str) -> Result:
+    """A ``Failed`` endpoint created again on ``config`` (a spec file applied again)."""
+    record = ctx.store.recreate_endpoint(endpoint, config, admit=budget.admit(ctx.budget))
+    return Result(kick=[record.name])
+
+
 def create_endpoint(ctx: Context, params: dict[str, Any]) -> Result:
     name = params["EndpointName"]
     config = config_record(ctx, params["EndpointConfigName"])
     spec_for(ctx, name, config)
-    record = ctx.store.add_endpoint(name, ctx.arn("endpoint", name), config.name, params)
+    record = ctx.store.add_endpoint(
+        name, ctx.arn("endpoint", name), config.name, params, admit=budget.admit(ctx.budget)
+    )
     return Result({"EndpointArn": record.arn}, kick=[record.name])
 
 
@@ -42,7 +71,7 @@ def update_endpoint(ctx: Context, params: dict[str, Any]) -> Result:
     config = config_record(ctx, params["EndpointConfigName"])
     spec_for(ctx, current.name, config)
     try:
-        record = ctx.store.begin_update(name, config.name)
+        record = ctx.store.begin_update(name, config.name, admit=budget.admit(ctx.budget))
     except WrongState as exc:
         if exc.status == EndpointStatus.FAILED:
             raise ValidationException(
@@ -69,13 +98,13 @@ def describe_endpoint(ctx: Context, params: dict[str, Any]) -> Result:
         "CreationTime": record.created,
         "LastModifiedTime": record.modified,
     }
-    config = ctx.store.get_config(record.config)
-    if config is not None:
-        body["ProductionVariants"] = _variants(ctx, config, record)
-        shadows = _variants(ctx, config, record, shadow=True)
+    deployed = record.deployed
+    if deployed is not None:
+        body["ProductionVariants"] = _variants(ctx, deployed, record)
+        shadows = _variants(ctx, deployed, record, shadow=True)
         if shadows:
             body["ShadowProductionVariants"] = shadows
-        capture = config.request.get("DataCaptureConfig")
+        capture = deployed.request.get("DataCaptureConfig")
         if capture:
             body["DataCaptureConfig"] = {
                 "EnableCapture": capture.get("EnableCapture", True),
@@ -83,18 +112,34 @@ def describe_endpoint(ctx: Context, params: dict[str, Any]) -> Result:
                 "CurrentSamplingPercentage": capture.get("InitialSamplingPercentage", 100),
                 "DestinationS3Uri": capture.get("DestinationS3Uri", ""),
             }
-        if config.request.get("AsyncInferenceConfig"):
-            body["AsyncInferenceConfig"] = config.request["AsyncInferenceConfig"]
+        if deployed.request.get("AsyncInferenceConfig"):
+            body["AsyncInferenceConfig"] = deployed.request["AsyncInferenceConfig"]
     if record.failure_reason is not None:
         body["FailureReason"] = record.failure_reason
     if record.pending_config is not None:
-        pending = ctx.store.get_config(record.pending_config)
-        body["PendingDeploymentSummary"] = {
-            "EndpointConfigName": record.pending_config,
-            "StartTime": record.update_started,
-            "ProductionVariants": [] if pending is None else _variants(ctx, pending, None),
-        }
+        body["PendingDeploymentSummary"] = _pending(ctx, record)
     return Result(body)
+
+
+def _pending(ctx: Context, record: EndpointRecord) -> dict[str, Any]:
+    """``PendingDeploymentSummary``: the config an update moves to, its variants ``Creating``
+    since the update began (they take traffic only once all of them answer ``/ping``)."""
+    summary: dict[str, Any] = {"EndpointConfigName": record.pending_config}
+    if record.update_started is not None:
+        summary["StartTime"] = record.update_started
+    pending = record.pending_deployed
+    if pending is not None:
+        status: dict[str, Any] = {"Status": "Creating"}
+        if record.update_started is not None:
+            status["StartTime"] = record.update_started
+        for member, shadow in (("ProductionVariants", False), ("ShadowProductionVariants", True)):
+            variants = [
+                {**v, "VariantStatus": [status]}
+                for v in _variants(ctx, pending, None, shadow=shadow)
+            ]
+            if variants or not shadow:
+                summary[member] = variants
+    return summary
 
 
 def list_endpoints(ctx: Context, params: dict[str, Any]) -> Result:
@@ -120,7 +165,7 @@ def endpoint_record(ctx: Context, name: str) -> EndpointRecord:
 
 
 def _variants(
-    ctx: Context, config: ConfigRecord, record: EndpointRecord | None, *, shadow: bool = False
+    ctx: Context, config: Deployed, record: EndpointRecord | None, *, shadow: bool = False
 ) -> list[dict[str, Any]]:
     """Each variant's summary: desired from the config and UpdateEndpointWeightsAndCapacities,
     current from what runs (``record`` is None for a pending config: nothing runs yet)."""
@@ -131,8 +176,8 @@ def _variants(
     out = []
     for variant in config.request.get(member) or []:
         name = variant["VariantName"]
-        model = ctx.store.get_model(variant["ModelName"])
-        images = [] if model is None else [c.get("Image") for _, c in containers_of(model.request)]
+        model = config.model(variant["ModelName"])
+        images = [] if model is None else [c.get("Image") for _, c in containers_of(model)]
         desired = desired_of.get(name, {})
         weight = float(desired.get("weight", variant.get("InitialVariantWeight", 1.0)))
         count = int(desired.get("count", variant.get("InitialInstanceCount", 1)))
@@ -154,9 +199,9 @@ def update_endpoint_weights_and_capacities(ctx: Context, params: dict[str, Any])
     """New weights and instance counts on the config the endpoint serves, applied live."""
     name = params["EndpointName"]
     record = endpoint_record(ctx, name)
-    config = config_record(ctx, record.config)
-    production = {v["VariantName"]: v for v in config.request["ProductionVariants"]}
-    shadows = {v["VariantName"] for v in config.request.get("ShadowProductionVariants") or []}
+    serving = record.deployed.request if record.deployed is not None else {}
+    production = {v["VariantName"]: v for v in serving.get("ProductionVariants") or []}
+    shadows = {v["VariantName"] for v in serving.get("ShadowProductionVariants") or []}
     desired: dict[str, dict[str, float]] = {}
     for i, item in enumerate(params["DesiredWeightsAndCapacities"]):
         at = f"desiredWeightsAndCapacities.{i + 1}.member"
@@ -205,7 +250,7 @@ def update_endpoint_weights_and_capacities(ctx: Context, params: dict[str, Any])
             "TargetVariant only)."
         )
     try:
-        updated = ctx.store.begin_resize(name, desired)
+        updated = ctx.store.begin_resize(name, desired, admit=budget.admit(ctx.budget))
     except WrongState as exc:
         raise ValidationException(
             f'Cannot update in-progress endpoint "{record.arn}" (it is {exc.status}).'

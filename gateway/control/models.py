@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from gateway.control import budget
 from gateway.control.context import Context, Result, page, query, unsupported
 from gateway.control.errors import ResourceLimitExceeded, ValidationException
 from gateway.control.shapes import member_path
@@ -128,6 +129,9 @@ def create_endpoint_config(ctx: Context, params: dict[str, Any]) -> Result:
                     f"{variant['VariantName']!r} is used twice; each variant needs its own name."
                 )
             models[variant["VariantName"]] = model_record(ctx, variant["ModelName"]).name
+    # Before the spec's own checks: a config that could never fit this host is SageMaker's
+    # ResourceLimitExceeded, whatever else is wrong with its counts.
+    budget.check_config(ctx.budget, name, params, lambda m: model_record(ctx, m).request)
     if production and sum(float(v.get("InitialVariantWeight", 1.0)) for v in production) <= 0:
         raise ValidationException(
             "productionVariants: every InitialVariantWeight is 0; at least one variant must "

@@ -105,6 +105,7 @@ class ControlPlane:
         jobs: JobRunner | None = None,
         check_job: Callable[[Mapping[str, Any]], None] | None = None,
         observe: Callable[[str], Mapping[str, tuple[float, int]] | None] | None = None,
+        budget: int | None = None,
     ) -> None:
         roots = default_model_roots() if model_roots is None else model_roots
         self.store = store
@@ -116,6 +117,7 @@ class ControlPlane:
             forbidden=(str(store.path.parent.resolve()),),
             check_job=check_job,
             observe=observe,
+            budget=budget,
         )
         #: The hooks; may be set after construction (the serving side is built later).
         self.reconciler = reconciler
@@ -177,15 +179,13 @@ class ControlPlane:
     def plan(self, endpoint: str) -> EndpointPlan | None:
         """What ``endpoint`` should run now; ``None`` once it is gone."""
         record = self.store.get_endpoint(endpoint)
-        if record is None:
+        if record is None or record.deployed is None:
             return None
-        config = models.config_record(self.context, record.config)
         pending_spec, pending_count = None, None
-        if record.pending_config is not None:
-            pending = models.config_record(self.context, record.pending_config)
-            pending_spec = endpoints.spec_for(self.context, record.name, pending)
+        if record.pending_deployed is not None:
+            pending_spec = endpoints.deployed_spec(record.name, record.pending_deployed)
             pending_count = pending_spec.production_variants[0].instance_count
-        spec = endpoints.spec_for(self.context, record.name, config)
+        spec = endpoints.deployed_spec(record.name, record.deployed)
         return EndpointPlan(
             endpoint=record,
             spec=spec,

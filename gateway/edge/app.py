@@ -25,7 +25,7 @@ from gateway.edge.hotpath import InvocationsApp, InvocationsShortcut, pick
 from gateway.edge.model_routes import model_routes
 from gateway.edge.stream import PATH as STREAM_PATH
 from gateway.edge.stream import ResponseStreamApp
-from gateway.errors import ApiError, InvalidRequest
+from gateway.errors import ApiError, InvalidRequest, endpoint_not_found
 from gateway.folders import container_dir
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import GatewayMetrics
@@ -40,8 +40,6 @@ from gateway.runtime import (
 from gateway.settings import GatewaySettings
 from pipelines.spec import NAME_PATTERN
 
-#: SageMaker names the account in "not found" messages; a self-hosted gateway has none.
-ACCOUNT = "local"
 _NAME = re.compile(NAME_PATTERN)
 
 
@@ -78,7 +76,7 @@ def create_app(
                 f"satisfy constraint: Member must satisfy regular expression pattern: "
                 f"{NAME_PATTERN} and have length less than or equal to 63"
             )
-        raise InvalidRequest(f"Endpoint {name} of account {ACCOUNT} not found.")
+        raise endpoint_not_found(name, settings.account)
 
     def route(name: str, target_variant: str | None = None) -> EndpointRuntime:
         """The instance that answers a request for ``name``: what every runtime call invokes."""

@@ -9,6 +9,10 @@ An update is blue/green: the new config's containers start beside the old ones (
 the endpoint's two folders) and must pass ``/ping``; then one swap of the endpoint table moves
 traffic, requests in flight on the old containers finish, and the old containers stop. A new
 config that fails to start leaves the old one serving, with ``FailureReason`` set.
+
+Every start reserves its containers in the host budget first (``ContainerBudget``) and fails,
+naming the limit, when they cannot fit; shutdown (``stop_restarting``) cancels the starts in
+progress at once, and each stops what it had started.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from gateway.capture import CaptureWriter
 from gateway.dispatch import Dispatcher
 from gateway.folders import remove_endpoint
 from gateway.lifecycle.backends.base import Backend
+from gateway.lifecycle.budget import ContainerBudget
 from gateway.lifecycle.supervisor import StartError, Supervisor, raise_start_errors
 from gateway.metrics import GatewayMetrics
 from gateway.models.hosting import close_all, make_managers, preload_all
@@ -85,6 +90,10 @@ class Reconciler:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._closing = False
+        #: The running side's count of containers (shared with the transform jobs).
+        self.budget = ContainerBudget(settings.container_budget)
+        #: The instance starts in progress: shutdown cancels them.
+        self._starts: set[asyncio.Future[list[BaseException | None]]] = set()
 
     def attach(self, dispatcher: Dispatcher, metrics: GatewayMetrics) -> None:
         """The serving side's dispatcher and metrics (made with the app, after the reconciler)."""
@@ -118,8 +127,11 @@ class Reconciler:
             await asyncio.gather(*running, return_exceptions=True)
 
     def stop_restarting(self) -> None:
-        """Shutdown has begun: a container that ends now is not restarted."""
+        """Shutdown has begun: a container that ends now is not restarted, and the starts in
+        progress stop at once (each stops what it had started)."""
         self._closing = True
+        for start in list(self._starts):
+            start.cancel()
         for deployment in self._live.values():
             for supervisor in deployment.supervisors.values():
                 supervisor.stop_restarting()
@@ -270,11 +282,19 @@ class Reconciler:
         """Start ``instances`` side by side, each under its own supervisor, until all pass
         ``/ping`` and their pinned models are loaded; the caller stops them on failure."""
         assert self._dispatcher is not None and self._metrics is not None, "attach() first"
+        if self._closing:
+            raise asyncio.CancelledError  # shutting down: the state says to start it next time
+        await self.budget.reserve(instances, f'endpoint "{deployment.runtime.name}"')
         started = {i: Supervisor([i], self._backend, self._settings) for i in instances}
         deployment.supervisors.update(started)
-        results = await asyncio.gather(
+        starts = asyncio.gather(
             *(s.start(reap=False) for s in started.values()), return_exceptions=True
         )
+        self._starts.add(starts)
+        try:
+            results = await starts
+        finally:
+            self._starts.discard(starts)
         raise_start_errors(results)
         managers = make_managers(
             instances, self._settings, self._dispatcher.upstream, self._metrics
@@ -289,11 +309,13 @@ class Reconciler:
         live.runtime.set_weights(
             {v: float(d["weight"]) for v, d in desired.items() if "weight" in d}
         )
+        counts = {v: int(d["count"]) for v, d in desired.items() if "count" in d}
+        variants = [v for v in (*live.runtime.variants, *live.runtime.shadows) if v.name in counts]
+        # Shrink first: the budget room they free may be what the growing ones need.
+        variants.sort(key=lambda v: counts[v.name] - len(v.instances))
         try:
-            for variant in [*live.runtime.variants, *live.runtime.shadows]:
-                count = desired.get(variant.name, {}).get("count")
-                if count is not None:
-                    await self._scale(live, variant, int(count))
+            for variant in variants:
+                await self._scale(live, variant, counts[variant.name])
         except Exception as exc:
             reason = _reason(exc)
             logger.warning("%s: changing instance counts failed: %s", name, reason)
@@ -350,6 +372,7 @@ class Reconciler:
 
     async def _drain(self, endpoint: LiveEndpoint | EndpointRuntime) -> None:
         """Wait for the requests already in ``endpoint`` (bounded by its own timeout)."""
+        self.budget.leaving(endpoint.runtimes if isinstance(endpoint, LiveEndpoint) else [endpoint])
         deadline = time.monotonic() + endpoint.spec.timeout + 1.0
         while endpoint.inflight > 0 and time.monotonic() < deadline:
             await asyncio.sleep(DRAIN_POLL)
@@ -373,6 +396,7 @@ class Reconciler:
             deployment.supervisors.pop(i) for i in instances if i in deployment.supervisors
         ]
         await asyncio.gather(*(s.stop(reap=False) for s in supervisors), return_exceptions=True)
+        self.budget.release(instances)
         for instance in instances:
             self._metrics.forget(instance)
 

@@ -60,6 +60,27 @@ class ConfigRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Deployed:
+    """What an endpoint was deployed with, copied when it was created or updated: its config's
+    request and each of that config's models' requests. As on SageMaker, the endpoint runs
+    this copy, so its config and models may be deleted (or made again otherwise) meanwhile."""
+
+    #: The config's name, as created.
+    config: str
+    request: dict[str, Any]
+    #: Model name -> its ``CreateModel`` request.
+    models: dict[str, dict[str, Any]]
+
+    def model(self, name: str) -> dict[str, Any] | None:
+        """The request of the model a variant names (names are unique regardless of case, and
+        a variant may spell one otherwise than it was created)."""
+        found = self.models.get(name)
+        if found is None:
+            found = next((m for n, m in self.models.items() if n.lower() == name.lower()), None)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
 class EndpointRecord:
     name: str
     arn: str
@@ -76,6 +97,9 @@ class EndpointRecord:
     request: dict[str, Any]
     #: UpdateEndpointWeightsAndCapacities: variant -> {"weight": w, "count": n} over the config.
     desired: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: What it runs (the copy of ``config``), and while ``Updating`` what it moves to.
+    deployed: Deployed | None = None
+    pending_deployed: Deployed | None = None
 
 
 @dataclass(frozen=True, slots=True)

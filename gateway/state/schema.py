@@ -116,7 +116,53 @@ CREATE TABLE async_invocations (
 CREATE INDEX async_by_status ON async_invocations (status, endpoint, seq);
 """
 
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3)]
+# An endpoint keeps its own copy of what it was deployed with (``serving``, and ``pending``
+# while an update runs: {"name": config name, "config": CreateEndpointConfig request,
+# "models": {model name: CreateModel request}}), as SageMaker does: its config and models may
+# then be deleted while it serves. The table is rebuilt without its foreign keys to the configs,
+# and the copies are filled from the configs and models that exist now.
+_SNAPSHOT = """(SELECT json_object('name', c.name, 'config', json(c.request), 'models',
+    (SELECT json_group_object(m.name, json(m.request)) FROM config_models cm
+     JOIN models m ON m.key = cm.model_key WHERE cm.config_key = c.key))
+  FROM endpoint_configs c WHERE c.key = e.{column})"""
+_COLUMNS = (
+    "key, name, arn, config_key, config_name, pending_key, pending_name, status, "
+    "failure_reason, created, modified, update_started, request, desired"
+)
+_V4 = f"""
+CREATE TABLE endpoints_v4 (
+    key             TEXT PRIMARY KEY,
+    name            TEXT NOT NULL,
+    arn             TEXT NOT NULL,
+    config_key      TEXT NOT NULL,
+    config_name     TEXT NOT NULL,
+    pending_key     TEXT,
+    pending_name    TEXT,
+    status          TEXT NOT NULL,
+    failure_reason  TEXT,
+    created         REAL NOT NULL,
+    modified        REAL NOT NULL,
+    update_started  REAL,
+    request         TEXT NOT NULL,
+    desired         TEXT NOT NULL DEFAULT '{{}}',
+    serving         TEXT NOT NULL DEFAULT '{{}}',
+    pending         TEXT
+);
+INSERT INTO endpoints_v4 ({_COLUMNS}, serving, pending)
+SELECT {_COLUMNS},
+    COALESCE({_SNAPSHOT.format(column="config_key")}, '{{}}'),
+    {_SNAPSHOT.format(column="pending_key")}
+FROM endpoints e;
+DROP TABLE endpoints;
+ALTER TABLE endpoints_v4 RENAME TO endpoints;
+CREATE INDEX endpoints_by_created ON endpoints (created, key);
+CREATE INDEX endpoints_by_modified ON endpoints (modified, key);
+CREATE INDEX endpoints_by_status ON endpoints (status, key);
+CREATE INDEX endpoints_by_config ON endpoints (config_key);
+CREATE INDEX endpoints_by_pending ON endpoints (pending_key);
+"""
+
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4)]
 
 
 def version(conn: sqlite3.Connection) -> int:

@@ -1,19 +1,24 @@
 """Models, endpoint configs and endpoints in the state database (``gateway.state.db`` says how).
 
 Every writer is one transaction that checks what it needs (the config exists, the model is not
-in use, the endpoint is ``InService``) and writes, or raises one of ``AlreadyExists``,
-``NotFound``, ``InUse``, ``WrongState`` and changes nothing.
+in use by a running job, the endpoint is ``InService``) and writes, or raises one of
+``AlreadyExists``, ``NotFound``, ``InUse``, ``WrongState`` and changes nothing. An endpoint keeps
+its own copy of its config and models (``Deployed``), so deleting those never touches it. The
+writers that make an endpoint run more take an ``admit`` check, called inside the transaction
+with the endpoint as it would be and every other endpoint: it raises to refuse (the host
+budget), and nothing is written.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from gateway.state import paging
 from gateway.state.db import dump, exists, key
+from gateway.state.deployed import deployment, parse
 from gateway.state.jobs import JobStore
 from gateway.state.queue import AsyncQueue
 from gateway.state.records import (
@@ -33,6 +38,9 @@ _MODELS = paging.Table("models")
 _CONFIGS = paging.Table("endpoint_configs")
 _ENDPOINTS = paging.Table("endpoints", modified=True, status=True)
 _ACTIVE_JOBS = "('InProgress', 'Stopping')"
+
+#: ``admit(endpoint as it would be, every other endpoint)``: raises to refuse the change.
+Admit = Callable[[EndpointRecord, list[EndpointRecord]], None]
 
 
 class StateStore(AsyncQueue, JobStore):
@@ -65,7 +73,7 @@ class StateStore(AsyncQueue, JobStore):
         return Page([_model(r) for r in rows[: query.limit]], paging.next_token(rows, query))
 
     def model_users(self, name: str) -> list[str]:
-        """Endpoints whose config (current or pending) names the model, and its active jobs."""
+        """The running transform jobs that use the model (endpoints keep their own copy)."""
         with self._tx(write=False) as conn:
             return _model_users(conn, key(name))
 
@@ -118,38 +126,35 @@ class StateStore(AsyncQueue, JobStore):
         return Page([_config(r, variants) for r in page], paging.next_token(rows, query))
 
     def delete_config(self, name: str) -> None:
+        """Gone, even while endpoints use it: each keeps its own copy (``Deployed``)."""
         with self._tx() as conn:
             if not exists(conn, "endpoint_configs", name):
                 raise NotFound("endpoint configuration", name)
-            users = [
-                f'endpoint "{r[0]}"'
-                for r in conn.execute(
-                    "SELECT name FROM endpoints WHERE config_key = ?1 OR pending_key = ?1 "
-                    "ORDER BY key",
-                    (key(name),),
-                )
-            ]
-            if users:
-                raise InUse("endpoint configuration", name, users)
             conn.execute("DELETE FROM endpoint_configs WHERE key = ?", (key(name),))
 
     # ---- endpoints ------------------------------------------------------------------------------
 
     def add_endpoint(
-        self, name: str, arn: str, config: str, request: Mapping[str, Any]
+        self,
+        name: str,
+        arn: str,
+        config: str,
+        request: Mapping[str, Any],
+        *,
+        admit: Admit | None = None,
     ) -> EndpointRecord:
         """A new endpoint, ``Creating`` on ``config`` (which must exist, with its models)."""
         now = self.now()
         with self._tx() as conn:
             if exists(conn, "endpoints", name):
                 raise AlreadyExists("endpoint", name)
-            config_name = _config_name(conn, config)
+            config_name, deployed = deployment(conn, config)
             conn.execute(
                 "INSERT INTO endpoints (key, name, arn, config_key, config_name, status, created, "
-                "modified, request) VALUES (?, ?, ?, ?, ?, 'Creating', ?, ?, ?)",
-                (key(name), name, arn, key(config), config_name, now, now, dump(request)),
+                "modified, request, serving) VALUES (?, ?, ?, ?, ?, 'Creating', ?, ?, ?, ?)",
+                (key(name), name, arn, key(config), config_name, now, now, dump(request), deployed),
             )
-            return _endpoint(_endpoint_row(conn, name))
+            return _admitted(conn, name, admit)
 
     def get_endpoint(self, name: str) -> EndpointRecord | None:
         with self._tx(write=False) as conn:
@@ -168,20 +173,21 @@ class StateStore(AsyncQueue, JobStore):
             rows = conn.execute("SELECT * FROM endpoints ORDER BY key").fetchall()
         return [_endpoint(r) for r in rows if wanted is None or r["status"] in wanted]
 
-    def begin_update(self, name: str, config: str) -> EndpointRecord:
+    def begin_update(self, name: str, config: str, *, admit: Admit | None = None) -> EndpointRecord:
         """``InService`` -> ``Updating`` towards ``config``; the old config keeps serving."""
         now = self.now()
         with self._tx() as conn:
             row = _endpoint_row(conn, name)
-            pending_name = _config_name(conn, config)
+            pending_name, deployed = deployment(conn, config)
             if row["status"] != EndpointStatus.IN_SERVICE:
                 raise WrongState("endpoint", row["name"], row["status"])
             conn.execute(
-                "UPDATE endpoints SET pending_key = ?, pending_name = ?, status = 'Updating', "
-                "failure_reason = NULL, update_started = ?, modified = ? WHERE key = ?",
-                (key(config), pending_name, now, now, key(name)),
+                "UPDATE endpoints SET pending_key = ?, pending_name = ?, pending = ?, "
+                "status = 'Updating', failure_reason = NULL, update_started = ?, modified = ? "
+                "WHERE key = ?",
+                (key(config), pending_name, deployed, now, now, key(name)),
             )
-            return _endpoint(_endpoint_row(conn, name))
+            return _admitted(conn, name, admit)
 
     def finish_update(self, name: str) -> EndpointRecord:
         """The update's containers serve: the pending config becomes the endpoint's config."""
@@ -199,13 +205,14 @@ class StateStore(AsyncQueue, JobStore):
                 raise WrongState("endpoint", row["name"], row["status"])
             moved = failure_reason is None
             conn.execute(
-                "UPDATE endpoints SET config_key = ?, config_name = ?, pending_key = NULL, "
-                "pending_name = NULL, status = 'InService', failure_reason = ?, "
-                "update_started = NULL, modified = ?, "
+                "UPDATE endpoints SET config_key = ?, config_name = ?, serving = ?, "
+                "pending_key = NULL, pending_name = NULL, pending = NULL, status = 'InService', "
+                "failure_reason = ?, update_started = NULL, modified = ?, "
                 "desired = CASE WHEN ? THEN '{}' ELSE desired END WHERE key = ?",
                 (
                     row["pending_key"] if moved else row["config_key"],
                     row["pending_name"] if moved else row["config_name"],
+                    row["pending"] if moved else row["serving"],
                     failure_reason,
                     now,
                     moved,
@@ -238,24 +245,33 @@ class StateStore(AsyncQueue, JobStore):
             )
             return _endpoint(_endpoint_row(conn, name))
 
-    def recreate_endpoint(self, name: str, config: str) -> EndpointRecord:
+    def recreate_endpoint(
+        self, name: str, config: str, *, admit: Admit | None = None
+    ) -> EndpointRecord:
         """``Failed`` -> ``Creating`` on ``config``: a spec file applied again retries its
         endpoint (the API has no such call: SageMaker has a failed endpoint deleted first)."""
         now = self.now()
         with self._tx() as conn:
             row = _endpoint_row(conn, name)
-            config_name = _config_name(conn, config)
+            config_name, deployed = deployment(conn, config)
             if row["status"] != EndpointStatus.FAILED:
                 raise WrongState("endpoint", row["name"], row["status"])
             conn.execute(
-                "UPDATE endpoints SET config_key = ?, config_name = ?, pending_key = NULL, "
-                "pending_name = NULL, status = 'Creating', failure_reason = NULL, "
-                "update_started = NULL, modified = ?, desired = '{}' WHERE key = ?",
-                (key(config), config_name, now, key(name)),
+                "UPDATE endpoints SET config_key = ?, config_name = ?, serving = ?, "
+                "pending_key = NULL, pending_name = NULL, pending = NULL, status = 'Creating', "
+                "failure_reason = NULL, update_started = NULL, modified = ?, desired = '{}' "
+                "WHERE key = ?",
+                (key(config), config_name, deployed, now, key(name)),
             )
-            return _endpoint(_endpoint_row(conn, name))
+            return _admitted(conn, name, admit)
 
-    def begin_resize(self, name: str, desired: Mapping[str, Mapping[str, float]]) -> EndpointRecord:
+    def begin_resize(
+        self,
+        name: str,
+        desired: Mapping[str, Mapping[str, float]],
+        *,
+        admit: Admit | None = None,
+    ) -> EndpointRecord:
         """``InService`` -> ``Updating`` on the same config, towards new weights and counts
         per variant (merged over what was asked before)."""
         now = self.now()
@@ -271,7 +287,7 @@ class StateStore(AsyncQueue, JobStore):
                 "update_started = ?, modified = ? WHERE key = ?",
                 (dump(merged), now, now, key(name)),
             )
-            return _endpoint(_endpoint_row(conn, name))
+            return _admitted(conn, name, admit)
 
     def finish_resize(self, name: str) -> EndpointRecord:
         """The weights and counts asked for run: ``Updating`` (with no new config) -> InService."""
@@ -301,19 +317,13 @@ class StateStore(AsyncQueue, JobStore):
 # ---- rows -> records ----------------------------------------------------------------------------
 
 
-def _config_name(conn: sqlite3.Connection, config: str) -> str:
-    """The config's name as created; ``NotFound`` if it, or a model it names, does not exist."""
-    row = conn.execute("SELECT name FROM endpoint_configs WHERE key = ?", (key(config),)).fetchone()
-    if row is None:
-        raise NotFound("endpoint configuration", config)
-    missing = conn.execute(
-        "SELECT c.model_name FROM config_models c LEFT JOIN models m ON m.key = c.model_key "
-        "WHERE c.config_key = ? AND m.key IS NULL ORDER BY c.position",
-        (key(config),),
-    ).fetchone()
-    if missing is not None:
-        raise NotFound("model", missing[0])
-    return str(row[0])
+def _admitted(conn: sqlite3.Connection, name: str, admit: Admit | None) -> EndpointRecord:
+    """The endpoint as just written, once ``admit`` let it be (it raises: the change rolls back)."""
+    record = _endpoint(_endpoint_row(conn, name))
+    if admit is not None:
+        others = conn.execute("SELECT * FROM endpoints WHERE key != ?", (key(name),)).fetchall()
+        admit(record, [_endpoint(r) for r in others])
+    return record
 
 
 def _endpoint_row(conn: sqlite3.Connection, name: str) -> sqlite3.Row:
@@ -324,17 +334,12 @@ def _endpoint_row(conn: sqlite3.Connection, name: str) -> sqlite3.Row:
 
 
 def _model_users(conn: sqlite3.Connection, model_key: str) -> list[str]:
-    endpoints = conn.execute(
-        "SELECT DISTINCT e.name FROM endpoints e JOIN config_models c "
-        "ON c.config_key IN (e.config_key, e.pending_key) WHERE c.model_key = ? ORDER BY e.key",
-        (model_key,),
-    ).fetchall()
     jobs = conn.execute(
         f"SELECT name FROM transform_jobs WHERE model_key = ? AND status IN {_ACTIVE_JOBS} "
         "ORDER BY key",
         (model_key,),
     ).fetchall()
-    return [f'endpoint "{r[0]}"' for r in endpoints] + [f'transform job "{r[0]}"' for r in jobs]
+    return [f'transform job "{r[0]}"' for r in jobs]
 
 
 def _variants(conn: sqlite3.Connection, keys: list[str]) -> dict[str, dict[str, str]]:
@@ -373,4 +378,6 @@ def _endpoint(row: sqlite3.Row) -> EndpointRecord:
         update_started=row["update_started"],
         request=json.loads(row["request"]),
         desired=json.loads(row["desired"]),
+        deployed=parse(row["serving"]),
+        pending_deployed=parse(row["pending"]),
     )

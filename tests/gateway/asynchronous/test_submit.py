@@ -60,7 +60,7 @@ def test_an_endpoint_without_async_config_or_unknown_is_refused(gw: Gateway) -> 
     assert "not configured for asynchronous inference" in refused(
         gw, "realtime", InputLocation=here
     )
-    assert "Endpoint nowhere of account local not found" in refused(
+    assert "Endpoint nowhere of account 000000000000 not found" in refused(
         gw, "nowhere", InputLocation=here
     )
 

@@ -302,18 +302,6 @@ CASES: list[Case] = [
         ['Could not find endpoint "nope".'],
     ),
     (
-        "delete-a-model-in-use",
-        lambda w: w.sm.delete_model(ModelName="m"),
-        "ResourceInUse",
-        ['model "m"', 'endpoint "e"'],
-    ),
-    (
-        "delete-a-config-in-use",
-        lambda w: w.sm.delete_endpoint_config(EndpointConfigName="c"),
-        "ResourceInUse",
-        ['endpoint configuration "c"', 'endpoint "e"'],
-    ),
-    (
         "delete-unknown-model",
         lambda w: w.sm.delete_model(ModelName="nope"),
         "ValidationException",

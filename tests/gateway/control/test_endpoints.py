@@ -66,7 +66,12 @@ def test_an_update_serves_the_old_config_until_the_new_one_is_up(world: World) -
     assert during["ProductionVariants"][0]["CurrentInstanceCount"] == 1
     pending = during["PendingDeploymentSummary"]
     assert pending["EndpointConfigName"] == "green"
-    assert pending["ProductionVariants"][0]["DesiredInstanceCount"] == 2
+    assert pending["StartTime"] >= during["CreationTime"]
+    (variant,) = pending["ProductionVariants"]
+    assert variant["DesiredInstanceCount"] == 2 and variant["CurrentInstanceCount"] == 0
+    assert variant["DeployedImages"] == [{"SpecifiedImage": SKLEARN_IMAGE}]
+    assert [s["Status"] for s in variant["VariantStatus"]] == ["Creating"]
+    assert "ShadowProductionVariants" not in pending
     with pytest.raises(ClientError) as busy:
         world.sm.update_endpoint(EndpointName="e", EndpointConfigName="blue")
     assert busy.value.response["Error"]["Code"] == "ValidationException"
@@ -77,10 +82,15 @@ def test_an_update_serves_the_old_config_until_the_new_one_is_up(world: World) -
     assert outcome == [None]
     after = world.sm.describe_endpoint(EndpointName="e")
     assert after["EndpointConfigName"] == "green" and "PendingDeploymentSummary" not in after
-    # The old config is free again; the new one is not.
+    # As on SageMaker, either config may go: the endpoint runs its own copy of green.
     world.sm.delete_endpoint_config(EndpointConfigName="blue")
-    with pytest.raises(world.sm.exceptions.ResourceInUse):
-        world.sm.delete_endpoint_config(EndpointConfigName="green")
+    world.sm.delete_endpoint_config(EndpointConfigName="green")
+    assert (
+        world.sm.describe_endpoint(EndpointName="e")["ProductionVariants"][0][
+            "DesiredInstanceCount"
+        ]
+        == 2
+    )
 
 
 def test_a_failed_update_rolls_back_with_its_reason(world: World) -> None:

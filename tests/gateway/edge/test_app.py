@@ -143,7 +143,8 @@ def test_hostname_on_serial_endpoint_is_validation_error(client: Any) -> None:
 def test_unknown_endpoint_is_validation_error(client: Any) -> None:
     with pytest.raises(client.exceptions.ValidationError) as info:
         invoke(client, "nowhere")
-    assert info.value.response["Error"]["Message"] == "Endpoint nowhere of account local not found."
+    message = info.value.response["Error"]["Message"]
+    assert message == "Endpoint nowhere of account 000000000000 not found."
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 

@@ -143,7 +143,7 @@ def test_errors_before_the_stream_are_ordinary_sagemaker_errors(gateway_url: str
     with pytest.raises(ClientError) as missing:
         stream(gateway_url, "nope")
     assert missing.value.response["Error"]["Code"] == "ValidationError"
-    assert "Endpoint nope of account local not found" in str(missing.value)
+    assert "Endpoint nope of account 000000000000 not found" in str(missing.value)
     with pytest.raises(ClientError) as variant:
         stream(gateway_url, "plain", TargetVariant="Other")
     assert "Target variant Other not found" in str(variant.value)

@@ -21,5 +21,6 @@ def test_every_malformed_request_gets_a_4xx_with_a_message(tmp_path: Path) -> No
     assert result["valid_request_after"]  # the model's own prediction, compared in the script
     assert by_case["huge header (1 MiB)"]["status"] == 431
     assert by_case["oversize chunked body (7 MiB)"]["error_type"] == "ValidationError"
-    assert by_case["unknown endpoint"]["message"] == "Endpoint nope of account local not found."
+    unknown = by_case["unknown endpoint"]["message"]
+    assert unknown == "Endpoint nope of account 000000000000 not found."
     assert by_case["bad JSON"]["error_type"] == "ModelError"

@@ -11,6 +11,7 @@ from gateway.state import (
     FILENAME,
     AlreadyExists,
     BadToken,
+    EndpointRecord,
     EndpointStatus,
     InUse,
     JobStatus,
@@ -75,6 +76,37 @@ def test_a_failing_migration_leaves_the_database_at_the_version_before(tmp_path:
     assert migrate(conn, [(1, "CREATE TABLE a (x INTEGER);"), (2, "CREATE TABLE b (y);")]) == 2
 
 
+def test_endpoints_of_an_older_database_get_their_own_copy(tmp_path: Path) -> None:
+    """Migration 4: endpoints made before they kept a copy get one from what exists."""
+    path = tmp_path / FILENAME
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, MIGRATIONS[:3])
+    conn.executescript(
+        """
+        INSERT INTO models VALUES ('m', 'M', 'arn:m', 1, '{"ModelName": "M"}');
+        INSERT INTO models VALUES ('n', 'n', 'arn:n', 1, '{"ModelName": "n"}');
+        INSERT INTO endpoint_configs VALUES ('c', 'C', 'arn:c', 1, '{"EndpointConfigName": "C"}');
+        INSERT INTO endpoint_configs VALUES ('d', 'd', 'arn:d', 1, '{"EndpointConfigName": "d"}');
+        INSERT INTO config_models VALUES ('c', 0, 'A', 'M', 'm');
+        INSERT INTO config_models VALUES ('d', 0, 'A', 'n', 'n');
+        INSERT INTO endpoints (key, name, arn, config_key, config_name, pending_key, pending_name,
+            status, created, modified, request)
+            VALUES ('e', 'E', 'arn:e', 'c', 'C', 'd', 'd', 'Updating', 1, 1, '{}');
+        """
+    )
+    conn.close()
+    with StateStore(path) as store:
+        got = store.get_endpoint("e")
+        assert got is not None and got.deployed is not None and got.pending_deployed is not None
+        assert (got.deployed.config, got.deployed.models) == ("C", {"M": {"ModelName": "M"}})
+        assert (got.pending_deployed.config, got.pending_deployed.models) == (
+            "d",
+            {"n": {"ModelName": "n"}},
+        )
+        store.delete_config("c")  # no foreign key holds it any more
+        assert store.check() == []
+
+
 def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
     path = tmp_path / FILENAME
     StateStore(path).close()
@@ -111,18 +143,48 @@ def test_a_config_needs_its_models_and_an_endpoint_its_config(store: StateStore)
     assert store.get_endpoint("e") is None
 
 
-def test_what_an_endpoint_uses_cannot_be_deleted(store: StateStore) -> None:
-    endpoint_on(store)
-    with pytest.raises(InUse) as model:
-        store.delete_model("m")
-    assert model.value.users == ['endpoint "e"']
-    with pytest.raises(InUse):
-        store.delete_config("c")
-    store.begin_delete("e")
-    store.remove_endpoint("e")
+def test_an_endpoint_keeps_its_own_copy_of_what_it_was_deployed_with(store: StateStore) -> None:
+    store.add_model("m", "arn:m", {"ModelName": "m", "PrimaryContainer": {"Image": "sklearn"}})
+    store.add_config("C", "arn:c", {"EndpointConfigName": "C"}, {"AllTraffic": "m"})
+    store.add_endpoint("e", "arn:e", "c", {})
+    # As on SageMaker: what an endpoint uses may be deleted; it runs its own copy.
     store.delete_config("c")
     store.delete_model("m")
-    assert store.get_model("m") is None and store.check() == []
+    assert store.get_model("m") is None and store.get_config("c") is None
+    got = store.get_endpoint("e")
+    assert got is not None and got.deployed is not None
+    assert got.deployed.config == "C" and got.deployed.request == {"EndpointConfigName": "C"}
+    assert got.deployed.models == {
+        "m": {"ModelName": "m", "PrimaryContainer": {"Image": "sklearn"}}
+    }
+    # A model and config made again under the same names do not change what it runs.
+    store.add_model("m", "arn:m", {"ModelName": "m", "PrimaryContainer": {"Image": "pytorch"}})
+    store.add_config("c", "arn:c", {"EndpointConfigName": "c", "New": 1}, {"AllTraffic": "m"})
+    again = store.get_endpoint("e")
+    assert again is not None and again.deployed == got.deployed
+    assert store.check() == []
+
+
+def test_a_model_a_running_job_uses_cannot_be_deleted(store: StateStore) -> None:
+    store.add_model("m", "arn", {})
+    store.add_job("j", "arn:j", "m", {"ModelName": "m"})
+    with pytest.raises(InUse) as model:
+        store.delete_model("m")
+    assert model.value.users == ['transform job "j"']
+
+
+def test_admit_refuses_inside_the_transaction(store: StateStore) -> None:
+    endpoint_on(store, "a")
+    seen: list[tuple[str, list[str]]] = []
+
+    def refuse(record: EndpointRecord, others: list[EndpointRecord]) -> None:
+        seen.append((record.name, [o.name for o in others]))
+        raise WrongState("endpoint", record.name, "over budget")
+
+    with pytest.raises(WrongState):
+        store.add_endpoint("b", "arn:b", "c", {}, admit=refuse)
+    assert seen == [("b", ["a"])]
+    assert store.get_endpoint("b") is None  # nothing written
 
 
 def test_an_update_moves_to_the_pending_config_or_rolls_back(store: StateStore) -> None:
@@ -133,14 +195,16 @@ def test_an_update_moves_to_the_pending_config_or_rolls_back(store: StateStore) 
     store.set_endpoint_status("e", EndpointStatus.IN_SERVICE, expect={EndpointStatus.CREATING})
     updating = store.begin_update("e", "c2")
     assert (updating.status, updating.config, updating.pending_config) == ("Updating", "c", "c2")
-    with pytest.raises(InUse):  # the pending config is in use too
-        store.delete_config("c2")
+    assert updating.pending_deployed is not None and updating.pending_deployed.config == "c2"
     back = store.rollback_update("e", "container-1 exited")
     assert (back.status, back.config, back.pending_config) == ("InService", "c", None)
-    assert back.failure_reason == "container-1 exited"
+    assert back.failure_reason == "container-1 exited" and back.pending_deployed is None
+    assert back.deployed is not None and back.deployed.config == "c"
     store.begin_update("e", "c2")
+    store.delete_config("c2")  # the update goes on with its own copy
     done = store.finish_update("e")
     assert (done.status, done.config, done.failure_reason) == ("InService", "c2", None)
+    assert done.deployed is not None and done.deployed.config == "c2"
     with pytest.raises(WrongState):
         store.finish_update("e")
 
