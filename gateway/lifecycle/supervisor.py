@@ -106,6 +106,7 @@ class Supervisor:
                     f"{c.endpoint}/{c.hostname}",
                     settings.state_dir / c.deployment / c.hostname / "container.log",
                     tail=settings.log_tail_lines,
+                    labels={"endpoint": e.name, "variant": e.variant, "hostname": c.hostname},
                 ),
                 # A MultiModel prefix is not unpacked here: the model store loads models on demand.
                 source=None if c.spec.mode is Mode.MULTI_MODEL else e.spec.model_data_url(c.spec),
