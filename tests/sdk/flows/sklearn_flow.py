@@ -1,0 +1,63 @@
+"""SKLearnModel(entry_point, source_dir) on a training job's model.tar.gz: deploy, predict (CSV
+and JSON), then the SDK's own teardown, each step as a user writes it with SDK v2's defaults."""
+
+from __future__ import annotations
+
+import traceback
+
+import sagemaker
+from common import INSTANCE, args, gone, result, sklearn_model
+from sagemaker.deserializers import JSONDeserializer
+from sagemaker.serializers import CSVSerializer, JSONSerializer
+
+given = args()
+session = sagemaker.Session()
+model = sklearn_model(given, session)
+predictor = model.deploy(initial_instance_count=1, instance_type=INSTANCE)  # waits, as by default
+predictor.serializer = CSVSerializer()
+predictor.deserializer = JSONDeserializer()
+as_csv = predictor.predict(given["rows"])
+predictor.serializer = JSONSerializer()
+as_json = predictor.predict(given["rows"])
+endpoint = predictor.endpoint_name
+config = session.sagemaker_client.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+container = session.sagemaker_client.describe_model(ModelName=model.name)["PrimaryContainer"]
+
+# The SDK's teardown: the endpoint and its config, then the model.
+teardown = None
+try:
+    predictor.delete_endpoint()
+    predictor.delete_model()
+    gone(session, endpoint)
+except Exception:
+    teardown = traceback.format_exc()
+    # What works without it: the endpoint first, then what it used.
+    sm = session.sagemaker_client
+    if endpoint in [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]:
+        sm.delete_endpoint(EndpointName=endpoint)
+        gone(session, endpoint)
+    for call, key, name in [
+        (sm.delete_endpoint_config, "EndpointConfigName", config),
+        (sm.delete_model, "ModelName", model.name),
+    ]:
+        try:
+            call(**{key: name})
+        except sm.exceptions.ClientError as exc:
+            if "Could not find" not in str(exc):
+                raise
+sm = session.sagemaker_client
+left = {
+    "endpoints": [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]],
+    "configs": [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]],
+    "models": [m["ModelName"] for m in sm.list_models()["Models"]],
+}
+result(
+    csv=as_csv,
+    json=as_json,
+    endpoint=endpoint,
+    model=model.name,
+    image=container["Image"],
+    environment=container["Environment"],
+    teardown_error=teardown,
+    left=left,
+)
