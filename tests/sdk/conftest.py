@@ -107,7 +107,8 @@ class Stack:
             **CREDENTIALS,
             "AWS_ENDPOINT_URL_SAGEMAKER": self.gateway,
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.gateway,
-            "AWS_ENDPOINT_URL_LOGS": self.gateway,
+            # botocore names the variable after the service id, "CloudWatch Logs".
+            "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": self.gateway,
             "AWS_ENDPOINT_URL_S3": self.s3_url,
             "AWS_CONFIG_FILE": str(self.folder / "home" / "aws-config"),
             # The SDK's own settings file: its default bucket (else it asks STS for the account).

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.sdk.conftest import ENTRY_POINT, MODEL_DATA, Stack, rows
+from tests.sdk.conftest import BUCKET, ENTRY_POINT, MODEL_DATA, Stack, rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.sklearn]
 
@@ -56,3 +56,23 @@ def test_the_sdks_own_teardown_deletes_endpoint_config_and_model(
     # predictor.delete_endpoint() deletes the config first, while the endpoint still uses it.
     assert sklearn_flow["teardown_error"] is None, sklearn_flow["teardown_error"]
     assert sklearn_flow["left"] == {"endpoints": [], "configs": [], "models": []}
+
+
+def test_transformer_waits_and_prints_the_containers_log_lines(stack: Stack) -> None:
+    sent = rows(6, seed=12)
+    body = "".join(",".join(str(v) for v in row) + "\n" for row in sent)
+    stack.s3.put_object(Bucket=BUCKET, Key="batch/in/rows.csv", Body=body.encode())
+    outcome, printed = stack.flow(
+        "transform_flow.py",
+        model_data=MODEL_DATA,
+        entry_point=ENTRY_POINT,
+        source_dir=str(stack.source_dir),
+        input=f"s3://{BUCKET}/batch/in/",
+        output=f"s3://{BUCKET}/batch/out",
+    )
+    assert outcome["status"] == "Completed"
+    # The SDK printed the container's own line, which it read through CloudWatch Logs.
+    assert "tandem-sdk-test: model_fn loads model.joblib" in printed
+    answer = stack.s3.get_object(Bucket=BUCKET, Key="batch/out/rows.csv.out")["Body"].read()
+    got = [float(line) for line in answer.decode().split()]
+    assert got == pytest.approx(probabilities(stack, sent))
