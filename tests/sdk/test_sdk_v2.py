@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.gateway.models.stores import pack, train_classifier
 from tests.sdk.conftest import BUCKET, ENTRY_POINT, MODEL_DATA, Stack, rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.sklearn]
@@ -76,3 +77,39 @@ def test_transformer_waits_and_prints_the_containers_log_lines(stack: Stack) -> 
     answer = stack.s3.get_object(Bucket=BUCKET, Key="batch/out/rows.csv.out")["Body"].read()
     got = [float(line) for line in answer.decode().split()]
     assert got == pytest.approx(probabilities(stack, sent))
+
+
+def test_multi_data_model_serves_each_target_model(stack: Stack) -> None:
+    other = train_classifier(8)  # a second model: the answers tell which one ran
+    archive = pack(stack.folder / "other.tar.gz", other)
+    stack.s3.put_object(Bucket=BUCKET, Key="train/other.tar.gz", Body=archive.read_bytes())
+    sent = rows(3, seed=13)
+    outcome, _ = stack.flow(
+        "mme_flow.py",
+        name="sdk-mme",
+        prefix=f"s3://{BUCKET}/mme/",
+        model_data=MODEL_DATA,
+        entry_point=ENTRY_POINT,
+        source_dir=str(stack.source_dir),
+        models={"first.tar.gz": MODEL_DATA, "second.tar.gz": f"s3://{BUCKET}/train/other.tar.gz"},
+        rows=sent,
+    )
+    assert outcome["answers"]["first.tar.gz"] == pytest.approx(probabilities(stack, sent))
+    expected = other.predict_proba(sent)[:, 1].tolist()
+    assert outcome["answers"]["second.tar.gz"] == pytest.approx(expected)
+    assert outcome["listed"] == ["first.tar.gz", "second.tar.gz"]
+
+
+def test_async_predictor_gets_its_answer_from_s3(stack: Stack) -> None:
+    sent = rows(2, seed=14)
+    outcome, _ = stack.flow(
+        "async_flow.py",
+        model_data=MODEL_DATA,
+        entry_point=ENTRY_POINT,
+        source_dir=str(stack.source_dir),
+        output=f"s3://{BUCKET}/async/out",
+        rows=sent,
+    )
+    assert outcome["kind"] == "AsyncPredictor"
+    assert outcome["output"].startswith(f"s3://{BUCKET}/async/out/")
+    assert outcome["answer"]["probabilities"] == pytest.approx(probabilities(stack, sent))
