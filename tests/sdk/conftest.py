@@ -28,13 +28,15 @@ from tests.support import PYTHON, free_port, running
 FLOWS = Path(__file__).parent / "flows"
 ROLE = "arn:aws:iam::000000000000:role/SageMakerRole"
 BUCKET = "models"
-#: The SDK's settings file: the bucket it uploads code and data to.
+#: The SDK's settings file: the bucket it uploads code and data to (else it asks AWS STS for the
+#: account), and no telemetry (its request to AWS has no timeout: offline, it hangs ~2 minutes).
 SDK_CONFIG = f"""SchemaVersion: '1.0'
 SageMaker:
   PythonSDK:
     Modules:
       Session:
         DefaultS3Bucket: {BUCKET}
+      TelemetryOptOut: true
 """
 #: The training job's archive: the model alone, no code/ (the code comes with the SDK's upload).
 MODEL_DATA = f"s3://{BUCKET}/train/model.tar.gz"

@@ -24,6 +24,8 @@ session.wait_for_endpoint(predictor.endpoint_name, poll=1)
 # SDK v2 sends InvokeEndpointAsync no ContentType (it sets it on the S3 object it uploads):
 # say it, or the container reads the input as its default, JSON.
 response = predictor.predict_async(data=given["rows"], initial_args={"ContentType": "text/csv"})
-answer = response.get_result(WaiterConfig(max_attempts=120, delay=1))
+# The SDK also polls for the failure object in a thread of its own, until its waiter gives up:
+# the process ends max_attempts * delay seconds after the call at the latest.
+answer = response.get_result(WaiterConfig(max_attempts=15, delay=1))
 predictor.delete_endpoint(delete_endpoint_config=False)
 result(answer=answer, output=response.output_path, kind=type(predictor).__name__)
