@@ -105,6 +105,7 @@ def test_submit_directory_settings(tmp_path: Path) -> None:
     env = {"SAGEMAKER_SUBMIT_DIRECTORY": f"file://{tmp_path}/code"}
     assert ContainerSettings(**env).code_dir == tmp_path / "code"  # type: ignore[arg-type]
     assert ContainerSettings().code_dir is None
-    remote = ContainerSettings(SAGEMAKER_SUBMIT_DIRECTORY="s3://b/sourcedir.tar.gz")  # type: ignore[call-arg]
+    remote_env = {"SAGEMAKER_SUBMIT_DIRECTORY": "s3://b/sourcedir.tar.gz"}
+    remote = ContainerSettings(**remote_env)  # type: ignore[arg-type]
     with pytest.raises(ModelLoadError, match="not a local folder"):
         _ = remote.code_dir

@@ -158,7 +158,7 @@ def test_filter_log_events_over_streams_with_patterns_and_paging(logs: Any) -> N
     assert len(hits["searchedLogStreams"]) == 2
     seen, token, pages = [], None, 0
     while True:
-        kwargs = {"nextToken": token} if token else {}
+        kwargs: dict[str, str] = {"nextToken": token} if token else {}
         page = logs.filter_log_events(
             logGroupName=group, startTime=T0 + 2, endTime=T0 + 5, limit=2, **kwargs
         )
