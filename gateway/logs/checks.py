@@ -12,6 +12,7 @@ import base64
 import functools
 import json
 import re
+import zlib
 from typing import Any
 
 from gateway.control.errors import ControlError, SerializationFailure
@@ -130,14 +131,25 @@ def read_token(token: str | None, kind: str, query: Any) -> int:
     return offset
 
 
-#: GetLogEvents' own tokens, as CloudWatch Logs shapes them: ``f/<n>`` forward, ``b/<n>`` back.
-EVENT_TOKEN = re.compile(r"([fb])/(\d{1,18})")
+#: GetLogEvents' own tokens, shaped as CloudWatch Logs' (``f/`` forward, ``b/`` back, digits):
+#: a checksum of the group and stream, then the position.
+EVENT_TOKEN = re.compile(r"([fb])/(\d{10})(\d{1,18})")
 
 
-def read_event_token(token: str) -> tuple[str, int]:
+def event_token(direction: str, query: Any, position: int) -> str:
+    return f"{direction}/{_checksum(query):010d}{position}"
+
+
+def read_event_token(token: str, query: Any) -> tuple[str, int]:
+    """The direction and position of a token GetLogEvents made for this stream."""
     found = EVENT_TOKEN.fullmatch(token)
-    if found is None:
+    if found is None or int(found.group(2)) != _checksum(query):
         raise InvalidParameter(
-            f"The specified nextToken is invalid: {token[:60]!r} is not a token GetLogEvents made."
+            f"The specified nextToken is invalid: {token[:60]!r} was not made by GetLogEvents "
+            "for this log stream."
         )
-    return found.group(1), int(found.group(2))
+    return found.group(1), int(found.group(3))
+
+
+def _checksum(query: Any) -> int:
+    return zlib.crc32(json.dumps(query, sort_keys=True).encode())

@@ -18,6 +18,7 @@ from typing import Any
 from gateway.logs.checks import (
     InvalidParameter,
     ResourceNotFound,
+    event_token,
     make_token,
     read_event_token,
     read_token,
@@ -106,8 +107,9 @@ class LogsService:
         events = _in_time(stream.events(), params)
         limit = params.get("limit", MAX_EVENTS)
         token = params.get("nextToken")
+        query = [group, name]  # positions count within the time range asked
         if token is not None:
-            direction, at = read_event_token(token)
+            direction, at = read_event_token(token, query)
             at = min(at, len(events))
             start, end = (at, at + limit) if direction == "f" else (max(0, at - limit), at)
         elif params.get("startFromHead"):
@@ -117,8 +119,8 @@ class LogsService:
         end = min(end, len(events))
         return {
             "events": [_event(e) for e in events[start:end]],
-            "nextForwardToken": f"f/{end}",
-            "nextBackwardToken": f"b/{start}",
+            "nextForwardToken": event_token("f", query, end),
+            "nextBackwardToken": event_token("b", query, start),
         }
 
     def filter_log_events(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -130,6 +130,7 @@ def test_get_log_events_pages_both_ways_within_a_time_range(logs: Any) -> None:
         logGroupName=group,
         logStreamName=stream,
         startTime=T0 + 1,  # the same query, read backwards
+        endTime=T0 + 6,
         nextToken=second["nextBackwardToken"],
         limit=2,
     )
@@ -195,9 +196,14 @@ def test_bad_input_names_the_field(logs: Any) -> None:
     with pytest.raises(ClientError) as info:
         logs.filter_log_events(logGroupName=group, nextToken=listed["nextToken"])
     assert error(info)[0] == "InvalidParameterException"
-    with pytest.raises(ClientError) as info:
-        logs.get_log_events(logGroupName=group, logStreamName="x", nextToken="garbage")
-    assert error(info)[0] in ("InvalidParameterException", "ResourceNotFoundException")
+    blue = f"blue/{instance_id('ab_blue_0')}"
+    green = f"green/{instance_id('ab_green_0')}"
+    token = logs.get_log_events(logGroupName=group, logStreamName=blue)["nextForwardToken"]
+    for stream, bad in [(blue, "garbage"), (blue, "f/12"), (green, token)]:  # the last: blue's
+        with pytest.raises(ClientError) as info:
+            logs.get_log_events(logGroupName=group, logStreamName=stream, nextToken=bad)
+        code, message = error(info)
+        assert code == "InvalidParameterException" and "nextToken" in message
     with pytest.raises(ClientError) as info:
         logs.describe_log_streams(
             logGroupName=group, logStreamNamePrefix="blue", orderBy="LastEventTime"
