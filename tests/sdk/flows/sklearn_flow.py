@@ -46,11 +46,14 @@ except Exception:
             if "Could not find" not in str(exc):
                 raise
 sm = session.sagemaker_client
-left = {
+# What is left of this flow's endpoint, config and model (other flows share the gateway).
+listed = {
     "endpoints": [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]],
     "configs": [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]],
     "models": [m["ModelName"] for m in sm.list_models()["Models"]],
 }
+mine = {"endpoints": endpoint, "configs": config, "models": model.name}
+left = {kind: [n for n in names if n == mine[kind]] for kind, names in listed.items()}
 result(
     csv=as_csv,
     json=as_json,
