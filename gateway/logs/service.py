@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway.control.errors import UnknownOperation
 from gateway.logs.checks import (
     InvalidParameter,
     ResourceNotFound,
@@ -48,8 +49,6 @@ class LogsService:
         """Run ``operation`` off the event loop (it reads files)."""
         handler = OPERATIONS.get(operation)
         if handler is None:
-            from gateway.control.errors import UnknownOperation
-
             raise UnknownOperation(
                 f"CloudWatch Logs operation {operation[:100]!r} is not served here; Tandem "
                 f"serves {', '.join(sorted(OPERATIONS))}."
