@@ -234,3 +234,10 @@ def test_limits_come_from_botocores_model(logs: Any) -> None:
         raw.get_log_events(logStreamName="x", logGroupName="a b")
     code, message = error(info)
     assert code == "InvalidParameterException" and "'logGroupName'" in message
+
+
+def test_the_write_side_is_not_served(logs: Any) -> None:
+    with pytest.raises(ClientError) as info:
+        logs.put_log_events(logGroupName="g", logStreamName="s", logEvents=[])
+    code, message = error(info)
+    assert code == "UnknownOperationException" and "PutLogEvents" in message
