@@ -238,6 +238,8 @@ def test_limits_come_from_botocores_model(logs: Any) -> None:
 
 def test_the_write_side_is_not_served(logs: Any) -> None:
     with pytest.raises(ClientError) as info:
-        logs.put_log_events(logGroupName="g", logStreamName="s", logEvents=[])
+        logs.put_log_events(
+            logGroupName="g", logStreamName="s", logEvents=[{"timestamp": T0, "message": "m"}]
+        )
     code, message = error(info)
     assert code == "UnknownOperationException" and "PutLogEvents" in message
