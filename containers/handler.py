@@ -1,5 +1,8 @@
 """The handler contract: a user's ``code/<SAGEMAKER_PROGRAM>`` + framework defaults -> one pipeline.
 
+The code is ``<model dir>/code/``, or the folder ``SAGEMAKER_SUBMIT_DIRECTORY`` names (where the
+gateway put what SageMaker's SDK uploaded as ``sourcedir.tar.gz``).
+
 The user module may define ``model_fn(model_dir)``, ``input_fn(body, content_type)``,
 ``predict_fn(data, model)``, ``output_fn(prediction, accept)`` or ``transform_fn(model, body,
 content_type, accept)`` (which replaces the other three); each may take one more argument, a
@@ -20,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from containers import codecs
+from containers import codecs, requirements
 from containers.errors import (
     ContainerError,
     ModelLoadError,
@@ -105,15 +108,30 @@ def _user_function(module: ModuleType, name: str, source: Path) -> HandlerFuncti
     return HandlerFunction(name, func, user=True, takes_context=len(positional) > arity or varargs)
 
 
-def load_user_module(code_dir: Path, program: str) -> tuple[ModuleType | None, Path]:
-    """Import ``code_dir/program`` under a unique module name; ``None`` when there is none."""
-    source = (code_dir / program).resolve()
-    if not source.is_relative_to(code_dir.resolve()) or source.suffix != ".py":
-        raise ModelLoadError(f"SAGEMAKER_PROGRAM={program!r} must name a .py file inside code/")
+def program_file(program: str | None) -> str:
+    """``SAGEMAKER_PROGRAM`` as the file it names in the code folder (``x`` is ``x.py``, as
+    SageMaker's toolkits take a module name too); a path is refused, the folder is the code's."""
+    name = (program or DEFAULT_PROGRAM).strip()
+    if not name or "/" in name or "\\" in name or name.strip(".") == "":
+        raise ModelLoadError(
+            f"SAGEMAKER_PROGRAM={program!r} must be a file name in the code folder, not a path "
+            "(e.g. inference.py)"
+        )
+    return name if name.endswith(".py") else f"{name}.py"
+
+
+def load_user_module(
+    code_dir: Path, program: str | None, *, required: bool = False
+) -> tuple[ModuleType | None, Path]:
+    """Import ``code_dir/program`` under a unique module name; ``None`` when there is none and
+    none was asked for. ``required`` (a program named, or code given apart from the model):
+    a missing program is an error, so the user's code is never silently left out."""
+    file = program_file(program)
+    source = code_dir.resolve() / file
     if not source.is_file():
-        if program != DEFAULT_PROGRAM:
-            raise ModelLoadError(f"SAGEMAKER_PROGRAM={program!r} but {source} does not exist")
-        return None, source
+        if not required and program is None:
+            return None, source
+        raise ModelLoadError(f"SAGEMAKER_PROGRAM={file!r} cannot be found: {_missing(code_dir)}")
     name = f"tandem_user_code_{next(_module_ids)}"
     spec = importlib.util.spec_from_file_location(name, source)
     if spec is None or spec.loader is None:
@@ -129,9 +147,18 @@ def load_user_module(code_dir: Path, program: str) -> tuple[ModuleType | None, P
         del sys.modules[name]
         log.exception("importing %s failed", source)
         raise ModelLoadError(
-            f"importing {source.name} failed: {type(exc).__name__}: {exc}"
+            f"SAGEMAKER_PROGRAM={file!r} cannot be imported: {type(exc).__name__}: {exc}"
         ) from exc
     return module, source
+
+
+def _missing(code_dir: Path) -> str:
+    """What the code folder holds instead, for the message of a program that is not there."""
+    if not code_dir.is_dir():
+        return f"there is no code folder {code_dir}"
+    names = sorted(p.name for p in code_dir.iterdir() if p.suffix == ".py")[:10]
+    found = ", ".join(names) if names else "no .py file"
+    return f"{code_dir} holds {found}"
 
 
 class ModelHandler:
@@ -143,16 +170,22 @@ class ModelHandler:
         model_dir: Path,
         *,
         name: str = "model",
-        program: str = DEFAULT_PROGRAM,
+        program: str | None = None,
+        code_dir: Path | None = None,
+        install_requirements: bool = False,
         default_accept: str = codecs.JSON,
     ) -> None:
+        """``code_dir``: the user's code apart from the model (``SAGEMAKER_SUBMIT_DIRECTORY``);
+        else ``<model_dir>/code``."""
         self.framework = framework
         self.model_dir = model_dir
         self.name = name
         self.default_accept = default_accept
         if not model_dir.is_dir():
             raise ModelLoadError(f"model dir {model_dir} does not exist")
-        self.module, source = load_user_module(model_dir / "code", program)
+        code = code_dir or model_dir / "code"
+        requirements.ensure(code, install=install_requirements)
+        self.module, source = load_user_module(code, program, required=code_dir is not None)
         found = {
             fn: _user_function(self.module, fn, source) if self.module is not None else None
             for fn in ARITY

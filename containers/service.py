@@ -68,6 +68,8 @@ class ModelService:
             model_dir,
             name=name,
             program=self.settings.program,
+            code_dir=self.settings.code_dir,
+            install_requirements=self.settings.install_requirements,
             default_accept=self.settings.default_accept,
         )
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlparse
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from containers import codecs
+from containers.errors import ModelLoadError
 
 FRAMEWORK_ENV = "TANDEM_FRAMEWORK"
 
@@ -28,7 +30,14 @@ class ContainerSettings(BaseSettings):
     base_dir: Path = Field(default=Path("/opt/ml"), alias="SAGEMAKER_BASE_DIR")
     #: Single-model artifacts; defaults to ``<base_dir>/model``.
     model_dir: Path | None = Field(default=None, alias="SM_MODEL_DIR")
-    program: str = Field(default="inference.py", alias="SAGEMAKER_PROGRAM")
+    #: The entry module of the user's code; unset: ``inference.py`` if there is one.
+    program: str | None = Field(default=None, alias="SAGEMAKER_PROGRAM")
+    #: The user's code as a local folder (the gateway fetches SageMaker's ``s3://`` one there);
+    #: unset: ``<model dir>/code``. Set, its program must exist.
+    submit_directory: str | None = Field(default=None, alias="SAGEMAKER_SUBMIT_DIRECTORY")
+    #: ``requirements.txt`` beside the code may be installed with pip (an image of its own);
+    #: otherwise what it lists must be installed already.
+    install_requirements: bool = Field(default=False, alias="TANDEM_INSTALL_REQUIREMENTS")
     default_accept: str = Field(default=codecs.JSON, alias="SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT")
     workers: int = Field(default=1, ge=1, le=64, alias="SAGEMAKER_MODEL_SERVER_WORKERS")
     #: Seconds one prediction may take.
@@ -75,6 +84,22 @@ class ContainerSettings(BaseSettings):
     @property
     def resolved_model_dir(self) -> Path:
         return self.model_dir if self.model_dir is not None else self.base_dir / "model"
+
+    @property
+    def code_dir(self) -> Path | None:
+        """``SAGEMAKER_SUBMIT_DIRECTORY`` as a local folder (``file://`` too); a remote URL is for
+        the gateway to fetch: a container alone cannot, and says so rather than skip the code."""
+        url = self.submit_directory
+        if not url:
+            return None
+        if url.startswith("file://"):
+            return Path(unquote(urlparse(url).path))
+        if "://" in url:
+            raise ModelLoadError(
+                f"SAGEMAKER_SUBMIT_DIRECTORY={url!r} is not a local folder: the gateway fetches "
+                "the code and points the container at its copy"
+            )
+        return Path(url)
 
     @property
     def models_dir(self) -> Path:

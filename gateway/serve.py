@@ -61,6 +61,8 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     from gateway.control import endpoints as control_endpoints
     from gateway.control.apply import apply_spec
     from gateway.control.translate import parse_model_roots
+    from gateway.logs import TARGET_PREFIX as LOGS
+    from gateway.logs import LogsService
     from gateway.state import FILENAME, EndpointStatus, StateStore
 
     sock = bind(settings.host, settings.port)
@@ -102,11 +104,9 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     jobs = BatchJobs(plane, settings, reconciler.budget)  # a job's containers count too
     plane.jobs = jobs
     queued = AsyncInference(store, table, settings, roots)  # InvokeEndpointAsync
-    app = create_app(
-        table,
-        settings,
-        routes=[control_route(plane, authorize=admins(settings)), queued.route()],
-    )
+    logs = LogsService(settings.state_dir, region=settings.region, account=settings.account)
+    control = control_route(plane, authorize=admins(settings), services={LOGS: logs.acall})
+    app = create_app(table, settings, routes=[control, queued.route()])
     queued.attach(app)
     reconciler.attach(app.state.dispatcher, app.state.metrics)
     stop = asyncio.Event()
@@ -172,8 +172,8 @@ def admins(settings: GatewaySettings) -> Callable[[Request], None]:
     open_network = settings.auth == "none" and not loopback(settings.host)
 
     def authorize(request: Request) -> None:
-        target = request.headers.get("x-amz-target", "").removeprefix("SageMaker.")
-        operation = target or "the control plane"
+        service, _, name = request.headers.get("x-amz-target", "").partition(".")
+        operation = f"{'logs' if service.startswith('Logs_') else 'sagemaker'}:{name or '*'}"
         if open_network:
             raise AccessDenied(
                 f"The control plane is refused on {settings.host} without authentication: it "
@@ -182,7 +182,7 @@ def admins(settings: GatewaySettings) -> Callable[[Request], None]:
             )
         if role_of(request.scope, settings) != ADMIN:
             raise AccessDenied(
-                f"This key is not authorized to perform: sagemaker:{operation}: its role is "
+                f"This key is not authorized to perform: {operation}: its role is "
                 "invoke; the control plane needs a key with the admin role."
             )
 

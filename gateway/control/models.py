@@ -18,6 +18,7 @@ from gateway.control.errors import ResourceLimitExceeded, ValidationException
 from gateway.control.shapes import member_path
 from gateway.control.translate import COMMAND_ENV, check_model_data, containers_of, to_spec
 from gateway.control.variants import endpoint_spec
+from gateway.lifecycle.backends.base import SUBMIT_ENV
 from gateway.state import ConfigRecord, ModelRecord
 from pipelines.errors import TandemError
 from pipelines.spec import MAX_CONTAINERS, MAX_VARIANTS
@@ -29,6 +30,8 @@ _CONTAINER_UNSUPPORTED = {
 _CONFIG_UNSUPPORTED = {
     "ExplainerConfig": "SageMaker Clarify explainers are not part of Tandem",
 }
+#: SageMaker's variable naming the entry point of the user's code.
+PROGRAM_ENV = "SAGEMAKER_PROGRAM"
 _VARIANT_UNSUPPORTED = {"ModelDataDownloadTimeoutInSeconds": "", "InstancePools": ""}
 
 
@@ -64,6 +67,7 @@ def create_model(ctx: Context, params: dict[str, Any]) -> Result:
                 )
         _check_image(path, container)
         _confine(ctx, path, container)
+        _check_code(ctx, path, container)
         _store_container(request, path, container)
     to_spec(name, request)
     ctx.store.add_model(name, ctx.arn("model", name), request)
@@ -253,6 +257,24 @@ def _confine(ctx: Context, path: tuple[str | int, ...], container: dict[str, Any
         source["S3Uri"] = check_model_data(
             source["S3Uri"], ctx.model_roots, member=at, forbidden=ctx.forbidden
         )
+
+
+def _check_code(ctx: Context, path: tuple[str | int, ...], container: dict[str, Any]) -> None:
+    """The user's code as SageMaker's framework containers take it: ``SAGEMAKER_SUBMIT_DIRECTORY``
+    under the allowed roots (a local one made absolute), ``SAGEMAKER_PROGRAM`` a file name."""
+    env = container.get("Environment") or {}
+    program = env.get(PROGRAM_ENV)
+    if program is not None and (
+        not program.strip() or "/" in program or "\\" in program or not program.strip(".")
+    ):
+        raise ValidationException(
+            f"{member_path(*path, 'Environment')}.{PROGRAM_ENV}: {program[:100]!r} must be the "
+            "file name of the entry point in the code folder (e.g. inference.py), not a path"
+        )
+    submit = env.get(SUBMIT_ENV)
+    if submit is not None:
+        at = f"{member_path(*path, 'Environment')}.{SUBMIT_ENV}"
+        env[SUBMIT_ENV] = check_model_data(submit, ctx.model_roots, member=at)
 
 
 def _store_container(

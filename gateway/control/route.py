@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -44,10 +44,19 @@ ACCEPTED_TYPES = ("application/x-amz-json-1.1", "application/x-amz-json-1.0")
 
 #: Called with each request before anything else; raises ``AccessDenied`` to refuse it.
 Authorize = Callable[[Request], Awaitable[None] | None]
+#: Another AWS service in JSON 1.1 on the same route (CloudWatch Logs ...): operation, input ->
+#: output, raising ``ControlError``s in its own codes.
+Service = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-def control_route(plane: ControlPlane, *, authorize: Authorize | None = None) -> Route:
-    """``POST /`` for the gateway's app."""
+def control_route(
+    plane: ControlPlane,
+    *,
+    authorize: Authorize | None = None,
+    services: Mapping[str, Service] | None = None,
+) -> Route:
+    """``POST /`` for the gateway's app; ``services`` by their ``X-Amz-Target`` prefix."""
+    services = dict(services or {})
 
     async def endpoint(request: Request) -> Response:
         request_id = str(uuid.uuid4())
@@ -56,8 +65,8 @@ def control_route(plane: ControlPlane, *, authorize: Authorize | None = None) ->
                 pending = authorize(request)
                 if pending is not None:
                     await pending
-            operation, params = await read(request)
-            body = await plane.acall(operation, params)
+            service, operation, params = await read(request, services)
+            body = await services.get(service, plane.acall)(operation, params)
         except ControlError as exc:
             return error_response(exc, request_id)
         except Exception:
@@ -74,26 +83,39 @@ def control_route(plane: ControlPlane, *, authorize: Authorize | None = None) ->
     return Route("/", endpoint, methods=["POST"], name="control-plane")
 
 
-def control_app(plane: ControlPlane, *, authorize: Authorize | None = None) -> Starlette:
+def control_app(
+    plane: ControlPlane,
+    *,
+    authorize: Authorize | None = None,
+    services: Mapping[str, Service] | None = None,
+) -> Starlette:
     """The control plane alone, as an ASGI app (for tests, or to mount beside other routes)."""
-    return Starlette(routes=[control_route(plane, authorize=authorize)])
+    return Starlette(routes=[control_route(plane, authorize=authorize, services=services)])
 
 
-async def read(request: Request) -> tuple[str, dict[str, Any]]:
-    """The operation and its input; ``UnknownOperation`` or ``SerializationFailure`` if the
-    request is not SageMaker's JSON 1.1."""
+async def read(
+    request: Request, services: Mapping[str, Service] | None = None
+) -> tuple[str, str, dict[str, Any]]:
+    """The service's target prefix, the operation and its input; ``UnknownOperation`` or
+    ``SerializationFailure`` if the request is not JSON 1.1 for SageMaker or one of ``services``."""
     target = request.headers.get("x-amz-target", "")
+    service, _, operation = target.partition(".")
+    if service in (services or {}) and operation:
+        return service, operation, await read_body(request)
     if not target.startswith(TARGET_PREFIX) or len(target) == len(TARGET_PREFIX):
         raise UnknownOperation(
             f"X-Amz-Target must name a SageMaker operation, e.g. SageMaker.ListEndpoints "
             f"(got {target[:100]!r})."
         )
+    return TARGET_PREFIX.rstrip("."), target[len(TARGET_PREFIX) :], await read_body(request)
+
+
+async def read_body(request: Request) -> dict[str, Any]:
+    """The input of a JSON 1.1 call: a JSON object within ``MAX_BODY``."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media not in ACCEPTED_TYPES:
         raise SerializationFailure(f"Content-Type must be {CONTENT_TYPE} (got {media[:100]!r}).")
-    raw = await _body(request)
-    params = parse_body(raw)
-    return target[len(TARGET_PREFIX) :], params
+    return parse_body(await _body(request))
 
 
 async def _body(request: Request) -> bytes:

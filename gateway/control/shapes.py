@@ -209,6 +209,9 @@ class _Walker:
 
     def timestamp(self, value: Any, path: str) -> float | None:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if not _finite_within(value, MAX_EPOCH_SECONDS):
+                self.out_of_range(value, path, "a timestamp (epoch seconds of the years 1-9999)")
+                return None
             return float(value)
         if isinstance(value, str):
             try:
@@ -231,6 +234,10 @@ class _Walker:
             self.fail(value, path, f"Member must have value greater than or equal to {low}")
         if high is not None and value > high:
             self.fail(value, path, f"Member must have value less than or equal to {high}")
+
+
+#: The last second of year 9999: an epoch time past it names no date (AWS refuses it too).
+MAX_EPOCH_SECONDS = 253402300799
 
 
 def _finite_within(value: float, limit: float) -> bool:

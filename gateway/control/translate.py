@@ -40,6 +40,7 @@ from pydantic import ValidationError
 
 from gateway.control.errors import ValidationException
 from gateway.control.shapes import member_path
+from gateway.lifecycle.backends.base import SUBMIT_ENV
 from pipelines.spec import EndpointSpec, Execution, Framework, Mode, ModelCache
 
 COMMAND_ENV = "TANDEM_COMMAND"
@@ -296,6 +297,9 @@ def _definition(spec: EndpointSpec, container: Any) -> dict[str, Any]:
         out["Image"] = container.image
     if container.command is not None:
         env[COMMAND_ENV] = shlex.join(container.command)
+    submitted = env.get(SUBMIT_ENV, "")
+    if submitted and spec.source is not None and "://" not in submitted:
+        env[SUBMIT_ENV] = str(spec.source / submitted)  # like model_data: the spec's folder's
     if container.mode is Mode.MULTI_MODEL:
         out["Mode"] = Mode.MULTI_MODEL.value
     url = spec.model_data_url(container)

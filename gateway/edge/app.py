@@ -26,11 +26,12 @@ from gateway.edge.model_routes import model_routes
 from gateway.edge.stream import PATH as STREAM_PATH
 from gateway.edge.stream import ResponseStreamApp
 from gateway.errors import ApiError, InvalidRequest, endpoint_not_found
-from gateway.folders import container_dir
+from gateway.logstreams import ENDPOINT_GROUP, endpoint_stream, stream_arn
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import GatewayMetrics
 from gateway.models.hosting import close_all, make_managers, preload_all
 from gateway.runtime import (
+    ContainerRuntime,
     ContainerState,
     EndpointRuntime,
     EndpointTable,
@@ -51,12 +52,26 @@ def create_app(
 ) -> Starlette:
     """The runtime API for ``endpoints``; upstream clients live as long as the app's lifespan."""
     table = endpoints if isinstance(endpoints, EndpointTable) else EndpointTable(endpoints)
-    state_dir = settings.state_dir.resolve()
+
+    def log_stream(container: ContainerRuntime) -> str:
+        """The ARN of the CloudWatch Logs stream of ``container``'s output (ModelError's
+        ``LogStreamArn``), as ``gateway.logs`` serves it."""
+        live = table.get(container.endpoint)
+        instance = (
+            next((r for r in live.runtimes if container in r.containers), None) if live else None
+        )
+        variant = instance.variant if instance is not None else "AllTraffic"
+        stream = endpoint_stream(
+            variant,
+            container.deployment,
+            container.hostname,
+            len(instance.containers) if instance else 1,
+        )
+        group = ENDPOINT_GROUP + container.endpoint
+        return stream_arn(settings.region, settings.account, group, stream)
+
     dispatcher = Dispatcher(
-        upstream=settings.upstream,
-        max_payload=settings.max_payload,
-        # The supervisor writes each container's output there; ModelError points at it.
-        log_stream=lambda c: str(container_dir(state_dir, c) / "container.log"),
+        upstream=settings.upstream, max_payload=settings.max_payload, log_stream=log_stream
     )
     metrics = GatewayMetrics(table, dispatcher.manager)
     metrics.registry.register(

@@ -35,6 +35,9 @@ log = logging.getLogger("tandem.gateway")
 MAX_CLOCK_SKEW = 15 * 60
 #: The service name boto3's ``sagemaker-runtime`` client signs for.
 SERVICE = "sagemaker"
+#: Every service the gateway's port answers for, by the name its clients sign for (``logs``:
+#: CloudWatch Logs' read side).
+SERVICES = frozenset({SERVICE, "logs"})
 ALGORITHM = "AWS4-HMAC-SHA256"
 _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+),\s*"
@@ -214,7 +217,7 @@ class SigV4Check:
         access, date, region, service, _ = parts
         if access not in self._secrets:
             raise UnrecognizedClient("The security token included in the request is invalid.")
-        if service != SERVICE:
+        if service not in SERVICES:
             raise InvalidSignature(f"Credential should be scoped to service '{SERVICE}'.")
         signed = match["signed"].lower().encode("latin-1").split(b";")
         return access, date, region, service, signed, match["signature"]

@@ -407,4 +407,9 @@ def _reason(exc: BaseException) -> str:
     else:  # a bug: its details go to the log, not into the API's answers
         logger.error("unexpected %s", type(exc).__name__, exc_info=exc)
         text = f"An internal error occurred while starting the endpoint ({type(exc).__name__})."
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 15] + "...(truncated)"
+    if len(text) <= MAX_REASON:
+        return text
+    # Its start says what failed, its end why (a container's last words): keep both.
+    cut = "\n...(truncated)...\n"
+    head = (MAX_REASON - len(cut)) // 3
+    return text[:head] + cut + text[-(MAX_REASON - len(cut) - head) :]

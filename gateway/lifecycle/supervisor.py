@@ -16,7 +16,14 @@ from pathlib import Path
 
 from gateway.artifacts import ArtifactError, prepare_model_dir
 from gateway.folders import container_dir
-from gateway.lifecycle.backends.base import Backend, BackendError, ContainerHandle
+from gateway.lifecycle.backends.base import (
+    CODE_FOLDER,
+    SUBMIT_ENV,
+    Backend,
+    BackendError,
+    ContainerHandle,
+    submitted_code,
+)
 from gateway.lifecycle.containerlog import ContainerLog
 from gateway.lifecycle.health import ping
 from gateway.runtime import ContainerRuntime, ContainerState, EndpointRuntime
@@ -61,6 +68,8 @@ class _Slot:
     log: ContainerLog
     #: ``model_data`` as an absolute path or URL; None for no model or a MultiModel prefix.
     source: str | None
+    #: ``SAGEMAKER_SUBMIT_DIRECTORY``: the user's code, fetched apart from the model; None if unset.
+    code: str | None = None
     handle: ContainerHandle | None = None
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -98,9 +107,11 @@ class Supervisor:
                     f"{c.endpoint}/{c.hostname}",
                     container_dir(settings.state_dir, c) / "container.log",
                     tail=settings.log_tail_lines,
+                    labels={"endpoint": e.name, "variant": e.variant, "hostname": c.hostname},
                 ),
                 # A MultiModel prefix is not unpacked here: the model store loads models on demand.
                 source=None if c.spec.mode is Mode.MULTI_MODEL else e.spec.model_data_url(c.spec),
+                code=submitted_code(c),
             )
             for e in endpoints
             for c in e.containers
@@ -177,8 +188,30 @@ class Supervisor:
                 problems.append(f"{slot.name}: model_data: {exc}")
             except OSError as exc:
                 problems.append(f"{slot.name}: cannot prepare {slot.model_dir}: {exc}")
+            else:
+                problems.extend(await self._prepare_code(slot))
         if problems:
             raise StartError(problems)
+
+    async def _prepare_code(self, slot: _Slot) -> list[str]:
+        """The user's code, from ``SAGEMAKER_SUBMIT_DIRECTORY`` (a folder or ``.tar.gz``, local
+        or on S3) into the container's code folder, the way model data comes; what went wrong."""
+        if slot.code is None:
+            return []
+        target = slot.base_dir / CODE_FOLDER
+        try:
+            await asyncio.to_thread(
+                prepare_model_dir,
+                slot.code,
+                target,
+                max_bytes=self._settings.max_model_bytes,
+                s3_endpoint_url=self._settings.s3_endpoint_url,
+            )
+        except ArtifactError as exc:
+            return [f"{slot.name}: {SUBMIT_ENV}: {exc}"]
+        except OSError as exc:
+            return [f"{slot.name}: {SUBMIT_ENV}: cannot prepare {target}: {exc}"]
+        return []
 
     async def _start_first(self, slot: _Slot) -> None:
         slot.log.open(truncate=True)

@@ -19,6 +19,7 @@ import psutil
 import pytest
 import yaml
 
+from gateway.logstreams import instance_id
 from gateway.settings import MAX_PAYLOAD_BYTES
 from tests.gateway.harness import CONTRACT_SERVER, sagemaker_client
 from tests.support import PYTHON, ROOT, free_port, running, wait_until
@@ -157,7 +158,9 @@ def test_a_step_answering_415_is_model_error_naming_it(client: Any) -> None:
         'Received client error (415) from model with message "content type text/x-mid not '
         'supported". The failing step is 2 of 2 in the Serial pipeline.'
     )
-    assert error["LogStreamArn"].endswith("/state/endpoints/picky/picky/model/container.log")
+    assert error["LogStreamArn"].endswith(
+        f":log-group:/aws/sagemaker/Endpoints/picky:log-stream:AllTraffic/{instance_id('picky')}/model"
+    )
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert headers(info)["x-amzn-invoked-production-variant"] == "AllTraffic"
     assert headers(info)["server-timing"].startswith("pre;dur=")

@@ -13,10 +13,25 @@ from typing import Protocol
 from gateway.runtime import ContainerHandle, ContainerRuntime
 from pipelines.errors import TandemError
 
-__all__ = ["Backend", "BackendError", "ContainerHandle", "LineSink"]
+__all__ = ["CODE_FOLDER", "SUBMIT_ENV", "Backend", "BackendError", "ContainerHandle", "LineSink"]
 
 #: Receives each line a container writes to stdout or stderr, without the newline.
 LineSink = Callable[[str], None]
+#: SageMaker's variable for the user's code apart from the model (the SDK's ``sourcedir.tar.gz``).
+SUBMIT_ENV = "SAGEMAKER_SUBMIT_DIRECTORY"
+#: Where the supervisor puts that code, under a container's base dir; the backend points the
+#: container's ``SAGEMAKER_SUBMIT_DIRECTORY`` at it (a remote URL is the gateway's to fetch).
+CODE_FOLDER = "code"
+
+
+def submitted_code(container: ContainerRuntime) -> str | None:
+    """The container's ``SAGEMAKER_SUBMIT_DIRECTORY``; a relative path is its spec's folder's."""
+    url = container.spec.environment.get(SUBMIT_ENV, "").strip()
+    if not url:
+        return None
+    if "://" not in url and container.source is not None and not Path(url).is_absolute():
+        return str(container.source / url)
+    return url
 
 
 class BackendError(TandemError):

@@ -23,7 +23,13 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.lifecycle.backends.base import BackendError, LineSink
+from gateway.lifecycle.backends.base import (
+    CODE_FOLDER,
+    SUBMIT_ENV,
+    BackendError,
+    LineSink,
+    submitted_code,
+)
 from gateway.lifecycle.backends.docker_handle import DockerHandle
 from gateway.lifecycle.backends.process import can_listen, multi_model_environment
 from gateway.ops.images import ImageError, connect, container_env, image_for, require
@@ -40,6 +46,8 @@ CONTAINER_PORT = 8080
 PUBLISH_HOST = "127.0.0.1"
 MODEL_DIR = "/opt/ml/model"
 MODELS_DIR = "/opt/ml/models"
+#: The user's code fetched from ``SAGEMAKER_SUBMIT_DIRECTORY`` (SageMaker's code folder).
+CODE_DIR = "/opt/ml/code"
 
 
 def owner_id(state_dir: Path) -> str:
@@ -89,16 +97,21 @@ class DockerBackend:
         )
         env.update(container.spec.environment)
         env.update(SAGEMAKER_BIND_TO_PORT=str(CONTAINER_PORT), PYTHONUNBUFFERED="1")
+        if submitted_code(container) is not None:  # fetched by the supervisor, mounted here
+            env[SUBMIT_ENV] = CODE_DIR
+        # An image of its own installs the code's requirements.txt, as SageMaker's do.
+        env.setdefault("TANDEM_INSTALL_REQUIREMENTS", "true")
         return env
 
     def binds(self, container: ContainerRuntime, model_dir: Path, base_dir: Path) -> list[str]:
         """Read-only model mounts: ``/opt/ml/model``, or ``/opt/ml/models`` for MultiModel."""
+        code = [f"{base_dir / CODE_FOLDER}:{CODE_DIR}:ro"] if submitted_code(container) else []
         if not container.multi_model:
-            return [f"{model_dir}:{MODEL_DIR}:ro"]
+            return [f"{model_dir}:{MODEL_DIR}:ro", *code]
         # The gateway's model cache; also at its own path, which ``POST /models`` names.
         models = base_dir / "models"
         models.mkdir(parents=True, exist_ok=True)
-        return [f"{models}:{MODELS_DIR}:ro", f"{models}:{models}:ro"]
+        return [f"{models}:{MODELS_DIR}:ro", f"{models}:{models}:ro", *code]
 
     async def start(
         self, container: ContainerRuntime, *, model_dir: Path, base_dir: Path, on_line: LineSink

@@ -16,7 +16,13 @@ import socket
 import sys
 from pathlib import Path
 
-from gateway.lifecycle.backends.base import BackendError, LineSink
+from gateway.lifecycle.backends.base import (
+    CODE_FOLDER,
+    SUBMIT_ENV,
+    BackendError,
+    LineSink,
+    submitted_code,
+)
 from gateway.ops.images import container_env
 from gateway.runtime import ContainerRuntime
 from gateway.settings import GatewaySettings
@@ -163,6 +169,8 @@ class ProcessBackend:
             TANDEM_STATE=self._state,
             TANDEM_CONTAINER=f"{container.endpoint}/{container.hostname}",
         )
+        if submitted_code(container) is not None:  # the supervisor fetched it there
+            env[SUBMIT_ENV] = str(base_dir / CODE_FOLDER)
         return env
 
     async def start(

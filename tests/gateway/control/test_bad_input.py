@@ -168,6 +168,42 @@ CASES: list[Case] = [
         ["primaryContainer.modelDataUrl", "could not find model data"],
     ),
     (
+        "submit-directory-outside-roots",
+        lambda w: w.sm.create_model(
+            ModelName="n",
+            PrimaryContainer=sklearn(w, Environment={"SAGEMAKER_SUBMIT_DIRECTORY": "/etc"}),
+        ),
+        "ValidationException",
+        ["primaryContainer.environment.SAGEMAKER_SUBMIT_DIRECTORY", "'/etc'", "TANDEM_MODEL_ROOTS"],
+    ),
+    (
+        "submit-directory-missing",
+        lambda w: w.sm.create_model(
+            ModelName="n",
+            PrimaryContainer=sklearn(
+                w, Environment={"SAGEMAKER_SUBMIT_DIRECTORY": f"file://{w.model_dir}/nope.tar.gz"}
+            ),
+        ),
+        "ValidationException",
+        ["primaryContainer.environment.SAGEMAKER_SUBMIT_DIRECTORY", "nope.tar.gz"],
+    ),
+    (
+        "program-with-a-path",
+        lambda w: w.sm.create_model(
+            ModelName="n",
+            Containers=[
+                sklearn(w),
+                sklearn(w, Environment={"SAGEMAKER_PROGRAM": "../code/inference.py"}),
+            ],
+        ),
+        "ValidationException",
+        [
+            "containers.2.member.environment.SAGEMAKER_PROGRAM",
+            "'../code/inference.py'",
+            "not a path",
+        ],
+    ),
+    (
         "model-package",
         lambda w: w.sm.create_model(
             ModelName="n", PrimaryContainer={"ModelPackageName": "pkg/1", "Image": "sklearn"}

@@ -166,3 +166,16 @@ def test_numbers_no_type_can_hold_are_refused_in_every_numeric_member(
     assert response.status_code == 400
     assert response.headers["x-amzn-ErrorType"] == "SerializationException"
     assert serving.snapshot() == before
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS, ids=repr)
+def test_a_timestamp_that_names_no_date_is_refused(serving: World, value: Any) -> None:
+    """Epoch seconds past year 9999 (or not finite) are no time: refused, never a 200."""
+    response = httpx.post(
+        serving.url,
+        content=json.dumps({"CreationTimeAfter": value}).encode(),
+        headers={"X-Amz-Target": "SageMaker.ListEndpointConfigs", "Content-Type": JSON11},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["x-amzn-ErrorType"] == "SerializationException"

@@ -189,3 +189,19 @@ def test_model_data_stays_under_its_roots(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(ValidationException, match="must not be empty"):
         check_model_data(" ", roots)  # not the current folder
     assert check_model_data("s3://any/x", ["s3://"]) == "s3://any/x"
+
+
+def test_a_spec_files_relative_submit_directory_is_its_folders(tmp_path: Path) -> None:
+    spec = EndpointSpec.model_validate(
+        {
+            "name": "churn",
+            "source": tmp_path,
+            "containers": [
+                {"framework": "sklearn", "environment": {"SAGEMAKER_SUBMIT_DIRECTORY": "src"}},
+                {"framework": "sklearn", "environment": {"SAGEMAKER_SUBMIT_DIRECTORY": "s3://b/c"}},
+            ],
+        }
+    )
+    model, _ = from_spec(spec)
+    envs = [c["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] for c in model["Containers"]]
+    assert envs == [str(tmp_path / "src"), "s3://b/c"]

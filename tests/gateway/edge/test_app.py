@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from gateway.edge.app import create_app
+from gateway.logstreams import instance_id
 from gateway.runtime import ContainerState, EndpointRuntime
 from gateway.settings import MAX_PAYLOAD_BYTES, GatewaySettings
 from tests.gateway.harness import (
@@ -196,7 +197,11 @@ def test_client_error_from_a_container_is_model_error(client: Any) -> None:
     error = info.value.response
     assert error["OriginalStatusCode"] == 415
     assert error["OriginalMessage"] == "content type text/x-mid not supported"
-    assert error["LogStreamArn"].endswith("/direct/picky/container.log")
+    # Direct: the stream of the one instance's container that failed, named after it.
+    assert error["LogStreamArn"] == (
+        "arn:aws:logs:us-east-1:000000000000:log-group:/aws/sagemaker/Endpoints/direct:"
+        f"log-stream:AllTraffic/{instance_id('direct')}/picky"
+    )
     assert error["Error"]["Message"] == (
         "Received client error (415) from picky with message "
         '"content type text/x-mid not supported".'

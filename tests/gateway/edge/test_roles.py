@@ -73,6 +73,17 @@ def test_an_admin_key_may_use_the_control_plane(signed: str) -> None:
     assert info.value.response["Error"]["Code"] == "InvalidSignatureException"
 
 
+def test_cloudwatch_logs_takes_its_own_signature_and_the_admin_role(signed: str) -> None:
+    # boto3's logs client signs for the service "logs"; the containers' output is the admin's.
+    admin = client("logs", signed, "AKADMIN", "admin-secret")
+    assert admin.describe_log_groups()["logGroups"] == []
+    plain = client("logs", signed, "AKPLAIN", "plain-secret")
+    with pytest.raises(ClientError) as info:
+        plain.describe_log_groups()
+    assert info.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "logs:DescribeLogGroups" in info.value.response["Error"]["Message"]
+
+
 def test_without_authentication_an_open_address_refuses_the_control_plane(
     tmp_path: Path,
 ) -> None:
