@@ -56,6 +56,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     """
     from gateway.asynchronous import AsyncInference
     from gateway.batch.jobs import BatchJobs, check_job
+    from gateway.cloudwatch import MetricApi, MetricService, cloudwatch_routes
     from gateway.control import ControlPlane, control_route
     from gateway.control import endpoints as control_endpoints
     from gateway.control import models as control_models
@@ -100,10 +101,15 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     jobs = BatchJobs(plane, settings)
     plane.jobs = jobs
     queued = AsyncInference(store, table, settings, roots)  # InvokeEndpointAsync
+    cloudwatch = MetricService.from_settings(settings)  # its .recorder is a MetricRecorder
     app = create_app(
         table,
         settings,
-        routes=[control_route(plane, authorize=admins(settings)), queued.route()],
+        routes=[
+            *cloudwatch_routes(MetricApi(cloudwatch)),  # before the control plane's POST /
+            control_route(plane, authorize=admins(settings)),
+            queued.route(),
+        ],
     )
     queued.attach(app)
     reconciler.attach(app.state.dispatcher, app.state.metrics)
@@ -139,6 +145,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
         if failed:
             raise StartError([str(reason) for reason in failed])
         await queued.start()  # what was queued before a restart runs again
+        await cloudwatch.start()
 
     with _signal_handlers(on_signal), sock:
         try:
@@ -153,6 +160,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             await server.serve(sockets=[sock])
         finally:
             await queued.aclose()  # unfinished requests stay queued for the next start
+            await cloudwatch.aclose()  # what was recorded is flushed
             await jobs.close()  # they stay InProgress and resume at the next start
             await reconciler.close()
             await backend.reap_leftovers()
