@@ -1,7 +1,8 @@
 """CloudWatch's three wire forms, driven by botocore's ``cloudwatch`` service model.
 
-The model lists ``smithy-rpc-v2-cbor`` (boto3's default), ``json`` (JSON 1.0) and ``query``
-(form-encoded ``Action=...``, XML answers: the AWS CLI v1 and older SDKs). Each request becomes
+The model lists ``smithy-rpc-v2-cbor``, ``json`` (JSON 1.0) and ``query`` (form-encoded
+``Action=...``, XML answers: the AWS CLI v1 and older SDKs); botocore resolves the protocol by
+its own priority, so today's boto3 sends JSON 1.0, and SDKs that follow the model's order CBOR. Each request becomes
 the operation's input as a dict with every member of its modelled type (a timestamp as an aware
 ``datetime``, whichever of epoch seconds, CBOR tag 1 or ISO 8601 it came as); a member of the
 wrong type is ``SerializationException`` naming it, never a 500. Answers are written back from

@@ -2,8 +2,9 @@
 
 No invocation path feeds the recorder yet (the data-plane core wires it), so the tests feed it
 in-process, exactly as the core will, on a clock they move by hand: a flush or a read rolls up
-at once and "25 hours later" takes no time. Clients: boto3's default (``smithy-rpc-v2-cbor``)
-and the same client made to speak JSON 1.0 or the query protocol (``client_for``).
+at once and "25 hours later" takes no time. Clients: boto3's default (botocore resolves JSON 1.0
+from the model's list) and the same client made to speak CBOR or the query protocol
+(``client_for``).
 """
 
 from __future__ import annotations
@@ -46,12 +47,14 @@ class Clock:
 
 
 def client_for(url: str, protocol: str | None = None) -> Any:
-    """boto3's ``cloudwatch`` client; ``protocol`` forces one the model lists (json, query)."""
+    """boto3's ``cloudwatch`` client; ``protocol`` forces one the model lists."""
     session = botocore.session.get_session()
     if protocol is not None:
         loader = session.get_component("data_loader")
         # The loader caches the model it returns: the client is made from this changed copy.
-        loader.load_service_model("cloudwatch", "service-2")["metadata"]["protocol"] = protocol
+        metadata = loader.load_service_model("cloudwatch", "service-2")["metadata"]
+        metadata["protocol"] = protocol
+        metadata["protocols"] = [protocol]  # what botocore resolves the protocol from
     return boto3.Session(botocore_session=session, **KEYS).client(
         "cloudwatch", endpoint_url=url, config=CONFIG
     )
@@ -62,7 +65,7 @@ class World:
     url: str
     clock: Clock
     service: MetricService
-    #: boto3's default protocol.
+    #: boto3's default protocol (JSON 1.0).
     cw: Any
 
     @property
