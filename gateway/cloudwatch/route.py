@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import uuid
+import zlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -115,12 +116,22 @@ def cloudwatch_routes(api: MetricApi) -> list[BaseRoute]:
 
 
 async def _body(request: Request) -> bytes:
+    """The body, inflated if gzipped (botocore compresses a PutMetricData over 10 KB)."""
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_BODY:
             raise InvalidParameterValue(f"The request body is larger than {MAX_BODY} bytes.")
-    return bytes(raw)
+    if request.headers.get("content-encoding", "").strip().lower() != "gzip":
+        return bytes(raw)
+    inflate = zlib.decompressobj(wbits=31)
+    try:
+        body = inflate.decompress(bytes(raw), MAX_BODY + 1)
+    except zlib.error as exc:
+        raise SerializationError(f"The request body is not valid gzip: {exc}") from None
+    if len(body) > MAX_BODY or inflate.unconsumed_tail:
+        raise InvalidParameterValue(f"The request body inflates past {MAX_BODY} bytes.")
+    return body
 
 
 def _decode(loads: Callable[[bytes], Any], raw: bytes) -> dict[str, Any]:
