@@ -181,8 +181,7 @@ class MetricStore:
         with self._tx(write=False) as conn:
             rows = conn.execute(sql + " ORDER BY namespace, name, dims", args).fetchall()
         return [
-            Series(r[0], r[1], r[2], tuple(tuple(p) for p in json.loads(r[3])), r[4])
-            for r in rows
+            Series(r[0], r[1], r[2], tuple(tuple(p) for p in json.loads(r[3])), r[4]) for r in rows
         ]
 
     def find(self, namespace: str, name: str, d: Dims) -> int | None:

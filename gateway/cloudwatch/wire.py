@@ -2,9 +2,9 @@
 
 The model lists ``smithy-rpc-v2-cbor``, ``json`` (JSON 1.0) and ``query`` (form-encoded
 ``Action=...``, XML answers: the AWS CLI v1 and older SDKs); botocore resolves the protocol by
-its own priority, so today's boto3 sends JSON 1.0, and SDKs that follow the model's order CBOR. Each request becomes
-the operation's input as a dict with every member of its modelled type (a timestamp as an aware
-``datetime``, whichever of epoch seconds, CBOR tag 1 or ISO 8601 it came as); a member of the
+its own priority, so today's boto3 sends JSON 1.0, and SDKs that follow the model's order CBOR.
+Each request becomes the operation's input as a dict with every member of its modelled type
+(a timestamp as an aware ``datetime``, whichever of epoch seconds, CBOR tag 1 or ISO 8601 it came as); a member of the
 wrong type is ``SerializationException`` naming it, never a 500. Answers are written back from
 the output shape: CBOR and JSON as they are (timestamps as epoch seconds, or tag 1), query as
 XML in CloudWatch's namespace, lists as ``<member>``.
@@ -59,11 +59,11 @@ def typed(shape: Shape | None, value: Any, path: str) -> Any:
     if kind == "list":
         if not isinstance(value, list):
             raise _wrong(path, "a list")
-        return [typed(shape.member, v, f"{path}.member.{i}") for i, v in enumerate(value, 1)]  # type: ignore[attr-defined]
+        return [typed(shape.member, v, f"{path}.member.{i}") for i, v in enumerate(value, 1)]
     if kind == "map":
         if not isinstance(value, dict):
             raise _wrong(path, "a map")
-        return {str(k): typed(shape.value, v, _join(path, str(k))) for k, v in value.items()}  # type: ignore[attr-defined]
+        return {str(k): typed(shape.value, v, _join(path, str(k))) for k, v in value.items()}
     return _scalar(kind, value, path)
 
 
@@ -93,12 +93,12 @@ def _from_form(shape: Shape, form: Mapping[str, str], key: str, idx: dict[str, s
         found = sorted(idx.get(f"{key}.member", ()))
         if not found:
             return [] if form.get(key) == "" else None
-        return [_from_form(shape.member, form, f"{key}.member.{i}", idx) for i in found]  # type: ignore[attr-defined]
+        return [_from_form(shape.member, form, f"{key}.member.{i}", idx) for i in found]
     if kind == "map":
         entries = sorted(idx.get(f"{key}.entry", ()))
         return {
             form.get(f"{key}.entry.{i}.key", ""): _from_form(
-                shape.value, form, f"{key}.entry.{i}.value", idx  # type: ignore[attr-defined]
+                shape.value, form, f"{key}.entry.{i}.value", idx
             )
             for i in entries
         } or None
@@ -214,10 +214,10 @@ def _xml(shape: Shape, value: Any, tag: str) -> str:
             if value.get(name) is not None
         )
     elif kind == "list":
-        body = "".join(_xml(shape.member, v, "member") for v in value)  # type: ignore[attr-defined]
+        body = "".join(_xml(shape.member, v, "member") for v in value)
     elif kind == "map":
         body = "".join(
-            f"<entry><key>{escape(str(k))}</key>{_xml(shape.value, v, 'value')}</entry>"  # type: ignore[attr-defined]
+            f"<entry><key>{escape(str(k))}</key>{_xml(shape.value, v, 'value')}</entry>"
             for k, v in value.items()
         )
     elif kind == "timestamp":

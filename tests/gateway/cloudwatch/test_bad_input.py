@@ -147,7 +147,7 @@ def test_a_bad_timestamp_in_one_datum_keeps_the_others_out_too(world: World) -> 
         {"MetricName": "late", "Value": 1.0, "Timestamp": world.clock.at(3 * 3600)},
     ]
     client = raw_client(world)
-    with pytest.raises(client.exceptions.InvalidParameterValueException, match="member.2"):
+    with pytest.raises(client.exceptions.InvalidParameterValueException, match=r"member\.2"):
         client.put_metric_data(Namespace="Shop", MetricData=data)
     assert client.list_metrics(Namespace="Shop")["Metrics"] == []
 

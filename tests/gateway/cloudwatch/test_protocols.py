@@ -127,5 +127,7 @@ def test_malformed_bodies_are_serialization_errors_not_500s(world: World) -> Non
     )
     assert reply.status_code == 400
     assert reply.json()["__type"].endswith("#SerializationException")
-    unknown = httpx.post(world.url + "/", data={"Action": "DescribeAlarms", "Version": "2010-08-01"})
+    unknown = httpx.post(
+        world.url + "/", data={"Action": "DescribeAlarms", "Version": "2010-08-01"}
+    )
     assert unknown.status_code == 400 and "<Code>InvalidAction</Code>" in unknown.text

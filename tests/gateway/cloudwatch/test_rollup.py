@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -22,7 +23,9 @@ def test_sum_of_invocations_equals_what_was_recorded_over_several_minutes(world:
     points = world.stats("Invocations", "Sum", "SampleCount")
     assert [p["Sum"] for p in points] == [7.0, 12.0, 5.0]
     assert [p["SampleCount"] for p in points] == [7.0, 12.0, 5.0]
-    gaps = [(b["Timestamp"] - a["Timestamp"]).total_seconds() for a, b in zip(points, points[1:])]
+    gaps = [
+        (b["Timestamp"] - a["Timestamp"]).total_seconds() for a, b in itertools.pairwise(points)
+    ]
     assert gaps == [60.0, 120.0]
     hourly = world.stats("Invocations", "Sum", period=3600)
     assert sum(p["Sum"] for p in hourly) == 24.0
@@ -120,7 +123,7 @@ def test_instance_samples_and_backlog_in_their_namespaces(world: World) -> None:
 
 def test_get_metric_data_math_and_list_metrics(world: World) -> None:
     for status in ("2xx", "2xx", "2xx", "4xx"):
-        world.recorder.invocation("ep", "AllTraffic", None, status, 100, 10, 1, 1)  # type: ignore[arg-type]
+        world.recorder.invocation("ep", "AllTraffic", None, status, 100, 10, 1, 1)
     world.recorder.invocation("ep", "Canary", None, "2xx", 100, 10, 1, 1)
 
     def stat(qid: str, name: str, variant: str = "AllTraffic") -> dict[str, object]:
