@@ -4,10 +4,10 @@ The model lists ``smithy-rpc-v2-cbor``, ``json`` (JSON 1.0) and ``query`` (form-
 ``Action=...``, XML answers: the AWS CLI v1 and older SDKs); botocore resolves the protocol by
 its own priority, so today's boto3 sends JSON 1.0, and SDKs that follow the model's order CBOR.
 Each request becomes the operation's input as a dict with every member of its modelled type
-(a timestamp as an aware ``datetime``, whichever of epoch seconds, CBOR tag 1 or ISO 8601 it came as); a member of the
-wrong type is ``SerializationException`` naming it, never a 500. Answers are written back from
-the output shape: CBOR and JSON as they are (timestamps as epoch seconds, or tag 1), query as
-XML in CloudWatch's namespace, lists as ``<member>``.
+(a timestamp as an aware ``datetime``, whichever of epoch seconds, CBOR tag 1 or ISO 8601 it
+came as); a member of the wrong type is ``SerializationException`` naming it, never a 500.
+Answers are written back from the output shape: CBOR and JSON as they are (timestamps as epoch
+seconds, or tag 1), query as XML in CloudWatch's namespace, lists as ``<member>``.
 """
 
 from __future__ import annotations
