@@ -65,7 +65,8 @@ CATALOGUE = (
 #: Per-model series (dimension ``TargetModel`` beside EndpointName and VariantName), which
 #: SageMaker does not break down: a MultiModel endpoint's figures for one of its models.
 PER_MODEL = frozenset(
-    {INVOCATIONS, MODEL_LATENCY, CACHE_HIT, LOADING_WAIT, DOWNLOADING, LOADING, UNLOADING}
+    m.name
+    for m in (INVOCATIONS, MODEL_LATENCY, CACHE_HIT, LOADING_WAIT, DOWNLOADING, LOADING, UNLOADING)
 )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 #: Relative accuracy of a percentile (see the module's docstring).
@@ -62,6 +63,19 @@ class Stats:
         self.maximum = max(self.maximum, value)
         key = bucket(value)
         self.hist[key] = self.hist.get(key, 0.0) + weight
+
+    def add_values(self, values: list[float]) -> None:
+        """Many values at once: the flusher's path (the histogram keys once per distinct value)."""
+        if not values:
+            return
+        self.count += len(values)
+        self.total += math.fsum(values)
+        self.minimum = min(self.minimum, min(values))
+        self.maximum = max(self.maximum, max(values))
+        hist = self.hist
+        for value, n in Counter(values).items():
+            key = bucket(value)
+            hist[key] = hist.get(key, 0.0) + n
 
     def add_set(self, count: float, total: float, minimum: float, maximum: float) -> None:
         """A statistic set (PutMetricData's ``StatisticValues``): no values for percentiles."""
