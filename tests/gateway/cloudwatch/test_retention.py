@@ -107,10 +107,10 @@ def test_tandem_serve_keeps_published_metrics_across_a_restart(tmp_path: Path) -
             Dimensions=EP[:1],
             StartTime=now - timedelta(minutes=10),
             EndTime=now + timedelta(minutes=10),
-            Period=600,
+            Period=1200,
             Statistics=["Sum", "SampleCount", "Maximum"],
         )
-        (point,) = answer["Datapoints"]
+        (point,) = answer["Datapoints"]  # one bucket of 20 minutes holds the whole window
         assert (point["Sum"], point["SampleCount"], point["Maximum"]) == (12.0, 3.0, 5.0)
 
 
