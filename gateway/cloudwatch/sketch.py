@@ -27,19 +27,20 @@ _ZERO = "z"
 
 
 def bucket(value: float) -> str:
-    """The histogram key of ``value``: ``"z"``, ``"<i>"`` (positive) or ``"-<i>"``."""
+    """The histogram key of ``value``: ``"z"``, ``"<i>"`` (positive) or ``"n<i>"`` (negative;
+    ``i`` itself is negative for magnitudes under 1)."""
     magnitude = abs(value)
     if magnitude < _TINY:
         return _ZERO
     index = math.ceil(math.log(magnitude) / _LOG_GAMMA)
-    return str(index) if value > 0 else f"-{index}"
+    return str(index) if value > 0 else f"n{index}"
 
 
 def representative(key: str) -> float:
     """The value a bucket answers for: within ``ACCURACY`` of every value in it."""
     if key == _ZERO:
         return 0.0
-    negative = key.startswith("-")
+    negative = key.startswith("n")
     index = int(key[1:] if negative else key)
     value = 2 * _GAMMA**index / (_GAMMA + 1)
     return -value if negative else value

@@ -131,3 +131,26 @@ def test_malformed_bodies_are_serialization_errors_not_500s(world: World) -> Non
         world.url + "/", data={"Action": "DescribeAlarms", "Version": "2010-08-01"}
     )
     assert unknown.status_code == 400 and "<Code>InvalidAction</Code>" in unknown.text
+
+
+def test_a_large_put_comes_gzipped_and_list_metrics_pages_through_it(world: World) -> None:
+    encodings: list[bytes | None] = []
+    world.cw.meta.events.register(
+        "before-send.cloudwatch.PutMetricData",
+        lambda request, **_: encodings.append(request.headers.get("Content-Encoding")),
+    )
+    data = [{"MetricName": f"m{i:04d}", "Value": float(i)} for i in range(1000)]
+    world.cw.put_metric_data(Namespace="Bulk", MetricData=data)
+    assert encodings == [b"gzip"]  # botocore compresses a body over 10 KB
+    names: list[str] = []
+    token: dict[str, str] = {}
+    while True:
+        page = world.cw.list_metrics(Namespace="Bulk", **token)
+        assert len(page["Metrics"]) <= 500
+        names += [m["MetricName"] for m in page["Metrics"]]
+        if "NextToken" not in page:
+            break
+        token = {"NextToken": page["NextToken"]}
+    assert names == [d["MetricName"] for d in data]
+    with pytest.raises(world.cw.exceptions.InvalidNextToken):
+        world.cw.list_metrics(Namespace="Bulk", NextToken="not-a-token")
