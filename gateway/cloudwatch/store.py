@@ -25,6 +25,7 @@ from pathlib import Path
 
 from gateway.cloudwatch.recorder import Dims, Rollup
 from gateway.cloudwatch.sketch import Stats, merge_hist
+from pipelines.errors import TandemError
 
 _V1 = [
     """CREATE TABLE metric_series (
@@ -60,6 +61,10 @@ _UPSERT = (
 )
 
 
+class MetricTablesTooNew(TandemError):
+    """The state folder was used by a newer Tandem, whose metric tables this one cannot read."""
+
+
 @dataclass(frozen=True, slots=True)
 class Series:
     id: int
@@ -91,7 +96,11 @@ class MetricStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.create_function("merge_hist", 2, merge_hist, deterministic=True)
-        self.version = self._migrate()
+        try:
+            self.version = self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -117,7 +126,7 @@ class MetricStore:
             current = int(row[0]) if row else 0
             latest = MIGRATIONS[-1][0]
             if current > latest:
-                raise RuntimeError(
+                raise MetricTablesTooNew(
                     f"{self.path}: the metric tables are at version {current}, newer than this "
                     f"Tandem knows ({latest}); upgrade Tandem or use another state folder"
                 )

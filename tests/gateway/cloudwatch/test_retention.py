@@ -8,8 +8,11 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from gateway.cloudwatch import MetricService
 from gateway.cloudwatch.service import FILENAME
+from gateway.cloudwatch.store import MetricTablesTooNew
 from tests.gateway.cloudwatch.conftest import EP, Clock, World, client_for
 from tests.support import PYTHON, free_port, running
 
@@ -120,3 +123,12 @@ def _serve(state: Path) -> list[str]:
 
 def _dims() -> tuple[tuple[str, str], ...]:
     return (("EndpointName", "ep"), ("VariantName", "AllTraffic"))
+
+
+def test_tables_from_a_newer_tandem_are_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / FILENAME
+    MetricService(path, retention=86400, flush_interval=10, max_points=1000).store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE metric_meta SET value = 99 WHERE key = 'schema'")
+    with pytest.raises(MetricTablesTooNew, match="version 99"):
+        MetricService(path, retention=86400, flush_interval=10, max_points=1000)
