@@ -156,3 +156,21 @@ def test_get_metric_data_math_and_list_metrics(world: World) -> None:
     assert [m["Dimensions"] for m in listed] == [
         [{"Name": "EndpointName", "Value": "ep"}, {"Name": "VariantName", "Value": "Canary"}]
     ]
+
+
+def test_get_metric_data_orders_newest_first_unless_asked(world: World) -> None:
+    start = world.clock.now
+    for offset, count in ((-120, 1), (0, 2)):
+        world.clock.now = start + offset
+        for _ in range(count):
+            world.recorder.invocation("ep", "AllTraffic", None, "2xx", 100, 10, 1, 1)
+    world.clock.now = start
+    metric = {"Namespace": "AWS/SageMaker", "MetricName": "Invocations", "Dimensions": EP}
+    query = {"Id": "m1", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Sum"}}
+    window = {"StartTime": world.clock.at(-600), "EndTime": world.clock.at(600)}
+    (newest,) = world.cw.get_metric_data(MetricDataQueries=[query], **window)["MetricDataResults"]
+    (oldest,) = world.cw.get_metric_data(
+        MetricDataQueries=[query], ScanBy="TimestampAscending", **window
+    )["MetricDataResults"]
+    assert newest["Values"] == [2.0, 1.0] and oldest["Values"] == [1.0, 2.0]
+    assert newest["Timestamps"][0] > newest["Timestamps"][1]
