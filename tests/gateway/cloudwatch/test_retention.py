@@ -8,12 +8,13 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import pytest
 
 from gateway.cloudwatch import MetricService
 from gateway.cloudwatch.service import FILENAME
 from gateway.cloudwatch.store import MetricTablesTooNew
-from tests.gateway.cloudwatch.conftest import EP, Clock, World, client_for
+from tests.gateway.cloudwatch.conftest import EP, KEYS, Clock, World, client_for
 from tests.support import PYTHON, free_port, running
 
 SERVE = [PYTHON, "-m", "gateway", "serve"]
@@ -115,6 +116,9 @@ def test_tandem_serve_keeps_published_metrics_across_a_restart(tmp_path: Path) -
         )
         (point,) = answer["Datapoints"]  # one bucket of 20 minutes holds the whole window
         assert (point["Sum"], point["SampleCount"], point["Maximum"]) == (12.0, 3.0, 5.0)
+        # The control plane's POST / still answers beside CloudWatch's.
+        sm = boto3.client("sagemaker", endpoint_url=f"http://127.0.0.1:{port}", **KEYS)
+        assert sm.list_endpoints()["Endpoints"] == []
 
 
 def _serve(state: Path) -> list[str]:
