@@ -1,7 +1,8 @@
 """The metric store as the gateway runs it: the recorder, its tables and the flusher between.
 
 ``MetricService.from_settings`` makes it (the state folder's database, the retention, the flush
-interval); ``start()`` runs the flusher as a task on the event loop, ``aclose()`` stops it and
+interval); ``sample_with`` adds gauges read before each background flush; ``start()`` runs the
+flusher as a task on the event loop, ``aclose()`` stops it and
 flushes what is left, so a stopped gateway loses nothing it recorded. A flush (``flush()``, in a
 worker thread) drains the recorder and writes one transaction, which also prunes. A read through
 the API flushes first, so what was recorded is there to read.
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from gateway.cloudwatch.names import MetricRecorder
 from gateway.cloudwatch.recorder import Recorder, Rollup
 from gateway.cloudwatch.store import MetricStore
 from gateway.settings import GatewaySettings
@@ -45,6 +47,7 @@ class MetricService:
         self.store = MetricStore(path, max_points=max_points)
         self._flushing = threading.Lock()
         self._unwritten: Rollup = {}
+        self._samplers: list[Callable[[MetricRecorder], None]] = []
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -80,6 +83,23 @@ class MetricService:
         with self._flushing:
             self.store.write(rollup)
 
+    def sample_with(self, sampler: Callable[[MetricRecorder], None]) -> None:
+        """Have ``sampler(recorder)`` called before each background flush, in the flusher's
+        thread: gauges such as the async backlog and the instances' CPU, memory and disk."""
+        self._samplers.append(sampler)
+
+    def sample(self) -> None:
+        """Run every sampler once; one that fails is logged and the others still run."""
+        for sampler in list(self._samplers):
+            try:
+                sampler(self.recorder)
+            except Exception:
+                log.exception("metric sampler %r failed", sampler)
+
+    def _sample_and_flush(self) -> None:
+        self.sample()
+        self.flush()
+
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="cloudwatch-flusher")
@@ -88,7 +108,7 @@ class MetricService:
         while True:
             await asyncio.sleep(self.flush_interval)
             try:
-                await asyncio.to_thread(self.flush)
+                await asyncio.to_thread(self._sample_and_flush)
             except Exception:  # a busy or full disk must not end the flusher
                 log.exception("metric flush failed; its datapoints are kept for the next one")
 

@@ -7,6 +7,7 @@ import signal
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -136,3 +137,43 @@ def test_tables_from_a_newer_tandem_are_refused_by_name(tmp_path: Path) -> None:
         conn.execute("UPDATE metric_meta SET value = 99 WHERE key = 'schema'")
     with pytest.raises(MetricTablesTooNew, match="version 99"):
         MetricService(path, retention=86400, flush_interval=10, max_points=1000)
+
+
+def test_the_flusher_samples_gauges_and_writes_on_its_own(tmp_path: Path) -> None:
+    clock = Clock()
+    service = MetricService(
+        tmp_path / FILENAME, retention=86400, flush_interval=0.01, max_points=1000, clock=clock
+    )
+    calls: list[int] = []
+
+    def backlog(recorder: Any) -> None:
+        calls.append(1)
+        recorder.backlog("ep", 4, 2.0, 30.0, False)
+
+    def broken(recorder: Any) -> None:
+        raise RuntimeError("a sampler that fails does not stop the others")
+
+    service.sample_with(broken)
+    service.sample_with(backlog)
+
+    async def run() -> None:
+        await service.start()
+        deadline = asyncio.get_running_loop().time() + 30
+        while service.store.point_count() == 0:  # written by the background flusher alone
+            assert asyncio.get_running_loop().time() < deadline, "the flusher wrote nothing"
+            await asyncio.sleep(0.01)
+        await service.aclose()
+
+    asyncio.run(run())
+    assert calls
+    reopened = MetricService(tmp_path / FILENAME, retention=86400, flush_interval=10,
+                             max_points=1000, clock=clock)  # fmt: skip
+    try:
+        series = reopened.store.find(
+            "AWS/SageMaker", "ApproximateBacklogSize", (("EndpointName", "ep"),)
+        )
+        assert series is not None
+        (point,) = reopened.store.points(series, 0, int(clock.now) + 60)
+        assert point.stats.maximum == 4.0 and point.stats.count == len(calls)
+    finally:
+        reopened.store.close()
