@@ -111,7 +111,7 @@ def cloudwatch_routes(api: MetricApi) -> list[BaseRoute]:
     return [
         Route(CBOR_PATH, smithy, methods=["POST"]),
         _Claimed("/", json_rpc, lambda s: _header(s, b"x-amz-target").startswith(f"{TARGET}.")),
-        _Claimed("/", query, lambda s: _header(s, b"content-type").startswith(_FORM)),
+        _Claimed("/", query, lambda s: _header(s, b"content-type").lower().startswith(_FORM)),
     ]
 
 
