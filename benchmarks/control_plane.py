@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/control_plane.py [--duration 5] [--rounds 3] [--rate 200] [--quick]
 
 A real ``tandem serve`` serves a scikit-learn endpoint created through boto3's ``sagemaker``
-client: a logistic regression trained here on synthetic data, in a SageMaker ``model.tar.gz`` in
-the state folder, ``Image: sklearn``. One 20-feature CSV row per request.
+client: a logistic regression trained here on synthetic data, in a SageMaker ``model.tar.gz``
+beside the state folder (never in it: no model root includes it), ``Image: sklearn``. One 20-feature CSV row per request.
 
 1. **UpdateEndpoint under load**: a fixed request rate from a load generator in its own process
    (open loop: each request goes at its scheduled time and its latency counts from then), then an
@@ -287,7 +287,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         state = work / "state"
-        models = state / "models"  # within the model roots the gateway allows by default
+        models = work / "models"  # a model root of its own: the state folder never is one
         code = TRAIN % (FEATURES, ROW)
         run = subprocess.run(
             [sys.executable, "-c", code, str(models)], stdout=subprocess.PIPE, check=True
@@ -298,7 +298,8 @@ def main() -> None:
         gateway = f"http://127.0.0.1:{port}"
         serve = [sys.executable, "-m", "gateway", "serve", "--state-dir", str(state)]
         serve += ["--port", str(port)]
-        stack.enter_context(process(serve, {"TANDEM_LOG_LEVEL": "warning"}, f"{gateway}/ping"))
+        env = {"TANDEM_LOG_LEVEL": "warning", "TANDEM_MODEL_ROOTS": str(models)}
+        stack.enter_context(process(serve, env, f"{gateway}/ping"))
         control = control_client(gateway)
         for name in ("blue", "green"):
             deploy(control, name, models / name / "model.tar.gz")

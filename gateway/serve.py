@@ -57,7 +57,8 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     """
     from gateway.asynchronous import AsyncInference
     from gateway.batch.jobs import BatchJobs, check_job
-    from gateway.control import ControlPlane, control_route
+    from gateway.cloudwatch import MetricApi, MetricService, cloudwatch_routes
+    from gateway.control import ControlPlane, control_route, service_route
     from gateway.control import endpoints as control_endpoints
     from gateway.control.apply import apply_spec
     from gateway.control.translate import parse_model_roots
@@ -105,8 +106,18 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     plane.jobs = jobs
     queued = AsyncInference(store, table, settings, roots)  # InvokeEndpointAsync
     logs = LogsService(settings.state_dir, region=settings.region, account=settings.account)
-    control = control_route(plane, authorize=admins(settings), services={LOGS: logs.acall})
-    app = create_app(table, settings, routes=[control, queued.route()])
+    cloudwatch = MetricService.from_settings(settings)  # its .recorder is a MetricRecorder
+    app = create_app(
+        table,
+        settings,
+        routes=[
+            # Other AWS services on POST / claim their own requests first (gateway/services.py).
+            service_route(logs.acall, LOGS, authorize=admins(settings)),
+            *cloudwatch_routes(MetricApi(cloudwatch)),
+            control_route(plane, authorize=admins(settings)),
+            queued.route(),
+        ],
+    )
     queued.attach(app)
     reconciler.attach(app.state.dispatcher, app.state.metrics)
     stop = asyncio.Event()
@@ -143,6 +154,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
         if failed:
             raise StartError([str(reason) for reason in failed])
         await queued.start()  # what was queued before a restart runs again
+        await cloudwatch.start()
 
     with _signal_handlers(on_signal), sock:
         try:
@@ -157,6 +169,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             await server.serve(sockets=[sock])
         finally:
             await queued.aclose()  # unfinished requests stay queued for the next start
+            await cloudwatch.aclose()  # what was recorded is flushed
             await jobs.close()  # they stay InProgress and resume at the next start
             await reconciler.close()
             await backend.reap_leftovers()

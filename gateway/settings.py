@@ -106,6 +106,12 @@ class GatewaySettings(BaseSettings):
     #: comma list of folders and URL prefixes, like ``model_roots``); unset: nowhere.
     input_roots: str | None = None
     region: str = "us-east-1"
+    #: The metric store behind CloudWatch's API (gateway/cloudwatch/): hours datapoints are
+    #: kept, seconds between two flushes of the recorded events to the state database, and the
+    #: most datapoint rows kept (past it the oldest go first, whatever their age).
+    metric_retention_hours: float = Field(default=24.0, ge=1)
+    metric_flush_interval: float = Field(default=10.0, gt=0)
+    metric_max_points: int = Field(default=1_000_000, ge=1000)
     #: The account in every ARN and message (twelve digits, as AWS's).
     account: str = Field(default="000000000000", pattern=r"^\d{12}$")
     #: The host budget: containers (instances x containers, over every endpoint) this machine

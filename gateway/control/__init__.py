@@ -21,7 +21,7 @@ from gateway.control.errors import (
     ValidationException,
 )
 from gateway.control.plane import ControlPlane, EndpointPlan, JobPlan, JobRunner, Reconciler
-from gateway.control.route import control_app, control_route
+from gateway.control.route import control_app, control_route, service_route
 
 __all__ = [
     "CONTENT_TYPE",
@@ -42,4 +42,5 @@ __all__ = [
     "ValidationException",
     "control_app",
     "control_route",
+    "service_route",
 ]

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from gateway.control.errors import (
     CONTENT_TYPE,
@@ -30,6 +30,7 @@ from gateway.control.errors import (
 )
 from gateway.control.plane import ControlPlane
 from gateway.control.wire import parse_body
+from gateway.services import ServiceRoute, target_prefix
 
 log = logging.getLogger("tandem.control")
 
@@ -44,19 +45,42 @@ ACCEPTED_TYPES = ("application/x-amz-json-1.1", "application/x-amz-json-1.0")
 
 #: Called with each request before anything else; raises ``AccessDenied`` to refuse it.
 Authorize = Callable[[Request], Awaitable[None] | None]
-#: Another AWS service in JSON 1.1 on the same route (CloudWatch Logs ...): operation, input ->
+#: An AWS service in JSON 1.1 (the control plane, CloudWatch Logs ...): operation, input ->
 #: output, raising ``ControlError``s in its own codes.
 Service = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-def control_route(
+def control_route(plane: ControlPlane, *, authorize: Authorize | None = None) -> Route:
+    """``POST /`` for the gateway's app: SageMaker's operations, and ``UnknownOperation`` for
+    whatever no service route before it claimed."""
+    endpoint = _endpoint(plane.acall, TARGET_PREFIX, authorize)
+    return Route("/", endpoint, methods=["POST"], name="control-plane")
+
+
+def service_route(
+    call: Service, prefix: str, *, authorize: Authorize | None = None
+) -> ServiceRoute:
+    """Another AWS service in JSON 1.1 on ``POST /`` (``gateway.services``): it takes only the
+    requests whose ``X-Amz-Target`` is ``<prefix>.<Operation>``, so it goes before
+    ``control_route``."""
+    return ServiceRoute("/", _endpoint(call, f"{prefix}.", authorize), target_prefix(prefix))
+
+
+def control_app(
     plane: ControlPlane,
     *,
     authorize: Authorize | None = None,
-    services: Mapping[str, Service] | None = None,
-) -> Route:
-    """``POST /`` for the gateway's app; ``services`` by their ``X-Amz-Target`` prefix."""
-    services = dict(services or {})
+    services: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """The control plane alone (and the ``services`` routes before it), as an ASGI app (for
+    tests, or to mount beside other routes)."""
+    return Starlette(routes=[*services, control_route(plane, authorize=authorize)])
+
+
+def _endpoint(
+    call: Service, prefix: str, authorize: Authorize | None
+) -> Callable[[Request], Awaitable[Response]]:
+    """One JSON 1.1 call: authorized, read, run by ``call``, answered in JSON 1.1's shape."""
 
     async def endpoint(request: Request) -> Response:
         request_id = str(uuid.uuid4())
@@ -65,8 +89,8 @@ def control_route(
                 pending = authorize(request)
                 if pending is not None:
                     await pending
-            service, operation, params = await read(request, services)
-            body = await services.get(service, plane.acall)(operation, params)
+            operation, params = await read(request, prefix)
+            body = await call(operation, params)
         except ControlError as exc:
             return error_response(exc, request_id)
         except Exception:
@@ -80,34 +104,19 @@ def control_route(
             headers={"x-amzn-RequestId": request_id},
         )
 
-    return Route("/", endpoint, methods=["POST"], name="control-plane")
+    return endpoint
 
 
-def control_app(
-    plane: ControlPlane,
-    *,
-    authorize: Authorize | None = None,
-    services: Mapping[str, Service] | None = None,
-) -> Starlette:
-    """The control plane alone, as an ASGI app (for tests, or to mount beside other routes)."""
-    return Starlette(routes=[control_route(plane, authorize=authorize, services=services)])
-
-
-async def read(
-    request: Request, services: Mapping[str, Service] | None = None
-) -> tuple[str, str, dict[str, Any]]:
-    """The service's target prefix, the operation and its input; ``UnknownOperation`` or
-    ``SerializationFailure`` if the request is not JSON 1.1 for SageMaker or one of ``services``."""
+async def read(request: Request, prefix: str = TARGET_PREFIX) -> tuple[str, dict[str, Any]]:
+    """The operation and its input; ``UnknownOperation`` or ``SerializationFailure`` if the
+    request is not JSON 1.1 with an ``X-Amz-Target`` of ``<prefix><Operation>``."""
     target = request.headers.get("x-amz-target", "")
-    service, _, operation = target.partition(".")
-    if service in (services or {}) and operation:
-        return service, operation, await read_body(request)
-    if not target.startswith(TARGET_PREFIX) or len(target) == len(TARGET_PREFIX):
+    if not target.startswith(prefix) or len(target) == len(prefix):
         raise UnknownOperation(
             f"X-Amz-Target must name a SageMaker operation, e.g. SageMaker.ListEndpoints "
             f"(got {target[:100]!r})."
         )
-    return TARGET_PREFIX.rstrip("."), target[len(TARGET_PREFIX) :], await read_body(request)
+    return target[len(prefix) :], await read_body(request)
 
 
 async def read_body(request: Request) -> dict[str, Any]:

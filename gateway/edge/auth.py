@@ -36,8 +36,8 @@ MAX_CLOCK_SKEW = 15 * 60
 #: The service name boto3's ``sagemaker-runtime`` client signs for.
 SERVICE = "sagemaker"
 #: Every service the gateway's port answers for, by the name its clients sign for (``logs``:
-#: CloudWatch Logs' read side).
-SERVICES = frozenset({SERVICE, "logs"})
+#: CloudWatch Logs' read side; ``monitoring``: CloudWatch, botocore's ``signingName`` for it).
+SERVICES = frozenset({SERVICE, "logs", "monitoring"})
 ALGORITHM = "AWS4-HMAC-SHA256"
 _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+),\s*"

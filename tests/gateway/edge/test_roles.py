@@ -84,6 +84,17 @@ def test_cloudwatch_logs_takes_its_own_signature_and_the_admin_role(signed: str)
     assert "logs:DescribeLogGroups" in info.value.response["Error"]["Message"]
 
 
+def test_cloudwatch_takes_its_own_signature(signed: str) -> None:
+    # boto3's cloudwatch client signs for "monitoring" (its signingName in botocore's model).
+    admin = client("cloudwatch", signed, "AKADMIN", "admin-secret")
+    assert admin.meta.service_model.signing_name == "monitoring"
+    assert admin.list_metrics()["Metrics"] == []
+    wrong = client("cloudwatch", signed, "AKADMIN", "not-the-secret")
+    with pytest.raises(ClientError) as info:
+        wrong.list_metrics()
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
 def test_without_authentication_an_open_address_refuses_the_control_plane(
     tmp_path: Path,
 ) -> None:

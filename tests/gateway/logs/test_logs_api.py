@@ -16,7 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from gateway.control import ControlPlane, control_app
+from gateway.control import ControlPlane, control_app, service_route
 from gateway.lifecycle.containerlog import ContainerLog, stamp
 from gateway.logs import TARGET_PREFIX, LogsService
 from gateway.logstreams import instance_id
@@ -62,7 +62,7 @@ def logs(tmp_path: Path) -> Iterator[Any]:
     (endpoints / "not_an_endpoint_folder!" / "x").mkdir(parents=True)
     store = StateStore(state / FILENAME)
     service = LogsService(state, region="us-east-1", account="000000000000")
-    app = control_app(ControlPlane(store), services={TARGET_PREFIX: service.acall})
+    app = control_app(ControlPlane(store), services=[service_route(service.acall, TARGET_PREFIX)])
     with serve(app) as url:
         yield boto3.client(
             "logs",
