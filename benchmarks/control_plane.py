@@ -4,7 +4,8 @@
 
 A real ``tandem serve`` serves a scikit-learn endpoint created through boto3's ``sagemaker``
 client: a logistic regression trained here on synthetic data, in a SageMaker ``model.tar.gz``
-beside the state folder (never in it: no model root includes it), ``Image: sklearn``. One 20-feature CSV row per request.
+beside the state folder (never in it: no model root includes it), ``Image: sklearn``. One
+20-feature CSV row per request.
 
 1. **UpdateEndpoint under load**: a fixed request rate from a load generator in its own process
    (open loop: each request goes at its scheduled time and its latency counts from then), then an
