@@ -59,6 +59,7 @@ def endpoint_spec(name: str, config: Mapping[str, Any], model_of: ModelOf) -> En
                 containers=s.containers,
                 weight=_weight(v),
                 instance_count=_count(v),
+                routing_strategy=s.routing_strategy,
             )
             for s, v in zip(singles, production, strict=True)
         ],
@@ -68,6 +69,7 @@ def endpoint_spec(name: str, config: Mapping[str, Any], model_of: ModelOf) -> En
                 execution=s.execution,
                 containers=s.containers,
                 instance_count=_count(v),
+                routing_strategy=s.routing_strategy,
                 sampling_percentage=min(100.0, 100.0 * _weight(v) / total) if total else 0.0,
             )
             for v in shadows
