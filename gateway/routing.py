@@ -63,7 +63,16 @@ class Router(Generic[T]):
     """Chooses among ``instances`` (kept as given: ``router.instances is list`` tells a caller
     whether the router is still the one for its list)."""
 
-    __slots__ = ("_homes", "_points", "_random", "_walks", "factor", "instances", "strategy")
+    __slots__ = (
+        "_homes",
+        "_pick",
+        "_points",
+        "_random",
+        "_walks",
+        "factor",
+        "instances",
+        "strategy",
+    )
 
     def __init__(
         self,
@@ -86,6 +95,8 @@ class Router(Generic[T]):
         self.strategy = strategy
         self.factor = factor
         self._random = rng
+        #: Resolved once: comparing enum members per request is not free.
+        self._pick = self.uniform if strategy is RoutingStrategy.RANDOM else self.least_outstanding
         ring = sorted(
             (stable_hash(f"{key}#{point}"), index)
             for index, key in enumerate(keys)
@@ -103,9 +114,11 @@ class Router(Generic[T]):
             return instances[0]
         if target is not None and in_use is not None:
             return self._by_model(target, in_use)
-        if self.strategy is RoutingStrategy.RANDOM:
-            return instances[int(self._random() * len(instances))]
-        return self.least_outstanding()
+        return self._pick()
+
+    def uniform(self) -> T:
+        """An instance drawn uniformly."""
+        return self.instances[int(self._random() * len(self.instances))]
 
     def least_outstanding(self) -> T:
         """The instance with the fewest requests in flight; among equals, one at random."""
