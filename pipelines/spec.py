@@ -205,8 +205,8 @@ class EndpointSpec(Strict):
     """One endpoint: 1 to 15 containers, reached one at a time (Direct) or chained (Serial).
 
     The top-level ``containers`` (with ``execution``, ``variant``, ``weight``,
-    ``instance_count``, ``routing_strategy``) is one production variant; ``variants`` lists several instead. The
-    runtime works on ``production()``: one single-variant spec per variant.
+    ``instance_count``, ``routing_strategy``) is one production variant; ``variants`` lists
+    several instead. The runtime works on ``production()``: one single-variant spec per variant.
     """
 
     name: Name
@@ -281,6 +281,10 @@ class EndpointSpec(Strict):
         return [(self.of_variant(v), v.sampling_percentage) for v in self.shadow_variants]
 
     def of_variant(self, variant: VariantSpec) -> EndpointSpec:
+        # Only what the variant sets counts as set (exports write back just what was given).
+        routing = {
+            k: variant.routing_strategy for k in variant.model_fields_set & {"routing_strategy"}
+        }
         return self.model_copy(
             update={
                 "variant": variant.name,
@@ -288,7 +292,7 @@ class EndpointSpec(Strict):
                 "containers": variant.containers,
                 "weight": variant.weight,
                 "instance_count": variant.instance_count,
-                "routing_strategy": variant.routing_strategy,
+                **routing,
                 "variants": [],
                 "shadow_variants": [],
             }

@@ -62,7 +62,9 @@ def test_each_variant_keeps_its_own(world: World) -> None:
         RoutingStrategy.LEAST_OUTSTANDING_REQUESTS,
     ]
     _, config = config_parts(spec)
-    assert config["ProductionVariants"][0]["RoutingConfig"] == {"RoutingStrategy": "RANDOM"}
+    first, second = config["ProductionVariants"]
+    assert first["RoutingConfig"] == {"RoutingStrategy": "RANDOM"}
+    assert "RoutingConfig" not in second  # written back only where it was given
 
 
 @pytest.mark.parametrize("strategy", ["FASTEST", "random", ""])
