@@ -1,6 +1,6 @@
 """How a variant's instances share requests: model affinity and least outstanding requests.
 
-    .venv/bin/python benchmarks/instances.py [--requests 60000] [--seed 1] [--quick]
+    .venv/bin/python benchmarks/instances.py [--requests 60000] [--seed 1] [--quick] [--real 30]
 
 The choices are made by the gateway's own router (``gateway.routing.Router``), the one every
 request goes through; the instances are simulated in virtual time (an event queue, no sleeping),
@@ -18,7 +18,8 @@ not loaded waits for its load (``--load-ms``), and requests for a model being lo
    Goals (issue 24): copies per distinct loaded model <= 1.1 (round robin: about the number of
    instances), hit ratio >= the big instance's, p99 <= the single instance's.
 2. Two instances that answer one request at a time, 1 request in 20 taking 200 ms and the rest
-   1 ms: the fast requests' p99 under least outstanding requests against round robin and random.
+   1 ms: the fast requests' p99 under least outstanding requests against round robin and random;
+   with ``--real SECONDS`` also through a real ``tandem serve`` (``instances_gateway.py``).
 
 Prints ratios measured in this one run; asserts nothing about time.
 """
@@ -220,8 +221,8 @@ def multimodel(args: argparse.Namespace) -> dict[str, Outcome]:
     }
 
 
-def slow_one_in_twenty(args: argparse.Namespace) -> dict[str, tuple[float, float]]:
-    """p50 and p99 of the fast requests under each policy, the same stream for all."""
+def slow_one_in_twenty(args: argparse.Namespace) -> dict[str, tuple[float, float, float]]:
+    """p50, p95 and p99 of the fast requests under each policy, the same stream for all."""
     rng = random.Random(args.seed)
     count = args.requests
     times = poisson(args.mixed_rate, count, rng)
@@ -234,7 +235,7 @@ def slow_one_in_twenty(args: argparse.Namespace) -> dict[str, tuple[float, float
             fresh
         )
         fast = [latency for r, latency in done if r.cost < 0.1]
-        out[name] = (statistics.median(fast), percentile(fast, 0.99))
+        out[name] = (statistics.median(fast), percentile(fast, 0.95), percentile(fast, 0.99))
     return out
 
 
@@ -275,9 +276,16 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=150.0, help="MultiModel requests per second")
     parser.add_argument("--invoke-ms", type=float, default=5.0)
     parser.add_argument("--load-ms", type=float, default=150.0)
-    parser.add_argument("--mixed-rate", type=float, default=80.0, help="requests/s, part 2")
+    parser.add_argument("--mixed-rate", type=float, default=20.0, help="requests/s, part 2")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="a smoke run: 6,000 requests")
+    parser.add_argument(
+        "--real",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="also run part 2 through a real tandem serve for this long per strategy",
+    )
     args = parser.parse_args()
     if args.quick:
         args.requests = 6_000
@@ -316,10 +324,26 @@ def main() -> None:
         f"{args.requests} requests at {args.mixed_rate:g}/s"
     )
     mixed = slow_one_in_twenty(args)
-    for name, (p50, p99) in mixed.items():
-        print(f"   {name:<20} fast p50 {p50 * 1000:7.2f} ms   fast p99 {p99 * 1000:7.2f} ms")
-    lor, rr_fast = mixed["least outstanding"][1], mixed["round robin"][1]
-    print(f"   fast p99 least outstanding / round robin: {lor / rr_fast:.3f}")
+    for name, (p50, p95, p99) in mixed.items():
+        print(
+            f"   {name:<20} fast p50 {p50 * 1000:7.2f} ms   p95 {p95 * 1000:7.2f} ms   "
+            f"p99 {p99 * 1000:7.2f} ms"
+        )
+    lor, rr_fast = mixed["least outstanding"], mixed["round robin"]
+    print(
+        f"   fast p99 least outstanding / round robin: {lor[2] / rr_fast[2]:.3f} "
+        f"(p95: {lor[1] / rr_fast[1]:.3f})"
+    )
+    if args.real:
+        from benchmarks.instances_gateway import run
+
+        real = run(args.mixed_rate, args.real, args.seed)
+        shown = ", ".join(f"{name} {p99 * 1000:.1f} ms" for name, p99 in real.items())
+        ratio = real["least outstanding"] / real["random"]
+        print(
+            f"   through tandem serve at {args.mixed_rate:g}/s, fast p99: {shown}; "
+            f"least outstanding / random: {ratio:.3f}"
+        )
     costs = choice_costs(20_000 if args.quick else 200_000)
     base = costs["round robin, 2"]
     print("3. The choice itself, per request (instances): ", end="")
