@@ -63,6 +63,7 @@ class Instance:
     workers: int
     capacity: int = 0
     inflight: int = 0
+    healthy: bool = True
     running: int = 0
     queue: deque[Request] = field(default_factory=deque)
     #: Loaded (or loading) models, least recently used first, each with the time it is ready.

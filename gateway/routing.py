@@ -42,10 +42,15 @@ REMEMBERED = 4096
 
 
 class Busy(Protocol):
-    """An instance as the router sees it: how many requests it is answering now."""
+    """An instance as the router sees it: how many requests it is answering now, and whether
+    it can answer (a restarting instance fails fast, so its count stays low: it must not draw
+    the traffic for that)."""
 
     @property
     def inflight(self) -> int: ...
+
+    @property
+    def healthy(self) -> bool: ...
 
 
 T = TypeVar("T", bound=Busy)
@@ -113,18 +118,25 @@ class Router(Generic[T]):
         if len(instances) == 1:
             return instances[0]
         if target is not None and in_use is not None:
-            return self._by_model(target, in_use)
-        return self._pick()
+            chosen = self._by_model(target, in_use)
+        else:
+            chosen = self._pick()
+        if chosen.healthy:
+            return chosen
+        # Rare: the least busy of those that can answer, else the one chosen (it will say why).
+        healthy = [i for i in instances if i.healthy]
+        return self.least_outstanding(healthy) if healthy else chosen
 
     def uniform(self) -> T:
         """An instance drawn uniformly."""
         return self.instances[int(self._random() * len(self.instances))]
 
-    def least_outstanding(self) -> T:
-        """The instance with the fewest requests in flight; among equals, one at random."""
+    def least_outstanding(self, among: Sequence[T] | None = None) -> T:
+        """The instance (of ``among``, by default all) with the fewest requests in flight;
+        among equals, one at random."""
         best: T | None = None
         low = ties = 0
-        for instance in self.instances:
+        for instance in self.instances if among is None else among:
             load = instance.inflight
             if best is None or load < low:
                 best, low, ties = instance, load, 1

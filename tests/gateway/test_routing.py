@@ -25,6 +25,7 @@ LOR = RoutingStrategy.LEAST_OUTSTANDING_REQUESTS
 class Instance:
     name: str
     inflight: int = 0
+    healthy: bool = True
     #: The models loaded here, each with its own requests in flight.
     models: dict[str, int] = field(default_factory=dict)
 
@@ -88,6 +89,24 @@ def test_one_instance_is_always_the_one() -> None:
     only = fleet(1)
     for strategy in RoutingStrategy:
         assert Router(only, strategy).choose("m", in_use) is only[0]
+
+
+def test_an_instance_that_cannot_answer_does_not_draw_the_traffic() -> None:
+    """A restarting instance fails fast and so looks idle: it is passed over while others run."""
+    instances = fleet(3)
+    instances[0].healthy = False
+    instances[1].inflight, instances[2].inflight = 5, 3
+    chooser = router(instances)
+    assert all(chooser.choose() is instances[2] for _ in range(50))
+    drawn = router(instances, RoutingStrategy.RANDOM)
+    assert all(drawn.choose() is not instances[0] for _ in range(50))
+    home = instances[chooser.walk("m")[0]]
+    home.models["m"] = 0
+    home.healthy = False
+    assert chooser.choose("m", in_use).healthy
+    for instance in instances:
+        instance.healthy = False
+    assert chooser.choose() in instances  # none can: the one chosen says why
 
 
 # ---- random ----------------------------------------------------------------------------------
