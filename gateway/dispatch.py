@@ -84,6 +84,18 @@ class Dispatcher:
     def manager(self, container: ContainerRuntime) -> ModelManager | None:
         return self._managers.get(container)
 
+    def in_use(self, instance: EndpointRuntime, target: str) -> int | None:
+        """``target``'s requests in flight on ``instance`` (0 while it loads), None if it is
+        neither loaded nor loading there: what routing by model reads."""
+        for container in instance.containers:
+            manager = self._managers.get(container)
+            if manager is not None:
+                entry = manager.loaded_models.get(target)
+                if entry is not None:
+                    return entry.in_use
+                return 0 if manager.is_loading(target) else None
+        return None
+
     @property
     def managers(self) -> list[ModelManager]:
         return list(self._managers.values())

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from gateway.models.limits import Limits, fair_limits
+from gateway.routing import InUse, Router
 from pipelines.spec import ContainerSpec, EndpointSpec, Execution, Mode
 
 
@@ -212,7 +213,7 @@ class VariantRuntime:
     weight: float = 1.0
     #: Shadows: the percentage of the production requests copied to it.
     sampling: float | None = None
-    _turn: int = 0
+    _router: Router[EndpointRuntime] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -222,13 +223,20 @@ class VariantRuntime:
     def shadow(self) -> bool:
         return self.sampling is not None
 
-    def instance(self) -> EndpointRuntime:
-        """The next instance, in turn (the list is replaced whole when the count changes)."""
+    def instance(
+        self, target: str | None = None, in_use: InUse[EndpointRuntime] | None = None
+    ) -> EndpointRuntime:
+        """The instance a request goes to (``gateway.routing``); a MultiModel request's
+        ``target`` goes where ``in_use`` finds it loaded. The router is remade when the list of
+        instances is (it is replaced whole when the count changes)."""
         instances = self.instances
         if len(instances) == 1:
             return instances[0]
-        self._turn = turn = (self._turn + 1) % len(instances)
-        return instances[turn]
+        router = self._router
+        if router is None or router.instances is not instances:
+            keys = [i.deployment for i in instances]
+            router = self._router = Router(instances, self.spec.routing_strategy, keys)
+        return router.choose(target, in_use)
 
 
 class UnknownVariant(LookupError):

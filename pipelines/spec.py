@@ -72,6 +72,16 @@ class ModelCache(StrEnum):
     DISABLED = "Disabled"
 
 
+class RoutingStrategy(StrEnum):
+    """SageMaker's ``RoutingConfig.RoutingStrategy``: how a variant's instances share requests.
+
+    A MultiModel variant also sends a model's requests to where it is loaded (docs/instances.md).
+    """
+
+    LEAST_OUTSTANDING_REQUESTS = "LEAST_OUTSTANDING_REQUESTS"
+    RANDOM = "RANDOM"
+
+
 class Framework(StrEnum):
     SKLEARN = "sklearn"
     PYTORCH = "pytorch"
@@ -177,6 +187,8 @@ class VariantSpec(Strict):
     weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
     #: Copies of the variant's containers that share its traffic.
     instance_count: int = Field(default=1, ge=1, le=64)
+    #: Which instance takes a request (SageMaker's ``RoutingConfig``).
+    routing_strategy: RoutingStrategy = RoutingStrategy.LEAST_OUTSTANDING_REQUESTS
 
     @model_validator(mode="after")
     def _hostnames(self) -> VariantSpec:
@@ -194,8 +206,8 @@ class EndpointSpec(Strict):
     """One endpoint: 1 to 15 containers, reached one at a time (Direct) or chained (Serial).
 
     The top-level ``containers`` (with ``execution``, ``variant``, ``weight``,
-    ``instance_count``) is one production variant; ``variants`` lists several instead. The
-    runtime works on ``production()``: one single-variant spec per variant.
+    ``instance_count``, ``routing_strategy``) is one production variant; ``variants`` lists
+    several instead. The runtime works on ``production()``: one single-variant spec per variant.
     """
 
     name: Name
@@ -203,6 +215,7 @@ class EndpointSpec(Strict):
     variant: Name = "AllTraffic"
     weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
     instance_count: int = Field(default=1, ge=1, le=64)
+    routing_strategy: RoutingStrategy = RoutingStrategy.LEAST_OUTSTANDING_REQUESTS
     #: Deadline in seconds for one whole request, every step of a chain included.
     timeout: float = Field(default=60.0, gt=0, le=3600, allow_inf_nan=False)
     variants: list[VariantSpec] = Field(default_factory=list, max_length=MAX_VARIANTS)
@@ -228,7 +241,7 @@ class EndpointSpec(Strict):
         if self.variants:
             if self.containers:
                 raise ValueError("give containers (one variant) or variants, not both")
-            shorthand = {"execution", "variant", "weight", "instance_count"}
+            shorthand = {"execution", "variant", "weight", "instance_count", "routing_strategy"}
             extra = sorted(shorthand & self.model_fields_set)
             if extra:
                 raise ValueError(f"{', '.join(extra)}: set these per variant under variants")
@@ -257,6 +270,7 @@ class EndpointSpec(Strict):
                 containers=self.containers,
                 weight=self.weight,
                 instance_count=self.instance_count,
+                routing_strategy=self.routing_strategy,
             )
         ]
 
@@ -271,6 +285,10 @@ class EndpointSpec(Strict):
         return [(self.of_variant(v), v.sampling_percentage) for v in self.shadow_variants]
 
     def of_variant(self, variant: VariantSpec) -> EndpointSpec:
+        # Only what the variant sets counts as set (exports write back just what was given).
+        routing = {
+            k: variant.routing_strategy for k in variant.model_fields_set & {"routing_strategy"}
+        }
         return self.model_copy(
             update={
                 "variant": variant.name,
@@ -278,6 +296,7 @@ class EndpointSpec(Strict):
                 "containers": variant.containers,
                 "weight": variant.weight,
                 "instance_count": variant.instance_count,
+                **routing,
                 "variants": [],
                 "shadow_variants": [],
             }

@@ -24,7 +24,9 @@ sees: a MultiModel container's ``TANDEM_MEMORY_LIMIT``, ``TANDEM_DISK_CACHE_LIMI
 ``TANDEM_PRELOAD`` (comma list) and ``TANDEM_LOAD_WAIT_TIMEOUT`` environment variables (its
 ``MultiModelConfig.ModelCacheSetting`` is SageMaker's own), a container's ``batching`` as
 ``TANDEM_MAX_BATCH_SIZE`` and ``TANDEM_MAX_BATCH_DELAY_MS``, and the endpoint's request deadline
-as the endpoint config's tag ``tandem:timeout`` (seconds).
+as the endpoint config's tag ``tandem:timeout`` (seconds). A variant's
+``RoutingConfig.RoutingStrategy`` is the spec's ``routing_strategy`` (``PREFIX_AWARE``, for
+language models, is refused).
 """
 
 from __future__ import annotations
@@ -136,6 +138,9 @@ def to_spec(
         "containers": [_container(path, c) for path, c in containers_of(model)],
         "source": source if source is not None else source_of(model),
     }
+    strategy = variant.get("RoutingConfig", {}).get("RoutingStrategy")
+    if strategy is not None:
+        raw["routing_strategy"] = strategy
     mode = model.get("InferenceExecutionConfig", {}).get("Mode")
     if mode is not None:
         raw["execution"] = mode
@@ -165,6 +170,8 @@ def from_spec(spec: EndpointSpec) -> tuple[dict[str, Any], dict[str, Any]]:
         model["Containers"] = containers
         model["InferenceExecutionConfig"] = {"Mode": spec.execution.value}
     variant = {"VariantName": spec.variant, "ModelName": spec.name, "InitialInstanceCount": 1}
+    if "routing_strategy" in spec.model_fields_set:
+        variant["RoutingConfig"] = {"RoutingStrategy": spec.routing_strategy.value}
     config: dict[str, Any] = {"EndpointConfigName": spec.name, "ProductionVariants": [variant]}
     if "timeout" in spec.model_fields_set:
         config["Tags"] = [{"Key": TIMEOUT_TAG, "Value": f"{spec.timeout:g}"}]
@@ -342,6 +349,7 @@ def _problem(err: Any, where: str) -> str:
     top = {
         "name": "endpointName",
         "variant": "productionVariants.1.member.variantName",
+        "routing_strategy": "productionVariants.1.member.routingConfig.routingStrategy",
         "timeout": f"tags.{TIMEOUT_TAG}",
         "execution": "inferenceExecutionConfig.mode",
         "containers": member_path(where),

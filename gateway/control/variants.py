@@ -59,6 +59,7 @@ def endpoint_spec(name: str, config: Mapping[str, Any], model_of: ModelOf) -> En
                 containers=s.containers,
                 weight=_weight(v),
                 instance_count=_count(v),
+                **_routing(s),
             )
             for s, v in zip(singles, production, strict=True)
         ],
@@ -68,6 +69,7 @@ def endpoint_spec(name: str, config: Mapping[str, Any], model_of: ModelOf) -> En
                 execution=s.execution,
                 containers=s.containers,
                 instance_count=_count(v),
+                **_routing(s),
                 sampling_percentage=min(100.0, 100.0 * _weight(v) / total) if total else 0.0,
             )
             for v in shadows
@@ -127,6 +129,11 @@ def _single(
 ) -> EndpointSpec:
     one = {k: v for k, v in config.items() if k in ("EndpointConfigName", "Tags")}
     return to_spec(name, model_of(variant["ModelName"]), {**one, "ProductionVariants": [variant]})
+
+
+def _routing(single: EndpointSpec) -> dict[str, Any]:
+    """The variant's ``RoutingConfig``, only if it had one (so an export writes what was given)."""
+    return {k: single.routing_strategy for k in single.model_fields_set & {"routing_strategy"}}
 
 
 def _weight(variant: Mapping[str, Any]) -> float:

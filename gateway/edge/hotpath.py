@@ -87,7 +87,9 @@ class InvocationsApp:
             # One dict of the raw (lower-cased, per ASGI) headers: a lookup each, not a scan.
             headers: dict[bytes, bytes] = dict(scope["headers"])
             check_headers(headers)
-            endpoint = pick(live, _text(headers, b"x-amzn-sagemaker-target-variant")).instance()
+            variant = pick(live, _text(headers, b"x-amzn-sagemaker-target-variant"))
+            target = _text(headers, b"x-amzn-sagemaker-target-model")
+            endpoint = variant.instance(target, self.dispatcher.in_use)
             # Counted from the moment it was routed: an endpoint being replaced or deleted
             # stops only after the requests it already took are answered.
             endpoint.inflight += 1

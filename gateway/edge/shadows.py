@@ -41,7 +41,8 @@ class ShadowSender:
             if len(self._pending) >= self.limit:
                 self.metrics.shadow_dropped.labels(live.name, shadow.name).inc()
                 continue
-            task = asyncio.get_running_loop().create_task(self._send(shadow.instance(), invocation))
+            instance = shadow.instance(invocation.target_model, self.dispatcher.in_use)
+            task = asyncio.get_running_loop().create_task(self._send(instance, invocation))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 

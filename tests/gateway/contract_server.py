@@ -23,6 +23,8 @@ variables:
   ``CONTRACT_MESSAGE`` as body
 - ``CONTRACT_FAIL_FIRST``: the first N invocations answer 503 (0)
 - ``CONTRACT_SLEEP``: seconds to wait before answering ``/invocations``
+- ``CONTRACT_GATE``: a file that an invocation whose body starts with ``gate`` waits for (30 s at
+  most) before answering: a request held as long as a test wants, with no timing
 - ``CONTRACT_CONTENT_TYPE``: Content-Type of answers (default: the mode's, else the request's)
 - ``CONTRACT_REPEAT``: the answer body repeated this many times (to make big payloads)
 - ``CONTRACT_CHUNKED``: ``1`` to send answers with chunked transfer encoding (no Content-Length)
@@ -173,6 +175,8 @@ class Handler(BaseHTTPRequestHandler):
             _calls["n"] += 1
             call = _calls["n"]
         time.sleep(float(os.environ.get("CONTRACT_SLEEP", "0")))
+        if body.startswith(b"gate"):
+            wait_for_file(os.environ.get("CONTRACT_GATE"))
         if call <= int(os.environ.get("CONTRACT_FAIL_FIRST", "0")):
             self._plain(503, "warming up")
             return
@@ -219,9 +223,7 @@ class Handler(BaseHTTPRequestHandler):
             if index > 1 and pause:
                 time.sleep(pause)
             if index == parts:
-                deadline = time.monotonic() + 30
-                while gate and not os.path.exists(gate) and time.monotonic() < deadline:
-                    time.sleep(0.01)
+                wait_for_file(gate)
                 if marker:
                     with open(marker, "w") as f:
                         f.write("produced")
@@ -254,6 +256,13 @@ class Server(ThreadingHTTPServer):
         # A client hanging up mid-answer (load generators do) is not worth a stack trace.
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
+def wait_for_file(path: str | None, timeout: float = 30.0) -> None:
+    """Until ``path`` exists (at most ``timeout`` seconds); at once when there is none."""
+    deadline = time.monotonic() + timeout
+    while path and not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def stop(signum: int, frame: object) -> None:

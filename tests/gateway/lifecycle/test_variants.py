@@ -213,7 +213,10 @@ def test_instance_counts_spread_requests_and_change_live(gateway: str) -> None:
     assert len(set(urls())) == 2
     for _ in range(40):
         runtime.invoke_endpoint(EndpointName="many", Body=b"x", ContentType="text/plain")
-    assert counts(urls()) == [20, 20], "round robin over the instances"
+    # One at a time, both instances are idle for each: least outstanding breaks the tie at random.
+    low, high = binomial_bounds(40, 0.5)
+    spread = counts(urls())
+    assert sum(spread) == 40 and all(low <= n <= high for n in spread), spread
     described = control.describe_endpoint(EndpointName="many")["ProductionVariants"][0]
     assert described["CurrentInstanceCount"] == 2
 
