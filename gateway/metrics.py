@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 
 from gateway.container_metrics import ContainerBatchRelay
 from gateway.errors import ApiError, ModelError
-from gateway.runtime import ContainerRuntime, EndpointRuntime
+from gateway.serving.live import ContainerRuntime, Instance
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -28,7 +28,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 class EndpointMetrics:
     """The bound children of one endpoint's series."""
 
-    def __init__(self, metrics: GatewayMetrics, endpoint: EndpointRuntime) -> None:
+    def __init__(self, metrics: GatewayMetrics, endpoint: Instance) -> None:
         labels = (endpoint.name, endpoint.variant)
         self.invocations = metrics.invocations.labels(*labels)
         self.errors_4xx = metrics.errors_4xx.labels(*labels)
@@ -70,7 +70,7 @@ class GatewayMetrics:
 
     def __init__(
         self,
-        endpoints: Iterable[EndpointRuntime],
+        endpoints: Iterable[Instance],
         models_of: Callable[[ContainerRuntime], ModelState | None] = lambda _c: None,
     ) -> None:
         self.registry = CollectorRegistry()
@@ -128,22 +128,22 @@ class GatewayMetrics:
         #: The containers' batching series; ``await refresh()`` before ``render()``.
         self.containers = ContainerBatchRelay(endpoints)
         self.registry.register(self.containers)
-        self._endpoints: dict[EndpointRuntime, EndpointMetrics] = {}
+        self._endpoints: dict[Instance, EndpointMetrics] = {}
         self._models = _ModelFamilies(reg)
         self.registry.register(_ModelStateCollector(endpoints, models_of))
 
-    def endpoint(self, endpoint: EndpointRuntime) -> EndpointMetrics:
+    def endpoint(self, endpoint: Instance) -> EndpointMetrics:
         """The bound series of ``endpoint`` (made on first use: endpoints come and go)."""
         bound = self._endpoints.get(endpoint)
         if bound is None:
             bound = self._endpoints[endpoint] = EndpointMetrics(self, endpoint)
         return bound
 
-    def forget(self, endpoint: EndpointRuntime) -> None:
+    def forget(self, endpoint: Instance) -> None:
         """``endpoint`` was replaced or deleted: drop its bound children (its series stay)."""
         self._endpoints.pop(endpoint, None)
 
-    def models(self, endpoint: EndpointRuntime, container: ContainerRuntime) -> ModelMetrics:
+    def models(self, endpoint: Instance, container: ContainerRuntime) -> ModelMetrics:
         """The bound series of one MultiModel container."""
         return ModelMetrics(self._models, (endpoint.name, endpoint.variant, container.hostname))
 
@@ -154,7 +154,7 @@ class GatewayMetrics:
 class _RuntimeCollector(Collector):
     """Series read from the runtime state at scrape time, one sample per container."""
 
-    def __init__(self, endpoints: Iterable[EndpointRuntime]) -> None:
+    def __init__(self, endpoints: Iterable[Instance]) -> None:
         #: Iterated at each scrape: a list, or the live ``EndpointTable``.
         self._endpoints = endpoints
 
@@ -278,7 +278,7 @@ class _ModelStateCollector(_RuntimeCollector):
 
     def __init__(
         self,
-        endpoints: Iterable[EndpointRuntime],
+        endpoints: Iterable[Instance],
         models_of: Callable[[ContainerRuntime], ModelState | None],
     ) -> None:
         super().__init__(endpoints)

@@ -33,10 +33,10 @@ from gateway.asynchronous.outcome import (
     settle,
 )
 from gateway.asynchronous.storage import Storage, StorageError
-from gateway.dispatch import Dispatcher, InvocationRequest
 from gateway.errors import ApiError, ModelError, ServiceUnavailable
 from gateway.metrics import GatewayMetrics
-from gateway.runtime import EndpointRuntime, EndpointTable, LiveEndpoint
+from gateway.serving.dispatch import Dispatcher, InvocationRequest
+from gateway.serving.live import EndpointTable, Instance, LiveEndpoint
 from gateway.state import AsyncStatus, QueuedInvocation, StateStore
 from gateway.state.queue import EXPIRED_BATCH
 from pipelines.spec import AsyncInferenceSpec
@@ -56,7 +56,7 @@ KEEP_FINISHED = 24 * 3600.0
 #: the request itself may be what breaks it, and would otherwise loop until its TTL.
 MAX_BREAKS = 3
 
-Route = Callable[[str], EndpointRuntime]
+Route = Callable[[str], Instance]
 
 
 def capacity(live: LiveEndpoint) -> int:

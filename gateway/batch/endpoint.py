@@ -44,11 +44,11 @@ async def endpoint_for(config: BatchConfig) -> AsyncIterator[Target]:
 @contextlib.asynccontextmanager
 async def _serve_spec(path: Path, config: BatchConfig) -> AsyncIterator[Target]:
     # The server side is imported only here: --endpoint-url jobs never load uvicorn or the app.
-    from gateway import runtime
     from gateway.edge import server as runner
     from gateway.edge.app import create_app
     from gateway.lifecycle.backends import BackendError, create_backend
     from gateway.lifecycle.supervisor import StartError, Supervisor
+    from gateway.serving import live
     from gateway.settings import GatewaySettings
     from pipelines.spec import SpecError, load_specs
 
@@ -76,7 +76,7 @@ async def _serve_spec(path: Path, config: BatchConfig) -> AsyncIterator[Target]:
             f"{path}: a batch job runs one model; {spec.name!r} has variants (give a spec "
             "with top-level containers)"
         )
-    endpoints = runtime.build([spec], settings.state_dir)
+    endpoints = live.build([spec], settings.state_dir)
     async with contextlib.AsyncExitStack() as stack:
         try:
             stack.enter_context(runner.state_lock(settings.state_dir))

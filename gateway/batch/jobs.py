@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway import runtime
 from gateway.batch.config import MAX_PAYLOAD_MB, MB, BatchConfig
 from gateway.batch.errors import ConfigError, EndpointStartError
 from gateway.batch.progress import Tracker
@@ -31,6 +30,7 @@ from gateway.edge.app import create_app
 from gateway.edge.server import bind, make_server
 from gateway.lifecycle.backends import create_backend
 from gateway.lifecycle.supervisor import StartError, Supervisor
+from gateway.serving import live
 from gateway.settings import GatewaySettings
 from gateway.state import JobStatus, StateError, StateStore, WrongState
 from pipelines.errors import TandemError
@@ -219,7 +219,7 @@ class BatchJobs:
     async def _serving(self, spec: EndpointSpec) -> AsyncIterator[str]:
         """The job's containers, healthy, behind the runtime API on a loopback port: its URL."""
         settings = self._settings
-        endpoints = runtime.build([spec], settings.state_dir)
+        endpoints = live.build([spec], settings.state_dir)
         supervisor = Supervisor(endpoints, self._backend, settings)
         await supervisor.start(reap=False)  # on failure it stops what it started
         try:

@@ -1,6 +1,6 @@
-"""The gateway's HTTP edge: SageMaker's runtime API as thin routes over ``gateway.dispatch``.
+"""The gateway's HTTP edge: SageMaker's runtime API as thin routes over ``gateway.serving``.
 
-``create_app`` is the one entry point: the process side builds the ``EndpointRuntime`` objects,
+``create_app`` is the one entry point: the process side builds the ``Instance`` objects,
 keeps their state current, and serves the returned app with uvicorn.
 """
 
@@ -18,7 +18,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.capture import CaptureCollector, CaptureWriter
-from gateway.dispatch import Dispatcher
 from gateway.edge.auth import auth_middleware
 from gateway.edge.errors import handle_api_error, handle_unexpected
 from gateway.edge.hotpath import InvocationsApp, InvocationsShortcut, pick
@@ -29,12 +28,13 @@ from gateway.errors import ApiError, InvalidRequest
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import GatewayMetrics
 from gateway.models.hosting import close_all, make_managers, preload_all
-from gateway.runtime import (
+from gateway.serving.dispatch import Dispatcher
+from gateway.serving.live import (
     ContainerState,
-    EndpointRuntime,
     EndpointTable,
+    Instance,
     LiveEndpoint,
-    VariantRuntime,
+    Variant,
 )
 from gateway.settings import GatewaySettings
 from pipelines.spec import NAME_PATTERN
@@ -45,7 +45,7 @@ _NAME = re.compile(NAME_PATTERN)
 
 
 def create_app(
-    endpoints: Iterable[EndpointRuntime | LiveEndpoint] | EndpointTable,
+    endpoints: Iterable[Instance | LiveEndpoint] | EndpointTable,
     settings: GatewaySettings,
     *,
     routes: Sequence[BaseRoute] = (),
@@ -79,7 +79,7 @@ def create_app(
             )
         raise InvalidRequest(f"Endpoint {name} of account {ACCOUNT} not found.")
 
-    def route(name: str, target_variant: str | None = None) -> EndpointRuntime:
+    def route(name: str, target_variant: str | None = None) -> Instance:
         """The instance that answers a request for ``name``: what every runtime call invokes."""
         return pick(endpoint_or_error(name), target_variant).instance()
 
@@ -172,7 +172,7 @@ def _describe(endpoint: LiveEndpoint) -> dict[str, Any]:
     }
 
 
-def _variant(variant: VariantRuntime) -> dict[str, Any]:
+def _variant(variant: Variant) -> dict[str, Any]:
     out: dict[str, Any] = {
         "VariantName": variant.name,
         "Mode": variant.spec.execution.value,
@@ -186,7 +186,7 @@ def _variant(variant: VariantRuntime) -> dict[str, Any]:
     return out
 
 
-def _containers(endpoint: EndpointRuntime) -> list[dict[str, Any]]:
+def _containers(endpoint: Instance) -> list[dict[str, Any]]:
     return [
         {
             "ContainerHostname": c.hostname,

@@ -16,13 +16,13 @@ from itertools import count
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.dispatch import Dispatcher, InvocationRequest
 from gateway.edge.body import read_body
 from gateway.edge.errors import error_response
-from gateway.edge.shadows import ShadowSender
 from gateway.errors import ApiError, InvalidRequest
 from gateway.metrics import GatewayMetrics
-from gateway.runtime import EndpointRuntime, LiveEndpoint, UnknownVariant, VariantRuntime
+from gateway.serving.dispatch import Dispatcher, InvocationRequest
+from gateway.serving.live import Instance, LiveEndpoint, UnknownVariant, Variant
+from gateway.serving.shadows import ShadowSender
 
 PREFIX = "/endpoints/"
 SUFFIX = "/invocations"
@@ -80,7 +80,7 @@ class InvocationsApp:
         started = time.perf_counter()
         request_id = self.request_id()
         timings: list[tuple[str, float]] = []
-        endpoint: EndpointRuntime | None = None
+        endpoint: Instance | None = None
         path: str = scope["path"]
         try:
             live = self.endpoint_or_error(path[len(PREFIX) : -len(SUFFIX)])
@@ -183,7 +183,7 @@ def _names_one(path: str, suffix: str) -> bool:
     )
 
 
-def pick(endpoint: LiveEndpoint, target: str | None) -> VariantRuntime:
+def pick(endpoint: LiveEndpoint, target: str | None) -> Variant:
     """The production variant for one request; an unknown ``TargetVariant`` names the known."""
     try:
         return endpoint.pick(target)

@@ -11,7 +11,7 @@ from starlette.routing import Route
 from gateway.errors import InvalidRequest, ResourceNotFound
 from gateway.models.manager import ModelManager
 from gateway.models.targets import validate_target
-from gateway.runtime import ContainerRuntime, LiveEndpoint
+from gateway.serving.live import ContainerRuntime, LiveEndpoint
 
 
 def model_routes(

@@ -19,8 +19,6 @@ from collections.abc import Callable
 
 from starlette.types import Receive, Scope, Send
 
-from gateway import dispatch
-from gateway.dispatch import INVOCATIONS, Dispatcher, where
 from gateway.edge import eventstream
 from gateway.edge.body import read_body
 from gateway.edge.errors import error_response
@@ -33,14 +31,16 @@ from gateway.errors import (
     truncate,
 )
 from gateway.metrics import GatewayMetrics
-from gateway.runtime import ContainerRuntime, EndpointRuntime
+from gateway.serving import dispatch
+from gateway.serving.dispatch import INVOCATIONS, Dispatcher, where
+from gateway.serving.live import ContainerRuntime, Instance
 from gateway.upstream import UpstreamBodyTooLarge, UpstreamTimeout, UpstreamUnavailable
 from gateway.upstream.streaming import StreamBroken, StreamedResponse
 
 log = logging.getLogger("tandem.gateway")
 
 PATH = "/endpoints/{name}/invocations-response-stream"
-Router = Callable[[str, str | None], EndpointRuntime]
+Router = Callable[[str, str | None], Instance]
 
 # (header, SageMaker's member name, min length, max length), as botocore's model has them.
 _LIMITS = (
@@ -86,7 +86,7 @@ class ResponseStreamApp:
         started = time.perf_counter()
         request_id = str(uuid.uuid4())
         timings: list[tuple[str, float]] = []
-        instance: EndpointRuntime | None = None
+        instance: Instance | None = None
         error: ApiError | None = None
         try:
             headers: dict[bytes, bytes] = dict(scope["headers"])
@@ -119,7 +119,7 @@ class ResponseStreamApp:
 
     async def _invoke(
         self,
-        instance: EndpointRuntime,
+        instance: Instance,
         headers: dict[bytes, bytes],
         body: bytes,
         request_id: str,
@@ -310,7 +310,7 @@ class ResponseStreamApp:
 
 
 def _head(
-    instance: EndpointRuntime, answer: StreamedResponse, request_id: str, attributes: str | None
+    instance: Instance, answer: StreamedResponse, request_id: str, attributes: str | None
 ) -> list[tuple[bytes, bytes]]:
     """The answer's headers: the stream's media type, the container's in SageMaker's header."""
     raw = [

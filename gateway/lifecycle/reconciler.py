@@ -20,19 +20,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway import runtime
 from gateway.capture import CaptureWriter
-from gateway.dispatch import Dispatcher
 from gateway.lifecycle.backends.base import Backend
 from gateway.lifecycle.supervisor import StartError, Supervisor, raise_start_errors
 from gateway.metrics import GatewayMetrics
 from gateway.models.hosting import close_all, make_managers, preload_all
 from gateway.models.limits import fair_limits
-from gateway.runtime import (
-    EndpointRuntime,
+from gateway.serving.dispatch import Dispatcher
+from gateway.serving.live import (
     EndpointTable,
+    Instance,
     LiveEndpoint,
-    VariantRuntime,
+    Variant,
+    build_live,
     deployment_name,
 )
 from gateway.settings import GatewaySettings
@@ -60,7 +60,7 @@ class Deployment:
 
     runtime: LiveEndpoint
     config: str
-    supervisors: dict[EndpointRuntime, Supervisor] = field(default_factory=dict)
+    supervisors: dict[Instance, Supervisor] = field(default_factory=dict)
 
 
 class Reconciler:
@@ -232,7 +232,7 @@ class Reconciler:
         desired = record.desired if record is not None and record.config == config else {}
         # Blue/green: an update runs in the other of the endpoint's two folders.
         folder = name if beside is None or beside.runtime.folder != name else f"{name}.1"
-        endpoint = runtime.build_live(
+        endpoint = build_live(
             spec,
             self._settings.state_dir,
             folder=folder,
@@ -257,9 +257,7 @@ class Reconciler:
             endpoint.capture = writer
         return deployment
 
-    async def _start_instances(
-        self, deployment: Deployment, instances: list[EndpointRuntime]
-    ) -> None:
+    async def _start_instances(self, deployment: Deployment, instances: list[Instance]) -> None:
         """Start ``instances`` side by side, each under its own supervisor, until all pass
         ``/ping`` and their pinned models are loaded; the caller stops them on failure."""
         assert self._dispatcher is not None and self._metrics is not None, "attach() first"
@@ -298,7 +296,7 @@ class Reconciler:
         with contextlib.suppress(WrongState):
             self._store.finish_resize(name)
 
-    async def _scale(self, live: Deployment, variant: VariantRuntime, count: int) -> None:
+    async def _scale(self, live: Deployment, variant: Variant, count: int) -> None:
         have = len(variant.instances)
         if count > have:
             names = [
@@ -306,9 +304,7 @@ class Reconciler:
                 for i in range(have, count)
             ]
             limits = fair_limits([(n, variant.spec) for n in names], self._settings.state_dir)
-            added = [
-                EndpointRuntime.from_spec(variant.spec, limits.get(n), deployment=n) for n in names
-            ]
+            added = [Instance.from_spec(variant.spec, limits.get(n), deployment=n) for n in names]
             try:
                 await self._start_instances(live, added)
             except BaseException:
@@ -341,7 +337,7 @@ class Reconciler:
         await self._drain(deployment.runtime)
         await self._stop(deployment)
 
-    async def _drain(self, endpoint: LiveEndpoint | EndpointRuntime) -> None:
+    async def _drain(self, endpoint: LiveEndpoint | Instance) -> None:
         """Wait for the requests already in ``endpoint`` (bounded by its own timeout)."""
         deadline = time.monotonic() + endpoint.spec.timeout + 1.0
         while endpoint.inflight > 0 and time.monotonic() < deadline:
@@ -354,9 +350,7 @@ class Reconciler:
             deployment.runtime.capture = None
             await writer.aclose()  # its requests are answered: every record is in the buffer
 
-    async def _stop_instances(
-        self, deployment: Deployment, instances: list[EndpointRuntime]
-    ) -> None:
+    async def _stop_instances(self, deployment: Deployment, instances: list[Instance]) -> None:
         assert self._dispatcher is not None and self._metrics is not None
         managers = []
         for instance in instances:

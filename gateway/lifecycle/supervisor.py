@@ -18,7 +18,7 @@ from gateway.artifacts import ArtifactError, prepare_model_dir
 from gateway.lifecycle.backends.base import Backend, BackendError, ContainerHandle
 from gateway.lifecycle.containerlog import ContainerLog
 from gateway.lifecycle.health import ping
-from gateway.runtime import ContainerRuntime, ContainerState, EndpointRuntime
+from gateway.serving.live import ContainerRuntime, ContainerState, Instance
 from gateway.settings import GatewaySettings
 from pipelines.errors import TandemError
 from pipelines.spec import Mode
@@ -85,7 +85,7 @@ def backoff_attempt(attempt: int, healthy_for: float, reset_after: float) -> int
 
 class Supervisor:
     def __init__(
-        self, endpoints: list[EndpointRuntime], backend: Backend, settings: GatewaySettings
+        self, endpoints: list[Instance], backend: Backend, settings: GatewaySettings
     ) -> None:
         self._backend = backend
         self._settings = settings

@@ -10,13 +10,13 @@ from gateway.metrics import GatewayMetrics
 from gateway.models.cache import DiskCache
 from gateway.models.manager import ModelManager
 from gateway.models.store import ModelStore
-from gateway.runtime import ContainerRuntime, EndpointRuntime
+from gateway.serving.live import ContainerRuntime, Instance
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstream
 
 
 def make_managers(
-    endpoints: Iterable[EndpointRuntime],
+    endpoints: Iterable[Instance],
     settings: GatewaySettings,
     upstream: Callable[[ContainerRuntime], Upstream],
     metrics: GatewayMetrics,
@@ -32,7 +32,7 @@ def make_managers(
             if prefix is None or limits is None:
                 raise ValueError(
                     f"{endpoint.name}/{container.hostname}: a MultiModel container needs its "
-                    "model_data prefix and its limits (build runtimes with gateway.runtime.build)"
+                    "model_data prefix and its limits (build them with serving.live.build)"
                 )
             folder = settings.state_dir.resolve() / endpoint.name / container.hostname / "models"
             cache = DiskCache(

@@ -31,7 +31,7 @@ from gateway.models.errors import load_failed, no_room, store_failed, unreachabl
 from gateway.models.model_api import ModelApi
 from gateway.models.store import ModelStore, StoreError
 from gateway.models.targets import container_name
-from gateway.runtime import ContainerRuntime
+from gateway.serving.live import ContainerRuntime
 from gateway.upstream import Upstream
 from pipelines.spec import ModelCache
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from gateway.models.cache import CacheEntry
 from gateway.models.errors import unreachable
 from gateway.models.targets import container_name
-from gateway.runtime import ContainerRuntime
+from gateway.serving.live import ContainerRuntime
 from gateway.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("tandem.models")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from gateway.errors import InvalidRequest, ModelError, ServiceUnavailable, truncate
 from gateway.models.manager import ModelManager
 from gateway.models.targets import validate_target
-from gateway.runtime import ContainerRuntime, EndpointRuntime
+from gateway.serving.live import ContainerRuntime, Instance
 from gateway.upstream import (
     Upstream,
     UpstreamBodyTooLarge,
@@ -88,14 +88,14 @@ class Dispatcher:
     def managers(self) -> list[ModelManager]:
         return list(self._managers.values())
 
-    def open(self, endpoints: Iterable[EndpointRuntime]) -> None:
+    def open(self, endpoints: Iterable[Instance]) -> None:
         """Create the clients for every container that already has a URL (call inside the loop)."""
         for endpoint in endpoints:
             for container in endpoint.containers:
                 if container.url:
                     self.upstream(container)
 
-    async def retire(self, endpoint: EndpointRuntime) -> list[ModelManager]:
+    async def retire(self, endpoint: Instance) -> list[ModelManager]:
         """Forget ``endpoint``'s clients (closed) and managers (returned: the caller closes)."""
         managers = []
         for container in endpoint.containers:
@@ -131,7 +131,7 @@ class Dispatcher:
 
     async def invoke(
         self,
-        endpoint: EndpointRuntime,
+        endpoint: Instance,
         request: InvocationRequest,
         timings: list[tuple[str, float]] | None = None,
         *,
@@ -223,9 +223,7 @@ class Dispatcher:
             manager.lost(entry)
         return response, started
 
-    def _route(
-        self, endpoint: EndpointRuntime, request: InvocationRequest
-    ) -> list[ContainerRuntime]:
+    def _route(self, endpoint: Instance, request: InvocationRequest) -> list[ContainerRuntime]:
         return route(endpoint, request.target_container, request.target_model)
 
     @staticmethod
@@ -284,7 +282,7 @@ def timed_out(
 
 
 def route(
-    endpoint: EndpointRuntime,
+    endpoint: Instance,
     target: str | None,
     target_model: str | None,
     *,

@@ -126,7 +126,7 @@ class ContainerRuntime:
 
 
 @dataclass(eq=False)
-class EndpointRuntime:
+class Instance:
     """One endpoint: its spec and its containers, in spec order."""
 
     spec: EndpointSpec
@@ -141,7 +141,7 @@ class EndpointRuntime:
         limits: dict[str, Limits] | None = None,
         *,
         deployment: str = "",
-    ) -> EndpointRuntime:
+    ) -> Instance:
         """One endpoint; ``limits`` gives each MultiModel container's (see ``build``)."""
         limits = limits or {}
         return cls(
@@ -191,23 +191,20 @@ class EndpointRuntime:
         return None
 
 
-def build(
-    specs: list[EndpointSpec], state_dir: Path, *, deployment: str = ""
-) -> list[EndpointRuntime]:
+def build(specs: list[EndpointSpec], state_dir: Path, *, deployment: str = "") -> list[Instance]:
     """The runtime of every (single-variant) spec, each MultiModel container's limits resolved."""
     limits = fair_limits([(spec.name, spec) for spec in specs], state_dir)
     return [
-        EndpointRuntime.from_spec(spec, limits.get(spec.name), deployment=deployment)
-        for spec in specs
+        Instance.from_spec(spec, limits.get(spec.name), deployment=deployment) for spec in specs
     ]
 
 
 @dataclass(eq=False)
-class VariantRuntime:
+class Variant:
     """One variant of an endpoint: its instances (copies of its containers) and its weight."""
 
     spec: EndpointSpec
-    instances: list[EndpointRuntime]
+    instances: list[Instance]
     #: Production: the share of the draw (over the sum of every variant's). Changed live.
     weight: float = 1.0
     #: Shadows: the percentage of the production requests copied to it.
@@ -222,7 +219,7 @@ class VariantRuntime:
     def shadow(self) -> bool:
         return self.sampling is not None
 
-    def instance(self) -> EndpointRuntime:
+    def instance(self) -> Instance:
         """The next instance, in turn (the list is replaced whole when the count changes)."""
         instances = self.instances
         if len(instances) == 1:
@@ -244,8 +241,8 @@ class LiveEndpoint:
     """
 
     spec: EndpointSpec
-    variants: list[VariantRuntime]
-    shadows: list[VariantRuntime] = field(default_factory=list)
+    variants: list[Variant]
+    shadows: list[Variant] = field(default_factory=list)
     #: The folder the endpoint's deployments are named after (``name`` or ``name.1``).
     folder: str = ""
     #: Set by the serving side: the endpoint's data capture writer, if it captures.
@@ -256,9 +253,9 @@ class LiveEndpoint:
         self._redraw()
 
     @classmethod
-    def single(cls, endpoint: EndpointRuntime) -> LiveEndpoint:
+    def single(cls, endpoint: Instance) -> LiveEndpoint:
         """An endpoint of one variant and one instance (spec files before variants, tests)."""
-        variant = VariantRuntime(endpoint.spec, [endpoint], weight=endpoint.spec.weight or 1.0)
+        variant = Variant(endpoint.spec, [endpoint], weight=endpoint.spec.weight or 1.0)
         return cls(spec=endpoint.spec, variants=[variant], folder=endpoint.deployment)
 
     @property
@@ -266,7 +263,7 @@ class LiveEndpoint:
         return self.spec.name
 
     @property
-    def runtimes(self) -> list[EndpointRuntime]:
+    def runtimes(self) -> list[Instance]:
         """Every instance of every variant, shadows included."""
         return [i for v in (*self.variants, *self.shadows) for i in v.instances]
 
@@ -274,13 +271,13 @@ class LiveEndpoint:
     def inflight(self) -> int:
         return sum(r.inflight for r in self.runtimes)
 
-    def variant(self, name: str) -> VariantRuntime | None:
+    def variant(self, name: str) -> Variant | None:
         for v in (*self.variants, *self.shadows):
             if v.name == name:
                 return v
         return None
 
-    def pick(self, target: str | None = None) -> VariantRuntime:
+    def pick(self, target: str | None = None) -> Variant:
         """The production variant a request goes to: ``target``, else a draw by weight."""
         if target:
             for v in self.variants:
@@ -338,15 +335,14 @@ def build_live(
         units += [(name, variant_spec) for name in names]
         plan.append((variant_spec, sampling, names))
     limits = fair_limits(units, state_dir)
-    variants: list[VariantRuntime] = []
-    shadows: list[VariantRuntime] = []
+    variants: list[Variant] = []
+    shadows: list[Variant] = []
     for variant_spec, sampling, names in plan:
         instances = [
-            EndpointRuntime.from_spec(variant_spec, limits.get(name), deployment=name)
-            for name in names
+            Instance.from_spec(variant_spec, limits.get(name), deployment=name) for name in names
         ]
         weight = weights.get(variant_spec.variant, variant_spec.weight)
-        made = VariantRuntime(variant_spec, instances, weight=weight, sampling=sampling)
+        made = Variant(variant_spec, instances, weight=weight, sampling=sampling)
         (variants if sampling is None else shadows).append(made)
     return LiveEndpoint(spec=spec, variants=variants, shadows=shadows, folder=folder)
 
@@ -356,10 +352,10 @@ class EndpointTable:
 
     The hot path reads ``get`` with no lock; the control side builds a new mapping and swaps
     the one reference, so a request sees the old table or the new one, never half of a change.
-    Iterating it gives every running instance (``EndpointRuntime``); ``live()`` the endpoints.
+    Iterating it gives every running instance (``Instance``); ``live()`` the endpoints.
     """
 
-    def __init__(self, endpoints: Iterable[EndpointRuntime | LiveEndpoint] = ()) -> None:
+    def __init__(self, endpoints: Iterable[Instance | LiveEndpoint] = ()) -> None:
         live = [e if isinstance(e, LiveEndpoint) else LiveEndpoint.single(e) for e in endpoints]
         self._current: Mapping[str, LiveEndpoint] = MappingProxyType({e.name: e for e in live})
 
@@ -369,7 +365,7 @@ class EndpointTable:
     def live(self) -> list[LiveEndpoint]:
         return list(self._current.values())
 
-    def __iter__(self) -> Iterator[EndpointRuntime]:
+    def __iter__(self) -> Iterator[Instance]:
         return iter([r for e in list(self._current.values()) for r in e.runtimes])
 
     def __len__(self) -> int:

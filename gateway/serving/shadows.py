@@ -12,10 +12,10 @@ import logging
 import random
 import time
 
-from gateway.dispatch import Dispatcher, InvocationRequest
 from gateway.errors import ApiError
 from gateway.metrics import GatewayMetrics
-from gateway.runtime import EndpointRuntime, LiveEndpoint
+from gateway.serving.dispatch import Dispatcher, InvocationRequest
+from gateway.serving.live import Instance, LiveEndpoint
 
 log = logging.getLogger("tandem.gateway")
 
@@ -45,7 +45,7 @@ class ShadowSender:
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
-    async def _send(self, instance: EndpointRuntime, invocation: InvocationRequest) -> None:
+    async def _send(self, instance: Instance, invocation: InvocationRequest) -> None:
         started = time.perf_counter()
         timings: list[tuple[str, float]] = []
         instance.inflight += 1

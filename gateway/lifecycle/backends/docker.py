@@ -27,7 +27,7 @@ from gateway.lifecycle.backends.base import BackendError, LineSink
 from gateway.lifecycle.backends.docker_handle import DockerHandle
 from gateway.lifecycle.backends.process import can_listen, multi_model_environment
 from gateway.ops.images import ImageError, connect, container_env, image_for, require
-from gateway.runtime import ContainerRuntime
+from gateway.serving.live import ContainerRuntime
 from gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gateway.lifecycle.backends.base import BackendError, LineSink
 from gateway.ops.images import container_env
-from gateway.runtime import ContainerRuntime
+from gateway.serving.live import ContainerRuntime
 from gateway.settings import GatewaySettings
 
 logger = logging.getLogger("tandem.backend")

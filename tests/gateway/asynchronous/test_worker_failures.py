@@ -23,9 +23,9 @@ import pytest
 from gateway.asynchronous.outcome import INTERNAL, SETTLE_TRIES
 from gateway.asynchronous.storage import Storage
 from gateway.asynchronous.worker import Workers
-from gateway.dispatch import Dispatcher, InvocationRequest, InvocationResult
 from gateway.errors import ModelError
-from gateway.runtime import EndpointRuntime, EndpointTable, build_live
+from gateway.serving.dispatch import Dispatcher, InvocationRequest, InvocationResult
+from gateway.serving.live import EndpointTable, Instance, build_live
 from gateway.state import FILENAME, AsyncStatus, QueuedInvocation, StateStore
 from pipelines.spec import EndpointSpec
 
@@ -38,7 +38,7 @@ class Echo:
         self.calls: dict[bytes, int] = {}
 
     async def invoke(
-        self, instance: EndpointRuntime, request: InvocationRequest, *_: Any, **__: Any
+        self, instance: Instance, request: InvocationRequest, *_: Any, **__: Any
     ) -> InvocationResult:
         self.calls[request.body] = self.calls.get(request.body, 0) + 1
         if request.body.startswith(b"boom"):

@@ -18,7 +18,7 @@ from gateway.models.cache import DiskCache
 from gateway.models.manager import ModelManager
 from gateway.models.store import ModelStore
 from gateway.models.targets import container_name
-from gateway.runtime import EndpointRuntime
+from gateway.serving.live import Instance
 from gateway.upstream import UpstreamResponse
 from pipelines.spec import EndpointSpec
 from tests.gateway.models import archives
@@ -76,7 +76,7 @@ def test_a_507_evicts_the_least_recently_used_unpinned_model_and_retries_once(
             ],
         }
     )
-    endpoint = EndpointRuntime.from_spec(spec)
+    endpoint = Instance.from_spec(spec)
     (container,) = endpoint.containers
     metrics = GatewayMetrics([endpoint])
     cache = DiskCache(tmp_path / "cache", limit=GIB, max_model_bytes=2**20)
