@@ -123,7 +123,7 @@ def serve_gateway(port: int, upstream: str, endpoints: dict[str, list[str]]) -> 
 
     from gateway.edge.app import create_app
     from gateway.edge.server import bind, loop_factory, make_server
-    from gateway.serving.live import ContainerState, Instance
+    from gateway.live import ContainerState, Instance
     from gateway.settings import GatewaySettings
     from pipelines.spec import EndpointSpec
 

@@ -19,7 +19,7 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from gateway.serving.live import ContainerRuntime, Instance
+from gateway.live import ContainerRuntime, Instance
 
 log = logging.getLogger(__name__)
 

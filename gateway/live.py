@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
-from gateway.models.limits import Limits, fair_limits
+from gateway.limits import Limits, fair_limits
 from pipelines.spec import ContainerSpec, EndpointSpec, Execution, Mode
 
 

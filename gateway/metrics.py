@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 
 from gateway.container_metrics import ContainerBatchRelay
 from gateway.errors import ApiError, ModelError
-from gateway.serving.live import ContainerRuntime, Instance
+from gateway.live import ContainerRuntime, Instance
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,

@@ -26,7 +26,7 @@ from gateway.edge.server import Server, bind, loop_factory, make_server, state_l
 from gateway.lifecycle.backends import create_backend
 from gateway.lifecycle.reconciler import Reconciler
 from gateway.lifecycle.supervisor import StartError
-from gateway.serving.live import EndpointTable
+from gateway.live import EndpointTable
 from gateway.settings import GatewaySettings
 from pipelines.spec import EndpointSpec, load_specs
 

@@ -18,7 +18,7 @@ from gateway.asynchronous.storage import Storage
 from gateway.asynchronous.submit import Submitter
 from gateway.asynchronous.worker import Workers
 from gateway.edge.async_route import async_route
-from gateway.serving.live import EndpointTable
+from gateway.live import EndpointTable
 from gateway.settings import GatewaySettings
 from gateway.state import StateStore
 

@@ -21,7 +21,7 @@ from gateway.control.translate import check_model_data
 from gateway.edge.app import ACCOUNT
 from gateway.edge.async_route import Accepted, AsyncSubmission
 from gateway.errors import InvalidRequest
-from gateway.serving.live import EndpointTable, LiveEndpoint
+from gateway.live import EndpointTable, LiveEndpoint
 from gateway.state import StateStore
 from pipelines.spec import AsyncInferenceSpec, EndpointSpec, Execution, Mode
 

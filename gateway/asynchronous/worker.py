@@ -34,9 +34,9 @@ from gateway.asynchronous.outcome import (
 )
 from gateway.asynchronous.storage import Storage, StorageError
 from gateway.errors import ApiError, ModelError, ServiceUnavailable
+from gateway.live import EndpointTable, Instance, LiveEndpoint
 from gateway.metrics import GatewayMetrics
 from gateway.serving.dispatch import Dispatcher, InvocationRequest
-from gateway.serving.live import EndpointTable, Instance, LiveEndpoint
 from gateway.state import AsyncStatus, QueuedInvocation, StateStore
 from gateway.state.queue import EXPIRED_BATCH
 from pipelines.spec import AsyncInferenceSpec

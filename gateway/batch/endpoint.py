@@ -44,11 +44,11 @@ async def endpoint_for(config: BatchConfig) -> AsyncIterator[Target]:
 @contextlib.asynccontextmanager
 async def _serve_spec(path: Path, config: BatchConfig) -> AsyncIterator[Target]:
     # The server side is imported only here: --endpoint-url jobs never load uvicorn or the app.
+    from gateway import live
     from gateway.edge import server as runner
     from gateway.edge.app import create_app
     from gateway.lifecycle.backends import BackendError, create_backend
     from gateway.lifecycle.supervisor import StartError, Supervisor
-    from gateway.serving import live
     from gateway.settings import GatewaySettings
     from pipelines.spec import SpecError, load_specs
 

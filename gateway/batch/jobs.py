@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from gateway import live
 from gateway.batch.config import MAX_PAYLOAD_MB, MB, BatchConfig
 from gateway.batch.errors import ConfigError, EndpointStartError
 from gateway.batch.progress import Tracker
@@ -30,7 +31,6 @@ from gateway.edge.app import create_app
 from gateway.edge.server import bind, make_server
 from gateway.lifecycle.backends import create_backend
 from gateway.lifecycle.supervisor import StartError, Supervisor
-from gateway.serving import live
 from gateway.settings import GatewaySettings
 from gateway.state import JobStatus, StateError, StateStore, WrongState
 from pipelines.errors import TandemError

@@ -25,17 +25,17 @@ from gateway.edge.model_routes import model_routes
 from gateway.edge.stream import PATH as STREAM_PATH
 from gateway.edge.stream import ResponseStreamApp
 from gateway.errors import ApiError, InvalidRequest
-from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from gateway.metrics import GatewayMetrics
-from gateway.models.hosting import close_all, make_managers, preload_all
-from gateway.serving.dispatch import Dispatcher
-from gateway.serving.live import (
+from gateway.live import (
     ContainerState,
     EndpointTable,
     Instance,
     LiveEndpoint,
     Variant,
 )
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.metrics import GatewayMetrics
+from gateway.models.hosting import close_all, make_managers, preload_all
+from gateway.serving.dispatch import Dispatcher
 from gateway.settings import GatewaySettings
 from pipelines.spec import NAME_PATTERN
 

@@ -19,9 +19,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.edge.body import read_body
 from gateway.edge.errors import error_response
 from gateway.errors import ApiError, InvalidRequest
+from gateway.live import Instance, LiveEndpoint, UnknownVariant, Variant
 from gateway.metrics import GatewayMetrics
 from gateway.serving.dispatch import Dispatcher, InvocationRequest
-from gateway.serving.live import Instance, LiveEndpoint, UnknownVariant, Variant
 from gateway.serving.shadows import ShadowSender
 
 PREFIX = "/endpoints/"

@@ -9,9 +9,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.errors import InvalidRequest, ResourceNotFound
+from gateway.live import ContainerRuntime, LiveEndpoint
 from gateway.models.manager import ModelManager
 from gateway.models.targets import validate_target
-from gateway.serving.live import ContainerRuntime, LiveEndpoint
 
 
 def model_routes(

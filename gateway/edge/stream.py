@@ -30,10 +30,10 @@ from gateway.errors import (
     ModelError,
     truncate,
 )
+from gateway.live import ContainerRuntime, Instance
 from gateway.metrics import GatewayMetrics
 from gateway.serving import dispatch
 from gateway.serving.dispatch import INVOCATIONS, Dispatcher, where
-from gateway.serving.live import ContainerRuntime, Instance
 from gateway.upstream import UpstreamBodyTooLarge, UpstreamTimeout, UpstreamUnavailable
 from gateway.upstream.streaming import StreamBroken, StreamedResponse
 

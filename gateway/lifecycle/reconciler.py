@@ -23,11 +23,8 @@ from dataclasses import dataclass, field
 from gateway.capture import CaptureWriter
 from gateway.lifecycle.backends.base import Backend
 from gateway.lifecycle.supervisor import StartError, Supervisor, raise_start_errors
-from gateway.metrics import GatewayMetrics
-from gateway.models.hosting import close_all, make_managers, preload_all
-from gateway.models.limits import fair_limits
-from gateway.serving.dispatch import Dispatcher
-from gateway.serving.live import (
+from gateway.limits import fair_limits
+from gateway.live import (
     EndpointTable,
     Instance,
     LiveEndpoint,
@@ -35,6 +32,9 @@ from gateway.serving.live import (
     build_live,
     deployment_name,
 )
+from gateway.metrics import GatewayMetrics
+from gateway.models.hosting import close_all, make_managers, preload_all
+from gateway.serving.dispatch import Dispatcher
 from gateway.settings import GatewaySettings
 from gateway.state import EndpointStatus, StateStore, WrongState
 from pipelines.errors import TandemError

@@ -18,7 +18,7 @@ from gateway.artifacts import ArtifactError, prepare_model_dir
 from gateway.lifecycle.backends.base import Backend, BackendError, ContainerHandle
 from gateway.lifecycle.containerlog import ContainerLog
 from gateway.lifecycle.health import ping
-from gateway.serving.live import ContainerRuntime, ContainerState, Instance
+from gateway.live import ContainerRuntime, ContainerState, Instance
 from gateway.settings import GatewaySettings
 from pipelines.errors import TandemError
 from pipelines.spec import Mode

@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import Callable, Iterable
 from functools import partial
 
+from gateway.live import ContainerRuntime, Instance
 from gateway.metrics import GatewayMetrics
 from gateway.models.cache import DiskCache
 from gateway.models.manager import ModelManager
 from gateway.models.store import ModelStore
-from gateway.serving.live import ContainerRuntime, Instance
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstream
 

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from gateway.errors import ApiError, ModelNotReady
+from gateway.live import ContainerRuntime
 from gateway.metrics import ModelMetrics
 from gateway.models.cache import CacheEntry, DiskCache, purge
 from gateway.models.describe import describe, measured, worker_count
@@ -31,7 +32,6 @@ from gateway.models.errors import load_failed, no_room, store_failed, unreachabl
 from gateway.models.model_api import ModelApi
 from gateway.models.store import ModelStore, StoreError
 from gateway.models.targets import container_name
-from gateway.serving.live import ContainerRuntime
 from gateway.upstream import Upstream
 from pipelines.spec import ModelCache
 

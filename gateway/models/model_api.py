@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable
 from urllib.parse import quote
 
+from gateway.live import ContainerRuntime
 from gateway.models.cache import CacheEntry
 from gateway.models.errors import unreachable
 from gateway.models.targets import container_name
-from gateway.serving.live import ContainerRuntime
 from gateway.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("tandem.models")

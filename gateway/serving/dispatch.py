@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gateway.errors import InvalidRequest, ModelError, ServiceUnavailable, truncate
+from gateway.live import ContainerRuntime, Instance
 from gateway.models.manager import ModelManager
 from gateway.models.targets import validate_target
-from gateway.serving.live import ContainerRuntime, Instance
 from gateway.upstream import (
     Upstream,
     UpstreamBodyTooLarge,

@@ -13,9 +13,9 @@ import random
 import time
 
 from gateway.errors import ApiError
+from gateway.live import Instance, LiveEndpoint
 from gateway.metrics import GatewayMetrics
 from gateway.serving.dispatch import Dispatcher, InvocationRequest
-from gateway.serving.live import Instance, LiveEndpoint
 
 log = logging.getLogger("tandem.gateway")
 

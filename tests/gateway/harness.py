@@ -13,7 +13,7 @@ import boto3
 import uvicorn
 from botocore.config import Config
 
-from gateway.serving.live import ContainerState, Instance, build
+from gateway.live import ContainerState, Instance, build
 from pipelines.spec import EndpointSpec
 from tests.support import PYTHON, ROOT, free_port, running, wait_until
 

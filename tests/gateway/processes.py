@@ -10,7 +10,7 @@ from typing import Any
 import psutil
 
 from gateway.lifecycle.health import ping
-from gateway.serving.live import ContainerRuntime, Instance, build
+from gateway.live import ContainerRuntime, Instance, build
 from gateway.settings import GatewaySettings
 from pipelines.spec import EndpointSpec
 from tests.gateway.harness import CONTRACT_SERVER

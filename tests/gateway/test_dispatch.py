@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from gateway.errors import ModelError, ServiceUnavailable
+from gateway.live import ContainerState, Instance
 from gateway.serving.dispatch import Dispatcher, InvocationRequest, InvocationResult
-from gateway.serving.live import ContainerState, Instance
 from gateway.settings import MAX_PAYLOAD_BYTES
 from tests.gateway.harness import contract_servers, endpoint
 

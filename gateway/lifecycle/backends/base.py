@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from gateway.serving.live import ContainerHandle, ContainerRuntime
+from gateway.live import ContainerHandle, ContainerRuntime
 from pipelines.errors import TandemError
 
 __all__ = ["Backend", "BackendError", "ContainerHandle", "LineSink"]

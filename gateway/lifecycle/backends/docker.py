@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from gateway.lifecycle.backends.base import BackendError, LineSink
 from gateway.lifecycle.backends.docker_handle import DockerHandle
 from gateway.lifecycle.backends.process import can_listen, multi_model_environment
+from gateway.live import ContainerRuntime
 from gateway.ops.images import ImageError, connect, container_env, image_for, require
-from gateway.serving.live import ContainerRuntime
 from gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from gateway.lifecycle.backends.base import BackendError, LineSink
+from gateway.live import ContainerRuntime
 from gateway.ops.images import container_env
-from gateway.serving.live import ContainerRuntime
 from gateway.settings import GatewaySettings
 
 logger = logging.getLogger("tandem.backend")

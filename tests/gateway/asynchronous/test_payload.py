@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from gateway.lifecycle.backends.docker import DockerBackend
 from gateway.lifecycle.backends.process import ProcessBackend
-from gateway.serving.live import ContainerRuntime, Instance
+from gateway.live import ContainerRuntime, Instance
 from gateway.settings import GatewaySettings
 from pipelines.spec import EndpointSpec
 from tests.containers.sklearn_models import FEATURES, csv_body, train_classifier

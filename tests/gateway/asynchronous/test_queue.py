@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gateway.asynchronous.storage import Storage
 from gateway.asynchronous.worker import Workers
-from gateway.serving.live import EndpointTable
+from gateway.live import EndpointTable
 from gateway.state import FILENAME, AsyncStatus, QueuedInvocation, StateStore
 from gateway.state.queue import EXPIRED_BATCH
 

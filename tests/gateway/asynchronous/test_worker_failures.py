@@ -24,8 +24,8 @@ from gateway.asynchronous.outcome import INTERNAL, SETTLE_TRIES
 from gateway.asynchronous.storage import Storage
 from gateway.asynchronous.worker import Workers
 from gateway.errors import ModelError
+from gateway.live import EndpointTable, Instance, build_live
 from gateway.serving.dispatch import Dispatcher, InvocationRequest, InvocationResult
-from gateway.serving.live import EndpointTable, Instance, build_live
 from gateway.state import FILENAME, AsyncStatus, QueuedInvocation, StateStore
 from pipelines.spec import EndpointSpec
 

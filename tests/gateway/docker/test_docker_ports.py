@@ -18,7 +18,7 @@ import pytest
 
 from gateway.lifecycle.backends.docker import DockerBackend, DockerHandle
 from gateway.lifecycle.health import ping
-from gateway.serving.live import ContainerRuntime, Instance
+from gateway.live import ContainerRuntime, Instance
 from gateway.settings import GatewaySettings
 from pipelines.spec import EndpointSpec
 

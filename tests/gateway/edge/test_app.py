@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from gateway.edge.app import create_app
-from gateway.serving.live import ContainerState, Instance
+from gateway.live import ContainerState, Instance
 from gateway.settings import MAX_PAYLOAD_BYTES, GatewaySettings
 from tests.gateway.harness import (
     contract_process,

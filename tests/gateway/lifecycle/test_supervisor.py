@@ -13,7 +13,7 @@ import pytest
 
 from gateway.lifecycle.backends.process import ProcessBackend
 from gateway.lifecycle.supervisor import StartError, Supervisor, backoff_attempt, restart_delay
-from gateway.serving.live import ContainerState, Instance
+from gateway.live import ContainerState, Instance
 from gateway.settings import GatewaySettings
 from tests.gateway.processes import alive, endpoint, quick_settings, shell, until, wait_ping
 

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote
 
+from gateway.live import Instance
 from gateway.metrics import GatewayMetrics
 from gateway.models.cache import DiskCache
 from gateway.models.manager import ModelManager
 from gateway.models.store import ModelStore
 from gateway.models.targets import container_name
-from gateway.serving.live import Instance
 from gateway.upstream import UpstreamResponse
 from pipelines.spec import EndpointSpec
 from tests.gateway.models import archives

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from gateway.cli.main import app
 from gateway.lifecycle.backends.external import ExternalBackend
+from gateway.live import Instance
 from gateway.ops.k8s import (
     FIRST_SIDECAR_PORT,
     GATEWAY_PORT,
@@ -22,7 +23,6 @@ from gateway.ops.k8s import (
     manifests,
 )
 from gateway.ops.k8s_files import render_files
-from gateway.serving.live import Instance
 from gateway.settings import GatewaySettings
 from pipelines.spec import EndpointSpec, load_specs, parse_size
 from tests.support import ROOT
