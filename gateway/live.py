@@ -209,7 +209,8 @@ class Variant:
     weight: float = 1.0
     #: Shadows: the percentage of the production requests copied to it.
     sampling: float | None = None
-    _turn: int = 0
+    #: The last instance chosen (``gateway.serving.invocation.choose_instance``).
+    turn: int = 0
 
     @property
     def name(self) -> str:
@@ -218,14 +219,6 @@ class Variant:
     @property
     def shadow(self) -> bool:
         return self.sampling is not None
-
-    def instance(self) -> Instance:
-        """The next instance, in turn (the list is replaced whole when the count changes)."""
-        instances = self.instances
-        if len(instances) == 1:
-            return instances[0]
-        self._turn = turn = (self._turn + 1) % len(instances)
-        return instances[turn]
 
 
 class UnknownVariant(LookupError):
@@ -364,6 +357,15 @@ class EndpointTable:
 
     def live(self) -> list[LiveEndpoint]:
         return list(self._current.values())
+
+    def observe(self, name: str) -> dict[str, tuple[float, int]] | None:
+        """What ``name`` serves now, per variant: (weight, instance count); shadows weigh 0."""
+        live = self.get(name)
+        if live is None:
+            return None
+        return {v.name: (v.weight, len(v.instances)) for v in live.variants} | {
+            v.name: (0.0, len(v.instances)) for v in live.shadows
+        }
 
     def __iter__(self) -> Iterator[Instance]:
         return iter([r for e in list(self._current.values()) for r in e.runtimes])

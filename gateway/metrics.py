@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from gateway.calls import Call
 from gateway.container_metrics import ContainerBatchRelay
 from gateway.errors import ApiError, ModelError
 from gateway.live import ContainerRuntime, Instance
@@ -131,6 +132,11 @@ class GatewayMetrics:
         self._endpoints: dict[Instance, EndpointMetrics] = {}
         self._models = _ModelFamilies(reg)
         self.registry.register(_ModelStateCollector(endpoints, models_of))
+
+    def finished(self, call: Call) -> None:
+        """The ``Recorder`` of the invocation core: a finished invocation into its series."""
+        if call.instance is not None:
+            self.endpoint(call.instance).record(call.total, call.timings, call.error)
 
     def endpoint(self, endpoint: Instance) -> EndpointMetrics:
         """The bound series of ``endpoint`` (made on first use: endpoints come and go)."""

@@ -1,8 +1,8 @@
 """``AsyncInference``: the submitter, the workers and the gauges of one ``tandem serve``.
 
-Built before the app (its route is one of the app's), attached to the app once it exists (the
-workers invoke through ``app.state.route`` and ``app.state.dispatcher``), started once the
-endpoints serve and closed before they stop.
+Built by the composition root (``gateway/serve.py``) from the data plane, before the app (its
+route is one of the app's); the workers invoke through the plane's invocation core. Started once
+the endpoints serve and closed before they stop.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.asynchronous.metrics import BacklogCollector
@@ -18,7 +17,7 @@ from gateway.asynchronous.storage import Storage
 from gateway.asynchronous.submit import Submitter
 from gateway.asynchronous.worker import Workers
 from gateway.edge.async_route import async_route
-from gateway.live import EndpointTable
+from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
 from gateway.state import StateStore
 
@@ -27,27 +26,28 @@ class AsyncInference:
     def __init__(
         self,
         store: StateStore,
-        table: EndpointTable,
+        plane: DataPlane,
         settings: GatewaySettings,
         roots: Sequence[str | Path],
     ) -> None:
         self.store = store
-        self.table = table
+        self.table = table = plane.table
         self.settings = settings
         storage = Storage(settings.s3_endpoint_url)
         self.workers = Workers(
-            store, table, storage, max_bytes=settings.async_max_bytes, region=settings.region
+            store,
+            plane.invocations,
+            storage,
+            max_bytes=settings.async_max_bytes,
+            region=settings.region,
         )
+        plane.metrics.registry.register(BacklogCollector(store, table))
         self.submit = Submitter(
             store, table, storage, roots, settings.async_max_bytes, self.workers.wake
         )
 
     def route(self) -> Route:
         return async_route(self.submit)
-
-    def attach(self, app: Starlette) -> None:
-        self.workers.attach(app.state.route, app.state.dispatcher, app.state.metrics)
-        app.state.metrics.registry.register(BacklogCollector(self.store, self.table))
 
     async def start(self) -> None:
         await self.workers.start()

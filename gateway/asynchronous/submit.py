@@ -16,12 +16,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.asynchronous.storage import Storage, StorageError, join
-from gateway.control.errors import ValidationException
 from gateway.control.translate import check_model_data
-from gateway.edge.app import ACCOUNT
 from gateway.edge.async_route import Accepted, AsyncSubmission
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, ValidationException
 from gateway.live import EndpointTable, LiveEndpoint
+from gateway.serving.invocation import ACCOUNT
 from gateway.state import StateStore
 from pipelines.spec import AsyncInferenceSpec, EndpointSpec, Execution, Mode
 

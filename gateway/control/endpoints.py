@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.control.context import Context, Result, page, query
-from gateway.control.errors import ValidationException
 from gateway.control.models import config_record, model_record
 from gateway.control.translate import containers_of
 from gateway.control.variants import endpoint_spec
+from gateway.errors import ValidationException
 from gateway.state import ConfigRecord, EndpointRecord, EndpointStatus, WrongState
 from pipelines.spec import EndpointSpec
 

@@ -21,14 +21,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.control.errors import (
-    CONTENT_TYPE,
+from gateway.control.plane import ControlPlane
+from gateway.errors import (
+    CONTROL_CONTENT_TYPE,
     ControlError,
     ControlInternal,
     SerializationFailure,
     UnknownOperation,
 )
-from gateway.control.plane import ControlPlane
 
 log = logging.getLogger("tandem.control")
 
@@ -63,7 +63,7 @@ def control_route(plane: ControlPlane, *, authorize: Authorize | None = None) ->
             )
         return Response(
             json.dumps(body, separators=(",", ":"), default=str).encode(),
-            media_type=CONTENT_TYPE,
+            media_type=CONTROL_CONTENT_TYPE,
             headers={"x-amzn-RequestId": request_id},
         )
 
@@ -86,7 +86,9 @@ async def read(request: Request) -> tuple[str, dict[str, Any]]:
         )
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media not in ACCEPTED_TYPES:
-        raise SerializationFailure(f"Content-Type must be {CONTENT_TYPE} (got {media[:100]!r}).")
+        raise SerializationFailure(
+            f"Content-Type must be {CONTROL_CONTENT_TYPE} (got {media[:100]!r})."
+        )
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY:
         raise SerializationFailure(f"The request body is larger than {MAX_BODY} bytes.")
@@ -111,6 +113,6 @@ def error_response(exc: ControlError, request_id: str) -> Response:
     return Response(
         json.dumps(exc.body()).encode(),
         status_code=exc.status,
-        media_type=CONTENT_TYPE,
+        media_type=CONTROL_CONTENT_TYPE,
         headers={"x-amzn-ErrorType": exc.code, "x-amzn-RequestId": request_id},
     )

@@ -38,8 +38,8 @@ from urllib.parse import unquote, urlparse
 
 from pydantic import ValidationError
 
-from gateway.control.errors import ValidationException
 from gateway.control.shapes import member_path
+from gateway.errors import ValidationException
 from pipelines.spec import EndpointSpec, Execution, Framework, Mode, ModelCache
 
 COMMAND_ENV = "TANDEM_COMMAND"

@@ -1,12 +1,11 @@
 """The gateway's HTTP edge: SageMaker's runtime API as thin routes over ``gateway.serving``.
 
-``create_app`` is the one entry point: the process side builds the ``Instance`` objects,
-keeps their state current, and serves the returned app with uvicorn.
+``create_app`` is the one entry point: it is handed the data plane (``gateway.serving.plane``)
+that the composition root (``gateway/serve.py``) built, and only adds HTTP around it.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,14 +16,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.capture import CaptureCollector, CaptureWriter
 from gateway.edge.auth import auth_middleware
 from gateway.edge.errors import handle_api_error, handle_unexpected
-from gateway.edge.hotpath import InvocationsApp, InvocationsShortcut, pick
+from gateway.edge.hotpath import InvocationsApp, InvocationsShortcut
 from gateway.edge.model_routes import model_routes
 from gateway.edge.stream import PATH as STREAM_PATH
 from gateway.edge.stream import ResponseStreamApp
-from gateway.errors import ApiError, InvalidRequest
+from gateway.errors import ApiError
 from gateway.live import (
     ContainerState,
     EndpointTable,
@@ -33,58 +31,23 @@ from gateway.live import (
     Variant,
 )
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from gateway.metrics import GatewayMetrics
-from gateway.models.hosting import close_all, make_managers, preload_all
-from gateway.serving.dispatch import Dispatcher
+from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
-from pipelines.spec import NAME_PATTERN
-
-#: SageMaker names the account in "not found" messages; a self-hosted gateway has none.
-ACCOUNT = "local"
-_NAME = re.compile(NAME_PATTERN)
 
 
 def create_app(
-    endpoints: Iterable[Instance | LiveEndpoint] | EndpointTable,
+    plane: DataPlane | Iterable[Instance | LiveEndpoint] | EndpointTable,
     settings: GatewaySettings,
     *,
     routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """The runtime API for ``endpoints``; upstream clients live as long as the app's lifespan."""
-    table = endpoints if isinstance(endpoints, EndpointTable) else EndpointTable(endpoints)
-    state_dir = settings.state_dir.resolve()
-    dispatcher = Dispatcher(
-        upstream=settings.upstream,
-        max_payload=settings.max_payload,
-        # The supervisor writes each container's output there; ModelError points at it.
-        log_stream=lambda c: str(state_dir / c.deployment / c.hostname / "container.log"),
-    )
-    metrics = GatewayMetrics(table, dispatcher.manager)
-    metrics.registry.register(
-        CaptureCollector(
-            lambda: [w for e in table.live() if isinstance(w := e.capture, CaptureWriter)]
-        )
-    )
-    dispatcher.host_models(make_managers(table, settings, dispatcher.upstream, metrics))
-
-    def endpoint_or_error(name: str) -> LiveEndpoint:
-        endpoint = table.get(name)
-        if endpoint is not None:
-            return endpoint
-        if len(name) > 63 or not _NAME.match(name):
-            raise InvalidRequest(
-                f"1 validation error detected: Value '{name[:100]}' at 'endpointName' failed to "
-                f"satisfy constraint: Member must satisfy regular expression pattern: "
-                f"{NAME_PATTERN} and have length less than or equal to 63"
-            )
-        raise InvalidRequest(f"Endpoint {name} of account {ACCOUNT} not found.")
-
-    def route(name: str, target_variant: str | None = None) -> Instance:
-        """The instance that answers a request for ``name``: what every runtime call invokes."""
-        return pick(endpoint_or_error(name), target_variant).instance()
-
-    invocations = InvocationsApp(dispatcher, metrics, endpoint_or_error, settings.max_payload)
-    stream = ResponseStreamApp(route, dispatcher, metrics, settings.max_payload)
+    """The runtime API over ``plane`` (built here from endpoints when given those); upstream
+    clients live as long as the app's lifespan."""
+    if not isinstance(plane, DataPlane):
+        plane = DataPlane(plane, settings)
+    table, metrics, core = plane.table, plane.metrics, plane.invocations
+    invocations = InvocationsApp(core, settings.max_payload)
+    stream = ResponseStreamApp(core, settings.max_payload)
 
     async def ping(request: Request) -> Response:
         down = [
@@ -101,7 +64,7 @@ def create_app(
         return JSONResponse({"Endpoints": [_describe(e) for e in table.live()]})
 
     async def describe_endpoint(request: Request) -> Response:
-        return JSONResponse(_describe(endpoint_or_error(request.path_params["name"])))
+        return JSONResponse(_describe(core.endpoint(request.path_params["name"])))
 
     async def prometheus(request: Request) -> Response:
         await metrics.containers.refresh()  # batching series live in the containers
@@ -109,15 +72,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        dispatcher.open(table)
+        await plane.open()
         try:
-            # Pinned models are in memory before the first request.
-            await preload_all(dispatcher.managers)
             yield
         finally:
-            await invocations.shadows.aclose()
-            await close_all(dispatcher.managers)
-            await dispatcher.aclose()
+            await plane.aclose()
 
     app = Starlette(
         routes=[
@@ -128,7 +87,7 @@ def create_app(
             Route("/endpoints", list_endpoints, methods=["GET"]),
             Route("/endpoints/{name}", describe_endpoint, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
-            *model_routes(endpoint_or_error, dispatcher.manager),
+            *model_routes(core, plane.dispatcher),
             *routes,
         ],
         exception_handlers={ApiError: handle_api_error, Exception: handle_unexpected},
@@ -138,11 +97,6 @@ def create_app(
             Middleware(InvocationsShortcut, invocations=invocations, stream=stream),
         ],
     )
-    app.state.dispatcher = dispatcher
-    app.state.metrics = metrics
-    app.state.table = table
-    #: ``route(name, target_variant)``: the instance to invoke (for other runtime calls).
-    app.state.route = route
     return app
 
 

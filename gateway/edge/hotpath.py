@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from itertools import count
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.calls import Call, ClientGone, InvocationRequest
 from gateway.edge.body import read_body
 from gateway.edge.errors import error_response
 from gateway.errors import ApiError, InvalidRequest
-from gateway.live import Instance, LiveEndpoint, UnknownVariant, Variant
-from gateway.metrics import GatewayMetrics
-from gateway.serving.dispatch import Dispatcher, InvocationRequest
-from gateway.serving.shadows import ShadowSender
+from gateway.serving.invocation import Invocations
 
 PREFIX = "/endpoints/"
 SUFFIX = "/invocations"
@@ -54,95 +51,78 @@ class RequestIds:
         return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFFFF:012x}"
 
 
-class _Disconnected(Exception):
-    """The client left before its body arrived: nobody is left to answer."""
-
-
 class InvocationsApp:
-    """The ASGI app for ``POST /endpoints/{name}/invocations``."""
+    """The ASGI app for ``POST /endpoints/{name}/invocations``: HTTP in and out of the core."""
 
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        metrics: GatewayMetrics,
-        endpoint_or_error: Callable[[str], LiveEndpoint],
-        max_payload: int,
-        shadows: ShadowSender | None = None,
-    ) -> None:
-        self.dispatcher = dispatcher
-        self.metrics = metrics
-        self.endpoint_or_error = endpoint_or_error
+    def __init__(self, invocations: Invocations, max_payload: int) -> None:
+        self.invocations = invocations
         self.limit = max_payload
         self.request_id = RequestIds()
-        self.shadows = shadows or ShadowSender(dispatcher, metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request_id = self.request_id()
-        timings: list[tuple[str, float]] = []
-        endpoint: Instance | None = None
         path: str = scope["path"]
+        # One dict of the raw (lower-cased, per ASGI) headers: a lookup each, not a scan.
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        limit = self.limit
+
+        async def read() -> InvocationRequest:
+            body = await read_body(receive, headers.get(b"content-length"), limit)
+            if body is None:
+                raise ClientGone
+            return _invocation(headers, body)
+
+        async def respond(call: Call) -> None:
+            await _answer(call, started, scope, receive, send)
+
         try:
-            live = self.endpoint_or_error(path[len(PREFIX) : -len(SUFFIX)])
-            # One dict of the raw (lower-cased, per ASGI) headers: a lookup each, not a scan.
-            headers: dict[bytes, bytes] = dict(scope["headers"])
             check_headers(headers)
-            endpoint = pick(live, _text(headers, b"x-amzn-sagemaker-target-variant")).instance()
-            # Counted from the moment it was routed: an endpoint being replaced or deleted
-            # stops only after the requests it already took are answered.
-            endpoint.inflight += 1
-            try:
-                body = await read_body(receive, headers.get(b"content-length"), self.limit)
-                if body is None:
-                    raise _Disconnected
-                invocation = _invocation(headers, body)
-                result = await self.dispatcher.invoke(endpoint, invocation, timings)
-            finally:
-                endpoint.inflight -= 1
         except ApiError as exc:
-            if endpoint is not None:
-                self.metrics.endpoint(endpoint).record(time.perf_counter() - started, timings, exc)
-            response = error_response(exc, request_id)
-            if endpoint is not None:
-                response.raw_headers.append(
-                    (b"x-amzn-invoked-production-variant", endpoint.variant_header)
-                )
-            if timings:
-                response.headers["Server-Timing"] = server_timing(timings, started)
-            await response(scope, receive, send)
+            await error_response(exc, request_id)(scope, receive, send)
             return
-        except _Disconnected:
-            return
-        self.metrics.endpoint(endpoint).record(time.perf_counter() - started, timings)
-        out = result.body
-        raw = [
-            (b"content-length", b"%d" % len(out)),
-            (b"x-amzn-invoked-production-variant", endpoint.variant_header),
-            (b"x-amzn-requestid", request_id.encode()),
-            (b"server-timing", server_timing(timings, started).encode()),
-        ]
-        if result.content_type is not None:
-            raw.append((b"content-type", result.content_type.encode("latin-1")))
-        if result.custom_attributes is not None:
-            attributes = result.custom_attributes.encode("latin-1")
-            raw.append((b"x-amzn-sagemaker-custom-attributes", attributes))
-        await send({"type": "http.response.start", "status": 200, "headers": raw})
-        await send({"type": "http.response.body", "body": out})
-        # Off the answer's path: it is sent before any copy is made or kept.
-        if live.shadows:
-            self.shadows.offer(live, invocation)
-        capture = live.capture
-        if capture is not None and capture.sampled():
-            capture.offer(
-                endpoint.variant,
-                invocation.body,
-                invocation.content_type,
-                out,
-                result.content_type,
-                event_id=request_id,
-                inference_id=invocation.inference_id,
-                target_model=invocation.target_model,
+        try:
+            await self.invocations.invoke(
+                path[len(PREFIX) : -len(SUFFIX)],
+                _text(headers, b"x-amzn-sagemaker-target-variant"),
+                read,
+                respond,
+                request_id=request_id,
             )
+        except ClientGone:
+            return
+
+
+async def _answer(call: Call, started: float, scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer, with a precomputed list of header byte pairs; or the error in its shape."""
+    instance, timings = call.instance, call.timings
+    if call.error is not None or call.result is None:
+        assert call.error is not None
+        response = error_response(call.error, call.request_id)
+        if instance is not None:
+            response.raw_headers.append(
+                (b"x-amzn-invoked-production-variant", instance.variant_header)
+            )
+        if timings:
+            response.headers["Server-Timing"] = server_timing(timings, started)
+        await response(scope, receive, send)
+        return
+    assert instance is not None
+    result = call.result
+    out = result.body
+    raw = [
+        (b"content-length", b"%d" % len(out)),
+        (b"x-amzn-invoked-production-variant", instance.variant_header),
+        (b"x-amzn-requestid", call.request_id.encode()),
+        (b"server-timing", server_timing(timings, started).encode()),
+    ]
+    if result.content_type is not None:
+        raw.append((b"content-type", result.content_type.encode("latin-1")))
+    if result.custom_attributes is not None:
+        attributes = result.custom_attributes.encode("latin-1")
+        raw.append((b"x-amzn-sagemaker-custom-attributes", attributes))
+    await send({"type": "http.response.start", "status": 200, "headers": raw})
+    await send({"type": "http.response.body", "body": out})
 
 
 class InvocationsShortcut:
@@ -181,18 +161,6 @@ def _names_one(path: str, suffix: str) -> bool:
         and len(path) > len(PREFIX) + len(suffix)
         and path.find("/", len(PREFIX), -len(suffix)) < 0
     )
-
-
-def pick(endpoint: LiveEndpoint, target: str | None) -> Variant:
-    """The production variant for one request; an unknown ``TargetVariant`` names the known."""
-    try:
-        return endpoint.pick(target)
-    except UnknownVariant:
-        known = ", ".join(v.name for v in endpoint.variants)
-        raise InvalidRequest(
-            f"Target variant {target} not found for endpoint {endpoint.name} "
-            f"(its production variants: {known})."
-        ) from None
 
 
 HeaderLimits = tuple[tuple[bytes, str, int, int], ...]

@@ -17,24 +17,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from gateway.capture import CaptureWriter
 from gateway.lifecycle.backends.base import Backend
 from gateway.lifecycle.supervisor import StartError, Supervisor, raise_start_errors
 from gateway.limits import fair_limits
 from gateway.live import (
-    EndpointTable,
     Instance,
     LiveEndpoint,
     Variant,
     build_live,
     deployment_name,
 )
-from gateway.metrics import GatewayMetrics
 from gateway.models.hosting import close_all, make_managers, preload_all
-from gateway.serving.dispatch import Dispatcher
+from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
 from gateway.state import EndpointStatus, StateStore, WrongState
 from pipelines.errors import TandemError
@@ -47,7 +45,13 @@ MAX_REASON = 1024
 #: How often draining looks at the requests still in flight.
 DRAIN_POLL = 0.01
 
-SpecFor = Callable[[str, str], EndpointSpec]
+
+class Specs(Protocol):
+    """Where the reconciler reads what to run (the control plane: ``ControlPlane.spec_for``)."""
+
+    def spec_for(self, endpoint: str, config: str) -> EndpointSpec:
+        """The spec that runs ``config`` under the name ``endpoint``."""
+        ...
 
 
 @dataclass(eq=False)
@@ -67,28 +71,24 @@ class Reconciler:
     def __init__(
         self,
         store: StateStore,
-        table: EndpointTable,
+        plane: DataPlane,
         backend: Backend,
         settings: GatewaySettings,
-        spec_for: SpecFor,
+        specs: Specs,
     ) -> None:
-        """``spec_for(endpoint, config)`` is the spec that runs ``config`` under that name."""
+        """``specs.spec_for(endpoint, config)`` is the spec that runs ``config`` under that name;
+        what starts goes into ``plane`` (its table, clients, model managers and metrics)."""
         self._store = store
-        self._table = table
+        self._table = plane.table
         self._backend = backend
         self._settings = settings
-        self._spec_for = spec_for
-        self._dispatcher: Dispatcher | None = None
-        self._metrics: GatewayMetrics | None = None
+        self._specs = specs
+        self._dispatcher = plane.dispatcher
+        self._metrics = plane.metrics
         self._live: dict[str, Deployment] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._closing = False
-
-    def attach(self, dispatcher: Dispatcher, metrics: GatewayMetrics) -> None:
-        """The serving side's dispatcher and metrics (made with the app, after the reconciler)."""
-        self._dispatcher = dispatcher
-        self._metrics = metrics
 
     # ---- what the control plane calls ------------------------------------------------------
 
@@ -225,8 +225,7 @@ class Reconciler:
         self, name: str, config: str, *, beside: Deployment | None = None
     ) -> Deployment:
         """Start ``config``'s containers and wait until they pass ``/ping`` (not serving yet)."""
-        assert self._dispatcher is not None and self._metrics is not None, "attach() first"
-        spec = self._spec_for(name, config)
+        spec = self._specs.spec_for(name, config)
         record = self._store.get_endpoint(name)
         # Weights and counts asked for after the config was made hold for that config only.
         desired = record.desired if record is not None and record.config == config else {}
@@ -260,7 +259,6 @@ class Reconciler:
     async def _start_instances(self, deployment: Deployment, instances: list[Instance]) -> None:
         """Start ``instances`` side by side, each under its own supervisor, until all pass
         ``/ping`` and their pinned models are loaded; the caller stops them on failure."""
-        assert self._dispatcher is not None and self._metrics is not None, "attach() first"
         started = {i: Supervisor([i], self._backend, self._settings) for i in instances}
         deployment.supervisors.update(started)
         results = await asyncio.gather(
@@ -351,7 +349,6 @@ class Reconciler:
             await writer.aclose()  # its requests are answered: every record is in the buffer
 
     async def _stop_instances(self, deployment: Deployment, instances: list[Instance]) -> None:
-        assert self._dispatcher is not None and self._metrics is not None
         managers = []
         for instance in instances:
             managers += await self._dispatcher.retire(instance)

@@ -1,39 +1,35 @@
 """Shadow variants: a copy of a share of the production requests, sent after the answer.
 
-The copy never delays the answer: the hot path only starts a task once its response is sent,
-and when too many copies are in flight the new one is dropped and counted instead of queued.
-A shadow's latency and errors land in the same series as any variant's, under its own name.
+The copy never delays the answer: the invocation core (``gateway.serving.invocation``) only
+spawns a copy once its response is sent, and when too many copies are in flight the new one is
+dropped and counted instead of queued. A shadow's latency and errors land in the same series as
+any variant's, under its own name, since each copy is an ordinary invocation of the core.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
-import time
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
-from gateway.errors import ApiError
-from gateway.live import Instance, LiveEndpoint
+from gateway.live import LiveEndpoint, Variant
 from gateway.metrics import GatewayMetrics
-from gateway.serving.dispatch import Dispatcher, InvocationRequest
-
-log = logging.getLogger("tandem.gateway")
 
 #: Copies in flight to all shadows together before new ones are dropped.
 DEFAULT_LIMIT = 256
 
 
 class ShadowSender:
-    def __init__(
-        self, dispatcher: Dispatcher, metrics: GatewayMetrics, *, limit: int = DEFAULT_LIMIT
-    ) -> None:
-        self.dispatcher = dispatcher
+    """Which shadows sample a request, and the copies' tasks, at most ``limit`` at once."""
+
+    def __init__(self, metrics: GatewayMetrics, *, limit: int = DEFAULT_LIMIT) -> None:
         self.metrics = metrics
         self.limit = limit
         self._pending: set[asyncio.Task[None]] = set()
 
-    def offer(self, live: LiveEndpoint, invocation: InvocationRequest) -> None:
-        """Copy ``invocation`` to each shadow that samples it; never waits."""
+    def sampled(self, live: LiveEndpoint) -> Iterator[Variant]:
+        """Each shadow that samples this request and has room for a copy (else counted)."""
         for shadow in live.shadows:
             share = shadow.sampling if shadow.sampling is not None else 100.0
             if share < 100.0 and random.random() * 100.0 >= share:
@@ -41,25 +37,13 @@ class ShadowSender:
             if len(self._pending) >= self.limit:
                 self.metrics.shadow_dropped.labels(live.name, shadow.name).inc()
                 continue
-            task = asyncio.get_running_loop().create_task(self._send(shadow.instance(), invocation))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            yield shadow
 
-    async def _send(self, instance: Instance, invocation: InvocationRequest) -> None:
-        started = time.perf_counter()
-        timings: list[tuple[str, float]] = []
-        instance.inflight += 1
-        try:
-            await self.dispatcher.invoke(instance, invocation, timings)
-        except ApiError as exc:
-            self.metrics.endpoint(instance).record(time.perf_counter() - started, timings, exc)
-            return
-        except Exception:  # a shadow's failure is counted, never a production request's
-            log.exception("%s/%s: shadow copy failed", instance.name, instance.variant)
-            return
-        finally:
-            instance.inflight -= 1
-        self.metrics.endpoint(instance).record(time.perf_counter() - started, timings)
+    def spawn(self, copy: Coroutine[Any, Any, None]) -> None:
+        """Run ``copy`` in the background; never waits."""
+        task = asyncio.get_running_loop().create_task(copy)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     @property
     def pending(self) -> int:

@@ -10,7 +10,8 @@ import pytest
 
 from gateway.errors import ModelError, ServiceUnavailable
 from gateway.live import ContainerState, Instance
-from gateway.serving.dispatch import Dispatcher, InvocationRequest, InvocationResult
+from gateway.calls import InvocationRequest, InvocationResult
+from gateway.serving.dispatch import Dispatcher
 from gateway.settings import MAX_PAYLOAD_BYTES
 from tests.gateway.harness import contract_servers, endpoint
 

@@ -1,0 +1,70 @@
+"""``DataPlane``: the data plane of one gateway, built before any edge and handed to each.
+
+It holds what every way in shares: the endpoint table, the ``Dispatcher`` (one pooled client
+and, for MultiModel containers, one model manager per container), the metrics, the shadow copies
+and the invocation core (``Invocations``). ``tandem serve`` (``gateway/serve.py``) builds one
+and passes it to the HTTP app, the reconciler and the asynchronous workers; a batch job's
+embedded gateway and the tests build one over their own endpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from gateway.capture import CaptureCollector, CaptureWriter
+from gateway.live import ContainerRuntime, EndpointTable, Instance, LiveEndpoint
+from gateway.metrics import GatewayMetrics
+from gateway.models.hosting import close_all, make_managers, preload_all
+from gateway.serving.dispatch import Dispatcher
+from gateway.serving.invocation import Invocations
+from gateway.serving.shadows import ShadowSender
+from gateway.settings import GatewaySettings
+
+
+class ContainerLogs:
+    """Where the supervisor writes each container's output: ``ModelError.LogStreamArn``."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir.resolve()
+
+    def __call__(self, container: ContainerRuntime) -> str:
+        return str(self.state_dir / container.deployment / container.hostname / "container.log")
+
+
+class DataPlane:
+    """Every part of the data plane, made once; ``open``/``aclose`` inside the event loop."""
+
+    def __init__(
+        self,
+        endpoints: Iterable[Instance | LiveEndpoint] | EndpointTable,
+        settings: GatewaySettings,
+    ) -> None:
+        table = endpoints if isinstance(endpoints, EndpointTable) else EndpointTable(endpoints)
+        self.table = table
+        self.settings = settings
+        self.dispatcher = Dispatcher(
+            upstream=settings.upstream,
+            max_payload=settings.max_payload,
+            log_stream=ContainerLogs(settings.state_dir),
+        )
+        self.metrics = GatewayMetrics(table, self.dispatcher.manager)
+        self.metrics.registry.register(CaptureCollector(self.capture_writers))
+        managers = make_managers(table, settings, self.dispatcher.upstream, self.metrics)
+        self.dispatcher.host_models(managers)
+        self.shadows = ShadowSender(self.metrics)
+        self.invocations = Invocations(table, self.dispatcher, self.metrics, self.shadows)
+
+    def capture_writers(self) -> list[CaptureWriter]:
+        """The data capture writers of the endpoints serving now (for their gauges)."""
+        return [w for e in self.table.live() if isinstance(w := e.capture, CaptureWriter)]
+
+    async def open(self) -> None:
+        """Clients for the containers already up; pinned models in memory before a request."""
+        self.dispatcher.open(self.table)
+        await preload_all(self.dispatcher.managers)
+
+    async def aclose(self) -> None:
+        await self.shadows.aclose()
+        await close_all(self.dispatcher.managers)
+        await self.dispatcher.aclose()
