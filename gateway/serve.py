@@ -22,13 +22,14 @@ from typing import Any
 
 from gateway.edge.app import create_app
 from gateway.edge.auth import AdminOnly
-from gateway.edge.server import Server, bind, loop_factory, make_server, state_lock
+from gateway.edge.server import Server, bind, loop_factory, make_server
 from gateway.lifecycle.backends import create_backend
 from gateway.lifecycle.reconciler import Reconciler
 from gateway.lifecycle.supervisor import StartError
 from gateway.live import EndpointTable
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
+from gateway.state.lock import state_lock
 from pipelines.spec import EndpointSpec, load_specs
 
 logger = logging.getLogger("tandem.gateway")

@@ -12,25 +12,22 @@ the batch runner skips the files whose output exists, so every output is written
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway import live
 from gateway.batch.config import MAX_PAYLOAD_MB, MB, BatchConfig
-from gateway.batch.errors import ConfigError, EndpointStartError
+from gateway.batch.embedded import embedded_gateway
+from gateway.batch.errors import ConfigError
 from gateway.batch.progress import Tracker
 from gateway.batch.runner import BatchReport, run_batch_async
 from gateway.control.plane import ControlPlane, JobPlan
-from gateway.edge.app import create_app
-from gateway.edge.server import bind, make_server
 from gateway.lifecycle.backends import create_backend
-from gateway.lifecycle.supervisor import StartError, Supervisor
+from gateway.lifecycle.supervisor import StartError
 from gateway.settings import GatewaySettings
 from gateway.state import JobStatus, StateError, StateStore, WrongState
 from pipelines.errors import TandemError
@@ -186,7 +183,7 @@ class BatchJobs:
         config = self._config(plan)
         spec = self._spec(plan, config)
         log.info("transform job %s: starting %d container(s)", name, len(spec.containers))
-        async with self._serving(spec) as url:
+        async with embedded_gateway(spec, self._settings, self._backend, reap=False) as url:
             tracker.stage("Transforming")
             job = config.model_copy(update={"endpoint_url": url})
             report = await run_batch_async(job, tracker=tracker, signals=False)
@@ -214,32 +211,6 @@ class BatchJobs:
         """The job's endpoint: its requests may take the job's own invocation timeout (a model
         from a spec file already runs its command in that file's folder: ``to_spec``)."""
         return plan.spec.model_copy(update={"timeout": config.timeout})
-
-    @contextlib.asynccontextmanager
-    async def _serving(self, spec: EndpointSpec) -> AsyncIterator[str]:
-        """The job's containers, healthy, behind the runtime API on a loopback port: its URL."""
-        settings = self._settings
-        endpoints = live.build([spec], settings.state_dir)
-        supervisor = Supervisor(endpoints, self._backend, settings)
-        await supervisor.start(reap=False)  # on failure it stops what it started
-        try:
-            with bind(settings.host, 0) as sock:
-                server = make_server(create_app(endpoints, settings), settings)
-                task = asyncio.create_task(server.serve(sockets=[sock]), name=f"{spec.name} api")
-                try:
-                    while not server.started:
-                        if task.done():
-                            task.result()
-                            raise EndpointStartError(f"the runtime API for {spec.name} stopped")
-                        await asyncio.sleep(0.01)
-                    host, port = sock.getsockname()[:2]
-                    yield f"http://{host}:{port}"
-                finally:
-                    server.should_exit = True
-                    with contextlib.suppress(Exception):
-                        await task
-        finally:
-            await supervisor.stop(reap=False)
 
     def _stopped(self, name: str) -> bool:
         """``Stopping`` -> ``Stopped``; False (and nothing changed) from any other status."""

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from gateway.calls import InvocationRequest, InvocationResult
 from gateway.errors import ModelError, ServiceUnavailable
 from gateway.live import ContainerState, Instance
-from gateway.calls import InvocationRequest, InvocationResult
 from gateway.serving.dispatch import Dispatcher
 from gateway.settings import MAX_PAYLOAD_BYTES
 from tests.gateway.harness import contract_servers, endpoint

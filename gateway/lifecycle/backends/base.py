@@ -6,6 +6,7 @@ prepared for it) into a running container reachable at a URL, and streams its ou
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -39,3 +40,14 @@ class Backend(Protocol):
     async def reap_leftovers(self) -> int:
         """Kill what an earlier, uncleanly ended gateway left running; how many processes."""
         ...
+
+
+def can_listen(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``port`` now (with SO_REUSEADDR, as uvicorn binds)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
