@@ -18,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
+from gateway.capture import CaptureWriter
 from gateway.limits import Limits, fair_limits
 from pipelines.spec import ContainerSpec, EndpointSpec, Execution, Mode
 
@@ -53,25 +54,6 @@ class ContainerHandle(Protocol):
     async def kill(self) -> int:
         """SIGKILL the container and everything it started, now."""
         ...
-
-
-class CaptureSink(Protocol):
-    """An endpoint's data capture, as the hot path sees it (``gateway.capture.CaptureWriter``)."""
-
-    def sampled(self) -> bool: ...
-
-    def offer(
-        self,
-        variant: str,
-        body: bytes,
-        content_type: str | None,
-        answer: bytes | None,
-        answer_type: str | None,
-        *,
-        event_id: str,
-        inference_id: str | None = None,
-        target_model: str | None = None,
-    ) -> None: ...
 
 
 class ContainerState(StrEnum):
@@ -239,7 +221,7 @@ class LiveEndpoint:
     #: The folder the endpoint's deployments are named after (``name`` or ``name.1``).
     folder: str = ""
     #: Set by the serving side: the endpoint's data capture writer, if it captures.
-    capture: CaptureSink | None = None
+    capture: CaptureWriter | None = None
 
     def __post_init__(self) -> None:
         self.folder = self.folder or self.spec.name

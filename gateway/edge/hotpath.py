@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from itertools import count
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,13 +26,30 @@ PREFIX = "/endpoints/"
 SUFFIX = "/invocations"
 STREAM_SUFFIX = "/invocations-response-stream"
 
-# (header, field name in SageMaker's API, min length, max length), checked once per request.
-_HEADER_LIMITS = (
-    (b"x-amzn-sagemaker-custom-attributes", "customAttributes", 0, 1024),
-    (b"x-amzn-sagemaker-target-model", "targetModel", 1, 1024),
-    (b"x-amzn-sagemaker-target-variant", "targetVariant", 0, 63),
-    (b"x-amzn-sagemaker-target-container-hostname", "targetContainerHostname", 0, 63),
-    (b"x-amzn-sagemaker-inference-id", "inferenceId", 1, 64),
+HeaderLimits = tuple[tuple[bytes, str, int, int], ...]
+# (header, SageMaker's member name, min length, max length), as botocore's model has them.
+LIMITS: dict[bytes, tuple[str, int, int]] = {
+    b"content-type": ("contentType", 0, 1024),
+    b"x-amzn-sagemaker-accept": ("accept", 0, 1024),
+    b"x-amzn-sagemaker-custom-attributes": ("customAttributes", 0, 1024),
+    b"x-amzn-sagemaker-target-model": ("targetModel", 1, 1024),
+    b"x-amzn-sagemaker-target-variant": ("targetVariant", 0, 63),
+    b"x-amzn-sagemaker-target-container-hostname": ("targetContainerHostname", 0, 63),
+    b"x-amzn-sagemaker-inference-id": ("inferenceId", 1, 64),
+}
+
+
+def limits(*headers: bytes) -> HeaderLimits:
+    """The limits of ``headers``, checked in this order, once per request."""
+    return tuple((h, *LIMITS[h]) for h in headers)
+
+
+_HEADER_LIMITS = limits(
+    b"x-amzn-sagemaker-custom-attributes",
+    b"x-amzn-sagemaker-target-model",
+    b"x-amzn-sagemaker-target-variant",
+    b"x-amzn-sagemaker-target-container-hostname",
+    b"x-amzn-sagemaker-inference-id",
 )
 
 
@@ -65,13 +83,7 @@ class InvocationsApp:
         path: str = scope["path"]
         # One dict of the raw (lower-cased, per ASGI) headers: a lookup each, not a scan.
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        limit = self.limit
-
-        async def read() -> InvocationRequest:
-            body = await read_body(receive, headers.get(b"content-length"), limit)
-            if body is None:
-                raise ClientGone
-            return _invocation(headers, body)
+        read = Reader(receive, headers, self.limit, invocation_request)
 
         async def respond(call: Call) -> None:
             await _answer(call, started, scope, receive, send)
@@ -84,7 +96,7 @@ class InvocationsApp:
         try:
             await self.invocations.invoke(
                 path[len(PREFIX) : -len(SUFFIX)],
-                _text(headers, b"x-amzn-sagemaker-target-variant"),
+                text(headers, b"x-amzn-sagemaker-target-variant"),
                 read,
                 respond,
                 request_id=request_id,
@@ -163,9 +175,6 @@ def _names_one(path: str, suffix: str) -> bool:
     )
 
 
-HeaderLimits = tuple[tuple[bytes, str, int, int], ...]
-
-
 def check_headers(headers: dict[bytes, bytes], limits: HeaderLimits = _HEADER_LIMITS) -> None:
     """SageMaker's length limits of the runtime API's headers, in its message shape."""
     for name, field, low, high in limits:
@@ -177,19 +186,42 @@ def check_headers(headers: dict[bytes, bytes], limits: HeaderLimits = _HEADER_LI
             )
 
 
-def _invocation(headers: dict[bytes, bytes], body: bytes) -> InvocationRequest:
+def invocation_request(headers: dict[bytes, bytes], body: bytes) -> InvocationRequest:
+    """InvokeEndpoint's request, from its headers."""
     return InvocationRequest(
         body=body,
-        content_type=_text(headers, b"content-type"),
-        accept=_text(headers, b"accept"),
-        custom_attributes=_text(headers, b"x-amzn-sagemaker-custom-attributes"),
-        target_model=_text(headers, b"x-amzn-sagemaker-target-model"),
-        target_container=_text(headers, b"x-amzn-sagemaker-target-container-hostname"),
-        inference_id=_text(headers, b"x-amzn-sagemaker-inference-id"),
+        content_type=text(headers, b"content-type"),
+        accept=text(headers, b"accept"),
+        custom_attributes=text(headers, b"x-amzn-sagemaker-custom-attributes"),
+        target_model=text(headers, b"x-amzn-sagemaker-target-model"),
+        target_container=text(headers, b"x-amzn-sagemaker-target-container-hostname"),
+        inference_id=text(headers, b"x-amzn-sagemaker-inference-id"),
     )
 
 
-def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:
+class Reader:
+    """Reads a request's body when the invocation core asks (its instance chosen), within the
+    payload limit; ``ClientGone`` when the client left first."""
+
+    __slots__ = ("build", "headers", "limit", "receive")
+
+    def __init__(
+        self,
+        receive: Receive,
+        headers: dict[bytes, bytes],
+        limit: int,
+        build: Callable[[dict[bytes, bytes], bytes], InvocationRequest],
+    ) -> None:
+        self.receive, self.headers, self.limit, self.build = receive, headers, limit, build
+
+    async def __call__(self) -> InvocationRequest:
+        body = await read_body(self.receive, self.headers.get(b"content-length"), self.limit)
+        if body is None:
+            raise ClientGone
+        return self.build(self.headers, body)
+
+
+def text(headers: dict[bytes, bytes], name: bytes) -> str | None:
     value = headers.get(name)
     return None if value is None else value.decode("latin-1")
 

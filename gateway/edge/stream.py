@@ -20,9 +20,8 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.calls import Call, ClientGone, InvocationRequest
 from gateway.edge import eventstream
-from gateway.edge.body import read_body
 from gateway.edge.errors import error_response
-from gateway.edge.hotpath import check_headers
+from gateway.edge.hotpath import Reader, check_headers, limits, text
 from gateway.errors import ApiError, InternalFailure
 from gateway.live import Instance
 from gateway.serving.invocation import Invocations
@@ -32,14 +31,13 @@ log = logging.getLogger("tandem.gateway")
 
 PATH = "/endpoints/{name}/invocations-response-stream"
 
-# (header, SageMaker's member name, min length, max length), as botocore's model has them.
-_LIMITS = (
-    (b"content-type", "contentType", 0, 1024),
-    (b"x-amzn-sagemaker-accept", "accept", 0, 1024),
-    (b"x-amzn-sagemaker-custom-attributes", "customAttributes", 0, 1024),
-    (b"x-amzn-sagemaker-target-variant", "targetVariant", 0, 63),
-    (b"x-amzn-sagemaker-target-container-hostname", "targetContainerHostname", 0, 63),
-    (b"x-amzn-sagemaker-inference-id", "inferenceId", 1, 64),
+_LIMITS = limits(
+    b"content-type",
+    b"x-amzn-sagemaker-accept",
+    b"x-amzn-sagemaker-custom-attributes",
+    b"x-amzn-sagemaker-target-variant",
+    b"x-amzn-sagemaker-target-container-hostname",
+    b"x-amzn-sagemaker-inference-id",
 )
 
 
@@ -53,13 +51,7 @@ class ResponseStreamApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = str(uuid.uuid4())
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        limit = self.limit
-
-        async def read() -> InvocationRequest:
-            body = await read_body(receive, headers.get(b"content-length"), limit)
-            if body is None:
-                raise ClientGone
-            return _invocation(headers, body)
+        read = Reader(receive, headers, self.limit, _invocation)
 
         async def respond(call: Call, streamed: Streamed | None) -> None:
             if streamed is None:
@@ -72,7 +64,7 @@ class ResponseStreamApp:
         except ApiError as exc:
             await error_response(exc, request_id)(scope, receive, send)
             return
-        target = _text(headers, b"x-amzn-sagemaker-target-variant")
+        target = text(headers, b"x-amzn-sagemaker-target-variant")
         with contextlib.suppress(ClientGone):
             await self.invocations.stream(
                 scope["path_params"]["name"], target, read, respond, request_id
@@ -156,11 +148,11 @@ async def _forward(streamed: Streamed, receive: Receive, send: Send) -> None:
 def _invocation(headers: dict[bytes, bytes], body: bytes) -> InvocationRequest:
     return InvocationRequest(
         body=body,
-        content_type=_text(headers, b"content-type"),
-        accept=_text(headers, b"x-amzn-sagemaker-accept"),
-        custom_attributes=_text(headers, b"x-amzn-sagemaker-custom-attributes"),
-        target_container=_text(headers, b"x-amzn-sagemaker-target-container-hostname"),
-        inference_id=_text(headers, b"x-amzn-sagemaker-inference-id"),
+        content_type=text(headers, b"content-type"),
+        accept=text(headers, b"x-amzn-sagemaker-accept"),
+        custom_attributes=text(headers, b"x-amzn-sagemaker-custom-attributes"),
+        target_container=text(headers, b"x-amzn-sagemaker-target-container-hostname"),
+        inference_id=text(headers, b"x-amzn-sagemaker-inference-id"),
     )
 
 
@@ -177,8 +169,3 @@ def _head(instance: Instance, answer: Streamed, request_id: str) -> list[tuple[b
     if attributes is not None:
         raw.append((b"x-amzn-sagemaker-custom-attributes", attributes.encode("latin-1")))
     return raw
-
-
-def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:
-    value = headers.get(name)
-    return None if value is None else value.decode("latin-1")

@@ -57,7 +57,7 @@ class DataPlane:
 
     def capture_writers(self) -> list[CaptureWriter]:
         """The data capture writers of the endpoints serving now (for their gauges)."""
-        return [w for e in self.table.live() if isinstance(w := e.capture, CaptureWriter)]
+        return [e.capture for e in self.table.live() if e.capture is not None]
 
     async def open(self) -> None:
         """Clients for the containers already up; pinned models in memory before a request."""
