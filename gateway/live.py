@@ -8,8 +8,6 @@ objects lets both sides be tested without the other.
 
 from __future__ import annotations
 
-import bisect
-import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -203,15 +201,11 @@ class Variant:
         return self.sampling is not None
 
 
-class UnknownVariant(LookupError):
-    """``TargetVariant`` names no production variant of the endpoint."""
-
-
 @dataclass(eq=False)
 class LiveEndpoint:
     """An endpoint as it serves: production variants drawn by weight, shadows copied to.
 
-    What the hot path reads per request is precomputed (``_only``, the cumulative weights) and
+    What the hot path reads per request is precomputed (``only``, the cumulative weights) and
     replaced whole when weights change, so a request sees the old draw or the new one.
     """
 
@@ -252,18 +246,6 @@ class LiveEndpoint:
                 return v
         return None
 
-    def pick(self, target: str | None = None) -> Variant:
-        """The production variant a request goes to: ``target``, else a draw by weight."""
-        if target:
-            for v in self.variants:
-                if v.name == target:
-                    return v
-            raise UnknownVariant(target)
-        if self._only is not None:
-            return self._only
-        point = random.random() * self._total
-        return self._choices[bisect.bisect_right(self._cumulative, point)]
-
     def set_weights(self, weights: Mapping[str, float]) -> None:
         """New weights, in one step (a weight of 0 leaves the draw, not ``TargetVariant``)."""
         for v in self.variants:
@@ -278,8 +260,9 @@ class LiveEndpoint:
             total += v.weight
             cumulative.append(total)
         cumulative[-1:] = [float("inf")]  # rounding never falls off the end
-        self._cumulative, self._choices, self._total = cumulative, drawn, total
-        self._only = drawn[0] if len(drawn) == 1 else None
+        #: The draw ``gateway.serving.invocation.choose_variant`` makes per request.
+        self.cumulative, self.choices, self.total = cumulative, drawn, total
+        self.only = drawn[0] if len(drawn) == 1 else None
 
 
 def deployment_name(folder: str, spec: EndpointSpec, variant: str, instance: int) -> str:

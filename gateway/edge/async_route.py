@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.edge.body import read_body
+from gateway.edge.hotpath import read_body
 from gateway.errors import InvalidRequest
 
 PATH = "/endpoints/{name}/async-invocations"

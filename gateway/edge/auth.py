@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.credentials import ADMIN, INVOKE
-from gateway.edge.body import read_body
 from gateway.edge.errors import error_response
+from gateway.edge.hotpath import read_body
 from gateway.errors import (
     AccessDenied,
     ApiError,

@@ -3,8 +3,14 @@
 Every request pays for what runs here, so it skips what starlette's router, ``Request`` and
 ``Response`` would add per request (routing by regex, header dicts built twice, middleware frames):
 the path is split by hand, the body is read straight from ``receive`` and the answer's headers
-are a list of byte pairs. ``InvocationsShortcut`` sends matching requests here before starlette's
-router; the same app is also mounted as the route, so both ways answer alike.
+are a list of byte pairs. ``InvocationsShortcut`` sends matching requests here before
+starlette's router; the same app is also mounted as the route, so both ways answer alike.
+
+The body is read whole by ``read_body``, refused as soon as it is known to exceed the limit; the
+SigV4 check and the asynchronous route read bodies the same way, so an oversized body gets the
+same answer wherever it is caught. Everything else an invocation does is the invocation core's
+(``gateway.serving.invocation``): this module only turns HTTP into its call and its ``Call``
+back into HTTP.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ from itertools import count
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.calls import Call, ClientGone, InvocationRequest
-from gateway.edge.body import read_body
 from gateway.edge.errors import error_response
 from gateway.errors import ApiError, InvalidRequest
 from gateway.serving.invocation import Invocations
@@ -240,3 +245,30 @@ def server_timing(timings: list[tuple[str, float]], started: float) -> str:
         parts.append(f"{hostname};dur={seconds * 1000:.3f}")
     parts.append(f"overhead;dur={max(total - model, 0.0) * 1000:.3f}")
     return ", ".join(parts)
+
+
+async def read_body(receive: Receive, length: bytes | None, limit: int) -> bytes | None:
+    """The body, or None when the client left first; ``length`` is its Content-Length header."""
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise too_large(int(length), limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(None, limit)
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk  # the usual case: one message, no copy
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def too_large(size: int | None, limit: int) -> InvalidRequest:
+    what = "Request body" if size is None else f"Request body of {size} bytes"
+    return InvalidRequest(f"{what} exceeds the limit of {limit} bytes.")

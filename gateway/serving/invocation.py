@@ -11,14 +11,16 @@ theirs: reading the body (``read``) and answering (``respond``) in their own wir
 
 from __future__ import annotations
 
+import bisect
 import logging
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable
 
 from gateway.calls import Call, ClientGone, InvocationRequest, Recorder
 from gateway.errors import ApiError, InternalFailure, InvalidRequest
-from gateway.live import EndpointTable, Instance, LiveEndpoint, UnknownVariant, Variant
+from gateway.live import EndpointTable, Instance, LiveEndpoint, Variant
 from gateway.serving.dispatch import Dispatcher
 from gateway.serving.shadows import ShadowSender
 from gateway.serving.streamed import Streamed
@@ -40,15 +42,21 @@ RespondStream = Callable[[Call, Streamed | None], Awaitable[None]]
 
 
 def choose_variant(endpoint: LiveEndpoint, target: str | None) -> Variant:
-    """The production variant for one request; an unknown ``TargetVariant`` names the known."""
-    try:
-        return endpoint.pick(target)
-    except UnknownVariant:
+    """The production variant a request goes to: ``target``, else a draw by weight (over the
+    draw ``LiveEndpoint`` precomputed); an unknown ``TargetVariant`` names the known."""
+    if target:
+        for v in endpoint.variants:
+            if v.name == target:
+                return v
         known = ", ".join(v.name for v in endpoint.variants)
         raise InvalidRequest(
             f"Target variant {target} not found for endpoint {endpoint.name} "
             f"(its production variants: {known})."
-        ) from None
+        )
+    if endpoint.only is not None:
+        return endpoint.only
+    point = random.random() * endpoint.total
+    return endpoint.choices[bisect.bisect_right(endpoint.cumulative, point)]
 
 
 def choose_instance(variant: Variant) -> Instance:
