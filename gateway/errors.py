@@ -1,6 +1,6 @@
 """The gateway's errors, all in one map: one root for all of them, one base for those a client
 sees. Factories that make an error from what failed live apart (``gateway.serving.failures``,
-``gateway.models.errors``, ``gateway.control.context``); the classes are all here::
+``gateway.multimodel.errors``, ``gateway.control.context``); the classes are all here::
 
     TandemError (pipelines.errors: the lowest package, so a spec error shares it)
     ├── SpecError, StartError, BackendError, ...   raised on purpose, printed by the CLI

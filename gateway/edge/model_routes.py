@@ -8,8 +8,8 @@ from starlette.routing import Route
 
 from gateway.errors import InvalidRequest, NotFound
 from gateway.live import LiveEndpoint
-from gateway.models.manager import ModelManager
-from gateway.models.targets import validate_target
+from gateway.multimodel.manager import ModelManager
+from gateway.multimodel.targets import validate_target
 from gateway.serving.dispatch import Dispatcher
 from gateway.serving.invocation import Invocations
 

@@ -31,7 +31,7 @@ from gateway.live import (
     build_live,
     deployment_name,
 )
-from gateway.models.hosting import close_all, make_managers, preload_all
+from gateway.multimodel.hosting import close_all, make_managers, preload_all
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
 from gateway.state import EndpointStatus, StateStore, WrongState

@@ -8,9 +8,9 @@ from functools import partial
 
 from gateway.live import ContainerRuntime, Instance
 from gateway.metrics import GatewayMetrics
-from gateway.models.cache import DiskCache
-from gateway.models.manager import ModelManager
-from gateway.models.store import ModelStore
+from gateway.multimodel.cache import DiskCache
+from gateway.multimodel.manager import ModelManager
+from gateway.multimodel.store import ModelStore
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstream
 

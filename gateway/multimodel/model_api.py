@@ -14,9 +14,9 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from gateway.live import ContainerRuntime
-from gateway.models.cache import CacheEntry
-from gateway.models.errors import unreachable
-from gateway.models.targets import container_name
+from gateway.multimodel.cache import CacheEntry
+from gateway.multimodel.errors import unreachable
+from gateway.multimodel.targets import container_name
 from gateway.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("tandem.models")

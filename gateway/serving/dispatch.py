@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from gateway.calls import InvocationRequest, InvocationResult
 from gateway.errors import InvalidRequest, ServiceUnavailable
 from gateway.live import ContainerRuntime, Instance
-from gateway.models.manager import ModelManager
-from gateway.models.targets import validate_target
+from gateway.multimodel.manager import ModelManager
+from gateway.multimodel.targets import validate_target
 from gateway.serving.failures import model_error, timed_out, unreachable, where
 from gateway.serving.streamed import Streamed
 from gateway.upstream import (

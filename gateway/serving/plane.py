@@ -15,7 +15,7 @@ from pathlib import Path
 from gateway.capture import CaptureCollector, CaptureWriter
 from gateway.live import ContainerRuntime, EndpointTable, Instance, LiveEndpoint
 from gateway.metrics import GatewayMetrics
-from gateway.models.hosting import close_all, make_managers, preload_all
+from gateway.multimodel.hosting import close_all, make_managers, preload_all
 from gateway.serving.dispatch import Dispatcher
 from gateway.serving.invocation import Invocations
 from gateway.serving.shadows import ShadowSender

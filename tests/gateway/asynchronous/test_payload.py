@@ -25,7 +25,7 @@ from gateway.settings import GatewaySettings
 from pipelines.spec import EndpointSpec
 from tests.containers.sklearn_models import FEATURES, csv_body, train_classifier
 from tests.gateway.asynchronous.conftest import Gateway, gateway
-from tests.gateway.models.stores import pack
+from tests.gateway.multimodel.stores import pack
 from tests.support import wait_until
 
 REALTIME_LIMIT = 6 * 1024 * 1024

@@ -21,7 +21,7 @@ pytest.importorskip("moto")
 import boto3
 from botocore.config import Config
 
-from tests.gateway.models.stores import csv_body, pack, predictions, synthetic, train_classifier
+from tests.gateway.multimodel.stores import csv_body, pack, predictions, synthetic, train_classifier
 from tests.gateway.s3server import CREDENTIALS, moto_s3
 from tests.support import PYTHON, free_port, running
 

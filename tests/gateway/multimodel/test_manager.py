@@ -15,13 +15,13 @@ from urllib.parse import unquote
 
 from gateway.live import Instance
 from gateway.metrics import GatewayMetrics
-from gateway.models.cache import DiskCache
-from gateway.models.manager import ModelManager
-from gateway.models.store import ModelStore
-from gateway.models.targets import container_name
+from gateway.multimodel.cache import DiskCache
+from gateway.multimodel.manager import ModelManager
+from gateway.multimodel.store import ModelStore
+from gateway.multimodel.targets import container_name
 from gateway.upstream import UpstreamResponse
 from pipelines.spec import EndpointSpec
-from tests.gateway.models import archives
+from tests.gateway.multimodel import archives
 
 GIB = 2**30
 
