@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.artifacts import ArtifactError, scratch_file, unpack
-from gateway.multimodel.store import BadArtifact, ModelStore
+from gateway.multimodel.model_store import BadArtifact, ModelStore
 from gateway.multimodel.targets import container_name
 
 TRASH = ".trash-"

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from gateway.multimodel.cache import DiskCache
-from gateway.multimodel.store import ModelStore
+from gateway.multimodel.model_store import ModelStore
 from gateway.multimodel.targets import container_name
 
 

@@ -10,7 +10,7 @@ from gateway.live import ContainerRuntime, Instance
 from gateway.metrics import GatewayMetrics
 from gateway.multimodel.cache import DiskCache
 from gateway.multimodel.manager import ModelManager
-from gateway.multimodel.store import ModelStore
+from gateway.multimodel.model_store import ModelStore
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstream
 

@@ -30,7 +30,7 @@ from gateway.multimodel.cache import CacheEntry, DiskCache, purge
 from gateway.multimodel.describe import describe, measured, worker_count
 from gateway.multimodel.errors import load_failed, no_room, store_failed, unreachable
 from gateway.multimodel.model_api import ModelApi
-from gateway.multimodel.store import ModelStore, StoreError
+from gateway.multimodel.model_store import ModelStore, StoreError
 from gateway.multimodel.targets import container_name
 from gateway.upstream import Upstream
 from pipelines.spec import ModelCache

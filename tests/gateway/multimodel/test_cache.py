@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway.multimodel.cache import DiskCache, purge
-from gateway.multimodel.store import BadArtifact, MissingModel, ModelStore
+from gateway.multimodel.model_store import BadArtifact, MissingModel, ModelStore
 from tests.gateway.multimodel import archives
 
 

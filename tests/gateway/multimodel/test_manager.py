@@ -17,7 +17,7 @@ from gateway.live import Instance
 from gateway.metrics import GatewayMetrics
 from gateway.multimodel.cache import DiskCache
 from gateway.multimodel.manager import ModelManager
-from gateway.multimodel.store import ModelStore
+from gateway.multimodel.model_store import ModelStore
 from gateway.multimodel.targets import container_name
 from gateway.upstream import UpstreamResponse
 from pipelines.spec import EndpointSpec
