@@ -191,14 +191,20 @@ def check_headers(headers: dict[bytes, bytes], limits: HeaderLimits = _HEADER_LI
             )
 
 
-def invocation_request(headers: dict[bytes, bytes], body: bytes) -> InvocationRequest:
-    """InvokeEndpoint's request, from its headers."""
+def invocation_request(
+    headers: dict[bytes, bytes],
+    body: bytes,
+    accept: bytes = b"accept",
+    target_model: bytes | None = b"x-amzn-sagemaker-target-model",
+) -> InvocationRequest:
+    """InvokeEndpoint's request, from its headers (the stream's has its ``Accept`` in another
+    header and no ``TargetModel``)."""
     return InvocationRequest(
         body=body,
         content_type=text(headers, b"content-type"),
-        accept=text(headers, b"accept"),
+        accept=text(headers, accept),
         custom_attributes=text(headers, b"x-amzn-sagemaker-custom-attributes"),
-        target_model=text(headers, b"x-amzn-sagemaker-target-model"),
+        target_model=None if target_model is None else text(headers, target_model),
         target_container=text(headers, b"x-amzn-sagemaker-target-container-hostname"),
         inference_id=text(headers, b"x-amzn-sagemaker-inference-id"),
     )

@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.calls import Call, ClientGone, InvocationRequest
 from gateway.edge import eventstream
 from gateway.edge.errors import error_response
-from gateway.edge.hotpath import Reader, check_headers, limits, text
+from gateway.edge.hotpath import Reader, check_headers, invocation_request, limits, text
 from gateway.errors import ApiError, InternalFailure
 from gateway.live import Instance
 from gateway.serving.invocation import Invocations
@@ -146,14 +146,7 @@ async def _forward(streamed: Streamed, receive: Receive, send: Send) -> None:
 
 
 def _invocation(headers: dict[bytes, bytes], body: bytes) -> InvocationRequest:
-    return InvocationRequest(
-        body=body,
-        content_type=text(headers, b"content-type"),
-        accept=text(headers, b"x-amzn-sagemaker-accept"),
-        custom_attributes=text(headers, b"x-amzn-sagemaker-custom-attributes"),
-        target_container=text(headers, b"x-amzn-sagemaker-target-container-hostname"),
-        inference_id=text(headers, b"x-amzn-sagemaker-inference-id"),
-    )
+    return invocation_request(headers, body, b"x-amzn-sagemaker-accept", None)
 
 
 def _head(instance: Instance, answer: Streamed, request_id: str) -> list[tuple[bytes, bytes]]:

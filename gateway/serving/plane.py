@@ -9,9 +9,10 @@ embedded gateway and the tests build one over their own endpoints.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from gateway.calls import Recorder, Recorders
 from gateway.capture import CaptureCollector, CaptureWriter
 from gateway.live import ContainerRuntime, EndpointTable, Instance, LiveEndpoint
 from gateway.metrics import GatewayMetrics
@@ -39,7 +40,11 @@ class DataPlane:
         self,
         endpoints: Iterable[Instance | LiveEndpoint] | EndpointTable,
         settings: GatewaySettings,
+        *,
+        recorders: Sequence[Recorder] = (),
     ) -> None:
+        """``recorders``: what else sees every finished invocation, after the Prometheus series
+        (a CloudWatch metric store, a usage ledger)."""
         table = endpoints if isinstance(endpoints, EndpointTable) else EndpointTable(endpoints)
         self.table = table
         self.settings = settings
@@ -53,7 +58,9 @@ class DataPlane:
         managers = make_managers(table, settings, self.dispatcher.upstream, self.metrics)
         self.dispatcher.host_models(managers)
         self.shadows = ShadowSender(self.metrics)
-        self.invocations = Invocations(table, self.dispatcher, self.metrics, self.shadows)
+        #: Every finished invocation is reported here, once (``Invocations._run``).
+        self.recorders = Recorders([self.metrics, *recorders])
+        self.invocations = Invocations(table, self.dispatcher, self.recorders, self.shadows)
 
     def capture_writers(self) -> list[CaptureWriter]:
         """The data capture writers of the endpoints serving now (for their gauges)."""
