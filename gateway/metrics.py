@@ -135,8 +135,10 @@ class GatewayMetrics:
 
     def finished(self, call: Call) -> None:
         """The ``Recorder`` of the invocation core: a finished invocation into its series."""
-        if call.instance is not None:
-            self.endpoint(call.instance).record(call.total, call.timings, call.error)
+        instance = call.instance
+        if instance is not None:
+            bound = self._endpoints.get(instance) or self.endpoint(instance)
+            bound.record(call.total, call.timings, call.error)
 
     def endpoint(self, endpoint: Instance) -> EndpointMetrics:
         """The bound series of ``endpoint`` (made on first use: endpoints come and go)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from itertools import count
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -88,58 +87,86 @@ class InvocationsApp:
         path: str = scope["path"]
         # One dict of the raw (lower-cased, per ASGI) headers: a lookup each, not a scan.
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        read = Reader(receive, headers, self.limit, invocation_request)
-
-        async def respond(call: Call) -> None:
-            await _answer(call, started, scope, receive, send)
-
         try:
             check_headers(headers)
         except ApiError as exc:
             await error_response(exc, request_id)(scope, receive, send)
             return
+        exchange = Exchange(scope, receive, send, headers, self.limit, started)
         try:
             await self.invocations.invoke(
                 path[len(PREFIX) : -len(SUFFIX)],
                 text(headers, b"x-amzn-sagemaker-target-variant"),
-                read,
-                respond,
+                exchange.read,
+                exchange.respond,
                 request_id=request_id,
             )
         except ClientGone:
             return
 
 
-async def _answer(call: Call, started: float, scope: Scope, receive: Receive, send: Send) -> None:
-    """The answer, with a precomputed list of header byte pairs; or the error in its shape."""
-    instance, timings = call.instance, call.timings
-    if call.error is not None or call.result is None:
-        assert call.error is not None
-        response = error_response(call.error, call.request_id)
-        if instance is not None:
-            response.raw_headers.append(
-                (b"x-amzn-invoked-production-variant", instance.variant_header)
-            )
-        if timings:
-            response.headers["Server-Timing"] = server_timing(timings, started)
-        await response(scope, receive, send)
-        return
-    assert instance is not None
-    result = call.result
-    out = result.body
-    raw = [
-        (b"content-length", b"%d" % len(out)),
-        (b"x-amzn-invoked-production-variant", instance.variant_header),
-        (b"x-amzn-requestid", call.request_id.encode()),
-        (b"server-timing", server_timing(timings, started).encode()),
-    ]
-    if result.content_type is not None:
-        raw.append((b"content-type", result.content_type.encode("latin-1")))
-    if result.custom_attributes is not None:
-        attributes = result.custom_attributes.encode("latin-1")
-        raw.append((b"x-amzn-sagemaker-custom-attributes", attributes))
-    await send({"type": "http.response.start", "status": 200, "headers": raw})
-    await send({"type": "http.response.body", "body": out})
+class Exchange:
+    """One HTTP request and its answer, as the invocation core sees them: ``read`` when the core
+    asks for the body (its instance chosen), ``respond`` with the finished ``Call``."""
+
+    __slots__ = ("headers", "limit", "receive", "scope", "send", "started")
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        limit: int,
+        started: float,
+    ) -> None:
+        self.scope, self.receive, self.send = scope, receive, send
+        self.headers, self.limit, self.started = headers, limit, started
+
+    async def read(self) -> InvocationRequest:
+        """The body, within the payload limit; ``ClientGone`` when the client left first."""
+        headers = self.headers
+        body = await read_body(self.receive, headers.get(b"content-length"), self.limit)
+        if body is None:
+            raise ClientGone
+        return self.request(headers, body)
+
+    @staticmethod
+    def request(headers: dict[bytes, bytes], body: bytes) -> InvocationRequest:
+        """The request made of the headers and the body (the stream's differs)."""
+        return invocation_request(headers, body)
+
+    async def respond(self, call: Call) -> None:
+        """The answer, with a precomputed list of header byte pairs; or the error in its shape."""
+        scope, receive, send, started = self.scope, self.receive, self.send, self.started
+        instance, timings = call.instance, call.timings
+        if call.error is not None or call.result is None:
+            assert call.error is not None
+            response = error_response(call.error, call.request_id)
+            if instance is not None:
+                response.raw_headers.append(
+                    (b"x-amzn-invoked-production-variant", instance.variant_header)
+                )
+            if timings:
+                response.headers["Server-Timing"] = server_timing(timings, started)
+            await response(scope, receive, send)
+            return
+        assert instance is not None
+        result = call.result
+        out = result.body
+        raw = [
+            (b"content-length", b"%d" % len(out)),
+            (b"x-amzn-invoked-production-variant", instance.variant_header),
+            (b"x-amzn-requestid", call.request_id.encode()),
+            (b"server-timing", server_timing(timings, started).encode()),
+        ]
+        if result.content_type is not None:
+            raw.append((b"content-type", result.content_type.encode("latin-1")))
+        if result.custom_attributes is not None:
+            attributes = result.custom_attributes.encode("latin-1")
+            raw.append((b"x-amzn-sagemaker-custom-attributes", attributes))
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        await send({"type": "http.response.body", "body": out})
 
 
 class InvocationsShortcut:
@@ -208,28 +235,6 @@ def invocation_request(
         target_container=text(headers, b"x-amzn-sagemaker-target-container-hostname"),
         inference_id=text(headers, b"x-amzn-sagemaker-inference-id"),
     )
-
-
-class Reader:
-    """Reads a request's body when the invocation core asks (its instance chosen), within the
-    payload limit; ``ClientGone`` when the client left first."""
-
-    __slots__ = ("build", "headers", "limit", "receive")
-
-    def __init__(
-        self,
-        receive: Receive,
-        headers: dict[bytes, bytes],
-        limit: int,
-        build: Callable[[dict[bytes, bytes], bytes], InvocationRequest],
-    ) -> None:
-        self.receive, self.headers, self.limit, self.build = receive, headers, limit, build
-
-    async def __call__(self) -> InvocationRequest:
-        body = await read_body(self.receive, self.headers.get(b"content-length"), self.limit)
-        if body is None:
-            raise ClientGone
-        return self.build(self.headers, body)
 
 
 def text(headers: dict[bytes, bytes], name: bytes) -> str | None:

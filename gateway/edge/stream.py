@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.calls import Call, ClientGone, InvocationRequest
 from gateway.edge import eventstream
 from gateway.edge.errors import error_response
-from gateway.edge.hotpath import Reader, check_headers, invocation_request, limits, text
+from gateway.edge.hotpath import Exchange, check_headers, invocation_request, limits, text
 from gateway.errors import ApiError, InternalFailure
 from gateway.live import Instance
 from gateway.serving.invocation import Invocations
@@ -51,24 +51,33 @@ class ResponseStreamApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = str(uuid.uuid4())
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        read = Reader(receive, headers, self.limit, _invocation)
-
-        async def respond(call: Call, streamed: Streamed | None) -> None:
-            if streamed is None:
-                await _refuse(call, scope, receive, send)
-            else:
-                await _stream(call, streamed, receive, send)
-
         try:
             check_headers(headers, _LIMITS)
         except ApiError as exc:
             await error_response(exc, request_id)(scope, receive, send)
             return
         target = text(headers, b"x-amzn-sagemaker-target-variant")
+        exchange = _StreamExchange(scope, receive, send, headers, self.limit, 0.0)
         with contextlib.suppress(ClientGone):
             await self.invocations.stream(
-                scope["path_params"]["name"], target, read, respond, request_id
+                scope["path_params"]["name"], target, exchange.read, exchange.respond, request_id
             )
+
+
+class _StreamExchange(Exchange):
+    """The stream's request (its ``Accept`` in another header, no ``TargetModel``) and answer."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def request(headers: dict[bytes, bytes], body: bytes) -> InvocationRequest:
+        return invocation_request(headers, body, b"x-amzn-sagemaker-accept", None)
+
+    async def respond(self, call: Call, streamed: Streamed | None = None) -> None:
+        if streamed is None:
+            await _refuse(call, self.scope, self.receive, self.send)
+        else:
+            await _stream(call, streamed, self.receive, self.send)
 
 
 async def _refuse(call: Call, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,10 +152,6 @@ async def _forward(streamed: Streamed, receive: Receive, send: Send) -> None:
         raise _Failure(eventstream.internal_stream_failure(internal.message), internal) from exc
     finally:
         watcher.cancel()
-
-
-def _invocation(headers: dict[bytes, bytes], body: bytes) -> InvocationRequest:
-    return invocation_request(headers, body, b"x-amzn-sagemaker-accept", None)
 
 
 def _head(instance: Instance, answer: Streamed, request_id: str) -> list[tuple[bytes, bytes]]:

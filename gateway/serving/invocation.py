@@ -146,7 +146,7 @@ class Invocations:
     def _admit(self, call: Call, name: str, target_variant: str | None) -> bool:
         """The endpoint, variant and instance of ``call``; False with ``call.error`` set."""
         try:
-            call.live = live = self.endpoint(name)
+            call.live = live = self.table.get(name) or self.endpoint(name)
             call.instance = choose_instance(choose_variant(live, target_variant))
         except ApiError as exc:
             call.error = exc

@@ -58,9 +58,12 @@ class DataPlane:
         managers = make_managers(table, settings, self.dispatcher.upstream, self.metrics)
         self.dispatcher.host_models(managers)
         self.shadows = ShadowSender(self.metrics)
-        #: Every finished invocation is reported here, once (``Invocations._run``).
-        self.recorders = Recorders([self.metrics, *recorders])
-        self.invocations = Invocations(table, self.dispatcher, self.recorders, self.shadows)
+        #: Every finished invocation is reported here, once (``Invocations._run``); the
+        #: Prometheus series alone are called straight, without the fan-out.
+        self.recorder: Recorder = (
+            Recorders([self.metrics, *recorders]) if recorders else self.metrics
+        )
+        self.invocations = Invocations(table, self.dispatcher, self.recorder, self.shadows)
 
     def capture_writers(self) -> list[CaptureWriter]:
         """The data capture writers of the endpoints serving now (for their gauges)."""
