@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateway.errors import ApiError
+from gateway.errors import ApiError, ModelError
 from gateway.live import Instance, LiveEndpoint
 
 
@@ -66,6 +66,23 @@ class Call:
     gone: bool = False
 
     @property
+    def endpoint(self) -> str:
+        return self.live.name if self.live is not None else ""
+
+    @property
+    def variant(self) -> str:
+        return self.instance.variant if self.instance is not None else ""
+
+    @property
+    def instance_name(self) -> str:
+        """The instance's deployment name (``name``, or ``name_variant_N``)."""
+        return self.instance.deployment if self.instance is not None else ""
+
+    @property
+    def status_class(self) -> str:
+        return status_class(self.error)
+
+    @property
     def model_seconds(self) -> float:
         return sum(seconds for _, seconds in self.timings)
 
@@ -84,6 +101,17 @@ class Call:
     @property
     def bytes_out(self) -> int:
         return len(self.result.body) if self.result is not None else 0
+
+
+def status_class(error: ApiError | None) -> str:
+    """``2xx``, ``4xx`` or ``5xx`` as CloudWatch counts them: a model error is classed by the
+    container's own status."""
+    if error is None:
+        return "2xx"
+    status = error.status
+    if isinstance(error, ModelError):
+        status = error.original_status if 400 <= error.original_status < 500 else 500
+    return "5xx" if status >= 500 else "4xx"
 
 
 class Recorder(Protocol):

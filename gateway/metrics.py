@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from gateway.calls import Call
+from gateway.calls import Call, status_class
 from gateway.container_metrics import ContainerBatchRelay
 from gateway.errors import ApiError, ModelError
 from gateway.live import ContainerRuntime, Instance
@@ -55,12 +55,10 @@ class EndpointMetrics:
             self.model_latency.observe(model)
             self.overhead_latency.observe(max(total - model, 0.0))
             return
-        # As CloudWatch counts them: a model error is classed by the container's own status.
-        status = error.status
         if isinstance(error, ModelError):
             self.model_errors.inc()
-            status = error.original_status if 400 <= error.original_status < 500 else 500
-        if status >= 500:
+        # As CloudWatch counts them: a model error is classed by the container's own status.
+        if status_class(error) == "5xx":
             self.errors_5xx.inc()
         else:
             self.errors_4xx.inc()
