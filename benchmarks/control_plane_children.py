@@ -83,12 +83,12 @@ def serve_bare(port: int, container: str) -> None:
 
     from gateway.edge.app import create_app
     from gateway.edge.server import bind, loop_factory, make_server
-    from gateway.runtime import ContainerState, EndpointRuntime
+    from gateway.live import ContainerState, Instance
     from gateway.settings import GatewaySettings
     from pipelines.spec import EndpointSpec
 
     spec = EndpointSpec(name="live", containers=[{"command": ["bench"]}])  # type: ignore[list-item]
-    runtime = EndpointRuntime.from_spec(spec)
+    runtime = Instance.from_spec(spec)
     (slot,) = runtime.containers
     slot.url, slot.state = container, ContainerState.HEALTHY
     settings = GatewaySettings(port=port, log_level="warning")

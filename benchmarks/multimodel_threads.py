@@ -21,7 +21,7 @@ from benchmarks.multimodel_support import FEATURES, ROOT, Client
 from benchmarks.servers import free_port, wait_ready
 
 #: Threads a TensorFlow container may gain between 1 and ``--tf-models`` models (a load pool's
-#: worker or two), as in tests/gateway/models/test_tensorflow_threads.py; more fails the run.
+#: worker or two), as in tests/gateway/multimodel/test_tensorflow_threads.py; more fails the run.
 TF_THREAD_SLACK = 6
 
 

@@ -123,14 +123,14 @@ def serve_gateway(port: int, upstream: str, endpoints: dict[str, list[str]]) -> 
 
     from gateway.edge.app import create_app
     from gateway.edge.server import bind, loop_factory, make_server
-    from gateway.runtime import ContainerState, EndpointRuntime
+    from gateway.live import ContainerState, Instance
     from gateway.settings import GatewaySettings
     from pipelines.spec import EndpointSpec
 
     runtimes = []
     for name, urls in endpoints.items():
         containers = [{"command": ["bench"]} for _ in urls]
-        runtime = EndpointRuntime.from_spec(EndpointSpec(name=name, containers=containers))  # type: ignore[arg-type]
+        runtime = Instance.from_spec(EndpointSpec(name=name, containers=containers))  # type: ignore[arg-type]
         for c, url in zip(runtime.containers, urls, strict=True):
             c.url, c.state = url, ContainerState.HEALTHY
         runtimes.append(runtime)

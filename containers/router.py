@@ -34,8 +34,8 @@ from containers.errors import (
     ModelAlreadyLoaded,
     ModelNotFound,
 )
-from containers.models import check_name, model_path, page
 from containers.proxy import Request, Response, ServerProtocol, WorkerLinks, error, respond
+from containers.registry import check_name, model_path, page
 from containers.settings import ContainerSettings
 
 log = logging.getLogger("containers.router")

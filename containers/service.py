@@ -24,7 +24,7 @@ from containers.errors import ModelLoadError, PredictionTimeout
 from containers.fastpath import SMALL_BODY, FastPath, timed
 from containers.frameworks import ModelFramework
 from containers.handler import ModelHandler
-from containers.models import HostedModel, ModelRegistry
+from containers.registry import HostedModel, ModelRegistry
 from containers.settings import ContainerSettings
 from containers.workers import WorkerThreads
 

@@ -19,7 +19,7 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from gateway.runtime import ContainerRuntime, EndpointRuntime
+from gateway.live import ContainerRuntime, Instance
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ LABELS = ("endpoint", "variant", "container")
 class ContainerBatchRelay(Collector):
     """The batching families of every container, fetched by :meth:`refresh`."""
 
-    def __init__(self, endpoints: Iterable[EndpointRuntime]) -> None:
+    def __init__(self, endpoints: Iterable[Instance]) -> None:
         self._endpoints = endpoints
         self._families: dict[tuple[str, str, str], list[Metric]] = {}
         self._last = 0.0

@@ -39,7 +39,7 @@ _CONTAINER_FILES = frozenset({"model", "model.stamp", "container.log", "models"}
 
 
 class Container(Protocol):
-    """What names a container's folder (``gateway.runtime.ContainerRuntime`` has it)."""
+    """What names a container's folder (``gateway.live.ContainerRuntime`` has it)."""
 
     @property
     def endpoint(self) -> str: ...

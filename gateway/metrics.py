@@ -14,9 +14,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from gateway.calls import Call, status_class
 from gateway.container_metrics import ContainerBatchRelay
 from gateway.errors import ApiError, ModelError
-from gateway.runtime import ContainerRuntime, EndpointRuntime
+from gateway.live import ContainerRuntime, Instance
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -28,7 +29,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 class EndpointMetrics:
     """The bound children of one endpoint's series."""
 
-    def __init__(self, metrics: GatewayMetrics, endpoint: EndpointRuntime) -> None:
+    def __init__(self, metrics: GatewayMetrics, endpoint: Instance) -> None:
         labels = (endpoint.name, endpoint.variant)
         self.invocations = metrics.invocations.labels(*labels)
         self.errors_4xx = metrics.errors_4xx.labels(*labels)
@@ -54,12 +55,10 @@ class EndpointMetrics:
             self.model_latency.observe(model)
             self.overhead_latency.observe(max(total - model, 0.0))
             return
-        # As CloudWatch counts them: a model error is classed by the container's own status.
-        status = error.status
         if isinstance(error, ModelError):
             self.model_errors.inc()
-            status = error.original_status if 400 <= error.original_status < 500 else 500
-        if status >= 500:
+        # As CloudWatch counts them: a model error is classed by the container's own status.
+        if status_class(error) == "5xx":
             self.errors_5xx.inc()
         else:
             self.errors_4xx.inc()
@@ -70,7 +69,7 @@ class GatewayMetrics:
 
     def __init__(
         self,
-        endpoints: Iterable[EndpointRuntime],
+        endpoints: Iterable[Instance],
         models_of: Callable[[ContainerRuntime], ModelState | None] = lambda _c: None,
     ) -> None:
         self.registry = CollectorRegistry()
@@ -128,22 +127,29 @@ class GatewayMetrics:
         #: The containers' batching series; ``await refresh()`` before ``render()``.
         self.containers = ContainerBatchRelay(endpoints)
         self.registry.register(self.containers)
-        self._endpoints: dict[EndpointRuntime, EndpointMetrics] = {}
+        self._endpoints: dict[Instance, EndpointMetrics] = {}
         self._models = _ModelFamilies(reg)
         self.registry.register(_ModelStateCollector(endpoints, models_of))
 
-    def endpoint(self, endpoint: EndpointRuntime) -> EndpointMetrics:
+    def finished(self, call: Call) -> None:
+        """The ``Recorder`` of the invocation core: a finished invocation into its series."""
+        instance = call.instance
+        if instance is not None:
+            bound = self._endpoints.get(instance) or self.endpoint(instance)
+            bound.record(call.total, call.timings, call.error)
+
+    def endpoint(self, endpoint: Instance) -> EndpointMetrics:
         """The bound series of ``endpoint`` (made on first use: endpoints come and go)."""
         bound = self._endpoints.get(endpoint)
         if bound is None:
             bound = self._endpoints[endpoint] = EndpointMetrics(self, endpoint)
         return bound
 
-    def forget(self, endpoint: EndpointRuntime) -> None:
+    def forget(self, endpoint: Instance) -> None:
         """``endpoint`` was replaced or deleted: drop its bound children (its series stay)."""
         self._endpoints.pop(endpoint, None)
 
-    def models(self, endpoint: EndpointRuntime, container: ContainerRuntime) -> ModelMetrics:
+    def models(self, endpoint: Instance, container: ContainerRuntime) -> ModelMetrics:
         """The bound series of one MultiModel container."""
         return ModelMetrics(self._models, (endpoint.name, endpoint.variant, container.hostname))
 
@@ -154,7 +160,7 @@ class GatewayMetrics:
 class _RuntimeCollector(Collector):
     """Series read from the runtime state at scrape time, one sample per container."""
 
-    def __init__(self, endpoints: Iterable[EndpointRuntime]) -> None:
+    def __init__(self, endpoints: Iterable[Instance]) -> None:
         #: Iterated at each scrape: a list, or the live ``EndpointTable``.
         self._endpoints = endpoints
 
@@ -278,7 +284,7 @@ class _ModelStateCollector(_RuntimeCollector):
 
     def __init__(
         self,
-        endpoints: Iterable[EndpointRuntime],
+        endpoints: Iterable[Instance],
         models_of: Callable[[ContainerRuntime], ModelState | None],
     ) -> None:
         super().__init__(endpoints)

@@ -1,9 +1,12 @@
-"""``tandem serve``'s orchestration: specs -> containers -> healthy -> HTTP -> orderly shutdown.
+"""``tandem serve``: the composition root, and its orchestration: specs -> containers -> healthy
+-> HTTP -> orderly shutdown.
 
-Order matters both ways: the listening socket is bound before anything starts (a busy port fails
-fast, with nothing started), the HTTP app is created only once every container is healthy (its
-lifespan pools a client per container URL), and on SIGINT/SIGTERM the server drains before the
-containers stop.
+``serve`` builds every part once and hands it to the ones that need it: the settings, the state
+store, the data plane (``DataPlane``: dispatcher, metrics, model managers, invocation core), the
+control plane, the reconciler and the asynchronous workers, then ``create_app`` over them. Order
+matters both ways: the listening socket is bound before anything starts (a busy port fails fast,
+with nothing started), the HTTP server starts only once every container is healthy, and on
+SIGINT/SIGTERM the server drains before the containers stop.
 """
 
 from __future__ import annotations
@@ -17,18 +20,18 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from starlette.requests import Request
-
-from gateway.credentials import ADMIN
 from gateway.edge.app import create_app
-from gateway.edge.auth import loopback, role_of
-from gateway.edge.server import Server, bind, loop_factory, make_server, state_lock
+from gateway.edge.auth import AdminOnly
+from gateway.edge.server import Server, bind, loop_factory, make_server
 from gateway.folders import migrate, prune_endpoints
 from gateway.lifecycle.backends import create_backend
 from gateway.lifecycle.reconciler import Reconciler
 from gateway.lifecycle.supervisor import StartError
-from gateway.runtime import EndpointTable
+from gateway.live import EndpointTable
+from gateway.serving.metric_calls import CloudWatchCalls
+from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
+from gateway.state.lock import state_lock
 from pipelines.spec import EndpointSpec, load_specs
 
 logger = logging.getLogger("tandem.gateway")
@@ -59,7 +62,6 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     from gateway.batch.jobs import BatchJobs, check_job
     from gateway.cloudwatch import MetricApi, MetricService, cloudwatch_routes
     from gateway.control import ControlPlane, control_route, service_route
-    from gateway.control import endpoints as control_endpoints
     from gateway.control.apply import apply_spec
     from gateway.control.translate import parse_model_roots
     from gateway.logs import TARGET_PREFIX as LOGS
@@ -71,55 +73,43 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
         logger.info("state folder: moved %s to the layout of this version", moved)
     store = StateStore(settings.state_dir / FILENAME)
     backend = create_backend(settings.backend, settings)
-    table = EndpointTable()
+    # The data plane first: every edge, the reconciler and the workers are handed the one core.
+    cloudwatch = MetricService.from_settings(settings)  # its .recorder is a MetricRecorder
+    plane = DataPlane(EndpointTable(), settings, recorders=[CloudWatchCalls(cloudwatch.recorder)])
+    table = plane.table
     # The operator's own spec files are trusted with the model data they name.
     roots = parse_model_roots(settings.model_roots)
     roots += tuple(str(spec.source) for spec in specs if spec.source is not None)
     roots += tuple(
         url for spec in specs for c in spec.all_containers if (url := spec.model_data_url(c))
     )
-
-    def observe(name: str) -> dict[str, tuple[float, int]] | None:
-        live = table.get(name)
-        if live is None:
-            return None
-        return {v.name: (v.weight, len(v.instances)) for v in live.variants} | {
-            v.name: (0.0, len(v.instances)) for v in live.shadows
-        }
-
-    plane = ControlPlane(
+    control = ControlPlane(
         store,
         region=settings.region,
         account=settings.account,
         model_roots=roots,
         check_job=check_job,
-        observe=observe,
+        observe=table.observe,
         budget=settings.container_budget,
     )
-
-    def spec_for(endpoint: str, config: str) -> EndpointSpec:
-        return control_endpoints.running_spec(plane.context, endpoint, config)
-
-    reconciler = Reconciler(store, table, backend, settings, spec_for)
-    plane.reconciler = reconciler
-    jobs = BatchJobs(plane, settings, reconciler.budget)  # a job's containers count too
-    plane.jobs = jobs
-    queued = AsyncInference(store, table, settings, roots)  # InvokeEndpointAsync
+    reconciler = Reconciler(store, plane, backend, settings, control)
+    control.reconciler = reconciler
+    jobs = BatchJobs(control, settings, reconciler.budget)  # a job's containers count too
+    control.jobs = jobs
+    queued = AsyncInference(store, plane, settings, roots)  # InvokeEndpointAsync
     logs = LogsService(settings.state_dir, region=settings.region, account=settings.account)
-    cloudwatch = MetricService.from_settings(settings)  # its .recorder is a MetricRecorder
+    admins = AdminOnly(settings)
     app = create_app(
-        table,
+        plane,
         settings,
         routes=[
             # Other AWS services on POST / claim their own requests first (gateway/services.py).
-            service_route(logs.acall, LOGS, authorize=admins(settings)),
+            service_route(logs.acall, LOGS, authorize=admins),
             *cloudwatch_routes(MetricApi(cloudwatch)),
-            control_route(plane, authorize=admins(settings)),
+            control_route(control, authorize=admins),
             queued.route(),
         ],
     )
-    queued.attach(app)
-    reconciler.attach(app.state.dispatcher, app.state.metrics)
     stop = asyncio.Event()
     server: Server | None = None
 
@@ -140,7 +130,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
         reconciler.restore()
         await jobs.resume()  # InProgress transform jobs run again (done files are skipped)
         for spec in specs:
-            apply_spec(plane, spec)
+            apply_spec(control, spec)
         names = [spec.name for spec in specs]
         # What was InService before a restart serves again before the port answers.
         await reconciler.settled([record.name for record in store.endpoints()])
@@ -175,31 +165,6 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             await backend.reap_leftovers()
             store.close()
             logger.info("stopped")
-
-
-def admins(settings: GatewaySettings) -> Callable[[Request], None]:
-    """The control plane's guard: it runs code, so it is the ``admin`` role's alone, and on an
-    address other machines can reach it needs authentication to be on at all."""
-    from gateway.control import AccessDenied
-
-    open_network = settings.auth == "none" and not loopback(settings.host)
-
-    def authorize(request: Request) -> None:
-        service, _, name = request.headers.get("x-amz-target", "").partition(".")
-        operation = f"{'logs' if service.startswith('Logs_') else 'sagemaker'}:{name or '*'}"
-        if open_network:
-            raise AccessDenied(
-                f"The control plane is refused on {settings.host} without authentication: it "
-                "runs code. Set TANDEM_AUTH (api-key or sigv4) with an admin key, or listen on "
-                "127.0.0.1."
-            )
-        if role_of(request.scope, settings) != ADMIN:
-            raise AccessDenied(
-                f"This key is not authorized to perform: {operation}: its role is "
-                "invoke; the control plane needs a key with the admin role."
-            )
-
-    return authorize
 
 
 async def _until_stopped(start: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:

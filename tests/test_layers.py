@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import grimp
@@ -88,3 +89,23 @@ def test_the_cycle_check_finds_a_cycle() -> None:
     graph.add_import(importer="c", imported="a")
     graph.add_import(importer="c", imported="d")
     assert cycles(graph) == [["a", "b", "c"]]
+
+
+def layered() -> set[str]:
+    """Every module named in a layer of a ``layers`` contract of pyproject.toml."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    return {
+        name.strip()
+        for contract in contracts
+        if contract["type"] == "layers"
+        for layer in contract["layers"]
+        for name in layer.replace(":", "|").split("|")
+    }
+
+
+def test_every_top_level_module_belongs_to_a_layer() -> None:
+    """A new module or package right below gateway/, containers/ or pipelines/ must be placed."""
+    graph = grimp.build_graph(*PACKAGES)
+    tops = {".".join(m.split(".")[:2]) for m in graph.modules if m.count(".") >= 1}
+    assert sorted(tops - layered()) == []

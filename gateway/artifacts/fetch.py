@@ -2,10 +2,10 @@
 
 One way for both kinds of model data: a single-model container's ``model_data``, fetched once at
 start (``gateway.artifacts.model_dir``), and the MultiModel store, one TargetModel at a time on
-demand (``gateway.models.store``). Local sources are read in place. S3 goes through fsspec and
-s3fs with the usual AWS settings (credentials chain, region) and an optional endpoint URL for
-S3-compatible stores (MinIO, Ceph ...); without one, botocore's own ``AWS_ENDPOINT_URL_S3`` and
-``AWS_ENDPOINT_URL`` apply. Downloads land in temporary files beside their destination and are
+demand (``gateway.multimodel.model_store``). Local sources are read in place. S3 goes through
+fsspec and s3fs with the usual AWS settings (credentials chain, region) and an optional endpoint
+URL for S3-compatible stores (MinIO, Ceph ...); without one, botocore's own ``AWS_ENDPOINT_URL_S3``
+and ``AWS_ENDPOINT_URL`` apply. Downloads land in temporary files beside their destination and are
 removed on failure; errors say whether the source is missing, access was denied or the store did
 not answer.
 """

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.asynchronous.storage import is_s3, local_path
-from gateway.control.errors import ValidationException
 from gateway.control.translate import check_model_data
 from gateway.credentials import ADMIN
-from gateway.errors import InvalidRequest
-from gateway.runtime import EndpointTable
+from gateway.errors import InvalidRequest, ValidationException
+from gateway.live import EndpointTable
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.runtime import EndpointTable
+from gateway.live import EndpointTable
 from gateway.state import StateStore
 
 log = logging.getLogger("tandem.async")

@@ -1,8 +1,8 @@
 """``AsyncInference``: the submitter, the workers and the gauges of one ``tandem serve``.
 
-Built before the app (its route is one of the app's), attached to the app once it exists (the
-workers invoke through ``app.state.route`` and ``app.state.dispatcher``), started once the
-endpoints serve and closed before they stop.
+Built by the composition root (``gateway/serve.py``) from the data plane, before the app (its
+route is one of the app's); the workers invoke through the plane's invocation core. Started once
+the endpoints serve and closed before they stop.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.asynchronous.inputs import InputPolicy, parse_roots
@@ -20,7 +19,7 @@ from gateway.asynchronous.submit import Submitter
 from gateway.asynchronous.worker import Workers
 from gateway.edge.async_route import async_route
 from gateway.edge.auth import caller_role
-from gateway.runtime import EndpointTable
+from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
 from gateway.state import StateStore
 
@@ -29,22 +28,27 @@ class AsyncInference:
     def __init__(
         self,
         store: StateStore,
-        table: EndpointTable,
+        plane: DataPlane,
         settings: GatewaySettings,
         roots: Sequence[str | Path],
     ) -> None:
         self.store = store
-        self.table = table
+        self.table = table = plane.table
         self.settings = settings
         storage = Storage(settings.s3_endpoint_url)
         self.workers = Workers(
-            store, table, storage, max_bytes=settings.async_max_bytes, region=settings.region
+            store,
+            plane.invocations,
+            storage,
+            max_bytes=settings.async_max_bytes,
+            region=settings.region,
         )
         policy = InputPolicy(
             admin_roots=tuple(str(r) for r in roots),
             client_roots=parse_roots(settings.input_roots),
             state_dir=settings.state_dir.resolve(),
         )
+        plane.metrics.registry.register(BacklogCollector(store, table))
         self.submit = Submitter(
             store,
             table,
@@ -58,10 +62,6 @@ class AsyncInference:
     def route(self) -> Route:
         settings = self.settings
         return async_route(self.submit, role=lambda scope: caller_role(scope, settings))
-
-    def attach(self, app: Starlette) -> None:
-        self.workers.attach(app.state.route, app.state.dispatcher, app.state.metrics)
-        app.state.metrics.registry.register(BacklogCollector(self.store, self.table))
 
     async def start(self) -> None:
         await self.workers.start()

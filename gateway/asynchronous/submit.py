@@ -19,7 +19,7 @@ from gateway.asynchronous.storage import Storage, StorageError, join
 from gateway.control.context import DEFAULT_ACCOUNT
 from gateway.edge.async_route import Accepted, AsyncSubmission
 from gateway.errors import InvalidRequest, endpoint_not_found
-from gateway.runtime import EndpointTable, LiveEndpoint
+from gateway.live import EndpointTable, LiveEndpoint
 from gateway.state import StateStore
 from pipelines.spec import AsyncInferenceSpec, EndpointSpec, Execution, Mode
 
@@ -117,7 +117,7 @@ def routable(spec: EndpointSpec) -> None:
 
     The operation has no TargetContainerHostname and no TargetModel (botocore's model of
     InvokeEndpointAsync), so a Direct endpoint, or a MultiModel container, would fail every
-    request it queued: ``gateway.dispatch.route`` says the same to InvokeEndpoint.
+    request it queued: ``gateway.serving.dispatch.route`` says the same to InvokeEndpoint.
     """
     variants = spec.production()
     for variant in variants:

@@ -33,10 +33,10 @@ from gateway.asynchronous.outcome import (
     settle,
 )
 from gateway.asynchronous.storage import Storage, StorageError
-from gateway.dispatch import Dispatcher, InvocationRequest
-from gateway.errors import ApiError, ModelError, ServiceUnavailable
-from gateway.metrics import GatewayMetrics
-from gateway.runtime import EndpointRuntime, EndpointTable, LiveEndpoint
+from gateway.calls import InvocationRequest
+from gateway.errors import ModelError, ServiceUnavailable
+from gateway.live import LiveEndpoint
+from gateway.serving.invocation import Invocations
 from gateway.state import AsyncStatus, QueuedInvocation, StateStore
 from gateway.state.queue import EXPIRED_BATCH
 from pipelines.spec import AsyncInferenceSpec
@@ -56,8 +56,6 @@ KEEP_FINISHED = 24 * 3600.0
 #: the request itself may be what breaks it, and would otherwise loop until its TTL.
 MAX_BREAKS = 3
 
-Route = Callable[[str], EndpointRuntime]
-
 
 def capacity(live: LiveEndpoint) -> int:
     """How many of the endpoint's requests may run at once."""
@@ -74,7 +72,7 @@ class Workers:
     def __init__(
         self,
         store: StateStore,
-        table: EndpointTable,
+        invocations: Invocations,
         storage: Storage,
         *,
         max_bytes: int,
@@ -82,14 +80,12 @@ class Workers:
         notifier: Notifier | None = None,
     ) -> None:
         self.store = store
-        self.table = table
+        self.invocations = invocations
+        self.table = invocations.table
         self.storage = storage
         self.max_bytes = max_bytes
         self.region = region
         self.notifier = notifier or Notifier()
-        self.route: Route | None = None
-        self.dispatcher: Dispatcher | None = None
-        self.metrics: GatewayMetrics | None = None
         self._wake = asyncio.Event()
         self._running: dict[str, int] = {}
         self._paused: dict[str, float] = {}
@@ -101,9 +97,6 @@ class Workers:
         self.settle_backoff = SETTLE_BACKOFF
         self._loop: asyncio.Task[None] | None = None
         self._pruned = 0.0
-
-    def attach(self, route: Route, dispatcher: Dispatcher, metrics: GatewayMetrics) -> None:
-        self.route, self.dispatcher, self.metrics = route, dispatcher, metrics
 
     def wake(self) -> None:
         self._wake.set()
@@ -223,7 +216,6 @@ class Workers:
 
     async def _invoke(self, row: QueuedInvocation) -> str | None:
         """Run the request and write its answer; the answer's content type. Raises Failed."""
-        assert self.route is not None and self.dispatcher is not None
         try:
             if row.body is not None:
                 data = row.body
@@ -234,10 +226,6 @@ class Workers:
                 )
         except StorageError as exc:
             raise Failed("InputError", f"The input could not be read: {exc}") from None
-        try:
-            instance = self.route(row.endpoint)
-        except ApiError as exc:
-            raise Failed(exc.code, exc.message) from None
         request = InvocationRequest(
             body=data,
             content_type=row.request.get("ContentType"),
@@ -245,45 +233,36 @@ class Workers:
             custom_attributes=row.request.get("CustomAttributes"),
             inference_id=row.inference_id,
         )
-        timings: list[tuple[str, float]] = []
-        started = time.perf_counter()
-        error: ApiError | None = None
-        # Every container was InService when the call went out: a ServiceUnavailable now means one
-        # broke off this very request (crashed, cut its answer, answered something not HTTP).
-        sent = instance.healthy
-        instance.inflight += 1
+        # The request's own timeout and size limit, not the real-time ones; the dispatcher
+        # keeps the deadline, the wait here only guards against a step that ignores it.
+        call = self.invocations.invoke(
+            row.endpoint, None, request, timeout=row.timeout, max_body=self.max_bytes, copies=False
+        )
         try:
-            # The request's own timeout and size limit, not the real-time ones; the dispatcher
-            # keeps the deadline, the wait here only guards against a step that ignores it.
-            call = self.dispatcher.invoke(
-                instance, request, timings, timeout=row.timeout, max_body=self.max_bytes
-            )
-            result = await asyncio.wait_for(call, row.timeout + GRACE)
+            done = await asyncio.wait_for(call, row.timeout + GRACE)
         except TimeoutError:
-            error = ApiError("timed out")
             raise Failed(
                 "ModelError",
                 f"The invocation timed out: the endpoint did not answer within its "
                 f"InvocationTimeoutSeconds ({round(row.timeout)} s).",
             ) from None
-        except ServiceUnavailable as exc:
-            error = exc
-            if sent:
-                self._broke_off(row, exc)
-            raise
-        except ApiError as exc:
-            error = exc
-            detail = {k: v for k, v in exc.fields.items() if k != "LogStreamArn"}
+        error = done.error
+        if isinstance(error, ServiceUnavailable):
+            # Raised from a transport error, it went out to an InService container that broke
+            # off this very request (crashed, cut its answer, answered something not HTTP).
+            if error.__cause__ is not None:
+                self._broke_off(row, error)
+            raise error
+        if error is not None:
+            if done.instance is None:  # no such endpoint (any more)
+                raise Failed(error.code, error.message)
+            detail = {k: v for k, v in error.fields.items() if k != "LogStreamArn"}
             extra = f" ({json.dumps(detail)})" if detail else ""
-            if isinstance(exc, ModelError) and exc.original_status == 0:  # out of time
+            if isinstance(error, ModelError) and error.original_status == 0:  # out of time
                 extra += f" InvocationTimeoutSeconds: {round(row.timeout)} s."
-            raise Failed(exc.code, exc.message + extra) from None
-        finally:
-            instance.inflight -= 1
-            if self.metrics is not None:
-                self.metrics.endpoint(instance).record(
-                    time.perf_counter() - started, timings, error
-                )
+            raise Failed(error.code, error.message + extra)
+        assert done.result is not None
+        result = done.result
         try:
             await asyncio.to_thread(self.storage.write, row.output_location, result.body)
         except StorageError as exc:

@@ -44,12 +44,11 @@ async def endpoint_for(config: BatchConfig) -> AsyncIterator[Target]:
 @contextlib.asynccontextmanager
 async def _serve_spec(path: Path, config: BatchConfig) -> AsyncIterator[Target]:
     # The server side is imported only here: --endpoint-url jobs never load uvicorn or the app.
-    from gateway import runtime
-    from gateway.edge import server as runner
-    from gateway.edge.app import create_app
+    from gateway.batch.embedded import embedded_gateway
     from gateway.lifecycle.backends import BackendError, create_backend
-    from gateway.lifecycle.supervisor import StartError, Supervisor
+    from gateway.lifecycle.supervisor import StartError
     from gateway.settings import GatewaySettings
+    from gateway.state.lock import StateDirBusy, state_lock
     from pipelines.spec import SpecError, load_specs
 
     try:
@@ -76,31 +75,17 @@ async def _serve_spec(path: Path, config: BatchConfig) -> AsyncIterator[Target]:
             f"{path}: a batch job runs one model; {spec.name!r} has variants (give a spec "
             "with top-level containers)"
         )
-    endpoints = runtime.build([spec], settings.state_dir)
     async with contextlib.AsyncExitStack() as stack:
         try:
-            stack.enter_context(runner.state_lock(settings.state_dir))
-            sock = stack.enter_context(runner.bind(settings.host, 0))
-            supervisor = Supervisor(endpoints, create_backend(settings.backend, settings), settings)
+            stack.enter_context(state_lock(settings.state_dir))
+            backend = create_backend(settings.backend, settings)
             log.info("starting endpoint %s from %s", spec.name, path)
-            await supervisor.start()
-        except (StartError, BackendError, runner.StateDirBusy, OSError) as exc:
+            started = embedded_gateway(spec, settings, backend, reap=True)
+            url = await stack.enter_async_context(started)
+        except (StartError, BackendError, StateDirBusy, OSError) as exc:
             raise EndpointStartError(f"cannot start {spec.name} from {path}: {exc}") from exc
-        stack.push_async_callback(supervisor.stop)
-        server = runner.make_server(create_app(endpoints, settings), settings)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started and not task.done():
-            await asyncio.sleep(0.01)
-        if task.done():
-            task.result()
-            raise EndpointStartError(f"the gateway for {spec.name} stopped while starting")
-        host, port = sock.getsockname()[:2]
-        log.info("endpoint %s is serving on http://%s:%d", spec.name, host, port)
-        try:
-            yield Target(f"http://{host}:{port}", spec.name)
-        finally:
-            server.should_exit = True
-            await task
+        log.info("endpoint %s is serving on %s", spec.name, url)
+        yield Target(url, spec.name)
 
 
 async def execution_parameters(client: EndpointClient, target_container: str | None) -> Any:

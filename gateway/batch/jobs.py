@@ -12,27 +12,24 @@ the batch runner skips the files whose output exists, so every output is written
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway import runtime
 from gateway.batch.config import MAX_PAYLOAD_MB, MB, BatchConfig
-from gateway.batch.errors import ConfigError, EndpointStartError
+from gateway.batch.embedded import embedded_gateway
+from gateway.batch.errors import ConfigError
 from gateway.batch.progress import Tracker
 from gateway.batch.runner import BatchReport, run_batch_async
 from gateway.control.plane import ControlPlane, JobPlan
-from gateway.edge.app import create_app
-from gateway.edge.server import bind, make_server
 from gateway.folders import JOBS, endpoint_dir
 from gateway.lifecycle.backends import create_backend
 from gateway.lifecycle.budget import ContainerBudget
-from gateway.lifecycle.supervisor import StartError, Supervisor
+from gateway.lifecycle.supervisor import StartError
 from gateway.settings import GatewaySettings
 from gateway.state import JobStatus, StateError, StateStore, WrongState
 from pipelines.errors import TandemError
@@ -196,7 +193,9 @@ class BatchJobs:
         config = self._config(plan)
         spec = self._spec(plan, config)
         log.info("transform job %s: starting %d container(s)", name, len(spec.containers))
-        async with self._serving(spec) as url:
+        async with embedded_gateway(
+            spec, self._settings, self._backend, reap=False, budget=self._budget
+        ) as url:
             tracker.stage("Transforming")
             job = config.model_copy(update={"endpoint_url": url})
             report = await run_batch_async(job, tracker=tracker, signals=False)
@@ -224,41 +223,6 @@ class BatchJobs:
         """The job's endpoint: its requests may take the job's own invocation timeout (a model
         from a spec file already runs its command in that file's folder: ``to_spec``)."""
         return plan.spec.model_copy(update={"timeout": config.timeout})
-
-    @contextlib.asynccontextmanager
-    async def _serving(self, spec: EndpointSpec) -> AsyncIterator[str]:
-        """The job's containers, healthy, behind the runtime API on a loopback port: its URL."""
-        settings = self._settings
-        endpoints = runtime.build([spec], settings.state_dir)
-        if self._budget is not None:
-            await self._budget.reserve(endpoints, f'transform job "{spec.name}"')
-        supervisor = Supervisor(endpoints, self._backend, settings)
-        try:
-            await supervisor.start(reap=False)  # on failure it stops what it started
-        except BaseException:
-            if self._budget is not None:
-                self._budget.release(endpoints)
-            raise
-        try:
-            with bind(settings.host, 0) as sock:
-                server = make_server(create_app(endpoints, settings), settings)
-                task = asyncio.create_task(server.serve(sockets=[sock]), name=f"{spec.name} api")
-                try:
-                    while not server.started:
-                        if task.done():
-                            task.result()
-                            raise EndpointStartError(f"the runtime API for {spec.name} stopped")
-                        await asyncio.sleep(0.01)
-                    host, port = sock.getsockname()[:2]
-                    yield f"http://{host}:{port}"
-                finally:
-                    server.should_exit = True
-                    with contextlib.suppress(Exception):
-                        await task
-        finally:
-            await supervisor.stop(reap=False)
-            if self._budget is not None:
-                self._budget.release(endpoints)
 
     def _stopped(self, name: str) -> bool:
         """``Stopping`` -> ``Stopped``; False (and nothing changed) from any other status."""

@@ -3,13 +3,13 @@
 ``CaptureWriter`` is made per endpoint from its ``DataCaptureSpec``. The hot path asks
 ``sampled()`` and hands the bytes to ``offer()``, which only appends to a bounded buffer; a
 background task turns them into records (``records.py``) and writes one object per endpoint,
-variant and hour under the destination (``store.py``: S3 through fsspec, or a folder), retrying a
-store that fails. ``check_destination`` refuses, at create time, a destination that cannot be
-written.
+variant and hour under the destination (``destination.py``: S3 through fsspec, or a folder),
+retrying a store that fails. ``check_destination`` refuses, at create time, a destination that
+cannot be written.
 """
 
+from gateway.capture.destination import CaptureStoreError, check_destination, latest_records
 from gateway.capture.records import capture_record
-from gateway.capture.store import CaptureStoreError, check_destination, latest_records
 from gateway.capture.writer import CaptureCollector, CaptureWriter
 
 __all__ = [

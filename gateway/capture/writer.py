@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.capture.destination import CaptureStoreError, Store
 from gateway.capture.records import capture_line
-from gateway.capture.store import CaptureStoreError, Store
 from pipelines.spec import CaptureMode, DataCaptureSpec
 
 log = logging.getLogger("tandem.capture")

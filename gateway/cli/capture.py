@@ -12,12 +12,14 @@ from typing import Annotated
 import typer
 
 from gateway.cli.common import EXIT_INVALID, fail, failures
-from gateway.cli.endpoints import DEFAULT_URL, AccessKey, ApiKey, Region, SecretKey, Url
+from gateway.cli.credentials import ANONYMOUS, Credentials, with_credentials
+from gateway.cli.endpoints import DEFAULT_URL, Url
 
 capture = typer.Typer(help="Data capture: what an endpoint's requests and answers were.")
 
 
 @capture.command("tail")
+@with_credentials
 def tail(
     endpoint: Annotated[str, typer.Argument(help="Name of the endpoint.")],
     lines: Annotated[int, typer.Option("-n", "--lines", min=1, help="How many records.")] = 10,
@@ -27,10 +29,7 @@ def tail(
         typer.Option(help="The capture destination (s3://, file:// or a folder); default: ask."),
     ] = None,
     url: Url = DEFAULT_URL,
-    api_key: ApiKey = None,
-    access_key: AccessKey = None,
-    secret_key: SecretKey = None,
-    region: Region = None,
+    credentials: Credentials = ANONYMOUS,
 ) -> None:
     """Print the latest captured records of ENDPOINT, oldest first."""
     from gateway.capture import latest_records
@@ -39,7 +38,7 @@ def tail(
     if destination is None:
         from gateway.cli.endpoints import call_of, connect, remote_errors
 
-        call = call_of(connect(url, api_key, access_key, secret_key, region))
+        call = call_of(connect(url, credentials))
         with remote_errors(url):
             described = call("DescribeEndpoint", {"EndpointName": endpoint})
         destination = described.get("DataCaptureConfig", {}).get("DestinationS3Uri")

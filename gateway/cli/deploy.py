@@ -16,22 +16,15 @@ from typing import Annotated, Any
 import typer
 
 from gateway.cli.common import EXIT_FAILED, fail, failures
-from gateway.cli.endpoints import (
-    DEFAULT_URL,
-    AccessKey,
-    ApiKey,
-    Region,
-    SecretKey,
-    Timeout,
-    Url,
-    Wait,
-)
+from gateway.cli.credentials import ANONYMOUS, Credentials, with_credentials
+from gateway.cli.endpoints import DEFAULT_URL, Timeout, Url, Wait
 
 #: The spec defaults ``export`` leaves out (``from_spec`` gives the same requests without them).
 _SPEC_DEFAULTS = {"variant": "AllTraffic", "execution": "Serial"}
 _SIZE_FIELDS = ("memory_limit", "disk_cache_limit")
 
 
+@with_credentials
 def deploy(
     specs: Annotated[list[Path], typer.Argument(help="Endpoint spec files (YAML).")],
     to: Annotated[
@@ -40,10 +33,7 @@ def deploy(
     ] = DEFAULT_URL,
     wait: Wait = False,
     timeout: Timeout = 600.0,
-    api_key: ApiKey = None,
-    access_key: AccessKey = None,
-    secret_key: SecretKey = None,
-    region: Region = None,
+    credentials: Credentials = ANONYMOUS,
 ) -> None:
     """Create or update each spec's endpoint on a running gateway (the same spec again: no-op)."""
     from gateway.cli.endpoints import call_of, connect, remote_errors, settle
@@ -52,7 +42,7 @@ def deploy(
 
     with failures():
         parsed = load_specs(specs)  # every file checked before the first call
-    client = connect(to, api_key, access_key, secret_key, region)
+    client = connect(to, credentials)
     call = call_of(client)
 
     def say(line: str) -> None:
@@ -83,16 +73,14 @@ def deploy(
         fail(EXIT_FAILED, "\n  ".join(["not deployed:", *problems]))
 
 
+@with_credentials
 def export(
     endpoint: Annotated[str, typer.Argument(help="Name of the endpoint.")],
     url: Url = DEFAULT_URL,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the spec here, not to stdout.")
     ] = None,
-    api_key: ApiKey = None,
-    access_key: AccessKey = None,
-    secret_key: SecretKey = None,
-    region: Region = None,
+    credentials: Credentials = ANONYMOUS,
 ) -> None:
     """Write the spec file of what ENDPOINT runs (its serving config, not one being rolled out)."""
     import yaml
@@ -100,7 +88,7 @@ def export(
     from gateway.cli.endpoints import call_of, connect, remote_errors
     from gateway.control.variants import endpoint_spec
 
-    call = call_of(connect(url, api_key, access_key, secret_key, region))
+    call = call_of(connect(url, credentials))
     with remote_errors(url):
         described = call("DescribeEndpoint", {"EndpointName": endpoint})
         name, config_name = described["EndpointName"], described["EndpointConfigName"]

@@ -21,33 +21,16 @@ from typing import Annotated, Any
 import typer
 
 from gateway.cli.common import EXIT_FAILED, EXIT_INVALID, fail, failures
+from gateway.cli.credentials import ANONYMOUS, DEFAULT_REGION, Credentials, with_credentials
 from gateway.cli.endpoint_tables import containers_table, local_time, status_markup, variants_table
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-DEFAULT_REGION = "us-east-1"
 #: Statuses that move on by themselves; waiting ends on any other.
 TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
 #: Seconds between two looks at an endpoint that is waited for.
 POLL_INTERVAL = 0.5
 
 Url = Annotated[str, typer.Option("--url", envvar="TANDEM_URL", help="Base URL of the gateway.")]
-ApiKey = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        envvar="TANDEM_API_KEY",
-        help="API key (TANDEM_AUTH=api-key): sent as X-Api-Key, requests unsigned.",
-    ),
-]
-AccessKey = Annotated[
-    str | None,
-    typer.Option(help="SigV4 access key (default: the AWS environment or profile)."),
-]
-SecretKey = Annotated[str | None, typer.Option(help="SigV4 secret key, with --access-key.")]
-Region = Annotated[
-    str | None,
-    typer.Option(help=f"Region to sign for (default: the AWS profile's, else {DEFAULT_REGION})."),
-]
 Wait = Annotated[bool, typer.Option("--wait", help="Wait until the change is done.")]
 Timeout = Annotated[float, typer.Option(help="Seconds --wait waits at most.")]
 
@@ -57,15 +40,11 @@ endpoints = typer.Typer(
 )
 
 
-def connect(
-    url: str,
-    api_key: str | None = None,
-    access_key: str | None = None,
-    secret_key: str | None = None,
-    region: str | None = None,
-) -> Any:
+def connect(url: str, credentials: Credentials = ANONYMOUS) -> Any:
     """botocore's ``sagemaker`` client for the gateway at ``url``: signed with the given or the
-    usual AWS credentials, or unsigned with ``X-Api-Key`` when ``api_key`` is given."""
+    usual AWS credentials, or unsigned with ``X-Api-Key`` when an API key is given."""
+    api_key, access_key = credentials.api_key, credentials.access_key
+    secret_key, region = credentials.secret_key, credentials.region
     import botocore
     import botocore.session
     from botocore.config import Config
@@ -171,6 +150,7 @@ def settle(
 
 
 @endpoints.command("list")
+@with_credentials
 def list_endpoints(
     url: Url = DEFAULT_URL,
     name_contains: Annotated[
@@ -180,17 +160,14 @@ def list_endpoints(
         str | None, typer.Option(help="Only endpoints in this status, e.g. InService.")
     ] = None,
     page_size: Annotated[int, typer.Option(help="Endpoints per ListEndpoints call.")] = 50,
-    api_key: ApiKey = None,
-    access_key: AccessKey = None,
-    secret_key: SecretKey = None,
-    region: Region = None,
+    credentials: Credentials = ANONYMOUS,
 ) -> None:
     """A table of the gateway's endpoints: name, status, config, created, last modified."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    client = connect(url, api_key, access_key, secret_key, region)
+    client = connect(url, credentials)
     filters = {"NameContains": name_contains, "StatusEquals": status}
     with remote_errors(url):
         pages = client.get_paginator("list_endpoints").paginate(
@@ -221,20 +198,18 @@ def list_endpoints(
 
 
 @endpoints.command("describe")
+@with_credentials
 def describe_endpoint(
     name: Annotated[str, typer.Argument(help="Name of the endpoint.")],
     url: Url = DEFAULT_URL,
-    api_key: ApiKey = None,
-    access_key: AccessKey = None,
-    secret_key: SecretKey = None,
-    region: Region = None,
+    credentials: Credentials = ANONYMOUS,
 ) -> None:
     """An endpoint's status (and why it failed), its config's variants and its containers."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    client = connect(url, api_key, access_key, secret_key, region)
+    client = connect(url, credentials)
     call = call_of(client)
     with remote_errors(url):
         endpoint = call("DescribeEndpoint", {"EndpointName": name})
@@ -279,18 +254,16 @@ def describe_endpoint(
 
 
 @endpoints.command("delete")
+@with_credentials
 def delete_endpoint(
     name: Annotated[str, typer.Argument(help="Name of the endpoint.")],
     url: Url = DEFAULT_URL,
     wait: Wait = False,
     timeout: Timeout = 600.0,
-    api_key: ApiKey = None,
-    access_key: AccessKey = None,
-    secret_key: SecretKey = None,
-    region: Region = None,
+    credentials: Credentials = ANONYMOUS,
 ) -> None:
     """Delete an endpoint (its requests in flight finish first); --wait: until it is gone."""
-    client = connect(url, api_key, access_key, secret_key, region)
+    client = connect(url, credentials)
     with remote_errors(url):
         call_of(client)("DeleteEndpoint", {"EndpointName": name})
         if wait:

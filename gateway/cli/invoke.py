@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gateway.cli.invoke_async import invoke_async
+from gateway.cli.invoke_async import AsyncRequest, invoke_async
 from gateway.cli.invoke_errors import print_error
 from gateway.cli.invoke_stream import invoke_stream
 
@@ -103,11 +103,7 @@ def invoke(
             )
         payload = None if input_location is not None else _read_body(body)
         invoke_async(
-            url,
-            endpoint,
-            payload,
-            input_location,
-            headers,
+            AsyncRequest(url, endpoint, payload, input_location, headers),
             timeout=timeout,
             wait=wait,
             wait_timeout=wait_timeout,

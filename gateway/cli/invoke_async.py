@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,19 @@ POLL_MAX = 1.0
 EXIT_UNREACHABLE = 2
 
 
+@dataclass(frozen=True)
+class AsyncRequest:
+    """One InvokeEndpointAsync call as the command line gave it: a body or an input location."""
+
+    url: str
+    endpoint: str
+    payload: bytes | None
+    input_location: str | None
+    headers: Mapping[str, str]
+
+
 def invoke_async(
-    url: str,
-    endpoint: str,
-    payload: bytes | None,
-    input_location: str | None,
-    headers: Mapping[str, str],
+    request: AsyncRequest,
     *,
     timeout: float,
     wait: bool,
@@ -53,7 +61,7 @@ def invoke_async(
     err: Console,
 ) -> None:
     """Submit one request; print where it will land, or (``wait``) what landed there."""
-    accepted = submit(url, endpoint, payload, input_location, headers, timeout, err)
+    accepted = submit(request, timeout, err)
     inference_id = accepted["InferenceId"]
     err.print(
         f"[green]202[/green] accepted · InferenceId {escape(inference_id)}"
@@ -66,25 +74,18 @@ def invoke_async(
     await_answer(accepted, wait_timeout, output, err)
 
 
-def submit(
-    url: str,
-    endpoint: str,
-    payload: bytes | None,
-    input_location: str | None,
-    headers: Mapping[str, str],
-    timeout: float,
-    err: Console,
-) -> dict[str, str]:
+def submit(request: AsyncRequest, timeout: float, err: Console) -> dict[str, str]:
     """POST the request to the async route; its id and locations, or exit on an error answer."""
     import httpx
 
-    sent = {_HEADERS.get(k, k): v for k, v in headers.items()}
-    if input_location is not None:
-        sent["X-Amzn-SageMaker-InputLocation"] = input_location
-    target = f"{url.rstrip('/')}/endpoints/{endpoint}/async-invocations"
+    url = request.url
+    sent = {_HEADERS.get(k, k): v for k, v in request.headers.items()}
+    if request.input_location is not None:
+        sent["X-Amzn-SageMaker-InputLocation"] = request.input_location
+    target = f"{url.rstrip('/')}/endpoints/{request.endpoint}/async-invocations"
     try:
         with httpx.Client(timeout=timeout) as client:
-            response = client.post(target, content=payload or b"", headers=sent)
+            response = client.post(target, content=request.payload or b"", headers=sent)
     except httpx.HTTPError as exc:
         err.print(f"[red]Cannot reach the gateway at {escape(url)}: {escape(str(exc))}[/red]")
         raise typer.Exit(EXIT_UNREACHABLE) from exc

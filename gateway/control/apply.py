@@ -20,10 +20,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from gateway.control.endpoints import recreate_endpoint
-from gateway.control.errors import ControlError
 from gateway.control.plane import ControlPlane
 from gateway.control.translate import SOURCE_TAG
 from gateway.control.variants import config_parts
+from gateway.errors import ControlError
 from gateway.state import EndpointStatus
 from pipelines.spec import EndpointSpec
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gateway.control.errors import ResourceLimitExceeded
 from gateway.control.shapes import member_path
 from gateway.control.translate import containers_of
+from gateway.errors import ResourceLimitExceeded
 from gateway.state import Deployed, EndpointRecord, EndpointStatus
 
 #: The setting that sets the budget, named in every refusal.

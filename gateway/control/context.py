@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.control.errors import (
+from gateway.errors import (
     ControlError,
     ResourceInUse,
-    ResourceNotFoundError,
+    ResourceNotFound,
     ValidationException,
 )
 from gateway.state import (
@@ -76,7 +76,7 @@ class Context:
         """The SageMaker error for a write the store refused."""
         if isinstance(exc, NotFound):
             if exc.kind == "transform job":
-                return ResourceNotFoundError(f'Could not find transform job "{exc.name}".')
+                return ResourceNotFound(f'Could not find transform job "{exc.name}".')
             return ValidationException(f'Could not find {exc.kind} "{exc.name}".')
         if isinstance(exc, AlreadyExists):
             arn = self.arn(ARN_KINDS[exc.kind], exc.name)

@@ -18,10 +18,10 @@ from typing import Any
 
 from gateway.control import budget
 from gateway.control.context import Context, Result, page, query
-from gateway.control.errors import ValidationException
 from gateway.control.models import config_record, model_record
 from gateway.control.translate import containers_of
 from gateway.control.variants import endpoint_spec
+from gateway.errors import ValidationException
 from gateway.state import ConfigRecord, Deployed, EndpointRecord, EndpointStatus, WrongState
 from pipelines.spec import EndpointSpec
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from gateway.container_env import SUBMIT_ENV
 from gateway.control import budget
 from gateway.control.context import Context, Result, page, query, unsupported
-from gateway.control.errors import ResourceLimitExceeded, ValidationException
 from gateway.control.shapes import member_path
 from gateway.control.translate import COMMAND_ENV, check_model_data, containers_of, to_spec
 from gateway.control.variants import endpoint_spec
-from gateway.lifecycle.backends.base import SUBMIT_ENV
+from gateway.errors import ResourceLimitExceeded, ValidationException
 from gateway.state import ConfigRecord, ModelRecord
 from pipelines.errors import TandemError
 from pipelines.spec import MAX_CONTAINERS, MAX_VARIANTS

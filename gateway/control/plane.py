@@ -2,7 +2,7 @@
 
 One call: the operation is looked up, its input checked against botocore's model of SageMaker
 (``shapes``), its handler does its checks and one transaction, and only then are the hooks to the
-running side called: ``Reconciler.kick`` after an endpoint's desired state changed,
+running side called: ``EndpointRunner.kick`` after an endpoint's desired state changed,
 ``JobRunner.start``/``stop`` for transform jobs. A call that raises changed nothing. The running
 side reads what to run with ``plan``/``job_plan`` and reports back through the store.
 """
@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 from gateway.control import endpoints, models, tags, transform
 from gateway.control.context import DEFAULT_ACCOUNT, DEFAULT_REGION, Context, Result
-from gateway.control.errors import UnknownOperation
 from gateway.control.shapes import operation_names, service_model, validate
 from gateway.control.translate import containers_of, default_model_roots, to_spec
+from gateway.errors import UnknownOperation
 from gateway.state import EndpointRecord, JobRecord, StateError, StateStore
 from pipelines.spec import EndpointSpec
 
@@ -53,7 +53,7 @@ OPERATIONS: dict[str, Handler] = {
 PRECHECKS: dict[str, Callable[[dict[str, Any]], None]] = {"CreateModel": models.precheck_model}
 
 
-class Reconciler(Protocol):
+class EndpointRunner(Protocol):
     """Makes the running endpoints match the state (implemented by the serving side)."""
 
     def kick(self, endpoint: str) -> None:
@@ -101,7 +101,7 @@ class ControlPlane:
         region: str = DEFAULT_REGION,
         account: str = DEFAULT_ACCOUNT,
         model_roots: Sequence[str | Path] | None = None,
-        reconciler: Reconciler | None = None,
+        reconciler: EndpointRunner | None = None,
         jobs: JobRunner | None = None,
         check_job: Callable[[Mapping[str, Any]], None] | None = None,
         observe: Callable[[str], Mapping[str, tuple[float, int]] | None] | None = None,
@@ -122,6 +122,11 @@ class ControlPlane:
         #: The hooks; may be set after construction (the serving side is built later).
         self.reconciler = reconciler
         self.jobs = jobs
+
+    def spec_for(self, endpoint: str, config: str) -> EndpointSpec:
+        """The spec that runs ``config`` under the name ``endpoint``: what the reconciler starts
+        (the endpoint's own copy of its config and models, which outlive their deletion)."""
+        return endpoints.running_spec(self.context, endpoint, config)
 
     def warm(self) -> None:
         """Load botocore's model of SageMaker now (a few hundred ms) rather than on first call."""

@@ -21,15 +21,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.control.errors import (
-    CONTENT_TYPE,
+from gateway.control.plane import ControlPlane
+from gateway.control.wire import parse_body
+from gateway.errors import (
+    CONTROL_CONTENT_TYPE,
     ControlError,
     ControlInternal,
     SerializationFailure,
     UnknownOperation,
 )
-from gateway.control.plane import ControlPlane
-from gateway.control.wire import parse_body
 from gateway.services import ServiceRoute, target_prefix
 
 log = logging.getLogger("tandem.control")
@@ -100,7 +100,7 @@ def _endpoint(
             )
         return Response(
             json.dumps(body, separators=(",", ":"), default=str).encode(),
-            media_type=CONTENT_TYPE,
+            media_type=CONTROL_CONTENT_TYPE,
             headers={"x-amzn-RequestId": request_id},
         )
 
@@ -123,7 +123,9 @@ async def read_body(request: Request) -> dict[str, Any]:
     """The input of a JSON 1.1 call: a JSON object within ``MAX_BODY``."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media not in ACCEPTED_TYPES:
-        raise SerializationFailure(f"Content-Type must be {CONTENT_TYPE} (got {media[:100]!r}).")
+        raise SerializationFailure(
+            f"Content-Type must be {CONTROL_CONTENT_TYPE} (got {media[:100]!r})."
+        )
     return parse_body(await _body(request))
 
 
@@ -152,6 +154,6 @@ def error_response(exc: ControlError, request_id: str) -> Response:
     return Response(
         json.dumps(exc.body()).encode(),
         status_code=exc.status,
-        media_type=CONTENT_TYPE,
+        media_type=CONTROL_CONTENT_TYPE,
         headers={"x-amzn-ErrorType": exc.code, "x-amzn-RequestId": request_id},
     )

@@ -30,7 +30,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from gateway.control.errors import SerializationFailure, ValidationException
+from gateway.errors import SerializationFailure, ValidationException
 
 #: String shapes whose pattern admits only https:// and s3:// URLs.
 #: Shapes whose pattern is not checked: Tandem takes folders and file:// where SageMaker says

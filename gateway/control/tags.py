@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.control.context import Context, Result
-from gateway.control.errors import ValidationException
+from gateway.errors import ValidationException
 
 #: ARN resource type -> how to read that kind's stored request.
 _KINDS = ("model", "endpoint-config", "endpoint", "transform-job")

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.control.context import Context, Result, page, query, unsupported
-from gateway.control.errors import ResourceNotFoundError, ValidationException
 from gateway.control.models import model_record
 from gateway.control.translate import check_model_data
+from gateway.errors import ResourceNotFound, ValidationException
 from gateway.state import JobRecord, WrongState
 from pipelines.errors import TandemError
 
@@ -108,7 +108,7 @@ def create_transform_job(ctx: Context, params: dict[str, Any]) -> Result:
 def describe_transform_job(ctx: Context, params: dict[str, Any]) -> Result:
     record = ctx.store.get_job(params["TransformJobName"])
     if record is None:
-        raise ResourceNotFoundError(f'Could not find transform job "{params["TransformJobName"]}".')
+        raise ResourceNotFound(f'Could not find transform job "{params["TransformJobName"]}".')
     body: dict[str, Any] = {
         "TransformJobName": record.name,
         "TransformJobArn": record.arn,

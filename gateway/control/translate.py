@@ -40,9 +40,9 @@ from urllib.parse import unquote, urlparse
 
 from pydantic import ValidationError
 
-from gateway.control.errors import ValidationException
+from gateway.container_env import SUBMIT_ENV
 from gateway.control.shapes import member_path
-from gateway.lifecycle.backends.base import SUBMIT_ENV
+from gateway.errors import ValidationException
 from pipelines.spec import EndpointSpec, Execution, Framework, Mode, ModelCache
 
 COMMAND_ENV = "TANDEM_COMMAND"

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.control.errors import ValidationException
 from gateway.control.translate import from_spec, to_spec
+from gateway.errors import ValidationException
 from pipelines.spec import (
     AsyncInferenceSpec,
     DataCaptureSpec,

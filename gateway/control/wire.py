@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from gateway.control.errors import SerializationFailure
+from gateway.errors import SerializationFailure
 
 #: Deepest nesting taken: SageMaker's deepest input shape is about a dozen levels.
 MAX_DEPTH = 64

@@ -1,12 +1,11 @@
-"""The gateway's HTTP edge: SageMaker's runtime API as thin routes over ``gateway.dispatch``.
+"""The gateway's HTTP edge: SageMaker's runtime API as thin routes over ``gateway.serving``.
 
-``create_app`` is the one entry point: the process side builds the ``EndpointRuntime`` objects,
-keeps their state current, and serves the returned app with uvicorn.
+``create_app`` is the one entry point: it is handed the data plane (``gateway.serving.plane``)
+that the composition root (``gateway/serve.py``) built, and only adds HTTP around it.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,88 +16,38 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.capture import CaptureCollector, CaptureWriter
-from gateway.dispatch import Dispatcher
 from gateway.edge.auth import auth_middleware
 from gateway.edge.errors import handle_api_error, handle_unexpected
-from gateway.edge.hotpath import InvocationsApp, InvocationsShortcut, pick
+from gateway.edge.hotpath import InvocationsApp, InvocationsShortcut
 from gateway.edge.model_routes import model_routes
 from gateway.edge.stream import PATH as STREAM_PATH
 from gateway.edge.stream import ResponseStreamApp
-from gateway.errors import ApiError, InvalidRequest, endpoint_not_found
-from gateway.logstreams import ENDPOINT_GROUP, endpoint_stream, stream_arn
-from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from gateway.metrics import GatewayMetrics
-from gateway.models.hosting import close_all, make_managers, preload_all
-from gateway.runtime import (
-    ContainerRuntime,
+from gateway.errors import ApiError
+from gateway.live import (
     ContainerState,
-    EndpointRuntime,
     EndpointTable,
+    Instance,
     LiveEndpoint,
-    VariantRuntime,
+    Variant,
 )
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
-from pipelines.spec import NAME_PATTERN
-
-_NAME = re.compile(NAME_PATTERN)
 
 
 def create_app(
-    endpoints: Iterable[EndpointRuntime | LiveEndpoint] | EndpointTable,
+    plane: DataPlane | Iterable[Instance | LiveEndpoint] | EndpointTable,
     settings: GatewaySettings,
     *,
     routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """The runtime API for ``endpoints``; upstream clients live as long as the app's lifespan."""
-    table = endpoints if isinstance(endpoints, EndpointTable) else EndpointTable(endpoints)
-
-    def log_stream(container: ContainerRuntime) -> str:
-        """The ARN of the CloudWatch Logs stream of ``container``'s output (ModelError's
-        ``LogStreamArn``), as ``gateway.logs`` serves it."""
-        live = table.get(container.endpoint)
-        instance = (
-            next((r for r in live.runtimes if container in r.containers), None) if live else None
-        )
-        variant = instance.variant if instance is not None else "AllTraffic"
-        stream = endpoint_stream(
-            variant,
-            container.deployment,
-            container.hostname,
-            len(instance.containers) if instance else 1,
-        )
-        group = ENDPOINT_GROUP + container.endpoint
-        return stream_arn(settings.region, settings.account, group, stream)
-
-    dispatcher = Dispatcher(
-        upstream=settings.upstream, max_payload=settings.max_payload, log_stream=log_stream
-    )
-    metrics = GatewayMetrics(table, dispatcher.manager)
-    metrics.registry.register(
-        CaptureCollector(
-            lambda: [w for e in table.live() if isinstance(w := e.capture, CaptureWriter)]
-        )
-    )
-    dispatcher.host_models(make_managers(table, settings, dispatcher.upstream, metrics))
-
-    def endpoint_or_error(name: str) -> LiveEndpoint:
-        endpoint = table.get(name)
-        if endpoint is not None:
-            return endpoint
-        if len(name) > 63 or not _NAME.match(name):
-            raise InvalidRequest(
-                f"1 validation error detected: Value '{name[:100]}' at 'endpointName' failed to "
-                f"satisfy constraint: Member must satisfy regular expression pattern: "
-                f"{NAME_PATTERN} and have length less than or equal to 63"
-            )
-        raise endpoint_not_found(name, settings.account)
-
-    def route(name: str, target_variant: str | None = None) -> EndpointRuntime:
-        """The instance that answers a request for ``name``: what every runtime call invokes."""
-        return pick(endpoint_or_error(name), target_variant).instance()
-
-    invocations = InvocationsApp(dispatcher, metrics, endpoint_or_error, settings.max_payload)
-    stream = ResponseStreamApp(route, dispatcher, metrics, settings.max_payload)
+    """The runtime API over ``plane`` (built here from endpoints when given those); upstream
+    clients live as long as the app's lifespan."""
+    if not isinstance(plane, DataPlane):
+        plane = DataPlane(plane, settings)
+    table, metrics, core = plane.table, plane.metrics, plane.invocations
+    invocations = InvocationsApp(core, settings.max_payload)
+    stream = ResponseStreamApp(core, settings.max_payload)
 
     async def ping(request: Request) -> Response:
         down = [
@@ -115,7 +64,7 @@ def create_app(
         return JSONResponse({"Endpoints": [_describe(e) for e in table.live()]})
 
     async def describe_endpoint(request: Request) -> Response:
-        return JSONResponse(_describe(endpoint_or_error(request.path_params["name"])))
+        return JSONResponse(_describe(core.endpoint(request.path_params["name"])))
 
     async def prometheus(request: Request) -> Response:
         await metrics.containers.refresh()  # batching series live in the containers
@@ -123,15 +72,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        dispatcher.open(table)
+        await plane.open()
         try:
-            # Pinned models are in memory before the first request.
-            await preload_all(dispatcher.managers)
             yield
         finally:
-            await invocations.shadows.aclose()
-            await close_all(dispatcher.managers)
-            await dispatcher.aclose()
+            await plane.aclose()
 
     app = Starlette(
         routes=[
@@ -142,7 +87,7 @@ def create_app(
             Route("/endpoints", list_endpoints, methods=["GET"]),
             Route("/endpoints/{name}", describe_endpoint, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
-            *model_routes(endpoint_or_error, dispatcher.manager),
+            *model_routes(core, plane.dispatcher),
             *routes,
         ],
         exception_handlers={ApiError: handle_api_error, Exception: handle_unexpected},
@@ -152,11 +97,6 @@ def create_app(
             Middleware(InvocationsShortcut, invocations=invocations, stream=stream),
         ],
     )
-    app.state.dispatcher = dispatcher
-    app.state.metrics = metrics
-    app.state.table = table
-    #: ``route(name, target_variant)``: the instance to invoke (for other runtime calls).
-    app.state.route = route
     return app
 
 
@@ -186,7 +126,7 @@ def _describe(endpoint: LiveEndpoint) -> dict[str, Any]:
     }
 
 
-def _variant(variant: VariantRuntime) -> dict[str, Any]:
+def _variant(variant: Variant) -> dict[str, Any]:
     out: dict[str, Any] = {
         "VariantName": variant.name,
         "Mode": variant.spec.execution.value,
@@ -200,7 +140,7 @@ def _variant(variant: VariantRuntime) -> dict[str, Any]:
     return out
 
 
-def _containers(endpoint: EndpointRuntime) -> list[dict[str, Any]]:
+def _containers(endpoint: Instance) -> list[dict[str, Any]]:
     return [
         {
             "ContainerHostname": c.hostname,

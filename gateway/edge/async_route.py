@@ -19,7 +19,7 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from gateway.credentials import ADMIN
-from gateway.edge.body import read_body
+from gateway.edge.hotpath import read_body
 from gateway.errors import InvalidRequest
 
 PATH = "/endpoints/{name}/async-invocations"

@@ -21,12 +21,20 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl, quote
 
 from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.credentials import ADMIN, INVOKE
-from gateway.edge.body import read_body
 from gateway.edge.errors import error_response
-from gateway.errors import ApiError
+from gateway.edge.hotpath import read_body
+from gateway.errors import (
+    AccessDenied,
+    ApiError,
+    IncompleteSignature,
+    InvalidSignature,
+    MissingAuthentication,
+    UnrecognizedClient,
+)
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger("tandem.gateway")
@@ -66,26 +74,6 @@ def caller_role(scope: Scope, settings: GatewaySettings) -> str:
 
 def loopback(host: str) -> bool:
     return _loopback(host)
-
-
-class MissingAuthentication(ApiError):
-    code = "MissingAuthenticationTokenException"
-    status = 401
-
-
-class UnrecognizedClient(ApiError):
-    code = "UnrecognizedClientException"
-    status = 403
-
-
-class IncompleteSignature(ApiError):
-    code = "IncompleteSignatureException"
-    status = 400
-
-
-class InvalidSignature(ApiError):
-    code = "InvalidSignatureException"
-    status = 403
 
 
 def auth_middleware(settings: GatewaySettings) -> list[Middleware]:
@@ -290,3 +278,27 @@ def _replay(body: bytes, original: Receive) -> Receive:
         return await original()
 
     return receive
+
+
+class AdminOnly:
+    """The control plane's guard: it runs code, so it is the ``admin`` role's alone, and on an
+    address other machines can reach it needs authentication to be on at all."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.open_network = settings.auth == "none" and not loopback(settings.host)
+
+    def __call__(self, request: Request) -> None:
+        service, _, name = request.headers.get("x-amz-target", "").partition(".")
+        operation = f"{'logs' if service.startswith('Logs_') else 'sagemaker'}:{name or '*'}"
+        if self.open_network:
+            raise AccessDenied(
+                f"The control plane is refused on {self.settings.host} without authentication: "
+                "it runs code. Set TANDEM_AUTH (api-key or sigv4) with an admin key, or listen "
+                "on 127.0.0.1."
+            )
+        if role_of(request.scope, self.settings) != ADMIN:
+            raise AccessDenied(
+                f"This key is not authorized to perform: {operation}: its role is "
+                "invoke; the control plane needs a key with the admin role."
+            )

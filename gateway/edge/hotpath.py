@@ -3,38 +3,57 @@
 Every request pays for what runs here, so it skips what starlette's router, ``Request`` and
 ``Response`` would add per request (routing by regex, header dicts built twice, middleware frames):
 the path is split by hand, the body is read straight from ``receive`` and the answer's headers
-are a list of byte pairs. ``InvocationsShortcut`` sends matching requests here before starlette's
-router; the same app is also mounted as the route, so both ways answer alike.
+are a list of byte pairs. ``InvocationsShortcut`` sends matching requests here before
+starlette's router; the same app is also mounted as the route, so both ways answer alike.
+
+The body is read whole by ``read_body``, refused as soon as it is known to exceed the limit; the
+SigV4 check and the asynchronous route read bodies the same way, so an oversized body gets the
+same answer wherever it is caught. Everything else an invocation does is the invocation core's
+(``gateway.serving.invocation``): this module only turns HTTP into its call and its ``Call``
+back into HTTP.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from itertools import count
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.dispatch import Dispatcher, InvocationRequest
-from gateway.edge.body import read_body
+from gateway.calls import Call, ClientGone, InvocationRequest
 from gateway.edge.errors import error_response
-from gateway.edge.shadows import ShadowSender
 from gateway.errors import ApiError, InvalidRequest
-from gateway.metrics import GatewayMetrics
-from gateway.runtime import EndpointRuntime, LiveEndpoint, UnknownVariant, VariantRuntime
+from gateway.serving.invocation import Invocations
 
 PREFIX = "/endpoints/"
 SUFFIX = "/invocations"
 STREAM_SUFFIX = "/invocations-response-stream"
 
-# (header, field name in SageMaker's API, min length, max length), checked once per request.
-_HEADER_LIMITS = (
-    (b"x-amzn-sagemaker-custom-attributes", "customAttributes", 0, 1024),
-    (b"x-amzn-sagemaker-target-model", "targetModel", 1, 1024),
-    (b"x-amzn-sagemaker-target-variant", "targetVariant", 0, 63),
-    (b"x-amzn-sagemaker-target-container-hostname", "targetContainerHostname", 0, 63),
-    (b"x-amzn-sagemaker-inference-id", "inferenceId", 1, 64),
+HeaderLimits = tuple[tuple[bytes, str, int, int], ...]
+# (header, SageMaker's member name, min length, max length), as botocore's model has them.
+LIMITS: dict[bytes, tuple[str, int, int]] = {
+    b"content-type": ("contentType", 0, 1024),
+    b"x-amzn-sagemaker-accept": ("accept", 0, 1024),
+    b"x-amzn-sagemaker-custom-attributes": ("customAttributes", 0, 1024),
+    b"x-amzn-sagemaker-target-model": ("targetModel", 1, 1024),
+    b"x-amzn-sagemaker-target-variant": ("targetVariant", 0, 63),
+    b"x-amzn-sagemaker-target-container-hostname": ("targetContainerHostname", 0, 63),
+    b"x-amzn-sagemaker-inference-id": ("inferenceId", 1, 64),
+}
+
+
+def limits(*headers: bytes) -> HeaderLimits:
+    """The limits of ``headers``, checked in this order, once per request."""
+    return tuple((h, *LIMITS[h]) for h in headers)
+
+
+_HEADER_LIMITS = limits(
+    b"x-amzn-sagemaker-custom-attributes",
+    b"x-amzn-sagemaker-target-model",
+    b"x-amzn-sagemaker-target-variant",
+    b"x-amzn-sagemaker-target-container-hostname",
+    b"x-amzn-sagemaker-inference-id",
 )
 
 
@@ -54,73 +73,92 @@ class RequestIds:
         return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFFFF:012x}"
 
 
-class _Disconnected(Exception):
-    """The client left before its body arrived: nobody is left to answer."""
-
-
 class InvocationsApp:
-    """The ASGI app for ``POST /endpoints/{name}/invocations``."""
+    """The ASGI app for ``POST /endpoints/{name}/invocations``: HTTP in and out of the core."""
 
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        metrics: GatewayMetrics,
-        endpoint_or_error: Callable[[str], LiveEndpoint],
-        max_payload: int,
-        shadows: ShadowSender | None = None,
-    ) -> None:
-        self.dispatcher = dispatcher
-        self.metrics = metrics
-        self.endpoint_or_error = endpoint_or_error
+    def __init__(self, invocations: Invocations, max_payload: int) -> None:
+        self.invocations = invocations
         self.limit = max_payload
         self.request_id = RequestIds()
-        self.shadows = shadows or ShadowSender(dispatcher, metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request_id = self.request_id()
-        timings: list[tuple[str, float]] = []
-        endpoint: EndpointRuntime | None = None
         path: str = scope["path"]
+        # One dict of the raw (lower-cased, per ASGI) headers: a lookup each, not a scan.
+        headers: dict[bytes, bytes] = dict(scope["headers"])
         try:
-            live = self.endpoint_or_error(path[len(PREFIX) : -len(SUFFIX)])
-            # One dict of the raw (lower-cased, per ASGI) headers: a lookup each, not a scan.
-            headers: dict[bytes, bytes] = dict(scope["headers"])
             check_headers(headers)
-            variant = pick(live, _text(headers, b"x-amzn-sagemaker-target-variant"))
-            target = _text(headers, b"x-amzn-sagemaker-target-model")
-            endpoint = variant.instance(target, self.dispatcher.in_use)
-            # Counted from the moment it was routed: an endpoint being replaced or deleted
-            # stops only after the requests it already took are answered.
-            endpoint.inflight += 1
-            try:
-                body = await read_body(receive, headers.get(b"content-length"), self.limit)
-                if body is None:
-                    raise _Disconnected
-                invocation = _invocation(headers, body)
-                result = await self.dispatcher.invoke(endpoint, invocation, timings)
-            finally:
-                endpoint.inflight -= 1
         except ApiError as exc:
-            if endpoint is not None:
-                self.metrics.endpoint(endpoint).record(time.perf_counter() - started, timings, exc)
-            response = error_response(exc, request_id)
-            if endpoint is not None:
+            await error_response(exc, request_id)(scope, receive, send)
+            return
+        exchange = Exchange(scope, receive, send, headers, self.limit, started)
+        try:
+            await self.invocations.invoke(
+                path[len(PREFIX) : -len(SUFFIX)],
+                text(headers, b"x-amzn-sagemaker-target-variant"),
+                exchange.read,
+                exchange.respond,
+                request_id=request_id,
+                target_model=text(headers, b"x-amzn-sagemaker-target-model"),
+            )
+        except ClientGone:
+            return
+
+
+class Exchange:
+    """One HTTP request and its answer, as the invocation core sees them: ``read`` when the core
+    asks for the body (its instance chosen), ``respond`` with the finished ``Call``."""
+
+    __slots__ = ("headers", "limit", "receive", "scope", "send", "started")
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        limit: int,
+        started: float,
+    ) -> None:
+        self.scope, self.receive, self.send = scope, receive, send
+        self.headers, self.limit, self.started = headers, limit, started
+
+    async def read(self) -> InvocationRequest:
+        """The body, within the payload limit; ``ClientGone`` when the client left first."""
+        headers = self.headers
+        body = await read_body(self.receive, headers.get(b"content-length"), self.limit)
+        if body is None:
+            raise ClientGone
+        return self.request(headers, body)
+
+    @staticmethod
+    def request(headers: dict[bytes, bytes], body: bytes) -> InvocationRequest:
+        """The request made of the headers and the body (the stream's differs)."""
+        return invocation_request(headers, body)
+
+    async def respond(self, call: Call) -> None:
+        """The answer, with a precomputed list of header byte pairs; or the error in its shape."""
+        scope, receive, send, started = self.scope, self.receive, self.send, self.started
+        instance, timings = call.instance, call.timings
+        if call.error is not None or call.result is None:
+            assert call.error is not None
+            response = error_response(call.error, call.request_id)
+            if instance is not None:
                 response.raw_headers.append(
-                    (b"x-amzn-invoked-production-variant", endpoint.variant_header)
+                    (b"x-amzn-invoked-production-variant", instance.variant_header)
                 )
             if timings:
                 response.headers["Server-Timing"] = server_timing(timings, started)
             await response(scope, receive, send)
             return
-        except _Disconnected:
-            return
-        self.metrics.endpoint(endpoint).record(time.perf_counter() - started, timings)
+        assert instance is not None
+        result = call.result
         out = result.body
         raw = [
             (b"content-length", b"%d" % len(out)),
-            (b"x-amzn-invoked-production-variant", endpoint.variant_header),
-            (b"x-amzn-requestid", request_id.encode()),
+            (b"x-amzn-invoked-production-variant", instance.variant_header),
+            (b"x-amzn-requestid", call.request_id.encode()),
             (b"server-timing", server_timing(timings, started).encode()),
         ]
         if result.content_type is not None:
@@ -130,21 +168,6 @@ class InvocationsApp:
             raw.append((b"x-amzn-sagemaker-custom-attributes", attributes))
         await send({"type": "http.response.start", "status": 200, "headers": raw})
         await send({"type": "http.response.body", "body": out})
-        # Off the answer's path: it is sent before any copy is made or kept.
-        if live.shadows:
-            self.shadows.offer(live, invocation)
-        capture = live.capture
-        if capture is not None and capture.sampled():
-            capture.offer(
-                endpoint.variant,
-                invocation.body,
-                invocation.content_type,
-                out,
-                result.content_type,
-                event_id=request_id,
-                inference_id=invocation.inference_id,
-                target_model=invocation.target_model,
-            )
 
 
 class InvocationsShortcut:
@@ -185,21 +208,6 @@ def _names_one(path: str, suffix: str) -> bool:
     )
 
 
-def pick(endpoint: LiveEndpoint, target: str | None) -> VariantRuntime:
-    """The production variant for one request; an unknown ``TargetVariant`` names the known."""
-    try:
-        return endpoint.pick(target)
-    except UnknownVariant:
-        known = ", ".join(v.name for v in endpoint.variants)
-        raise InvalidRequest(
-            f"Target variant {target} not found for endpoint {endpoint.name} "
-            f"(its production variants: {known})."
-        ) from None
-
-
-HeaderLimits = tuple[tuple[bytes, str, int, int], ...]
-
-
 def check_headers(headers: dict[bytes, bytes], limits: HeaderLimits = _HEADER_LIMITS) -> None:
     """SageMaker's length limits of the runtime API's headers, in its message shape."""
     for name, field, low, high in limits:
@@ -211,19 +219,26 @@ def check_headers(headers: dict[bytes, bytes], limits: HeaderLimits = _HEADER_LI
             )
 
 
-def _invocation(headers: dict[bytes, bytes], body: bytes) -> InvocationRequest:
+def invocation_request(
+    headers: dict[bytes, bytes],
+    body: bytes,
+    accept: bytes = b"accept",
+    target_model: bytes | None = b"x-amzn-sagemaker-target-model",
+) -> InvocationRequest:
+    """InvokeEndpoint's request, from its headers (the stream's has its ``Accept`` in another
+    header and no ``TargetModel``)."""
     return InvocationRequest(
         body=body,
-        content_type=_text(headers, b"content-type"),
-        accept=_text(headers, b"accept"),
-        custom_attributes=_text(headers, b"x-amzn-sagemaker-custom-attributes"),
-        target_model=_text(headers, b"x-amzn-sagemaker-target-model"),
-        target_container=_text(headers, b"x-amzn-sagemaker-target-container-hostname"),
-        inference_id=_text(headers, b"x-amzn-sagemaker-inference-id"),
+        content_type=text(headers, b"content-type"),
+        accept=text(headers, accept),
+        custom_attributes=text(headers, b"x-amzn-sagemaker-custom-attributes"),
+        target_model=None if target_model is None else text(headers, target_model),
+        target_container=text(headers, b"x-amzn-sagemaker-target-container-hostname"),
+        inference_id=text(headers, b"x-amzn-sagemaker-inference-id"),
     )
 
 
-def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:
+def text(headers: dict[bytes, bytes], name: bytes) -> str | None:
     value = headers.get(name)
     return None if value is None else value.decode("latin-1")
 
@@ -242,3 +257,30 @@ def server_timing(timings: list[tuple[str, float]], started: float) -> str:
         parts.append(f"{hostname};dur={seconds * 1000:.3f}")
     parts.append(f"overhead;dur={max(total - model, 0.0) * 1000:.3f}")
     return ", ".join(parts)
+
+
+async def read_body(receive: Receive, length: bytes | None, limit: int) -> bytes | None:
+    """The body, or None when the client left first; ``length`` is its Content-Length header."""
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise too_large(int(length), limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(None, limit)
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk  # the usual case: one message, no copy
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def too_large(size: int | None, limit: int) -> InvalidRequest:
+    what = "Request body" if size is None else f"Request body of {size} bytes"
+    return InvalidRequest(f"{what} exceeds the limit of {limit} bytes.")

@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.errors import InvalidRequest, ResourceNotFound
-from gateway.models.manager import ModelManager
-from gateway.models.targets import validate_target
-from gateway.runtime import ContainerRuntime, LiveEndpoint
+from gateway.errors import InvalidRequest, NotFound
+from gateway.live import LiveEndpoint
+from gateway.multimodel.manager import ModelManager
+from gateway.multimodel.targets import validate_target
+from gateway.serving.dispatch import Dispatcher
+from gateway.serving.invocation import Invocations
 
 
-def model_routes(
-    endpoint_or_error: Callable[[str], LiveEndpoint],
-    manager_of: Callable[[ContainerRuntime], ModelManager | None],
-) -> list[Route]:
+def model_routes(invocations: Invocations, dispatcher: Dispatcher) -> list[Route]:
     def managers(request: Request) -> tuple[LiveEndpoint, list[ModelManager]]:
-        endpoint = endpoint_or_error(request.path_params["name"])
+        endpoint = invocations.endpoint(request.path_params["name"])
         chosen = request.query_params.get("container")
         found = [
             manager
             for r in endpoint.runtimes
             for c in r.containers
-            if (manager := manager_of(c)) is not None and (chosen is None or c.hostname == chosen)
+            if (manager := dispatcher.manager(c)) is not None
+            and (chosen is None or c.hostname == chosen)
         ]
         if not found:
             what = f"has no MultiModel container {chosen}" if chosen else "is not multi-model"
@@ -43,7 +41,7 @@ def model_routes(
         target = validate_target(request.path_params["target"])
         results = {m.container.hostname: await m.evict(target) for m in found}
         if not any(any(r.values()) for r in results.values()):
-            raise ResourceNotFound(
+            raise NotFound(
                 f"Model {target} is neither loaded nor cached in endpoint {endpoint.name}."
             )
         return JSONResponse(

@@ -1,4 +1,5 @@
-"""The server process's pieces: its listening socket, its state folder's lock, uvicorn.
+"""The server process's pieces: its listening socket and uvicorn (the state folder's lock is
+``gateway.state.lock``).
 
 Shared by ``tandem serve`` and by the gateway that ``tandem batch --spec`` starts for its job.
 """
@@ -7,48 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import math
-import os
 import socket
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 
 from gateway.edge.guard import guarded_protocol
 from gateway.settings import GatewaySettings
-from pipelines.errors import TandemError
 
 #: A connection whose request has not come within this long is handed over anyway (and then
 #: meets the header deadline of ``guard.py``).
 DEFER_ACCEPT_SECONDS = 5
-
-
-class StateDirBusy(TandemError):
-    """Another ``tandem serve`` uses the same state folder (it holds the folder's lock)."""
-
-
-@contextlib.contextmanager
-def state_lock(state_dir: Path) -> Iterator[None]:
-    """Hold ``state_dir/.lock`` for the gateway's life; the kernel drops it if the gateway dies."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise StateDirBusy(
-                f"state folder {state_dir} is in use by another tandem serve (pid {holder}); "
-                "stop it or pass another --state-dir"
-            ) from exc
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
 
 
 def bind(host: str, port: int) -> socket.socket:

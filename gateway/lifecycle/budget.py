@@ -25,7 +25,7 @@ SETTING = "TANDEM_MAX_CONTAINERS"
 
 
 class Instance(Protocol):
-    """One copy of a variant's containers (``EndpointRuntime``)."""
+    """One copy of a variant's containers (``Instance``)."""
 
     @property
     def containers(self) -> Sequence[Any]: ...

@@ -21,26 +21,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from gateway import runtime
 from gateway.capture import CaptureWriter
-from gateway.dispatch import Dispatcher
 from gateway.folders import remove_endpoint
 from gateway.lifecycle.backends.base import Backend
 from gateway.lifecycle.budget import ContainerBudget
 from gateway.lifecycle.supervisor import StartError, Supervisor, raise_start_errors
-from gateway.metrics import GatewayMetrics
-from gateway.models.hosting import close_all, make_managers, preload_all
-from gateway.models.limits import fair_limits
-from gateway.runtime import (
-    EndpointRuntime,
-    EndpointTable,
+from gateway.limits import fair_limits
+from gateway.live import (
+    Instance,
     LiveEndpoint,
-    VariantRuntime,
+    Variant,
+    build_live,
     deployment_name,
 )
+from gateway.multimodel.hosting import close_all, make_managers, preload_all
+from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
 from gateway.state import EndpointStatus, StateStore, WrongState
 from pipelines.errors import TandemError
@@ -53,7 +51,13 @@ MAX_REASON = 1024
 #: How often draining looks at the requests still in flight.
 DRAIN_POLL = 0.01
 
-SpecFor = Callable[[str, str], EndpointSpec]
+
+class Specs(Protocol):
+    """Where the reconciler reads what to run (the control plane: ``ControlPlane.spec_for``)."""
+
+    def spec_for(self, endpoint: str, config: str) -> EndpointSpec:
+        """The spec that runs ``config`` under the name ``endpoint``."""
+        ...
 
 
 @dataclass(eq=False)
@@ -66,26 +70,27 @@ class Deployment:
 
     runtime: LiveEndpoint
     config: str
-    supervisors: dict[EndpointRuntime, Supervisor] = field(default_factory=dict)
+    supervisors: dict[Instance, Supervisor] = field(default_factory=dict)
 
 
 class Reconciler:
     def __init__(
         self,
         store: StateStore,
-        table: EndpointTable,
+        plane: DataPlane,
         backend: Backend,
         settings: GatewaySettings,
-        spec_for: SpecFor,
+        specs: Specs,
     ) -> None:
-        """``spec_for(endpoint, config)`` is the spec that runs ``config`` under that name."""
+        """``specs.spec_for(endpoint, config)`` is the spec that runs ``config`` under that name;
+        what starts goes into ``plane`` (its table, clients, model managers and metrics)."""
         self._store = store
-        self._table = table
+        self._table = plane.table
         self._backend = backend
         self._settings = settings
-        self._spec_for = spec_for
-        self._dispatcher: Dispatcher | None = None
-        self._metrics: GatewayMetrics | None = None
+        self._specs = specs
+        self._dispatcher = plane.dispatcher
+        self._metrics = plane.metrics
         self._live: dict[str, Deployment] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
@@ -94,11 +99,6 @@ class Reconciler:
         self.budget = ContainerBudget(settings.container_budget)
         #: The instance starts in progress: shutdown cancels them.
         self._starts: set[asyncio.Future[list[BaseException | None]]] = set()
-
-    def attach(self, dispatcher: Dispatcher, metrics: GatewayMetrics) -> None:
-        """The serving side's dispatcher and metrics (made with the app, after the reconciler)."""
-        self._dispatcher = dispatcher
-        self._metrics = metrics
 
     # ---- what the control plane calls ------------------------------------------------------
 
@@ -242,8 +242,7 @@ class Reconciler:
         self, name: str, config: str, *, beside: Deployment | None = None
     ) -> Deployment:
         """Start ``config``'s containers and wait until they pass ``/ping`` (not serving yet)."""
-        assert self._dispatcher is not None and self._metrics is not None, "attach() first"
-        spec = self._spec_for(name, config)
+        spec = self._specs.spec_for(name, config)
         record = self._store.get_endpoint(name)
         # Weights and counts asked for after the config was made hold while it serves (a
         # restart brings them back); an update, even to the same config, runs its own counts.
@@ -251,7 +250,7 @@ class Reconciler:
         desired = record.desired if serving and record is not None else {}
         # Blue/green: an update runs in the other of the endpoint's two folders.
         folder = name if beside is None or beside.runtime.folder != name else f"{name}.1"
-        endpoint = runtime.build_live(
+        endpoint = build_live(
             spec,
             self._settings.state_dir,
             folder=folder,
@@ -276,12 +275,9 @@ class Reconciler:
             endpoint.capture = writer
         return deployment
 
-    async def _start_instances(
-        self, deployment: Deployment, instances: list[EndpointRuntime]
-    ) -> None:
+    async def _start_instances(self, deployment: Deployment, instances: list[Instance]) -> None:
         """Start ``instances`` side by side, each under its own supervisor, until all pass
         ``/ping`` and their pinned models are loaded; the caller stops them on failure."""
-        assert self._dispatcher is not None and self._metrics is not None, "attach() first"
         if self._closing:
             raise asyncio.CancelledError  # shutting down: the state says to start it next time
         await self.budget.reserve(instances, f'endpoint "{deployment.runtime.name}"')
@@ -327,7 +323,7 @@ class Reconciler:
         with contextlib.suppress(WrongState):
             self._store.finish_resize(name)
 
-    async def _scale(self, live: Deployment, variant: VariantRuntime, count: int) -> None:
+    async def _scale(self, live: Deployment, variant: Variant, count: int) -> None:
         have = len(variant.instances)
         if count > have:
             names = [
@@ -335,9 +331,7 @@ class Reconciler:
                 for i in range(have, count)
             ]
             limits = fair_limits([(n, variant.spec) for n in names], self._settings.state_dir)
-            added = [
-                EndpointRuntime.from_spec(variant.spec, limits.get(n), deployment=n) for n in names
-            ]
+            added = [Instance.from_spec(variant.spec, limits.get(n), deployment=n) for n in names]
             try:
                 await self._start_instances(live, added)
             except BaseException:
@@ -370,7 +364,7 @@ class Reconciler:
         await self._drain(deployment.runtime)
         await self._stop(deployment)
 
-    async def _drain(self, endpoint: LiveEndpoint | EndpointRuntime) -> None:
+    async def _drain(self, endpoint: LiveEndpoint | Instance) -> None:
         """Wait for the requests already in ``endpoint`` (bounded by its own timeout)."""
         self.budget.leaving(endpoint.runtimes if isinstance(endpoint, LiveEndpoint) else [endpoint])
         deadline = time.monotonic() + endpoint.spec.timeout + 1.0
@@ -384,10 +378,7 @@ class Reconciler:
             deployment.runtime.capture = None
             await writer.aclose()  # its requests are answered: every record is in the buffer
 
-    async def _stop_instances(
-        self, deployment: Deployment, instances: list[EndpointRuntime]
-    ) -> None:
-        assert self._dispatcher is not None and self._metrics is not None
+    async def _stop_instances(self, deployment: Deployment, instances: list[Instance]) -> None:
         managers = []
         for instance in instances:
             managers += await self._dispatcher.retire(instance)

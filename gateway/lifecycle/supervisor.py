@@ -26,7 +26,7 @@ from gateway.lifecycle.backends.base import (
 )
 from gateway.lifecycle.containerlog import ContainerLog
 from gateway.lifecycle.health import ping
-from gateway.runtime import ContainerRuntime, ContainerState, EndpointRuntime
+from gateway.live import ContainerRuntime, ContainerState, Instance
 from gateway.settings import GatewaySettings
 from pipelines.errors import TandemError
 from pipelines.spec import Mode
@@ -95,7 +95,7 @@ def backoff_attempt(attempt: int, healthy_for: float, reset_after: float) -> int
 
 class Supervisor:
     def __init__(
-        self, endpoints: list[EndpointRuntime], backend: Backend, settings: GatewaySettings
+        self, endpoints: list[Instance], backend: Backend, settings: GatewaySettings
     ) -> None:
         self._backend = backend
         self._settings = settings

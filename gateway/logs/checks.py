@@ -15,7 +15,7 @@ import re
 import zlib
 from typing import Any
 
-from gateway.control.errors import ControlError, SerializationFailure
+from gateway.errors import ControlError, SerializationFailure
 
 #: X-Amz-Target prefix of every CloudWatch Logs operation (the model's ``targetPrefix``).
 TARGET_PREFIX = "Logs_20140328"

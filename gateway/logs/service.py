@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.control.errors import UnknownOperation
+from gateway.errors import UnknownOperation
 from gateway.logs.checks import (
     InvalidParameter,
     ResourceNotFound,

@@ -18,11 +18,11 @@ from typing import Any
 import yaml
 
 from gateway.artifacts import prepare_model_dir
+from gateway.container_env import container_env
 from gateway.ops.images import (
     DOCKERFILE,
     GATEWAY,
     ROOT,
-    container_env,
     image_for,
     image_name,
     stage,

@@ -6,7 +6,6 @@ imported only by ``connect``, so that importing this module costs nothing.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
@@ -35,9 +34,6 @@ DEFAULT_HOST = "unix:///var/run/docker.sock"
 API_VERSION = "1.41"
 #: Connections per client: each running container holds one for its log stream.
 MAX_POOL = 64
-MIB = 1024 * 1024
-#: TANDEM_ASYNC_MAX_BYTES by default, for what is rendered without the gateway's settings.
-ASYNC_MAX_BYTES = 1024**3
 
 
 class ImageError(TandemError):
@@ -66,30 +62,6 @@ def image_for(spec: ContainerSpec) -> str | None:
     if spec.framework is not None:
         return image_name(spec.framework.value)
     return None
-
-
-def batching_env(spec: ContainerSpec) -> dict[str, str]:
-    """The spec's ``batching`` as a built-in container reads it (the spec's environment wins)."""
-    if spec.batching is None:
-        return {}
-    return {
-        "TANDEM_MAX_BATCH_SIZE": str(spec.batching.max_batch_size),
-        "TANDEM_MAX_BATCH_DELAY_MS": f"{spec.batching.max_batch_delay_ms:g}",
-    }
-
-
-def container_env(
-    spec: ContainerSpec, *, asynchronous: bool, async_max_bytes: int = ASYNC_MAX_BYTES
-) -> dict[str, str]:
-    """What a container gets from its spec's fields and the gateway's settings, before the spec's
-    own environment (which wins): ``batching``, and for an endpoint with ``async_inference`` a
-    payload limit (``SAGEMAKER_MAX_PAYLOAD_IN_MB``, 6 by default in Tandem's own containers) that
-    takes an input of TANDEM_ASYNC_MAX_BYTES; TANDEM_MAX_PAYLOAD, the gateway's real-time limit,
-    still refuses bigger bodies at the gateway."""
-    env = batching_env(spec)
-    if asynchronous:
-        env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(math.ceil(async_max_bytes / MIB))
-    return env
 
 
 def stage(target: str) -> tuple[str, dict[str, str]]:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from gateway.ops.images import GATEWAY, container_env, image_for, image_name
+from gateway.container_env import container_env
+from gateway.ops.images import GATEWAY, image_for, image_name
 from pipelines.spec import ContainerSpec, EndpointSpec, Framework, Mode
 
 GATEWAY_CONTAINER = "gateway"

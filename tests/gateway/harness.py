@@ -13,7 +13,7 @@ import boto3
 import uvicorn
 from botocore.config import Config
 
-from gateway.runtime import ContainerState, EndpointRuntime, build
+from gateway.live import ContainerState, Instance, build
 from pipelines.spec import EndpointSpec
 from tests.support import PYTHON, ROOT, free_port, running, wait_until
 
@@ -45,8 +45,8 @@ def contract_servers(configs: Mapping[str, Mapping[str, str]]) -> Iterator[dict[
         yield {name: stack.enter_context(contract_server(**env)) for name, env in configs.items()}
 
 
-def endpoint(urls: Mapping[str, str], **spec: Any) -> EndpointRuntime:
-    """An ``EndpointRuntime`` built by hand: every container healthy at its URL.
+def endpoint(urls: Mapping[str, str], **spec: Any) -> Instance:
+    """An ``Instance`` built by hand: every container healthy at its URL.
 
     Each container's ``command`` names the server it points to (key of ``urls``).
     """

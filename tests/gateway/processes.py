@@ -10,7 +10,7 @@ from typing import Any
 import psutil
 
 from gateway.lifecycle.health import ping
-from gateway.runtime import ContainerRuntime, EndpointRuntime, build
+from gateway.live import ContainerRuntime, Instance, build
 from gateway.settings import GatewaySettings
 from pipelines.spec import EndpointSpec
 from tests.gateway.harness import CONTRACT_SERVER
@@ -38,7 +38,7 @@ def shell(script: str) -> list[str]:
 
 def endpoint(
     name: str = "ep", source: Path | None = None, **containers: dict[str, Any]
-) -> EndpointRuntime:
+) -> Instance:
     """An endpoint whose containers are given as hostname -> container spec fields."""
     spec = EndpointSpec.model_validate(
         {
@@ -52,7 +52,7 @@ def endpoint(
     return runtime
 
 
-def only(runtime: EndpointRuntime) -> ContainerRuntime:
+def only(runtime: Instance) -> ContainerRuntime:
     (container,) = runtime.containers
     return container
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from gateway.dispatch import Dispatcher, InvocationRequest, InvocationResult
+from gateway.calls import InvocationRequest, InvocationResult
 from gateway.errors import ModelError, ServiceUnavailable
-from gateway.runtime import ContainerState, EndpointRuntime
+from gateway.live import ContainerState, Instance
+from gateway.serving.dispatch import Dispatcher
 from gateway.settings import MAX_PAYLOAD_BYTES
 from tests.gateway.harness import contract_servers, endpoint
 
@@ -27,13 +28,13 @@ def urls() -> Iterator[dict[str, str]]:
         yield started
 
 
-def chain(urls: dict[str, str], *servers: str, **spec: Any) -> EndpointRuntime:
+def chain(urls: dict[str, str], *servers: str, **spec: Any) -> Instance:
     containers = [{"command": [s]} for s in servers]
     return endpoint(urls, name="test", containers=containers, **spec)
 
 
 def run(
-    runtime: EndpointRuntime,
+    runtime: Instance,
     request: InvocationRequest,
     timings: list[tuple[str, float]] | None = None,
     upstream: str = "aiohttp",

@@ -18,7 +18,7 @@ from gateway.folders import (
     prune_endpoints,
     remove_endpoint,
 )
-from gateway.runtime import deployment_name
+from gateway.live import deployment_name
 from pipelines.spec import EndpointSpec
 
 STATE = Path("/state")

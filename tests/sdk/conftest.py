@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("moto")
 
-from tests.gateway.models.stores import pack, synthetic, train_classifier
+from tests.gateway.multimodel.stores import pack, synthetic, train_classifier
 from tests.gateway.s3server import CREDENTIALS, moto_s3
 from tests.sdk.venv import VENV, sdk_python
 from tests.support import PYTHON, free_port, running

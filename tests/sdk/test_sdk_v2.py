@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.gateway.models.stores import pack, train_classifier
+from tests.gateway.multimodel.stores import pack, train_classifier
 from tests.sdk.conftest import BUCKET, ENTRY_POINT, MODEL_DATA, Stack, rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.sklearn]

@@ -6,32 +6,27 @@ prepared for it) into a running container reachable at a URL, and streams its ou
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from gateway.runtime import ContainerHandle, ContainerRuntime
+from gateway.container_env import CODE_FOLDER, SUBMIT_ENV, submitted_code
+from gateway.live import ContainerHandle, ContainerRuntime
 from pipelines.errors import TandemError
 
-__all__ = ["CODE_FOLDER", "SUBMIT_ENV", "Backend", "BackendError", "ContainerHandle", "LineSink"]
+__all__ = [
+    "CODE_FOLDER",
+    "SUBMIT_ENV",
+    "Backend",
+    "BackendError",
+    "ContainerHandle",
+    "LineSink",
+    "submitted_code",
+]
 
 #: Receives each line a container writes to stdout or stderr, without the newline.
 LineSink = Callable[[str], None]
-#: SageMaker's variable for the user's code apart from the model (the SDK's ``sourcedir.tar.gz``).
-SUBMIT_ENV = "SAGEMAKER_SUBMIT_DIRECTORY"
-#: Where the supervisor puts that code, under a container's base dir; the backend points the
-#: container's ``SAGEMAKER_SUBMIT_DIRECTORY`` at it (a remote URL is the gateway's to fetch).
-CODE_FOLDER = "code"
-
-
-def submitted_code(container: ContainerRuntime) -> str | None:
-    """The container's ``SAGEMAKER_SUBMIT_DIRECTORY``; a relative path is its spec's folder's."""
-    url = container.spec.environment.get(SUBMIT_ENV, "").strip()
-    if not url:
-        return None
-    if "://" not in url and container.source is not None and not Path(url).is_absolute():
-        return str(container.source / url)
-    return url
 
 
 class BackendError(TandemError):
@@ -54,3 +49,14 @@ class Backend(Protocol):
     async def reap_leftovers(self) -> int:
         """Kill what an earlier, uncleanly ended gateway left running; how many processes."""
         ...
+
+
+def can_listen(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``port`` now (with SO_REUSEADDR, as uvicorn binds)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True

@@ -23,17 +23,18 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.container_env import spec_environment
 from gateway.lifecycle.backends.base import (
     CODE_FOLDER,
     SUBMIT_ENV,
     BackendError,
     LineSink,
+    can_listen,
     submitted_code,
 )
 from gateway.lifecycle.backends.docker_handle import DockerHandle
-from gateway.lifecycle.backends.process import can_listen, multi_model_environment
-from gateway.ops.images import ImageError, connect, container_env, image_for, require
-from gateway.runtime import ContainerRuntime
+from gateway.live import ContainerRuntime
+from gateway.ops.images import ImageError, connect, image_for, require
 from gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
@@ -85,17 +86,7 @@ class DockerBackend:
 
     def environment(self, container: ContainerRuntime) -> dict[str, str]:
         """The spec's environment, then the contract's (which must win)."""
-        env: dict[str, str] = {}
-        if container.multi_model:
-            env.update(multi_model_environment(container))
-        env.update(
-            container_env(
-                container.spec,
-                asynchronous=container.asynchronous,
-                async_max_bytes=self._settings.async_max_bytes,
-            )
-        )
-        env.update(container.spec.environment)
+        env = spec_environment(container, self._settings.async_max_bytes)
         env.update(SAGEMAKER_BIND_TO_PORT=str(CONTAINER_PORT), PYTHONUNBUFFERED="1")
         if submitted_code(container) is not None:  # fetched by the supervisor, mounted here
             env[SUBMIT_ENV] = CODE_DIR

@@ -14,7 +14,7 @@ import asyncio
 from pathlib import Path
 
 from gateway.lifecycle.backends.base import BackendError, LineSink
-from gateway.runtime import ContainerRuntime
+from gateway.live import ContainerRuntime
 from gateway.settings import GatewaySettings
 
 

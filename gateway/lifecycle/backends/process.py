@@ -16,15 +16,16 @@ import socket
 import sys
 from pathlib import Path
 
+from gateway.container_env import spec_environment
 from gateway.lifecycle.backends.base import (
     CODE_FOLDER,
     SUBMIT_ENV,
     BackendError,
     LineSink,
+    can_listen,
     submitted_code,
 )
-from gateway.ops.images import container_env
-from gateway.runtime import ContainerRuntime
+from gateway.live import ContainerRuntime
 from gateway.settings import GatewaySettings
 
 logger = logging.getLogger("tandem.backend")
@@ -43,17 +44,6 @@ def free_port(host: str = LISTEN_HOST) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def can_listen(port: int, host: str = LISTEN_HOST) -> bool:
-    """Whether a server could listen on ``port`` now (with SO_REUSEADDR, as uvicorn binds)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 class ProcessHandle:
@@ -149,16 +139,7 @@ class ProcessBackend:
         )
         if container.spec.framework is not None:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        if container.multi_model:
-            env.update(multi_model_environment(container))
-        env.update(
-            container_env(
-                container.spec,
-                asynchronous=container.asynchronous,
-                async_max_bytes=self._settings.async_max_bytes,
-            )
-        )
-        env.update(container.spec.environment)
+        env.update(spec_environment(container, self._settings.async_max_bytes))
         env.update(
             SAGEMAKER_BIND_TO_PORT=str(port),
             # Loopback only: the gateway is the way in (and checks who calls, when asked to).
@@ -207,19 +188,6 @@ class ProcessBackend:
 
     async def reap_leftovers(self) -> int:
         return await asyncio.to_thread(reap_leftovers, self._state)
-
-
-def multi_model_environment(container: ContainerRuntime) -> dict[str, str]:
-    """What a MultiModel container needs beyond the contract (the spec's environment wins)."""
-    env = {
-        "SAGEMAKER_MULTI_MODEL": "true",
-        # glibc otherwise raises its mmap threshold after the first big free, so an unloaded
-        # model's arrays stay in the heap and the gateway, which evicts by RSS, sees no drop.
-        "MALLOC_MMAP_THRESHOLD_": "131072",
-    }
-    if container.memory_limit is not None:
-        env["TANDEM_MEMORY_LIMIT_MB"] = f"{container.memory_limit / 2**20:.3f}"
-    return env
 
 
 def tree_rss(pid: int) -> int | None:

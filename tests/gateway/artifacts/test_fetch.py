@@ -28,7 +28,7 @@ from gateway.artifacts import (
     locate,
     prepare_model_dir,
 )
-from tests.gateway.models.archives import write_tar
+from tests.gateway.multimodel.archives import write_tar
 from tests.gateway.s3server import CREDENTIALS, moto_s3
 from tests.support import free_port
 

@@ -20,7 +20,7 @@ pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
 from tests.gateway.harness import sagemaker_client
-from tests.gateway.models.stores import (
+from tests.gateway.multimodel.stores import (
     csv_body,
     gateway,
     model_bytes,

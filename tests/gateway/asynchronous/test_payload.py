@@ -20,12 +20,12 @@ from botocore.exceptions import ClientError
 
 from gateway.lifecycle.backends.docker import DockerBackend
 from gateway.lifecycle.backends.process import ProcessBackend
-from gateway.runtime import ContainerRuntime, EndpointRuntime
+from gateway.live import ContainerRuntime, Instance
 from gateway.settings import GatewaySettings
 from pipelines.spec import EndpointSpec
 from tests.containers.sklearn_models import FEATURES, csv_body, train_classifier
 from tests.gateway.asynchronous.conftest import Gateway, gateway
-from tests.gateway.models.stores import pack
+from tests.gateway.multimodel.stores import pack
 from tests.support import wait_until
 
 REALTIME_LIMIT = 6 * 1024 * 1024
@@ -39,7 +39,7 @@ def container(tmp_path: Path, *, asynchronous: bool, **environment: str) -> Cont
     }
     if asynchronous:
         fields["async_inference"] = {"output_path": str(tmp_path / "out")}
-    (runtime,) = EndpointRuntime.from_spec(EndpointSpec.model_validate(fields)).containers
+    (runtime,) = Instance.from_spec(EndpointSpec.model_validate(fields)).containers
     return runtime
 
 

@@ -9,7 +9,10 @@ from pathlib import Path
 
 from gateway.asynchronous.storage import Storage
 from gateway.asynchronous.worker import Workers
-from gateway.runtime import EndpointTable
+from gateway.live import EndpointTable
+from gateway.serving.invocation import Invocations
+from gateway.serving.plane import DataPlane
+from gateway.settings import GatewaySettings
 from gateway.state import FILENAME, AsyncStatus, QueuedInvocation, StateStore
 from gateway.state.queue import EXPIRED_BATCH
 
@@ -73,7 +76,7 @@ def test_a_request_past_its_ttl_fails_with_the_reason(tmp_path: Path) -> None:
         clock.offset = 61.0
 
         async def run() -> None:
-            workers = Workers(store, EndpointTable(), Storage(), max_bytes=1000, region="r")
+            workers = Workers(store, _core(), Storage(), max_bytes=1000, region="r")
             await workers.start()
             deadline = time.monotonic() + 30
             while not (out / "old-error.out").exists() and time.monotonic() < deadline:
@@ -131,7 +134,7 @@ def test_a_large_expiring_backlog_all_fails_expired_a_batch_at_a_time(tmp_path: 
         clock.offset = 61.0
 
         async def run() -> None:
-            workers = Workers(store, EndpointTable(), Storage(), max_bytes=1000, region="r")
+            workers = Workers(store, _core(), Storage(), max_bytes=1000, region="r")
             await workers.start()
             deadline = time.monotonic() + 120
             while store.backlog() and time.monotonic() < deadline:
@@ -149,3 +152,8 @@ def test_a_large_expiring_backlog_all_fails_expired_a_batch_at_a_time(tmp_path: 
             assert document["ErrorCode"] == "RequestExpired"
             assert document["InferenceId"] == f"r{i}"
         assert not [p for p in out.iterdir() if not p.name.endswith("-error.out")]
+
+
+def _core() -> Invocations:
+    """The invocation core over an empty endpoint table."""
+    return DataPlane(EndpointTable(), GatewaySettings()).invocations

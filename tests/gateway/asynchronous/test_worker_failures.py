@@ -23,9 +23,12 @@ import pytest
 from gateway.asynchronous.outcome import INTERNAL, SETTLE_TRIES
 from gateway.asynchronous.storage import Storage
 from gateway.asynchronous.worker import Workers
-from gateway.dispatch import Dispatcher, InvocationRequest, InvocationResult
+from gateway.calls import InvocationRequest, InvocationResult
 from gateway.errors import ModelError
-from gateway.runtime import EndpointRuntime, EndpointTable, build_live
+from gateway.live import EndpointTable, Instance, build_live
+from gateway.serving.dispatch import Dispatcher
+from gateway.serving.plane import DataPlane
+from gateway.settings import GatewaySettings
 from gateway.state import FILENAME, AsyncStatus, QueuedInvocation, StateStore
 from pipelines.spec import EndpointSpec
 
@@ -38,7 +41,7 @@ class Echo:
         self.calls: dict[bytes, int] = {}
 
     async def invoke(
-        self, instance: EndpointRuntime, request: InvocationRequest, *_: Any, **__: Any
+        self, instance: Instance, request: InvocationRequest, *_: Any, **__: Any
     ) -> InvocationResult:
         self.calls[request.body] = self.calls.get(request.body, 0) + 1
         if request.body.startswith(b"boom"):
@@ -90,10 +93,10 @@ def run(store: StateStore, tmp_path: Path, echo: Echo, done: Callable[[], bool])
     live = build_live(spec, tmp_path / "state")
 
     async def go() -> None:
-        workers = Workers(store, EndpointTable([live]), Storage(), max_bytes=1000, region="r")
+        plane = DataPlane(EndpointTable([live]), GatewaySettings())
+        plane.invocations.dispatcher = cast(Dispatcher, echo)
+        workers = Workers(store, plane.invocations, Storage(), max_bytes=1000, region="r")
         workers.settle_backoff = 0.01
-        workers.route = lambda _name: live.runtimes[0]
-        workers.dispatcher = cast(Dispatcher, echo)
         await workers.start()
         deadline = time.monotonic() + 30
         while not done() and time.monotonic() < deadline:

@@ -138,7 +138,7 @@ def test_spec_mode_starts_the_endpoint_and_stops_it_after(
     assert report.plan is not None and report.plan.sources["MaxConcurrentTransforms"] == "container"
     assert report.plan.max_payload_bytes == 20 * MB
     # Stopped after: the embedded gateway released its state folder's lock.
-    from gateway.edge.server import state_lock
+    from gateway.state.lock import state_lock
 
     with state_lock(tmp_path / "state" / "batch"):
         pass

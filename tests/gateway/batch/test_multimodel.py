@@ -11,7 +11,7 @@ pytest.importorskip("sklearn")
 
 from gateway.batch import BatchConfig, run_batch
 from gateway.batch.progress import Tracker
-from tests.gateway.models.stores import (
+from tests.gateway.multimodel.stores import (
     csv_body,
     gateway,
     pack,

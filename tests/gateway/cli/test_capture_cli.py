@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from gateway.capture.destination import Store
 from gateway.capture.records import capture_record
-from gateway.capture.store import Store
 from tests.gateway.s3server import CREDENTIALS, moto_s3
 from tests.support import PYTHON
 

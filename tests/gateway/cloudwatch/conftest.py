@@ -23,7 +23,7 @@ from botocore.config import Config
 
 from gateway.cloudwatch import MetricApi, MetricService, cloudwatch_routes
 from gateway.edge.app import create_app
-from gateway.runtime import EndpointTable
+from gateway.live import EndpointTable
 from tests.gateway.harness import serve
 from tests.gateway.processes import quick_settings
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from gateway.control.apply import Applied, apply_spec, versioned
-from gateway.control.errors import ValidationException
+from gateway.errors import ValidationException
 from gateway.state import EndpointStatus
 from pipelines.spec import load_spec
 from tests.gateway.control.conftest import World

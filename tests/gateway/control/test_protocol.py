@@ -12,14 +12,14 @@ from botocore.exceptions import ClientError
 from starlette.requests import Request
 
 from gateway.control import AccessDenied, ControlPlane, control_app
-from gateway.control.errors import (
+from gateway.control.route import MAX_BODY
+from gateway.errors import (
+    ApiError,
     ControlError,
     ResourceInUse,
     ResourceLimitExceeded,
-    ResourceNotFoundError,
+    ResourceNotFound,
 )
-from gateway.control.route import MAX_BODY
-from gateway.errors import ApiError
 from gateway.state import FILENAME, StateStore
 from tests.gateway.control.conftest import World, client
 from tests.gateway.harness import serve
@@ -98,7 +98,7 @@ def test_an_oversized_body_is_refused_unread(world: World) -> None:
 def test_error_classes_are_api_errors_with_sagemakers_codes() -> None:
     model = botocore.session.get_session().get_service_model("sagemaker")
     declared = {shape.name for shape in model.error_shapes}
-    for cls in (ResourceInUse, ResourceLimitExceeded, ResourceNotFoundError):
+    for cls in (ResourceInUse, ResourceLimitExceeded, ResourceNotFound):
         assert cls.code in declared
     error = AccessDenied("no")
     assert isinstance(error, ApiError) and isinstance(error, ControlError)

@@ -26,8 +26,8 @@ pytest.importorskip("moto")
 import boto3
 from botocore.config import Config
 
-from tests.gateway.models.archives import write_tar
-from tests.gateway.models.stores import csv_body, pack, predictions, synthetic, train_classifier
+from tests.gateway.multimodel.archives import write_tar
+from tests.gateway.multimodel.stores import csv_body, pack, predictions, synthetic, train_classifier
 from tests.gateway.s3server import CREDENTIALS, moto_s3
 from tests.support import PYTHON, free_port, running
 

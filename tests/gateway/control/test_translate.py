@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from gateway.control.errors import ValidationException
 from gateway.control.translate import (
     check_model_data,
     default_model_roots,
@@ -16,6 +15,7 @@ from gateway.control.translate import (
     parse_model_roots,
     to_spec,
 )
+from gateway.errors import ValidationException
 from pipelines.spec import EndpointSpec, Execution, Framework, Mode, ModelCache, load_spec
 from tests.support import ROOT
 

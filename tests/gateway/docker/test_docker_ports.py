@@ -18,7 +18,7 @@ import pytest
 
 from gateway.lifecycle.backends.docker import DockerBackend, DockerHandle
 from gateway.lifecycle.health import ping
-from gateway.runtime import ContainerRuntime, EndpointRuntime
+from gateway.live import ContainerRuntime, Instance
 from gateway.settings import GatewaySettings
 from pipelines.spec import EndpointSpec
 
@@ -77,7 +77,7 @@ def test_a_restart_keeps_its_port_unless_it_was_taken_meanwhile(
 ) -> None:
     backend = DockerBackend(GatewaySettings(state_dir=tmp_path / "state"))
     spec = EndpointSpec.model_validate({"name": "ports", "containers": [{"image": custom_image}]})
-    (container,) = EndpointRuntime.from_spec(spec).containers
+    (container,) = Instance.from_spec(spec).containers
     first, second, third = asyncio.run(restarts(backend, container, tmp_path))
     assert second != first
     assert third == second

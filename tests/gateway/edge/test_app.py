@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from gateway.edge.app import create_app
+from gateway.live import ContainerState, Instance
 from gateway.logstreams import instance_id
-from gateway.runtime import ContainerState, EndpointRuntime
 from gateway.settings import MAX_PAYLOAD_BYTES, GatewaySettings
 from tests.gateway.harness import (
     contract_process,
@@ -46,7 +46,7 @@ def urls() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def endpoints(urls: dict[str, str]) -> dict[str, EndpointRuntime]:
+def endpoints(urls: dict[str, str]) -> dict[str, Instance]:
     specs: list[dict[str, Any]] = [
         {
             "name": "direct",
@@ -75,7 +75,7 @@ def endpoints(urls: dict[str, str]) -> dict[str, EndpointRuntime]:
 
 
 @pytest.fixture(scope="module")
-def gateway(endpoints: dict[str, EndpointRuntime]) -> Iterator[str]:
+def gateway(endpoints: dict[str, Instance]) -> Iterator[str]:
     app = create_app(list(endpoints.values()), GatewaySettings())
     with serve(app) as url:
         yield url
@@ -264,7 +264,7 @@ def test_deadline_covers_the_chain(client: Any) -> None:
 
 
 def test_container_not_in_service_is_service_unavailable(
-    client: Any, endpoints: dict[str, EndpointRuntime]
+    client: Any, endpoints: dict[str, Instance]
 ) -> None:
     container = endpoints["down"].containers[1]
     container.state = ContainerState.RESTARTING
@@ -301,7 +301,7 @@ def test_target_model_on_single_model_endpoint_is_validation_error(client: Any) 
 
 
 def test_ping_is_200_only_when_every_container_is_healthy(
-    gateway: str, endpoints: dict[str, EndpointRuntime]
+    gateway: str, endpoints: dict[str, Instance]
 ) -> None:
     assert httpx.get(f"{gateway}/ping").status_code == 200
     container = endpoints["chain"].containers[0]
@@ -314,7 +314,7 @@ def test_ping_is_200_only_when_every_container_is_healthy(
         container.state = ContainerState.HEALTHY
 
 
-def test_endpoints_describe_state(gateway: str, endpoints: dict[str, EndpointRuntime]) -> None:
+def test_endpoints_describe_state(gateway: str, endpoints: dict[str, Instance]) -> None:
     listed = httpx.get(f"{gateway}/endpoints").json()["Endpoints"]
     assert [e["EndpointName"] for e in listed] == list(endpoints)
     endpoints["down"].containers[0].restarts = 2

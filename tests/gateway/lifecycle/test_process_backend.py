@@ -15,7 +15,7 @@ import pytest
 
 from gateway.lifecycle.backends import BackendError, create_backend
 from gateway.lifecycle.backends.process import ProcessBackend, ProcessHandle, reap_leftovers
-from gateway.runtime import ContainerRuntime
+from gateway.live import ContainerRuntime
 from tests.gateway.processes import (
     alive,
     endpoint,

@@ -93,7 +93,7 @@ def test_a_multimodel_variant_loads_each_model_once_across_its_instances(
     tmp_path: Path,
 ) -> None:
     pytest.importorskip("sklearn")
-    from tests.gateway.models import stores
+    from tests.gateway.multimodel import stores
 
     targets = [f"customer-{k}.tar.gz" for k in range(11)]  # odd: round robin would alternate
     for seed, target in enumerate(targets):

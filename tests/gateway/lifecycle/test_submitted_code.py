@@ -14,7 +14,7 @@ from typing import Any
 from gateway.lifecycle.backends.base import SUBMIT_ENV, submitted_code
 from gateway.lifecycle.backends.docker import DockerBackend
 from gateway.lifecycle.backends.process import ProcessBackend
-from gateway.runtime import ContainerRuntime, EndpointRuntime
+from gateway.live import ContainerRuntime, Instance
 from gateway.settings import GatewaySettings
 from pipelines.spec import EndpointSpec
 
@@ -26,7 +26,7 @@ def container(source: Path | None = None, **environment: str) -> ContainerRuntim
     }
     if source is not None:
         fields["source"] = source
-    (runtime,) = EndpointRuntime.from_spec(EndpointSpec.model_validate(fields)).containers
+    (runtime,) = Instance.from_spec(EndpointSpec.model_validate(fields)).containers
     return runtime
 
 

@@ -13,12 +13,12 @@ import pytest
 
 from gateway.lifecycle.backends.process import ProcessBackend
 from gateway.lifecycle.supervisor import StartError, Supervisor, backoff_attempt, restart_delay
-from gateway.runtime import ContainerState, EndpointRuntime
+from gateway.live import ContainerState, Instance
 from gateway.settings import GatewaySettings
 from tests.gateway.processes import alive, endpoint, quick_settings, shell, until, wait_ping
 
 
-def supervisor(endpoints: list[EndpointRuntime], settings: GatewaySettings) -> Supervisor:
+def supervisor(endpoints: list[Instance], settings: GatewaySettings) -> Supervisor:
     return Supervisor(endpoints, ProcessBackend(settings), settings)
 
 

@@ -22,7 +22,7 @@ from sklearn.naive_bayes import GaussianNB
 from gateway.ops.haproxy import AFFINITY_BACKEND, Checks, parse_instances, render
 from pipelines.spec import load_spec
 from tests.gateway.harness import sagemaker_client
-from tests.gateway.models.stores import (
+from tests.gateway.multimodel.stores import (
     csv_body,
     gateway,
     loaded,

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from gateway.cli.main import app
 from gateway.lifecycle.backends.external import ExternalBackend
+from gateway.live import Instance
 from gateway.ops.k8s import (
     FIRST_SIDECAR_PORT,
     GATEWAY_PORT,
@@ -22,7 +23,6 @@ from gateway.ops.k8s import (
     manifests,
 )
 from gateway.ops.k8s_files import render_files
-from gateway.runtime import EndpointRuntime
 from gateway.settings import GatewaySettings
 from pipelines.spec import EndpointSpec, load_specs, parse_size
 from tests.support import ROOT
@@ -123,7 +123,7 @@ def test_the_gateway_reaches_each_sidecar_at_its_port_in_the_pod() -> None:
     backend = ExternalBackend(
         GatewaySettings(backend="external", external_url=env["TANDEM_EXTERNAL_URL"])
     )
-    runtime = EndpointRuntime.from_spec(served)
+    runtime = Instance.from_spec(served)
     urls = [backend.url(c) for c in runtime.containers]
     assert urls == [f"http://127.0.0.1:{FIRST_SIDECAR_PORT + i}" for i in range(4)]
 

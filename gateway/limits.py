@@ -1,6 +1,6 @@
 """Memory and disk limits of MultiModel containers: the spec's, else a fair share of the machine.
 
-Resolved once, when the endpoints' runtimes are built (``gateway.runtime.build``): the supervisor
+Resolved once, when the live endpoints are built (``gateway.live.build``): the supervisor
 passes the memory limit to the container, and the model manager enforces both.
 """
 

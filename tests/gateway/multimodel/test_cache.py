@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.models.cache import DiskCache, purge
-from gateway.models.store import BadArtifact, MissingModel, ModelStore
-from tests.gateway.models import archives
+from gateway.multimodel.cache import DiskCache, purge
+from gateway.multimodel.model_store import BadArtifact, MissingModel, ModelStore
+from tests.gateway.multimodel import archives
 
 
 def model(store: Path, name: str, size: int) -> str:

@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable
 from urllib.parse import quote
 
-from gateway.models.cache import CacheEntry
-from gateway.models.errors import unreachable
-from gateway.models.targets import container_name
-from gateway.runtime import ContainerRuntime
+from gateway.live import ContainerRuntime
+from gateway.multimodel.cache import CacheEntry
+from gateway.multimodel.errors import unreachable
+from gateway.multimodel.targets import container_name
 from gateway.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("tandem.models")

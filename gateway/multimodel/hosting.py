@@ -7,17 +7,17 @@ from collections.abc import Callable, Iterable
 from functools import partial
 
 from gateway.folders import container_dir
+from gateway.live import ContainerRuntime, Instance
 from gateway.metrics import GatewayMetrics
-from gateway.models.cache import DiskCache
-from gateway.models.manager import ModelManager
-from gateway.models.store import ModelStore
-from gateway.runtime import ContainerRuntime, EndpointRuntime
+from gateway.multimodel.cache import DiskCache
+from gateway.multimodel.manager import ModelManager
+from gateway.multimodel.model_store import ModelStore
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstream
 
 
 def make_managers(
-    endpoints: Iterable[EndpointRuntime],
+    endpoints: Iterable[Instance],
     settings: GatewaySettings,
     upstream: Callable[[ContainerRuntime], Upstream],
     metrics: GatewayMetrics,
@@ -33,7 +33,7 @@ def make_managers(
             if prefix is None or limits is None:
                 raise ValueError(
                     f"{endpoint.name}/{container.hostname}: a MultiModel container needs its "
-                    "model_data prefix and its limits (build runtimes with gateway.runtime.build)"
+                    "model_data prefix and its limits (build them with serving.live.build)"
                 )
             folder = container_dir(settings.state_dir.resolve(), container) / "models"
             cache = DiskCache(

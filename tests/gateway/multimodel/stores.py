@@ -17,7 +17,7 @@ import yaml
 from sklearn.neighbors import KNeighborsClassifier
 
 from tests.containers.sklearn_models import FEATURES, csv_body, synthetic, train_classifier
-from tests.gateway.models.archives import write_tar
+from tests.gateway.multimodel.archives import write_tar
 from tests.support import PYTHON, free_port, running
 
 __all__ = ["csv_body", "synthetic", "train_classifier"]

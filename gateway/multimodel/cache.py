@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.artifacts import ArtifactError, scratch_file, unpack
-from gateway.models.store import BadArtifact, ModelStore
-from gateway.models.targets import container_name
+from gateway.multimodel.model_store import BadArtifact, ModelStore
+from gateway.multimodel.targets import container_name
 
 TRASH = ".trash-"
 

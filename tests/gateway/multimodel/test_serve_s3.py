@@ -16,8 +16,8 @@ pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
 from tests.gateway.harness import sagemaker_client
-from tests.gateway.models.archives import write_tar
-from tests.gateway.models.stores import (
+from tests.gateway.multimodel.archives import write_tar
+from tests.gateway.multimodel.stores import (
     SLOW_MODEL_FN,
     csv_body,
     gateway,

@@ -8,15 +8,18 @@ message names the container, and in Serial mode the step, that failed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
-from gateway.errors import InvalidRequest, ModelError, ServiceUnavailable, truncate
-from gateway.models.manager import ModelManager
-from gateway.models.targets import validate_target
-from gateway.runtime import ContainerRuntime, EndpointRuntime
+from gateway.calls import InvocationRequest, InvocationResult
+from gateway.errors import InvalidRequest, ServiceUnavailable
+from gateway.live import ContainerRuntime, Instance
+from gateway.multimodel.manager import ModelManager
+from gateway.multimodel.targets import validate_target
+from gateway.serving.failures import model_error, timed_out, unreachable, where
+from gateway.serving.streamed import Streamed
 from gateway.upstream import (
     Upstream,
     UpstreamBodyTooLarge,
@@ -31,30 +34,6 @@ from pipelines.spec import Mode
 log = logging.getLogger("tandem.gateway")
 
 INVOCATIONS = "/invocations"
-
-
-@dataclass(slots=True)
-class InvocationRequest:
-    body: bytes
-    content_type: str | None = None
-    accept: str | None = None
-    custom_attributes: str | None = None
-    target_model: str | None = None
-    target_container: str | None = None
-    inference_id: str | None = None
-
-
-@dataclass(slots=True)
-class InvocationResult:
-    body: bytes
-    content_type: str | None
-    custom_attributes: str | None
-    #: ``(hostname, seconds)`` for every step that answered, in order.
-    timings: list[tuple[str, float]] = field(default_factory=list)
-
-    @property
-    def model_seconds(self) -> float:
-        return sum(seconds for _, seconds in self.timings)
 
 
 class Dispatcher:
@@ -84,7 +63,7 @@ class Dispatcher:
     def manager(self, container: ContainerRuntime) -> ModelManager | None:
         return self._managers.get(container)
 
-    def in_use(self, instance: EndpointRuntime, target: str) -> int | None:
+    def in_use(self, instance: Instance, target: str) -> int | None:
         """``target``'s requests in flight on ``instance`` (0 while it loads), None if it is
         neither loaded nor loading there: what routing by model reads."""
         for container in instance.containers:
@@ -100,17 +79,17 @@ class Dispatcher:
     def managers(self) -> list[ModelManager]:
         return list(self._managers.values())
 
-    def open(self, endpoints: Iterable[EndpointRuntime]) -> None:
+    def open(self, instances: Iterable[Instance]) -> None:
         """Create the clients for every container that already has a URL (call inside the loop)."""
-        for endpoint in endpoints:
-            for container in endpoint.containers:
+        for instance in instances:
+            for container in instance.containers:
                 if container.url:
                     self.upstream(container)
 
-    async def retire(self, endpoint: EndpointRuntime) -> list[ModelManager]:
-        """Forget ``endpoint``'s clients (closed) and managers (returned: the caller closes)."""
+    async def retire(self, instance: Instance) -> list[ModelManager]:
+        """Forget ``instance``'s clients (closed) and managers (returned: the caller closes)."""
         managers = []
-        for container in endpoint.containers:
+        for container in instance.containers:
             self.streams.drop(container.url)
             upstream = self._upstreams.pop(container, None)
             if upstream is not None:
@@ -143,7 +122,7 @@ class Dispatcher:
 
     async def invoke(
         self,
-        endpoint: EndpointRuntime,
+        instance: Instance,
         request: InvocationRequest,
         timings: list[tuple[str, float]] | None = None,
         *,
@@ -156,17 +135,83 @@ class Dispatcher:
         TANDEM_MAX_PAYLOAD for this call only: an asynchronous request has its own
         InvocationTimeoutSeconds and may answer up to TANDEM_ASYNC_MAX_BYTES.
         """
-        steps = self._route(endpoint, request)
-        deadline = time.monotonic() + (endpoint.spec.timeout if timeout is None else timeout)
+        steps = self._route(instance, request)
+        deadline = time.monotonic() + (instance.spec.timeout if timeout is None else timeout)
         limit = self.max_payload if max_body is None else max_body
         done: list[tuple[str, float]] = timings if timings is not None else []
+        body, content_type, attributes = await self._steps(
+            steps, len(steps), request, deadline, limit, done
+        )
+        return InvocationResult(body, content_type, attributes, done)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, instance: Instance, request: InvocationRequest, timings: list[tuple[str, float]]
+    ) -> AsyncIterator[Streamed]:
+        """The answer of ``instance`` in parts: the steps before the last are ordinary calls
+        (the same loop as ``invoke``), the last one's answer is read as it arrives.
+
+        Until the head arrived a failure raises as in ``invoke``; after, ``Streamed.forward``
+        raises ``StreamFailure``.
+        """
+        steps = route(instance, request.target_container, None, streaming=True)
+        deadline = time.monotonic() + instance.spec.timeout
+        count = len(steps)
+        body, content_type, attributes = await self._steps(
+            steps[:-1], count, request, deadline, self.max_payload, timings
+        )
+        last = steps[-1]
+        step = (count, count) if count > 1 else None
+        headers = self._headers(request, content_type, accept=True)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise timed_out(last, step, self.log_stream(last))
+        ends = asyncio.get_running_loop().time() + remaining
+        begun = time.perf_counter()
+        try:
+            post = self.streams.post(last.url, INVOCATIONS, body, headers, timeout=remaining)
+            async with post as answer:
+                if not 200 <= answer.status < 300:
+                    async with asyncio.timeout_at(ends):
+                        text = await answer.read(self.max_payload)
+                    timings.append((last.hostname, time.perf_counter() - begun))
+                    raise model_error(last, step, answer.status, text, self.log_stream(last))
+                own = answer.header("X-Amzn-SageMaker-Custom-Attributes")
+                streamed = Streamed(answer, own or attributes, last, step, ends, self.log_stream)
+                try:
+                    yield streamed
+                finally:
+                    timings.append((last.hostname, time.perf_counter() - begun))
+        except (TimeoutError, UpstreamTimeout) as exc:
+            raise timed_out(last, step, self.log_stream(last)) from exc
+        except UpstreamBodyTooLarge as exc:
+            raise InvalidRequest(
+                f"{where(last, step)} answered with an error body larger than {exc.limit} bytes."
+            ) from exc
+        except UpstreamUnavailable as exc:
+            raise unreachable(last, exc) from exc
+
+    async def _steps(
+        self,
+        steps: list[ContainerRuntime],
+        count: int,
+        request: InvocationRequest,
+        deadline: float,
+        limit: int,
+        done: list[tuple[str, float]],
+    ) -> tuple[bytes, str | None, str | None]:
+        """The Serial loop (a Direct call is one step): each answer is the next step's body.
+
+        ``steps`` are the first of ``count``; the last of ``count`` gets ``Accept``. Returns the
+        last answer's body, ``Content-Type`` and custom attributes.
+        """
         body = request.body
         content_type = request.content_type
         custom_attributes: str | None = None
-        last = len(steps) - 1
+        last = count - 1
         for index, container in enumerate(steps):
             headers = self._headers(request, content_type, accept=index == last)
-            step = (index + 1, len(steps)) if len(steps) > 1 else None
+            step = (index + 1, count) if count > 1 else None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise timed_out(container, step, self.log_stream(container))
@@ -178,7 +223,7 @@ class Dispatcher:
                         INVOCATIONS, body, headers, timeout=remaining, max_body=limit
                     )
                 else:
-                    assert request.target_model is not None  # _route checked it
+                    assert request.target_model is not None  # route checked it
                     response, started = await self._invoke_model(
                         container, manager, request.target_model, body, headers, deadline, limit
                     )
@@ -200,7 +245,7 @@ class Dispatcher:
             body = response.body
             content_type = response.headers.get("Content-Type")
             custom_attributes = response.headers.get("X-Amzn-SageMaker-Custom-Attributes")
-        return InvocationResult(body, content_type, custom_attributes, done)
+        return body, content_type, custom_attributes
 
     async def _invoke_model(
         self,
@@ -235,10 +280,8 @@ class Dispatcher:
             manager.lost(entry)
         return response, started
 
-    def _route(
-        self, endpoint: EndpointRuntime, request: InvocationRequest
-    ) -> list[ContainerRuntime]:
-        return route(endpoint, request.target_container, request.target_model)
+    def _route(self, instance: Instance, request: InvocationRequest) -> list[ContainerRuntime]:
+        return route(instance, request.target_container, request.target_model)
 
     @staticmethod
     def _headers(
@@ -258,45 +301,8 @@ class Dispatcher:
         return headers
 
 
-def where(container: ContainerRuntime, step: tuple[int, int] | None) -> str:
-    if step is None:
-        return f"Container {container.hostname}"
-    return f"Container {container.hostname} (step {step[0]} of {step[1]})"
-
-
-def model_error(
-    container: ContainerRuntime,
-    step: tuple[int, int] | None,
-    status: int,
-    body: bytes,
-    log_stream: str | None,
-) -> ModelError:
-    kind = "client" if 400 <= status < 500 else "server"
-    original = truncate(body.decode("utf-8", errors="replace"))
-    message = (
-        f'Received {kind} error ({status}) from {container.hostname} with message "{original}".'
-    )
-    if step is not None:
-        message += f" The failing step is {step[0]} of {step[1]} in the Serial pipeline."
-    return ModelError(
-        message, original_status=status, original_message=original, log_stream=log_stream
-    )
-
-
-def timed_out(
-    container: ContainerRuntime, step: tuple[int, int] | None, log_stream: str | None
-) -> ModelError:
-    # SageMaker's observed form: a ModelError with original status 0 naming the slow container.
-    original = (
-        f"Your invocation timed out while waiting for a response from container "
-        f"{container.hostname}. Review the latency metrics for each container, resolve the "
-        "issue, and try again."
-    )
-    return model_error(container, step, 0, original.encode(), log_stream)
-
-
 def route(
-    endpoint: EndpointRuntime,
+    instance: Instance,
     target: str | None,
     target_model: str | None,
     *,
@@ -307,44 +313,44 @@ def route(
     ``streaming``: InvokeEndpointWithResponseStream, which has no TargetModel to name a model of a
     MultiModel container with.
     """
-    hostnames = ", ".join(c.hostname for c in endpoint.containers)
-    if endpoint.direct:
+    hostnames = ", ".join(c.hostname for c in instance.containers)
+    if instance.direct:
         if target is None:
             raise InvalidRequest(
-                f"Endpoint {endpoint.name} uses Direct execution: the request needs the "
+                f"Endpoint {instance.name} uses Direct execution: the request needs the "
                 "X-Amzn-SageMaker-Target-Container-Hostname header naming one of its "
                 f"containers ({hostnames})."
             )
-        container = endpoint.container(target)
+        container = instance.container(target)
         if container is None:
             raise InvalidRequest(
-                f"Container hostname {target} not found in endpoint {endpoint.name}. Valid "
+                f"Container hostname {target} not found in endpoint {instance.name}. Valid "
                 f"hostnames: {hostnames}."
             )
         steps = [container]
     else:
         if target is not None:
             raise InvalidRequest(
-                f"Endpoint {endpoint.name} uses Serial execution and does not support the "
+                f"Endpoint {instance.name} uses Serial execution and does not support the "
                 "target container hostname header."
             )
-        steps = endpoint.containers
+        steps = instance.containers
     multi = [c for c in steps if c.spec.mode is Mode.MULTI_MODEL]
     if multi and streaming:
         raise InvalidRequest(
-            f"Container {multi[0].hostname} of endpoint {endpoint.name} hosts many models, which "
+            f"Container {multi[0].hostname} of endpoint {instance.name} hosts many models, which "
             "InvokeEndpointWithResponseStream cannot name (it has no TargetModel): use "
             "InvokeEndpoint."
         )
     if target_model is not None and not multi:
         raise InvalidRequest(
-            f"Endpoint {endpoint.name} is not a multi-model endpoint and does not support "
+            f"Endpoint {instance.name} is not a multi-model endpoint and does not support "
             "target model header."
         )
     if multi:
         if target_model is None:
             raise InvalidRequest(
-                f"Container {multi[0].hostname} of endpoint {endpoint.name} hosts many "
+                f"Container {multi[0].hostname} of endpoint {instance.name} hosts many "
                 "models: the request needs the X-Amzn-SageMaker-Target-Model header naming "
                 "one (a path under its model_data prefix)."
             )
@@ -352,15 +358,7 @@ def route(
     for container in steps:
         if not container.healthy or not container.url:
             raise ServiceUnavailable(
-                f"Container {container.hostname} of endpoint {endpoint.name} is "
+                f"Container {container.hostname} of endpoint {instance.name} is "
                 f"{container.state.value}, not InService. Try again later."
             )
     return list(steps)
-
-
-def unreachable(container: ContainerRuntime, exc: Exception) -> ServiceUnavailable:
-    log.warning("container %s/%s unreachable: %s", container.endpoint, container.hostname, exc)
-    return ServiceUnavailable(
-        f"Container {container.hostname} of endpoint {container.endpoint} is not reachable; "
-        "it may be restarting. Try again later."
-    )

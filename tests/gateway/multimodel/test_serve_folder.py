@@ -16,8 +16,8 @@ import pytest
 pytest.importorskip("sklearn")
 
 from tests.gateway.harness import sagemaker_client
-from tests.gateway.models import archives
-from tests.gateway.models.stores import (
+from tests.gateway.multimodel import archives
+from tests.gateway.multimodel.stores import (
     SLOW_MODEL_FN,
     big_model,
     csv_body,

@@ -8,8 +8,6 @@ objects lets both sides be tested without the other.
 
 from __future__ import annotations
 
-import bisect
-import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -18,8 +16,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
-from gateway.models.limits import Limits, fair_limits
-from gateway.routing import InUse, Router
+from gateway.capture import CaptureWriter
+from gateway.limits import Limits, fair_limits
 from pipelines.spec import ContainerSpec, EndpointSpec, Execution, Mode
 
 
@@ -54,25 +52,6 @@ class ContainerHandle(Protocol):
     async def kill(self) -> int:
         """SIGKILL the container and everything it started, now."""
         ...
-
-
-class CaptureSink(Protocol):
-    """An endpoint's data capture, as the hot path sees it (``gateway.capture.CaptureWriter``)."""
-
-    def sampled(self) -> bool: ...
-
-    def offer(
-        self,
-        variant: str,
-        body: bytes,
-        content_type: str | None,
-        answer: bytes | None,
-        answer_type: str | None,
-        *,
-        event_id: str,
-        inference_id: str | None = None,
-        target_model: str | None = None,
-    ) -> None: ...
 
 
 class ContainerState(StrEnum):
@@ -127,7 +106,7 @@ class ContainerRuntime:
 
 
 @dataclass(eq=False)
-class EndpointRuntime:
+class Instance:
     """One endpoint: its spec and its containers, in spec order."""
 
     spec: EndpointSpec
@@ -142,7 +121,7 @@ class EndpointRuntime:
         limits: dict[str, Limits] | None = None,
         *,
         deployment: str = "",
-    ) -> EndpointRuntime:
+    ) -> Instance:
         """One endpoint; ``limits`` gives each MultiModel container's (see ``build``)."""
         limits = limits or {}
         return cls(
@@ -192,28 +171,24 @@ class EndpointRuntime:
         return None
 
 
-def build(
-    specs: list[EndpointSpec], state_dir: Path, *, deployment: str = ""
-) -> list[EndpointRuntime]:
+def build(specs: list[EndpointSpec], state_dir: Path, *, deployment: str = "") -> list[Instance]:
     """The runtime of every (single-variant) spec, each MultiModel container's limits resolved."""
     limits = fair_limits([(spec.name, spec) for spec in specs], state_dir)
     return [
-        EndpointRuntime.from_spec(spec, limits.get(spec.name), deployment=deployment)
-        for spec in specs
+        Instance.from_spec(spec, limits.get(spec.name), deployment=deployment) for spec in specs
     ]
 
 
 @dataclass(eq=False)
-class VariantRuntime:
+class Variant:
     """One variant of an endpoint: its instances (copies of its containers) and its weight."""
 
     spec: EndpointSpec
-    instances: list[EndpointRuntime]
+    instances: list[Instance]
     #: Production: the share of the draw (over the sum of every variant's). Changed live.
     weight: float = 1.0
     #: Shadows: the percentage of the production requests copied to it.
     sampling: float | None = None
-    _router: Router[EndpointRuntime] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -223,50 +198,31 @@ class VariantRuntime:
     def shadow(self) -> bool:
         return self.sampling is not None
 
-    def instance(
-        self, target: str | None = None, in_use: InUse[EndpointRuntime] | None = None
-    ) -> EndpointRuntime:
-        """The instance a request goes to (``gateway.routing``); a MultiModel request's
-        ``target`` goes where ``in_use`` finds it loaded. The router is remade when the list of
-        instances is (it is replaced whole when the count changes)."""
-        instances = self.instances
-        if len(instances) == 1:
-            return instances[0]
-        router = self._router
-        if router is None or router.instances is not instances:
-            keys = [i.deployment for i in instances]
-            router = self._router = Router(instances, self.spec.routing_strategy, keys)
-        return router.choose(target, in_use)
-
-
-class UnknownVariant(LookupError):
-    """``TargetVariant`` names no production variant of the endpoint."""
-
 
 @dataclass(eq=False)
 class LiveEndpoint:
     """An endpoint as it serves: production variants drawn by weight, shadows copied to.
 
-    What the hot path reads per request is precomputed (``_only``, the cumulative weights) and
+    What the hot path reads per request is precomputed (``only``, the cumulative weights) and
     replaced whole when weights change, so a request sees the old draw or the new one.
     """
 
     spec: EndpointSpec
-    variants: list[VariantRuntime]
-    shadows: list[VariantRuntime] = field(default_factory=list)
+    variants: list[Variant]
+    shadows: list[Variant] = field(default_factory=list)
     #: The folder the endpoint's deployments are named after (``name`` or ``name.1``).
     folder: str = ""
     #: Set by the serving side: the endpoint's data capture writer, if it captures.
-    capture: CaptureSink | None = None
+    capture: CaptureWriter | None = None
 
     def __post_init__(self) -> None:
         self.folder = self.folder or self.spec.name
         self._redraw()
 
     @classmethod
-    def single(cls, endpoint: EndpointRuntime) -> LiveEndpoint:
+    def single(cls, endpoint: Instance) -> LiveEndpoint:
         """An endpoint of one variant and one instance (spec files before variants, tests)."""
-        variant = VariantRuntime(endpoint.spec, [endpoint], weight=endpoint.spec.weight or 1.0)
+        variant = Variant(endpoint.spec, [endpoint], weight=endpoint.spec.weight or 1.0)
         return cls(spec=endpoint.spec, variants=[variant], folder=endpoint.deployment)
 
     @property
@@ -274,7 +230,7 @@ class LiveEndpoint:
         return self.spec.name
 
     @property
-    def runtimes(self) -> list[EndpointRuntime]:
+    def runtimes(self) -> list[Instance]:
         """Every instance of every variant, shadows included."""
         return [i for v in (*self.variants, *self.shadows) for i in v.instances]
 
@@ -282,23 +238,11 @@ class LiveEndpoint:
     def inflight(self) -> int:
         return sum(r.inflight for r in self.runtimes)
 
-    def variant(self, name: str) -> VariantRuntime | None:
+    def variant(self, name: str) -> Variant | None:
         for v in (*self.variants, *self.shadows):
             if v.name == name:
                 return v
         return None
-
-    def pick(self, target: str | None = None) -> VariantRuntime:
-        """The production variant a request goes to: ``target``, else a draw by weight."""
-        if target:
-            for v in self.variants:
-                if v.name == target:
-                    return v
-            raise UnknownVariant(target)
-        if self._only is not None:
-            return self._only
-        point = random.random() * self._total
-        return self._choices[bisect.bisect_right(self._cumulative, point)]
 
     def set_weights(self, weights: Mapping[str, float]) -> None:
         """New weights, in one step (a weight of 0 leaves the draw, not ``TargetVariant``)."""
@@ -314,8 +258,9 @@ class LiveEndpoint:
             total += v.weight
             cumulative.append(total)
         cumulative[-1:] = [float("inf")]  # rounding never falls off the end
-        self._cumulative, self._choices, self._total = cumulative, drawn, total
-        self._only = drawn[0] if len(drawn) == 1 else None
+        #: The draw ``gateway.serving.invocation.choose_variant`` makes per request.
+        self.cumulative, self.choices, self.total = cumulative, drawn, total
+        self.only = drawn[0] if len(drawn) == 1 else None
 
 
 def deployment_name(folder: str, spec: EndpointSpec, variant: str, instance: int) -> str:
@@ -346,15 +291,14 @@ def build_live(
         units += [(name, variant_spec) for name in names]
         plan.append((variant_spec, sampling, names))
     limits = fair_limits(units, state_dir)
-    variants: list[VariantRuntime] = []
-    shadows: list[VariantRuntime] = []
+    variants: list[Variant] = []
+    shadows: list[Variant] = []
     for variant_spec, sampling, names in plan:
         instances = [
-            EndpointRuntime.from_spec(variant_spec, limits.get(name), deployment=name)
-            for name in names
+            Instance.from_spec(variant_spec, limits.get(name), deployment=name) for name in names
         ]
         weight = weights.get(variant_spec.variant, variant_spec.weight)
-        made = VariantRuntime(variant_spec, instances, weight=weight, sampling=sampling)
+        made = Variant(variant_spec, instances, weight=weight, sampling=sampling)
         (variants if sampling is None else shadows).append(made)
     return LiveEndpoint(spec=spec, variants=variants, shadows=shadows, folder=folder)
 
@@ -364,10 +308,10 @@ class EndpointTable:
 
     The hot path reads ``get`` with no lock; the control side builds a new mapping and swaps
     the one reference, so a request sees the old table or the new one, never half of a change.
-    Iterating it gives every running instance (``EndpointRuntime``); ``live()`` the endpoints.
+    Iterating it gives every running instance (``Instance``); ``live()`` the endpoints.
     """
 
-    def __init__(self, endpoints: Iterable[EndpointRuntime | LiveEndpoint] = ()) -> None:
+    def __init__(self, endpoints: Iterable[Instance | LiveEndpoint] = ()) -> None:
         live = [e if isinstance(e, LiveEndpoint) else LiveEndpoint.single(e) for e in endpoints]
         self._current: Mapping[str, LiveEndpoint] = MappingProxyType({e.name: e for e in live})
 
@@ -377,7 +321,16 @@ class EndpointTable:
     def live(self) -> list[LiveEndpoint]:
         return list(self._current.values())
 
-    def __iter__(self) -> Iterator[EndpointRuntime]:
+    def observe(self, name: str) -> dict[str, tuple[float, int]] | None:
+        """What ``name`` serves now, per variant: (weight, instance count); shadows weigh 0."""
+        live = self.get(name)
+        if live is None:
+            return None
+        return {v.name: (v.weight, len(v.instances)) for v in live.variants} | {
+            v.name: (0.0, len(v.instances)) for v in live.shadows
+        }
+
+    def __iter__(self) -> Iterator[Instance]:
         return iter([r for e in list(self._current.values()) for r in e.runtimes])
 
     def __len__(self) -> int:

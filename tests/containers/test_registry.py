@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from containers.errors import BadRequest
-from containers.models import check_name, model_path
+from containers.registry import check_name, model_path
 from tests.containers.conftest import (
     KERAS_NUMPY_COPY,
     TORCHSCRIPT_DEPRECATED,

@@ -21,7 +21,7 @@ pytest.importorskip("sklearn")
 
 from tests.containers.test_workers_router import RENDEZVOUS_FN
 from tests.gateway.harness import sagemaker_client
-from tests.gateway.models.stores import (
+from tests.gateway.multimodel.stores import (
     big_model,
     csv_body,
     gateway,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.errors import ApiError, InvalidRequest, ModelError, ServiceUnavailable, truncate
-from gateway.models.store import StoreError, StoreUnavailable
+from gateway.multimodel.model_store import StoreError, StoreUnavailable
 
 
 def store_failed(target: str, hostname: str, exc: StoreError) -> ApiError:

@@ -24,14 +24,14 @@ from typing import Any
 from urllib.parse import quote
 
 from gateway.errors import ApiError, ModelNotReady
+from gateway.live import ContainerRuntime
 from gateway.metrics import ModelMetrics
-from gateway.models.cache import CacheEntry, DiskCache, purge
-from gateway.models.describe import describe, measured, worker_count
-from gateway.models.errors import load_failed, no_room, store_failed, unreachable
-from gateway.models.model_api import ModelApi
-from gateway.models.store import ModelStore, StoreError
-from gateway.models.targets import container_name
-from gateway.runtime import ContainerRuntime
+from gateway.multimodel.cache import CacheEntry, DiskCache, purge
+from gateway.multimodel.describe import describe, measured, worker_count
+from gateway.multimodel.errors import load_failed, no_room, store_failed, unreachable
+from gateway.multimodel.model_api import ModelApi
+from gateway.multimodel.model_store import ModelStore, StoreError
+from gateway.multimodel.targets import container_name
 from gateway.upstream import Upstream
 from pipelines.spec import ModelCache
 

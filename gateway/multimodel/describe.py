@@ -8,13 +8,13 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from gateway.models.cache import DiskCache
-from gateway.models.store import ModelStore
-from gateway.models.targets import container_name
+from gateway.multimodel.cache import DiskCache
+from gateway.multimodel.model_store import ModelStore
+from gateway.multimodel.targets import container_name
 
 
 class Described(Protocol):
-    """What a description reads of a model manager (``gateway.models.manager``)."""
+    """What a description reads of a model manager (``gateway.multimodel.manager``)."""
 
     container: Any
     store: ModelStore

@@ -13,15 +13,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote
 
+from gateway.live import Instance
 from gateway.metrics import GatewayMetrics
-from gateway.models.cache import DiskCache
-from gateway.models.manager import ModelManager
-from gateway.models.store import ModelStore
-from gateway.models.targets import container_name
-from gateway.runtime import EndpointRuntime
+from gateway.multimodel.cache import DiskCache
+from gateway.multimodel.manager import ModelManager
+from gateway.multimodel.model_store import ModelStore
+from gateway.multimodel.targets import container_name
 from gateway.upstream import UpstreamResponse
 from pipelines.spec import EndpointSpec
-from tests.gateway.models import archives
+from tests.gateway.multimodel import archives
 
 GIB = 2**30
 
@@ -76,7 +76,7 @@ def test_a_507_evicts_the_least_recently_used_unpinned_model_and_retries_once(
             ],
         }
     )
-    endpoint = EndpointRuntime.from_spec(spec)
+    endpoint = Instance.from_spec(spec)
     (container,) = endpoint.containers
     metrics = GatewayMetrics([endpoint])
     cache = DiskCache(tmp_path / "cache", limit=GIB, max_model_bytes=2**20)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.models.store import MissingModel, ModelStore, StoreError, StoreUnavailable
+from gateway.multimodel.model_store import MissingModel, ModelStore, StoreError, StoreUnavailable
 from gateway.settings import GatewaySettings
 from tests.gateway.s3server import CREDENTIALS, moto_s3
 from tests.support import free_port

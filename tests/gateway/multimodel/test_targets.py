@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from containers.models import MODEL_NAME
+from containers.registry import MODEL_NAME
 from gateway.errors import InvalidRequest
-from gateway.models.targets import container_name, validate_target
+from gateway.multimodel.targets import container_name, validate_target
 
 GOOD = ["Houston_TX.tar.gz", "team/a/model-v2.tar.gz", "x", "a b.tar.gz", "é.tar.gz", "a" * 1024]
 BAD = {
