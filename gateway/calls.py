@@ -117,6 +117,9 @@ def status_class(error: ApiError | None) -> str:
 class Recorder(Protocol):
     """What every finished invocation is reported to, once (Prometheus, CloudWatch, usage)."""
 
+    def admitted(self, call: Call) -> None:
+        """``call`` was taken by ``call.instance`` and counted in its requests in flight."""
+
     def finished(self, call: Call) -> None: ...
 
 
@@ -125,6 +128,10 @@ class Recorders:
 
     def __init__(self, recorders: Sequence[Recorder]) -> None:
         self.recorders = list(recorders)
+
+    def admitted(self, call: Call) -> None:
+        for recorder in self.recorders:
+            recorder.admitted(call)
 
     def finished(self, call: Call) -> None:
         for recorder in self.recorders:

@@ -131,6 +131,9 @@ class GatewayMetrics:
         self._models = _ModelFamilies(reg)
         self.registry.register(_ModelStateCollector(endpoints, models_of))
 
+    def admitted(self, call: Call) -> None:
+        """Nothing: the in-flight gauges read the instances when scraped."""
+
     def finished(self, call: Call) -> None:
         """The ``Recorder`` of the invocation core: a finished invocation into its series."""
         instance = call.instance

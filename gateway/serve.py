@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -28,7 +29,7 @@ from gateway.lifecycle.backends import create_backend
 from gateway.lifecycle.reconciler import Reconciler
 from gateway.lifecycle.supervisor import StartError
 from gateway.live import EndpointTable
-from gateway.serving.metric_calls import CloudWatchCalls
+from gateway.serving.metric_calls import CloudWatchCalls, InstanceGauges
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
 from gateway.state.lock import state_lock
@@ -59,6 +60,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     endpoints created earlier through the API that cannot start are ``Failed``, not fatal.
     """
     from gateway.asynchronous import AsyncInference
+    from gateway.asynchronous.metrics import sample_backlog
     from gateway.batch.jobs import BatchJobs, check_job
     from gateway.cloudwatch import MetricApi, MetricService, cloudwatch_routes
     from gateway.control import ControlPlane, control_route, service_route
@@ -97,6 +99,9 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     jobs = BatchJobs(control, settings, reconciler.budget)  # a job's containers count too
     control.jobs = jobs
     queued = AsyncInference(store, plane, settings, roots)  # InvokeEndpointAsync
+    # Gauges for CloudWatch, read before each flush of its metric store.
+    cloudwatch.sample_with(InstanceGauges(table, settings.state_dir))
+    cloudwatch.sample_with(functools.partial(sample_backlog, store, table))
     logs = LogsService(settings.state_dir, region=settings.region, account=settings.account)
     admins = AdminOnly(settings)
     app = create_app(

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.cloudwatch import MetricRecorder
 from gateway.live import EndpointTable
 from gateway.state import StateStore
 
@@ -46,21 +47,37 @@ class BacklogCollector(Collector):
             labels=labels,
         )
         try:
-            backlog = self.store.backlog()
+            figures = list(backlog_figures(self.store, self.table))
         except Exception:  # a scrape must not fail because the database is busy or closed
             log.exception("asynchronous backlog could not be read")
-            backlog = {}
-        now = time.time()
-        names = {e.name for e in self.table.live() if e.spec.async_inference is not None}
-        for name in sorted(names | set(backlog)):
-            entry = backlog.get(name)
-            count = entry.size if entry else 0
-            live = self.table.get(name)
-            instances = sum(len(v.instances) for v in live.variants) if live else 0
+            figures = []
+        for name, count, instances, age in figures:
             size.add_metric([name], count)
             per_instance.add_metric([name], count / max(instances, 1))
-            age = now - entry.oldest if entry and entry.oldest is not None else 0.0
-            oldest.add_metric([name], max(age, 0.0))
+            oldest.add_metric([name], age)
         yield size
         yield per_instance
         yield oldest
+
+
+def backlog_figures(
+    store: StateStore, table: EndpointTable
+) -> Iterator[tuple[str, int, int, float]]:
+    """(endpoint, requests queued or running, its instances, the oldest one's age in seconds)
+    for every asynchronous endpoint, 0 when idle."""
+    backlog = store.backlog()
+    now = time.time()
+    names = {e.name for e in table.live() if e.spec.async_inference is not None}
+    for name in sorted(names | set(backlog)):
+        entry = backlog.get(name)
+        live = table.get(name)
+        instances = sum(len(v.instances) for v in live.variants) if live else 0
+        age = now - entry.oldest if entry and entry.oldest is not None else 0.0
+        yield name, entry.size if entry else 0, instances, max(age, 0.0)
+
+
+def sample_backlog(store: StateStore, table: EndpointTable, recorder: MetricRecorder) -> None:
+    """The same figures for CloudWatch (``MetricService.sample_with``): ``ApproximateBacklogSize``,
+    per instance, the oldest request's age, and ``HasBacklogWithoutCapacity``."""
+    for name, count, instances, age in backlog_figures(store, table):
+        recorder.backlog(name, count, count / max(instances, 1), age, count > 0 and instances == 0)

@@ -187,6 +187,7 @@ class Invocations:
         instance = call.instance
         assert instance is not None
         instance.inflight += 1
+        self.recorder.admitted(call)
         try:
             request = read if isinstance(read, InvocationRequest) else await read()
             call.request = request

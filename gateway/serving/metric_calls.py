@@ -3,14 +3,20 @@
 The invocation core reports each ``Call`` once (``Invocations._run``); this recorder turns it
 into ``MetricRecorder.invocation`` (``gateway.cloudwatch``), so ``Invocations``, the 4xx/5xx
 and model-error counts, ``ModelLatency`` and ``OverheadLatency`` come from the same place as the
-Prometheus series, whichever way the request came in.
+Prometheus series, whichever way the request came in. ``InstanceGauges`` samples what is not an
+event (instance counts, CPU, memory, disk) before each flush.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import psutil
+
 from gateway.calls import Call
-from gateway.cloudwatch import MetricRecorder, StatusClass
+from gateway.cloudwatch import InstanceSampler, MetricRecorder, StatusClass
 from gateway.errors import ModelError
+from gateway.live import EndpointTable, Instance
 
 
 class CloudWatchCalls:
@@ -18,6 +24,12 @@ class CloudWatchCalls:
 
     def __init__(self, metrics: MetricRecorder) -> None:
         self.metrics = metrics
+
+    def admitted(self, call: Call) -> None:
+        """``ConcurrentRequestsPerModel``: the requests in flight on the instance that took it."""
+        instance = call.instance
+        if call.live is not None and instance is not None:
+            self.metrics.concurrent_requests(call.endpoint, instance.variant, instance.inflight)
 
     def finished(self, call: Call) -> None:
         if call.live is None or call.instance is None:
@@ -41,3 +53,30 @@ class CloudWatchCalls:
             call.bytes_out,
             model_status=model_status,
         )
+
+
+class InstanceGauges:
+    """A sampler for ``MetricService.sample_with``: before each flush, each variant's instance
+    count (``InvocationsPerInstance`` divides by it) and each instance's CPU, memory and disk."""
+
+    def __init__(self, table: EndpointTable, folder: Path) -> None:
+        self.table = table
+        self.folder = folder
+        self.sampler = InstanceSampler()
+
+    def __call__(self, recorder: MetricRecorder) -> None:
+        seen: list[Instance] = []
+        memory = psutil.virtual_memory().total
+        for live in self.table.live():
+            for variant in (*live.variants, *live.shadows):
+                recorder.instance_count(live.name, variant.name, len(variant.instances))
+                for instance in variant.instances:
+                    seen.append(instance)
+                    pids = [c.handle.pid for c in instance.containers if c.handle is not None]
+                    alive = [pid for pid in pids if pid is not None]
+                    sample = self.sampler.sample(instance, alive, memory, self.folder)
+                    if sample is not None:
+                        recorder.instance_sample(
+                            live.name, variant.name, sample.cpu, sample.memory, sample.disk
+                        )
+        self.sampler.forget(seen)

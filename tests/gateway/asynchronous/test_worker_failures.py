@@ -54,6 +54,10 @@ class Echo:
             )
         return InvocationResult(request.body, "text/plain", None)
 
+    def in_use(self, instance: Instance, target: str) -> int | None:
+        """No MultiModel containers here: no model is loaded anywhere."""
+        return None
+
 
 class FlakyStore(StateStore):
     """A real store whose ``finish`` raises the next ``refusals`` times, as a locked database."""
