@@ -63,6 +63,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     from gateway.control.apply import apply_spec
     from gateway.control.translate import parse_model_roots
     from gateway.state import FILENAME, EndpointStatus, StateStore
+    from gateway.usage import UsageService, usage_route
 
     sock = bind(settings.host, settings.port)
     store = StateStore(settings.state_dir / FILENAME)
@@ -102,17 +103,21 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     plane.jobs = jobs
     queued = AsyncInference(store, table, settings, roots)  # InvokeEndpointAsync
     cloudwatch = MetricService.from_settings(settings)  # its .recorder is a MetricRecorder
+    usage = UsageService.from_settings(settings, cloudwatch)  # reads the recorder's events
     app = create_app(
         table,
         settings,
         routes=[
             *cloudwatch_routes(MetricApi(cloudwatch)),  # before the control plane's POST /
+            usage_route(usage, authorize=admins(settings)),
             control_route(plane, authorize=admins(settings)),
             queued.route(),
         ],
     )
     queued.attach(app)
     reconciler.attach(app.state.dispatcher, app.state.metrics)
+    app.state.metrics.per_model(usage.top_models)  # bounded: the top K models and "other"
+    app.state.usage = usage
     stop = asyncio.Event()
     server: Server | None = None
 
@@ -160,7 +165,8 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             await server.serve(sockets=[sock])
         finally:
             await queued.aclose()  # unfinished requests stay queued for the next start
-            await cloudwatch.aclose()  # what was recorded is flushed
+            await cloudwatch.aclose()  # what was recorded is flushed (the ledger's rows too)
+            usage.close()
             await jobs.close()  # they stay InProgress and resume at the next start
             await reconciler.close()
             await backend.reap_leftovers()

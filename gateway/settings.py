@@ -92,6 +92,14 @@ class GatewaySettings(BaseSettings):
     metric_flush_interval: float = Field(default=10.0, gt=0)
     metric_max_points: int = Field(default=1_000_000, ge=1000)
     account: str = Field(default="000000000000", pattern=r"^\d{12}$")
+    #: The usage ledger (gateway/usage/, docs/usage.md): days its hourly rows are kept, prices
+    #: per instance-hour (``type=price,...``, ``*`` for any type; unset: no costs, shares only),
+    #: and the per-model Prometheus series: the top K models by invocations over a window of
+    #: this many seconds (the rest summed under ``model="other"``).
+    usage_retention_days: float = Field(default=90.0, ge=1)
+    usage_prices: str | None = None
+    usage_top_models: int = Field(default=50, ge=0, le=1000)
+    usage_top_window: float = Field(default=300.0, gt=0)
 
     _credentials: Credentials = PrivateAttr(default_factory=Credentials)
 

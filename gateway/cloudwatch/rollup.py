@@ -114,7 +114,7 @@ class Rollups:
             hits, waits = columns
             pairs = [(n.CACHE_HIT, [1.0 if h else 0.0 for h in hits]), (n.LOADING_WAIT, waits)]
         elif kind == LOADED:
-            downloads, loads, counts = columns
+            downloads, loads, counts, _sizes = columns
             pairs = [(n.DOWNLOADING, downloads), (n.LOADING, loads), (n.LOADED_COUNT, counts)]
         else:  # UNLOADED
             unloads, counts = columns
