@@ -118,16 +118,16 @@ def _group(
     for i, column in enumerate(COLUMNS):
         if column in ("memory_byte_seconds", "copy_seconds", "instance_seconds"):
             continue
-        row[column] = int(g[i]) if column in _INTEGERS else round(g[i], 6)
-    row["memory_gib_hours"] = round(g[MEMORY_BS] / _GIB_HOUR, 9)
-    row["copy_hours"] = round(g[COPY_S] / 3600, 6)
-    row["instance_hours"] = round(g[INSTANCE_S] / 3600, 6)
-    row["compute_share"] = round(g[MODEL_S] / all_model, 6)
-    row["memory_share"] = round(g[MEMORY_BS] / all_memory, 6)
-    row["instance_hours_by_compute"] = round(g[n] / 3600, 6)
-    row["instance_hours_by_memory"] = round(g[n + 1] / 3600, 6)
-    row["cost_by_compute"] = round(g[n + 2] / 3600, 6) if priced else None
-    row["cost_by_memory"] = round(g[n + 3] / 3600, 6) if priced else None
+        row[column] = int(g[i]) if column in _INTEGERS else round(g[i], 9)
+    row["memory_gib_hours"] = round(g[MEMORY_BS] / _GIB_HOUR, 12)
+    row["copy_hours"] = round(g[COPY_S] / 3600, 9)
+    row["instance_hours"] = round(g[INSTANCE_S] / 3600, 9)
+    row["compute_share"] = round(g[MODEL_S] / all_model, 9)
+    row["memory_share"] = round(g[MEMORY_BS] / all_memory, 9)
+    row["instance_hours_by_compute"] = round(g[n] / 3600, 9)
+    row["instance_hours_by_memory"] = round(g[n + 1] / 3600, 9)
+    row["cost_by_compute"] = round(g[n + 2] / 3600, 9) if priced else None
+    row["cost_by_memory"] = round(g[n + 3] / 3600, 9) if priced else None
     return row
 
 
