@@ -129,6 +129,11 @@ class Recorder:
         before the rollup): a second reader of the same events, such as the usage ledger."""
         self._taps.append(consumer)
 
+    def per_model(self, keep: Callable[[str, str, str], bool] | None) -> None:
+        """Keep ``TargetModel`` series only for the models ``keep(endpoint, variant, model)``
+        says (the usage ledger's top models); None: for every model."""
+        self._rollups.per_model = keep
+
     def drain(self) -> Rollup:
         """Every event recorded so far, rolled up into datapoints (and forgotten)."""
         if not self._taps:

@@ -47,7 +47,10 @@ class UsageService:
         self.top = TopModels(top_k, window)
         self._unwritten: Rows = {}
         self._lock = threading.Lock()
+        #: The models with CloudWatch ``TargetModel`` series: the top K, as of the last flush.
+        self._top: frozenset[tuple[str, str, str]] = frozenset()
         metrics.recorder.tap(self.consume)
+        metrics.recorder.per_model(self.is_top)
 
     @classmethod
     def from_settings(
@@ -71,6 +74,8 @@ class UsageService:
             now = self.clock()
             rows = self.ledger.fold(events, now)
             self.top.add(events)
+            ranked = self.top.sample(now)[: self.top.k]
+            self._top = frozenset((e, v, m) for e, v, m, _n, _s in ranked)
             merge(rows, self._unwritten)
             self._unwritten = {}
             if not rows:
@@ -80,6 +85,11 @@ class UsageService:
             except Exception:  # a busy or full disk must not lose the metric store's flush
                 log.exception("usage write failed; its rows are kept for the next one")
                 self._unwritten = rows
+
+    def is_top(self, endpoint: str, variant: str, model: str) -> bool:
+        """Whether the model is among the top K by invocations over the window (the rollup
+        asks, right after ``consume``, in the same thread)."""
+        return (endpoint, variant, model) in self._top
 
     def price(self, endpoint: str, variant: str) -> float | None:
         """The variant's price per instance-hour: its instance type's, else ``*``'s, else none."""

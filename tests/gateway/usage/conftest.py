@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gateway.cli.main import app as cli
-from gateway.cloudwatch import MetricService
+from gateway.cloudwatch import MetricApi, MetricService, cloudwatch_routes
 from gateway.edge.app import create_app
 from gateway.runtime import EndpointTable
 from gateway.usage import UsageService, usage_route
@@ -70,7 +70,8 @@ def world(tmp_path: Path) -> Iterator[World]:
     clock = Clock()
     state = tmp_path / "state"
     metrics, usage = services(state, clock, usage_prices="*=0.5")
-    app = create_app(EndpointTable(), quick_settings(state), routes=[usage_route(usage)])
+    routes = [*cloudwatch_routes(MetricApi(metrics)), usage_route(usage)]
+    app = create_app(EndpointTable(), quick_settings(state), routes=routes)
     try:
         with serve(app) as url:
             yield World(url, clock, state, metrics, usage)
