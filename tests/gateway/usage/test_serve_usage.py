@@ -36,7 +36,8 @@ def test_a_served_gateway_answers_usage_and_keeps_its_ledger_across_a_restart(
             assert usage(url, "--by", "model") == []
             bad = httpx.get(f"{url}/usage", params={"by": "tenant"})
             assert bad.status_code == 400 and "by 'tenant'" in bad.json()["Message"]
-            assert "# TYPE tandem_model_window_invocations gauge" in httpx.get(f"{url}/metrics").text
+            scrape = httpx.get(f"{url}/metrics").text
+            assert "# TYPE tandem_model_window_invocations gauge" in scrape
     assert (tmp_path / "state" / "control.db").exists()
 
 
