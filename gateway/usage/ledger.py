@@ -15,6 +15,8 @@ from typing import Any
 from gateway.cloudwatch.rollup import COUNT, INVOCATION, LOADED, UNLOADED
 
 HOUR = 3600
+#: Seconds per group of invocations (a divisor of the hour): the top models' window step.
+BUCKET = 10
 
 #: The ledger's columns, in the table's order (docs/usage.md explains each).
 COLUMNS = (
@@ -40,6 +42,8 @@ COLUMNS = (
 #: (hour start, endpoint, variant, component, model)
 RowKey = tuple[int, str, str, str, str]
 Rows = dict[RowKey, list[float]]
+#: Invocations by (bucket start, endpoint, variant, model), and the other events in order.
+Split = tuple[dict[tuple[int, str, str, str | None], list[tuple[Any, ...]]], list[tuple[Any, ...]]]
 
 
 def hours(start: float, end: float) -> Iterator[tuple[int, float]]:
@@ -72,14 +76,20 @@ class Ledger:
         #: (endpoint, variant) -> (instances, accrued up to)
         self._instances: dict[tuple[str, str], tuple[int, float]] = {}
 
-    def fold(self, events: Iterable[tuple[Any, ...]], now: float) -> Rows:
-        """The rows ``events`` add, and the open integrals accrued up to ``now``."""
+    def fold(
+        self, events: Iterable[tuple[Any, ...]], now: float, split: Split | None = None
+    ) -> Rows:
+        """The rows ``events`` add, and the open integrals accrued up to ``now``; ``split`` is
+        ``split_events(events)`` when the caller made it already (the top models share it)."""
+        invocations, others = split if split is not None else split_events(events)
         rows: Rows = {}
-        for event in events:
+        for (start, endpoint, variant, model), group in invocations.items():
+            _add_invocations(
+                _row(rows, start // HOUR * HOUR, endpoint, variant, model or ""), group
+            )
+        for event in others:
             kind = event[0]
-            if kind == INVOCATION:
-                self._invocation(rows, event)
-            elif kind == LOADED:
+            if kind == LOADED:
                 self._loaded(rows, event)
             elif kind == UNLOADED:
                 _, t, endpoint, variant, model, *_ = event
@@ -94,25 +104,6 @@ class Ledger:
         for ikey in list(self._instances):
             self._accrue_instances(rows, ikey, now)
         return rows
-
-    def _invocation(self, rows: Rows, event: tuple[Any, ...]) -> None:
-        _, t, endpoint, variant, model, status, model_us, overhead_us, size_in, size_out, code = (
-            event
-        )
-        # As CloudWatch counts them (rollup.py): a model error is classed by its container's status.
-        client = status == "4xx" or (status == "model-error" and code is not None and code < 500)
-        row = _row(rows, int(t // HOUR * HOUR), endpoint, variant, model or "")
-        row[INVOCATIONS] += 1
-        if client:
-            row[ERRORS_4XX] += 1
-        elif status in ("5xx", "model-error"):
-            row[ERRORS_5XX] += 1
-        if status == "model-error":
-            row[MODEL_ERRORS] += 1
-        row[MODEL_S] += (model_us or 0) / 1e6
-        row[OVERHEAD_S] += (overhead_us or 0) / 1e6
-        row[BYTES_IN] += size_in
-        row[BYTES_OUT] += size_out
 
     def _loaded(self, rows: Rows, event: tuple[Any, ...]) -> None:
         _, t, endpoint, variant, model, download_us, load_us = event[:7]
@@ -153,6 +144,44 @@ class Ledger:
         for hour, seconds in hours(since, t):
             _row(rows, hour, key[0], key[1], "")[INSTANCE_S] += count * seconds
         self._instances[key] = (count, max(since, t))
+
+
+def split_events(events: Iterable[tuple[Any, ...]]) -> Split:
+    """The invocations grouped by (``BUCKET`` start, endpoint, variant, model), and the rest
+    in order: one dict append per request, the columns summed per group after (C's ``sum``)."""
+    invocations: dict[tuple[int, str, str, str | None], list[tuple[Any, ...]]] = {}
+    others: list[tuple[Any, ...]] = []
+    for event in events:
+        if event[0] != INVOCATION:
+            others.append(event)
+            continue
+        key = (int(event[1] // BUCKET) * BUCKET, event[2], event[3], event[4])
+        group = invocations.get(key)
+        if group is None:
+            invocations[key] = [event]
+        else:
+            group.append(event)
+    return invocations, others
+
+
+def _add_invocations(row: list[float], group: list[tuple[Any, ...]]) -> None:
+    _k, _t, _e, _v, _m, status, model_us, overhead_us, size_in, size_out, code = zip(
+        *group, strict=True
+    )
+    # As CloudWatch counts them (rollup.py): a model error is classed by its container's status.
+    errors = [
+        (s == "4xx" or (s == "model-error" and c is not None and c < 500), s)
+        for s, c in zip(status, code, strict=True)
+        if s != "2xx"
+    ]
+    row[INVOCATIONS] += len(group)
+    row[ERRORS_4XX] += sum(1 for client, _s in errors if client)
+    row[ERRORS_5XX] += sum(1 for client, _s in errors if not client)
+    row[MODEL_ERRORS] += sum(1 for _c, s in errors if s == "model-error")
+    row[MODEL_S] += sum(filter(None, model_us)) / 1e6
+    row[OVERHEAD_S] += sum(filter(None, overhead_us)) / 1e6
+    row[BYTES_IN] += sum(size_in)
+    row[BYTES_OUT] += sum(size_out)
 
 
 def _row(rows: Rows, hour: int, endpoint: str, variant: str, model: str) -> list[float]:

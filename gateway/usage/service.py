@@ -17,7 +17,7 @@ from typing import Any
 
 from gateway.cloudwatch.service import MetricService
 from gateway.settings import GatewaySettings
-from gateway.usage.ledger import HOUR, Ledger, Rows, merge
+from gateway.usage.ledger import HOUR, Ledger, Rows, merge, split_events
 from gateway.usage.report import parse_prices, summarise
 from gateway.usage.store import UsageStore
 from gateway.usage.topk import Sample, TopModels
@@ -72,8 +72,9 @@ class UsageService:
         """Fold one drained batch and write it (the metric flusher's thread)."""
         with self._lock:
             now = self.clock()
-            rows = self.ledger.fold(events, now)
-            self.top.add(events)
+            split = split_events(events)  # grouped once, for both
+            rows = self.ledger.fold(events, now, split)
+            self.top.add(events, split)
             ranked = self.top.sample(now)[: self.top.k]
             self._top = frozenset((e, v, m) for e, v, m, _n, _s in ranked)
             merge(rows, self._unwritten)

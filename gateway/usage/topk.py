@@ -13,10 +13,8 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from gateway.cloudwatch.rollup import INVOCATION
+from gateway.usage.ledger import BUCKET, Split, split_events
 
-#: Seconds per bucket of the sliding window.
-BUCKET = 10
 OTHER = "other"
 
 Counts = dict[tuple[str, str, str], list[float]]
@@ -31,25 +29,26 @@ class TopModels:
         self._lock = threading.Lock()
         self._buckets: deque[tuple[int, Counts]] = deque()
 
-    def add(self, events: Iterable[tuple[Any, ...]]) -> None:
-        """Count the invocations of MultiModel targets among ``events``."""
+    def add(self, events: Iterable[tuple[Any, ...]], split: Split | None = None) -> None:
+        """Count the invocations of MultiModel targets among ``events`` (or their ``split``)."""
+        invocations, _others = split if split is not None else split_events(events)
         with self._lock:
-            for event in events:
-                if event[0] != INVOCATION or event[4] is None:
+            for (start, endpoint, variant, model), group in invocations.items():
+                if model is None:
                     continue
-                start = int(event[1] // BUCKET * BUCKET)
-                if not self._buckets or self._buckets[-1][0] < start:
-                    self._buckets.append((start, {}))
                 counts = self._bucket(start)
-                found = counts.setdefault((event[2], event[3], event[4]), [0.0, 0.0])
-                found[0] += 1
-                found[1] += (event[6] or 0) / 1e6
+                found = counts.setdefault((endpoint, variant, model), [0.0, 0.0])
+                found[0] += len(group)
+                found[1] += sum(filter(None, [event[6] for event in group])) / 1e6
 
     def _bucket(self, start: int) -> Counts:
+        """The counts of the bucket that starts at ``start`` (the window's first when older)."""
+        if not self._buckets or self._buckets[-1][0] < start:
+            self._buckets.append((start, {}))
         for when, counts in reversed(self._buckets):
             if when <= start:
                 return counts
-        return self._buckets[0][1]  # older than the window's first bucket: counted in it
+        return self._buckets[0][1]
 
     def sample(self, now: float) -> list[Sample]:
         """The top K models' figures over the window, then one ``other`` per variant."""
