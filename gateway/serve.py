@@ -56,7 +56,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     """
     from gateway.asynchronous import AsyncInference
     from gateway.batch.jobs import BatchJobs, check_job
-    from gateway.cloudwatch import MetricApi, MetricService, cloudwatch_routes
+    from gateway.cloudwatch import MetricApi, MetricRecorder, MetricService, cloudwatch_routes
     from gateway.control import ControlPlane, control_route
     from gateway.control import endpoints as control_endpoints
     from gateway.control import models as control_models
@@ -104,6 +104,15 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     queued = AsyncInference(store, table, settings, roots)  # InvokeEndpointAsync
     cloudwatch = MetricService.from_settings(settings)  # its .recorder is a MetricRecorder
     usage = UsageService.from_settings(settings, cloudwatch)  # reads the recorder's events
+
+    def count_instances(recorder: MetricRecorder) -> None:
+        """Each variant's instances before each flush: the ledger's instance-hours (and
+        ``InvocationsPerInstance``). Repeating an unchanged count changes nothing."""
+        for live in table.live():
+            for variant in (*live.variants, *live.shadows):
+                recorder.instance_count(live.name, variant.name, len(variant.instances))
+
+    cloudwatch.sample_with(count_instances)
     app = create_app(
         table,
         settings,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -17,8 +18,10 @@ from tests.gateway.models.stores import (
     pack,
     synthetic,
     train_classifier,
+    wait_for,
     write_spec,
 )
+from tests.gateway.processes import shell
 
 
 def usage(url: str, *args: str) -> list[dict[str, object]]:
@@ -28,17 +31,29 @@ def usage(url: str, *args: str) -> list[dict[str, object]]:
     return found
 
 
-def test_a_served_gateway_answers_usage_and_keeps_its_ledger_across_a_restart(
-    tmp_path: Path,
-) -> None:
+def hours_past(url: str, before: float) -> float:
+    """The demo variant's instance-hours if they are past ``before``, else 0."""
+    rows = usage(url, "--by", "variant")
+    if not rows:
+        return 0.0  # not counted yet: the first flush is to come
+    (row,) = rows
+    assert (row["endpoint"], row["variant"]) == ("demo", "AllTraffic")
+    found = float(row["instance_hours"])  # type: ignore[arg-type]
+    return found if found > before else 0.0
+
+
+def test_a_served_gateway_keeps_instance_hours_across_a_restart(tmp_path: Path) -> None:
+    """The instances are counted before each flush; the ledger reads back after a restart."""
+    spec = write_spec(tmp_path, "demo", "Direct", {"a": {"command": shell("exec $SERVER")}})
+    quick = {"TANDEM_METRIC_FLUSH_INTERVAL": "0.2"}
+    hours = 0.0
     for _ in range(2):  # the second start opens the same state folder's ledger
-        with gateway(tmp_path) as (url, _log):
-            assert usage(url, "--by", "model") == []
+        with gateway(tmp_path, spec, env=quick) as (url, _log):
+            hours = wait_for(partial(hours_past, url, hours), what="instance hours to grow")
             bad = httpx.get(f"{url}/usage", params={"by": "tenant"})
             assert bad.status_code == 400 and "by 'tenant'" in bad.json()["Message"]
             scrape = httpx.get(f"{url}/metrics").text
             assert "# TYPE tandem_model_window_invocations gauge" in scrape
-    assert (tmp_path / "state" / "control.db").exists()
 
 
 @pytest.mark.sklearn
