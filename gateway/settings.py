@@ -97,7 +97,10 @@ class GatewaySettings(BaseSettings):
     #: and the per-model Prometheus series: the top K models by invocations over a window of
     #: this many seconds (the rest summed under ``model="other"``).
     usage_retention_days: float = Field(default=90.0, ge=1)
-    usage_prices: str | None = None
+    usage_prices: str | None = Field(
+        default=None,
+        pattern=r"^\s*[^=,\s]+\s*=\s*\d+(\.\d*)?\s*(,\s*[^=,\s]+\s*=\s*\d+(\.\d*)?\s*)*$",
+    )
     usage_top_models: int = Field(default=50, ge=0, le=1000)
     usage_top_window: float = Field(default=300.0, gt=0)
 

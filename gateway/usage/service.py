@@ -72,11 +72,15 @@ class UsageService:
         """Fold one drained batch and write it (the metric flusher's thread)."""
         with self._lock:
             now = self.clock()
-            split = split_events(events)  # grouped once, for both
-            rows = self.ledger.fold(events, now, split)
-            self.top.add(events, split)
-            ranked = self.top.sample(now)[: self.top.k]
-            self._top = frozenset((e, v, m) for e, v, m, _n, _s in ranked)
+            try:
+                split = split_events(events)  # grouped once, for both
+                rows = self.ledger.fold(events, now, split)
+                self.top.add(events, split)
+                ranked = self.top.sample(now)[: self.top.k]
+                self._top = frozenset((e, v, m) for e, v, m, _n, _s in ranked)
+            except Exception:  # never at the cost of the metric store's own flush
+                log.exception("usage: %d events could not be folded", len(events))
+                return
             merge(rows, self._unwritten)
             self._unwritten = {}
             if not rows:

@@ -108,3 +108,24 @@ def test_the_ledger_survives_a_restart_and_is_pruned_by_retention(world: World) 
         usage.close()
         metrics.store.close()
         world.metrics, world.usage = services(world.state, world.clock)  # for the fixture's close
+
+
+def test_rows_a_failed_write_could_not_store_are_kept_for_the_next(world: World) -> None:
+    from gateway.usage.store import UsageStore
+
+    world.usage.store.close()  # every write fails now: the metric store's flush must not
+    world.recorder.invocation("ep", "v", "m", "2xx", 1000, 10, 1, 1)
+    world.metrics.flush()
+    world.usage.store = UsageStore(world.usage.store.path)
+    (row,) = world.usage.report(world.clock.now - 60, world.clock.now + 1, "model")
+    assert (row["model"], row["invocations"]) == ("m", 1)
+
+
+def test_bad_prices_are_refused_at_start() -> None:
+    from pydantic import ValidationError
+
+    from gateway.settings import GatewaySettings
+
+    with pytest.raises(ValidationError, match="usage_prices"):
+        GatewaySettings(usage_prices="ml.m5.large")
+    assert GatewaySettings(usage_prices="ml.m5.large=0.1,*=2").usage_prices
