@@ -15,7 +15,15 @@ from typing import Annotated, Any
 import typer
 
 from gateway.cli.common import EXIT_FAILED, EXIT_INVALID, fail
-from gateway.cli.endpoints import DEFAULT_URL, ApiKey, Url
+from gateway.cli.endpoints import (
+    DEFAULT_REGION,
+    DEFAULT_URL,
+    AccessKey,
+    ApiKey,
+    Region,
+    SecretKey,
+    Url,
+)
 
 FORMATS = ("table", "csv", "json")
 #: What the table shows (csv and json have every column).
@@ -54,6 +62,9 @@ def usage(
     ] = "table",
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
+    access_key: AccessKey = None,
+    secret_key: SecretKey = None,
+    region: Region = None,
 ) -> None:
     """Show the usage ledger: invocations, compute, memory and cost per group."""
     from gateway.usage.report import UsageQueryError, check_by, parse_time
@@ -74,7 +85,8 @@ def usage(
     params: dict[str, str] = {"since": repr(start), "until": repr(end), "by": by}
     if top is not None:
         params["top"] = str(top)
-    answer = _get(url, params, api_key)
+    headers = _auth(f"{url.rstrip('/')}/usage", params, api_key, (access_key, secret_key), region)
+    answer = _get(url, params, headers)
     names: list[str] = answer["names"]
     columns: list[str] = answer["columns"]
     groups: list[dict[str, Any]] = answer["groups"]
@@ -88,10 +100,41 @@ def usage(
         _table(names, groups)
 
 
-def _get(url: str, params: dict[str, str], api_key: str | None) -> dict[str, Any]:
+def _auth(
+    url: str,
+    params: dict[str, str],
+    api_key: str | None,
+    keys: tuple[str | None, str | None],
+    region: str | None,
+) -> dict[str, str]:
+    """The headers that authenticate the call: ``X-Api-Key``, else a SigV4 signature with the
+    given or the usual AWS credentials (as ``tandem endpoints`` signs), else none."""
+    if api_key:
+        return {"X-Api-Key": api_key}
+    import botocore.session
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from botocore.exceptions import BotoCoreError
+
+    if (keys[0] is None) != (keys[1] is None):
+        fail(EXIT_INVALID, "give --access-key and --secret-key together")
+    session = botocore.session.get_session()
+    try:
+        found = Credentials(*keys) if keys[0] and keys[1] else session.get_credentials()
+    except BotoCoreError as exc:
+        fail(EXIT_INVALID, f"cannot read the AWS configuration: {exc}")
+    if found is None:
+        return {}
+    request = AWSRequest(method="GET", url=url, params=params)
+    region = region or session.get_config_variable("region") or DEFAULT_REGION
+    SigV4Auth(found, "sagemaker", region).add_auth(request)
+    return dict(request.headers.items())
+
+
+def _get(url: str, params: dict[str, str], headers: dict[str, str]) -> dict[str, Any]:
     import httpx  # only client commands need it; keep `tandem --help` fast
 
-    headers = {"X-Api-Key": api_key} if api_key else {}
     try:
         response = httpx.get(f"{url.rstrip('/')}/usage", params=params, headers=headers, timeout=60)
     except httpx.HTTPError as exc:

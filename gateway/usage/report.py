@@ -105,7 +105,7 @@ def summarise(rows: Rows, by: str, *, price: Price, top: int | None = None) -> l
         _group(dict(zip(names, key, strict=True)), g, all_model, all_memory)
         for key, g in groups.items()
     ]
-    out.sort(key=lambda g: (-g["invocations"], -g["model_seconds"], [g[n] for n in names]))
+    out.sort(key=lambda g: (-g["invocations"], -g["model_seconds"], [g[n] or "" for n in names]))
     return out[:top] if top is not None else out
 
 

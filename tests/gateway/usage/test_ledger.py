@@ -114,10 +114,12 @@ def test_attribution_shares_instance_time_by_model_time_and_by_memory() -> None:
 def test_idle_instance_time_stays_with_the_variant() -> None:
     rec, ledger = Recorder(Clock(T0)), Ledger()
     rec.instance_count("ep", "v", 3)
+    rec.model_loaded("ep", "v", "cold", None, 0, 1, size_bytes=10)  # loaded, never invoked
     rows = fold(rec, ledger, T0 + 1200)
-    (idle,) = summarise(rows, "model", price=lambda e, v: 1.0)
+    idle, cold = summarise(rows, "model", price=lambda e, v: 1.0)
     assert idle["model"] is None and idle["instance_hours_by_compute"] == pytest.approx(1.0)
-    assert idle["cost_by_memory"] == pytest.approx(1.0)
+    assert idle["cost_by_memory"] == 0 and cold["cost_by_memory"] == pytest.approx(1.0)
+    assert cold["instance_hours_by_compute"] == 0 and cold["memory_share"] == 1.0
 
 
 def test_bad_queries_name_what_was_wrong() -> None:
