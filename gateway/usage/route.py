@@ -60,7 +60,7 @@ def usage_route(
                 if not top_text.isdigit():
                     raise UsageQueryError(f"top {top_text!r} must be a whole number, 1 or more")
                 top = int(top_text)
-            groups = await asyncio.to_thread(service.report, since, until + 1e-9, by, top)
+            groups = await asyncio.to_thread(service.report, since, until, by, top)
         except UsageQueryError as exc:
             return _error(400, "ValidationError", str(exc))
         body = {
