@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gateway.cloudwatch.recorder import Recorder
@@ -20,13 +22,14 @@ class Clock:
 
 
 def fold(recorder: Recorder, ledger: Ledger, now: float) -> Rows:
-    """What the ledger makes of everything the recorder holds, drained through its tap."""
-    rows: Rows = {}
-    taps = recorder._taps  # one tap per drain here: each call folds at its own ``now``
-    taps.clear()
-    recorder.tap(lambda events: rows.update(ledger.fold(events, now)))
+    """What the ledger makes, at ``now``, of everything the recorder holds (drained through a
+    tap, as the metric store's flush hands it over)."""
+    events: list[tuple[Any, ...]] = []
+    drained = events.extend
+    recorder.tap(lambda batch: drained(batch))
     recorder.drain()
-    return rows
+    drained = list[tuple[Any, ...]]().extend  # later drains (the next call's) go elsewhere
+    return ledger.fold(events, now)
 
 
 def col(rows: Rows, name: str, *, model: str | None = None, hour: int | None = None) -> float:
