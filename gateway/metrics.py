@@ -156,8 +156,43 @@ class GatewayMetrics:
         """The bound series of one MultiModel container."""
         return ModelMetrics(self._models, (endpoint.name, endpoint.variant, container.hostname))
 
+    def per_model(self, sample: Callable[[], Iterable[TopModelSample]]) -> None:
+        """Add the bounded per-model series: ``sample()`` gives the top K models' figures over
+        the last window and one ``other`` per variant (``gateway.usage.topk``)."""
+        self.registry.register(_TopModelCollector(sample))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+#: (endpoint, variant, model or ``other``, invocations, model seconds) over the window.
+TopModelSample = tuple[str, str, str, float, float]
+
+
+class _TopModelCollector(Collector):
+    """Per-model series for the top K models only, so their number stays bounded."""
+
+    def __init__(self, sample: Callable[[], Iterable[TopModelSample]]) -> None:
+        self._sample = sample
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["endpoint", "variant", "model"]
+        invocations = GaugeMetricFamily(
+            "tandem_model_window_invocations",
+            "Invocations of a TargetModel over the last window (TANDEM_USAGE_TOP_WINDOW), for "
+            "the top TANDEM_USAGE_TOP_MODELS models; the rest summed under model=other",
+            labels=labels,
+        )
+        seconds = GaugeMetricFamily(
+            "tandem_model_window_model_seconds",
+            "Model time (container seconds) of a TargetModel over the last window, top models",
+            labels=labels,
+        )
+        for endpoint, variant, model, count, model_s in self._sample():
+            invocations.add_metric([endpoint, variant, model], count)
+            seconds.add_metric([endpoint, variant, model], model_s)
+        yield invocations
+        yield seconds
 
 
 class _RuntimeCollector(Collector):

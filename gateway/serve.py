@@ -69,6 +69,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     from gateway.logs import TARGET_PREFIX as LOGS
     from gateway.logs import LogsService
     from gateway.state import FILENAME, EndpointStatus, StateStore
+    from gateway.usage import UsageService, usage_route
 
     sock = bind(settings.host, settings.port)
     for moved in migrate(settings.state_dir):
@@ -104,6 +105,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     cloudwatch.sample_with(functools.partial(sample_backlog, store, table))
     logs = LogsService(settings.state_dir, region=settings.region, account=settings.account)
     admins = AdminOnly(settings)
+    usage = UsageService.from_settings(settings, cloudwatch)  # reads the recorder's events
     app = create_app(
         plane,
         settings,
@@ -111,10 +113,12 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             # Other AWS services on POST / claim their own requests first (gateway/services.py).
             service_route(logs.acall, LOGS, authorize=admins),
             *cloudwatch_routes(MetricApi(cloudwatch)),
+            usage_route(usage, authorize=admins),
             control_route(control, authorize=admins),
             queued.route(),
         ],
     )
+    plane.metrics.per_model(usage.top_models)  # bounded: the top K models and "other"
     stop = asyncio.Event()
     server: Server | None = None
 
@@ -164,7 +168,8 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             await server.serve(sockets=[sock])
         finally:
             await queued.aclose()  # unfinished requests stay queued for the next start
-            await cloudwatch.aclose()  # what was recorded is flushed
+            await cloudwatch.aclose()  # what was recorded is flushed (the ledger's rows too)
+            usage.close()
             await jobs.close()  # they stay InProgress and resume at the next start
             await reconciler.close()
             await backend.reap_leftovers()

@@ -117,6 +117,17 @@ class GatewaySettings(BaseSettings):
     #: The host budget: containers (instances x containers, over every endpoint) this machine
     #: may run at once; unset: derived from its CPUs and memory (``default_container_budget``).
     max_containers: int | None = Field(default=None, ge=1)
+    #: The usage ledger (gateway/usage/, docs/usage.md): days its hourly rows are kept, prices
+    #: per instance-hour (``type=price,...``, ``*`` for any type; unset: no costs, shares only),
+    #: and the per-model Prometheus series: the top K models by invocations over a window of
+    #: this many seconds (the rest summed under ``model="other"``).
+    usage_retention_days: float = Field(default=90.0, ge=1)
+    usage_prices: str | None = Field(
+        default=None,
+        pattern=r"^\s*[^=,\s]+\s*=\s*\d+(\.\d*)?\s*(,\s*[^=,\s]+\s*=\s*\d+(\.\d*)?\s*)*$",
+    )
+    usage_top_models: int = Field(default=50, ge=0, le=1000)
+    usage_top_window: float = Field(default=300.0, gt=0)
 
     _credentials: Credentials = PrivateAttr(default_factory=Credentials)
 

@@ -16,6 +16,7 @@ from gateway.cli.endpoints import endpoints
 from gateway.cli.invoke import invoke
 from gateway.cli.load import loadtest
 from gateway.cli.scale import haproxy, k8s
+from gateway.cli.usage import usage
 
 app = typer.Typer(
     name="tandem",
@@ -33,6 +34,7 @@ app.command("haproxy")(haproxy)
 app.command("k8s")(k8s)
 app.command("deploy")(deploy)
 app.command("export")(export)
+app.command("usage")(usage)
 app.add_typer(endpoints, name="endpoints")
 app.add_typer(capture, name="capture")
 

@@ -108,8 +108,11 @@ class MetricRecorder(Protocol):
         download_us: int | None,
         load_us: int,
         loaded_count: int,
+        *,
+        size_bytes: int | None = None,
     ) -> None:
-        """A model was loaded (``download_us`` None when it came from the disk cache)."""
+        """A model was loaded (``download_us`` None when it came from the disk cache;
+        ``size_bytes`` the resident memory it added, as the model manager measured it)."""
 
     def model_unloaded(
         self, endpoint: str, variant: str, target_model: str, unload_us: int, loaded_count: int

@@ -46,6 +46,7 @@ class Recorder:
         self._events: deque[tuple[Any, ...]] = deque(maxlen=MAX_EVENTS)
         self._append = self._events.append
         self._rollups = Rollups()
+        self._taps: list[Callable[[list[tuple[Any, ...]]], None]] = []
 
     # ---- MetricRecorder -------------------------------------------------------------------------
 
@@ -85,10 +86,12 @@ class Recorder:
         download_us: int | None,
         load_us: int,
         loaded_count: int,
+        *,
+        size_bytes: int | None = None,
     ) -> None:
         self._append(
             (LOADED, self._clock(), endpoint, variant, target_model, download_us, load_us,
-             loaded_count)
+             loaded_count, size_bytes)
         )  # fmt: skip
 
     def model_unloaded(
@@ -121,6 +124,21 @@ class Recorder:
     def pending(self) -> int:
         return len(self._events)
 
+    def tap(self, consumer: Callable[[list[tuple[Any, ...]]], None]) -> None:
+        """Hand every drained batch of raw events to ``consumer`` too (in the flusher's thread,
+        before the rollup): a second reader of the same events, such as the usage ledger."""
+        self._taps.append(consumer)
+
+    def per_model(self, keep: Callable[[str, str, str], bool] | None) -> None:
+        """Keep ``TargetModel`` series only for the models ``keep(endpoint, variant, model)``
+        says (the usage ledger's top models); None: for every model."""
+        self._rollups.per_model = keep
+
     def drain(self) -> Rollup:
         """Every event recorded so far, rolled up into datapoints (and forgotten)."""
-        return self._rollups.roll(self._events)
+        if not self._taps:
+            return self._rollups.roll(self._events)
+        batch = [self._events.popleft() for _ in range(len(self._events))]
+        for consumer in self._taps:
+            consumer(batch)
+        return self._rollups.roll(deque(batch))

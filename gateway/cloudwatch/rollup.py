@@ -11,6 +11,7 @@ holds the GIL for about a microsecond or two per request, not once per metric an
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from gateway.cloudwatch import names as n
@@ -47,6 +48,8 @@ class Rollups:
         #: (endpoint, variant) -> instances, as the events rolled up so far say.
         self._instances: dict[tuple[str, str], int] = {}
         self._dims: dict[tuple[str, str | None, str | None], Dims] = {}
+        #: Which models get ``TargetModel`` series (endpoint, variant, model); None: every one.
+        self.per_model: Callable[[str, str, str], bool] | None = None
 
     def roll(self, events: deque[tuple[Any, ...]]) -> Rollup:
         """Take every event now in ``events`` and roll it up."""
@@ -114,7 +117,7 @@ class Rollups:
             hits, waits = columns
             pairs = [(n.CACHE_HIT, [1.0 if h else 0.0 for h in hits]), (n.LOADING_WAIT, waits)]
         elif kind == LOADED:
-            downloads, loads, counts = columns
+            downloads, loads, counts, _sizes = columns
             pairs = [(n.DOWNLOADING, downloads), (n.LOADING, loads), (n.LOADED_COUNT, counts)]
         else:  # UNLOADED
             unloads, counts = columns
@@ -154,7 +157,9 @@ class Rollups:
         d = self._dims_of(endpoint, variant)
         cleaned = [(m, [v for v in values if v is not None]) for m, values in pairs]
         out: Values = [(m, d, values) for m, values in cleaned]
-        if model is not None:
+        if model is not None and (
+            self.per_model is None or self.per_model(endpoint, variant, model)
+        ):
             dm = self._dims_of(endpoint, variant, model)
             out += [(m, dm, values) for m, values in cleaned if m.name in n.PER_MODEL]
         return out

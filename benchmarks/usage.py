@@ -1,0 +1,167 @@
+"""What the usage ledger gets right and what it costs: 1,000 models under a Zipf stream.
+
+    .venv/bin/python benchmarks/usage.py [--requests 200000] [--seconds 2] [--rounds 3] [--quick]
+
+Everything goes through the real parts, in one process: the metric store's ``Recorder`` (what the
+invocation core calls), its ``MetricService`` flush into a real state database, and the
+``UsageService`` that taps it. Printed, never asserted:
+
+1. **totals**: the ledger's invocations per model against what was sent (exactly), and its model
+   time against the sum of the containers' timings sent (relative error);
+2. **flush**: a flush's cost per request with the ledger over without (off the hot path);
+3. **hot path**: requests per second at c=16 through a real gateway (``usage_gateway.py``: its
+   metric store flushed every second, the ledger tapping it or not), with over without, in
+   alternating rounds (goal >= 0.97);
+4. **Prometheus**: the per-model series with 10 and with 1,000 models (top K + ``other``).
+
+Until the invocation core calls the recorder (the data-plane refactor wires it), parts 1 and 2
+feed the recorder exactly as the core will, and part 3 records through a thin ASGI wrapper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:1] = [str(ROOT)]  # this folder has a gateway.py of its own: the package must win
+
+from benchmarks.usage_gateway import measure  # noqa: E402
+from gateway.cloudwatch import MetricService, Recorder  # noqa: E402
+from gateway.metrics import GatewayMetrics  # noqa: E402
+from gateway.usage import UsageService  # noqa: E402
+from gateway.usage.topk import TopModels  # noqa: E402
+
+EP, VARIANT = "mme", "AllTraffic"
+
+
+def models(n: int) -> list[str]:
+    return [f"customer-{i:04d}.tar.gz" for i in range(n)]
+
+
+def zipf(n: int, count: int, seed: int = 1) -> list[tuple[str, int]]:
+    """``count`` requests over ``n`` models (weight 1/rank) with a container time each (µs)."""
+    rng = random.Random(seed)
+    names = models(n)
+    picks = rng.choices(names, [1 / (rank + 1) for rank in range(n)], k=count)
+    return [(name, rng.randint(300, 5000)) for name in picks]
+
+
+def service(folder: Path, ledger: bool) -> tuple[MetricService, UsageService | None]:
+    metrics = MetricService(
+        folder / "control.db", retention=86400, flush_interval=10, max_points=10**7
+    )
+    usage = UsageService(metrics, retention=86400 * 90) if ledger else None
+    return metrics, usage
+
+
+def close(metrics: MetricService, usage: UsageService | None) -> None:
+    if usage is not None:
+        usage.close()
+    metrics.store.close()
+
+
+def totals(folder: Path, stream: list[tuple[str, int]]) -> None:
+    metrics, usage = service(folder / "totals", ledger=True)
+    assert usage is not None
+    sent: dict[str, list[int]] = {}
+    for name, model_us in stream:
+        metrics.recorder.invocation(EP, VARIANT, name, "2xx", model_us, 80, 120, 64)
+        found = sent.setdefault(name, [0, 0])
+        found[0] += 1
+        found[1] += model_us
+    now = time.time()
+    groups = usage.report(now - 3600, now + 1, "model")
+    got = {g["model"]: g for g in groups}
+    exact = all(got[name]["invocations"] == n for name, (n, _) in sent.items())
+    errors = [abs(got[n]["model_seconds"] - us / 1e6) / (us / 1e6) for n, (_, us) in sent.items()]
+    print(f"models sent to          {len(sent):8d} (of 1,000), requests {len(stream):,}")
+    print(f"invocations exact       {'yes' if exact and len(got) == len(sent) else 'NO':>8}")
+    print(f"model time, worst error {max(errors) * 100:8.4f} % of the containers' own timing")
+    close(metrics, usage)
+
+
+def flush_cost(folder: Path, stream: list[tuple[str, int]], rounds: int) -> float:
+    """Seconds the ledger's own work takes, per request."""
+    per: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(rounds):
+        for ledger in (False, True):
+            metrics, usage = service(folder / f"flush-{r}-{ledger}", ledger)
+            metrics.flush()  # the first transaction makes the tables: not what is measured
+            for name, model_us in stream:
+                metrics.recorder.invocation(EP, VARIANT, name, "2xx", model_us, 80, 120, 64)
+            began = time.perf_counter()
+            metrics.flush()
+            per[ledger].append((time.perf_counter() - began) / len(stream))
+            close(metrics, usage)
+    without, with_ = statistics.median(per[False]), statistics.median(per[True])
+    print(f"flush with / without    {with_ / without:8.2f}x per request (off the hot path)")
+    work: list[float] = []
+    for r in range(rounds):  # the ledger's part alone: its fold and its transaction
+        metrics, usage = service(folder / f"work-{r}", ledger=True)
+        assert usage is not None
+        usage.consume([])  # the first transaction makes the tables: not what is measured
+        events: list[tuple[Any, ...]] = []
+        metrics.recorder.tap(events.extend)
+        for name, model_us in stream:
+            metrics.recorder.invocation(EP, VARIANT, name, "2xx", model_us, 80, 120, 64)
+        metrics.recorder.drain()
+        began = time.perf_counter()
+        usage.consume(events)
+        work.append((time.perf_counter() - began) / len(stream))
+        close(metrics, usage)
+    print(f"ledger's own work       {statistics.median(work) * 1e9:8.0f} ns per request")
+    return statistics.median(work)
+
+
+def hot_path(folder: Path, seconds: float, rounds: int, ledger_s: float) -> None:
+    """The measured ratio, and the one the ledger's own work implies at the measured rate (the
+    gateway's loop and its flusher share one GIL): steadier on a busy machine."""
+    without, with_ = measure(folder, seconds, rounds)
+    print(f"gateway c=16 req/s      {without:8.0f} without the ledger, {with_:.0f} with it")
+    print(f"c=16 req/s with/without {with_ / without:8.3f} measured (goal >= 0.97)")
+    implied = 1 / (1 + ledger_s * without)
+    print(f"                        {implied:8.3f} implied by its work at that rate")
+
+
+def series(n: int) -> int:
+    """Samples of ``tandem_model_window_invocations`` after one request to each of ``n``."""
+    top = TopModels(50, window=300)
+    recorder = Recorder()
+    recorder.tap(top.add)
+    for name in models(n):
+        recorder.invocation(EP, VARIANT, name, "2xx", 900, 80, 120, 64)
+    recorder.drain()
+    metrics = GatewayMetrics([])
+    metrics.per_model(lambda: top.sample(time.time()))
+    text = metrics.render().decode()
+    return sum(line.startswith("tandem_model_window_invocations{") for line in text.splitlines())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=200_000)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per hot-path round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small and short")
+    args = parser.parse_args()
+    if args.quick:
+        args.requests, args.seconds, args.rounds = 5000, 0.5, 1
+    stream = zipf(1000, args.requests)
+    with tempfile.TemporaryDirectory(prefix="tandem-usage-") as tmp:
+        folder = Path(tmp)
+        totals(folder, stream)
+        ledger_s = flush_cost(folder, stream, args.rounds)
+        hot_path(folder, args.seconds, args.rounds, ledger_s)
+    few, many = series(10), series(1000)
+    print(f"prometheus series       {few:8d} with 10 models, {many} with 1,000 (K=50 + other)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The metric store's raw events folded into hourly ledger rows (the flusher's thread only).
+
+A row's key is (hour, endpoint, variant, component, model); ``""`` stands for "none" (an
+endpoint without ``TargetModel``; no inference component, which Tandem does not have yet). Counts
+come from the events themselves; the two time integrals (a model's resident bytes, a variant's
+instances) are kept open between events and accrued up to ``now`` at each fold, cut at hour
+boundaries, so the current hour reads right within one flush interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from gateway.cloudwatch.rollup import COUNT, INVOCATION, LOADED, UNLOADED
+
+HOUR = 3600
+#: Seconds per group of invocations (a divisor of the hour): the top models' window step.
+BUCKET = 10
+
+#: The ledger's columns, in the table's order (docs/usage.md explains each).
+COLUMNS = (
+    "invocations",
+    "errors_4xx",
+    "errors_5xx",
+    "model_errors",
+    "model_seconds",
+    "overhead_seconds",
+    "bytes_in",
+    "bytes_out",
+    "loads",
+    "load_seconds",
+    "memory_byte_seconds",
+    "copy_seconds",
+    "instance_seconds",
+)
+(
+    INVOCATIONS, ERRORS_4XX, ERRORS_5XX, MODEL_ERRORS, MODEL_S, OVERHEAD_S, BYTES_IN, BYTES_OUT,
+    LOADS, LOAD_S, MEMORY_BS, COPY_S, INSTANCE_S,
+) = range(len(COLUMNS))  # fmt: skip
+
+#: (hour start, endpoint, variant, component, model)
+RowKey = tuple[int, str, str, str, str]
+Rows = dict[RowKey, list[float]]
+#: Invocations by (bucket start, endpoint, variant, model), and the other events in order.
+Split = tuple[dict[tuple[int, str, str, str | None], list[tuple[Any, ...]]], list[tuple[Any, ...]]]
+
+
+def hours(start: float, end: float) -> Iterator[tuple[int, float]]:
+    """``[start, end)`` cut into (hour start, seconds in that hour)."""
+    t = start
+    while t < end:
+        hour = int(t // HOUR * HOUR)
+        stop = min(end, hour + HOUR)
+        yield hour, stop - t
+        t = stop
+
+
+def merge(into: Rows, rows: Rows) -> None:
+    """Add ``rows`` to ``into``, column by column."""
+    for key, values in rows.items():
+        have = into.get(key)
+        if have is None:
+            into[key] = list(values)
+        else:
+            for i, v in enumerate(values):
+                have[i] += v
+
+
+class Ledger:
+    """What folding needs between flushes: the models resident and the variants' instances."""
+
+    def __init__(self) -> None:
+        #: (endpoint, variant, model) -> (each loaded copy's bytes, accrued up to)
+        self._resident: dict[tuple[str, str, str], tuple[list[int], float]] = {}
+        #: (endpoint, variant) -> (instances, accrued up to)
+        self._instances: dict[tuple[str, str], tuple[int, float]] = {}
+
+    def fold(
+        self, events: Iterable[tuple[Any, ...]], now: float, split: Split | None = None
+    ) -> Rows:
+        """The rows ``events`` add, and the open integrals accrued up to ``now``; ``split`` is
+        ``split_events(events)`` when the caller made it already (the top models share it)."""
+        invocations, others = split if split is not None else split_events(events)
+        rows: Rows = {}
+        for (start, endpoint, variant, model), group in invocations.items():
+            _add_invocations(
+                _row(rows, start // HOUR * HOUR, endpoint, variant, model or ""), group
+            )
+        for event in others:
+            kind = event[0]
+            if kind == LOADED:
+                self._loaded(rows, event)
+            elif kind == UNLOADED:
+                _, t, endpoint, variant, model, *_ = event
+                self._unloaded(rows, (endpoint, variant, model), t)
+            elif kind == COUNT:
+                _, t, endpoint, variant, count = event
+                key = (endpoint, variant)
+                self._accrue_instances(rows, key, t)
+                self._instances[key] = (int(count), t)
+        for mkey in list(self._resident):
+            self._accrue_memory(rows, mkey, now)
+        for ikey in list(self._instances):
+            self._accrue_instances(rows, ikey, now)
+        return rows
+
+    def _loaded(self, rows: Rows, event: tuple[Any, ...]) -> None:
+        _, t, endpoint, variant, model, download_us, load_us = event[:7]
+        size = event[8] if len(event) > 8 else None
+        row = _row(rows, int(t // HOUR * HOUR), endpoint, variant, model)
+        row[LOADS] += 1
+        row[LOAD_S] += ((download_us or 0) + (load_us or 0)) / 1e6
+        key = (endpoint, variant, model)
+        self._accrue_memory(rows, key, t)
+        copies, _ = self._resident.get(key, ([], t))
+        copies.append(int(size or 0))  # a copy on each instance that loaded it
+        self._resident[key] = (copies, t)
+
+    def _unloaded(self, rows: Rows, key: tuple[str, str, str], t: float) -> None:
+        self._accrue_memory(rows, key, t)
+        found = self._resident.get(key)
+        if found is None:
+            return
+        found[0].pop(0)
+        if not found[0]:
+            del self._resident[key]
+
+    def _accrue_memory(self, rows: Rows, key: tuple[str, str, str], t: float) -> None:
+        found = self._resident.get(key)
+        if found is None:
+            return
+        copies, since = found
+        size = sum(copies)
+        for hour, seconds in hours(since, t):
+            _row(rows, hour, *key)[MEMORY_BS] += size * seconds
+        self._resident[key] = (copies, max(since, t))
+
+    def _accrue_instances(self, rows: Rows, key: tuple[str, str], t: float) -> None:
+        found = self._instances.get(key)
+        if found is None:
+            return
+        count, since = found
+        for hour, seconds in hours(since, t):
+            _row(rows, hour, key[0], key[1], "")[INSTANCE_S] += count * seconds
+        self._instances[key] = (count, max(since, t))
+
+
+def split_events(events: Iterable[tuple[Any, ...]]) -> Split:
+    """The invocations grouped by (``BUCKET`` start, endpoint, variant, model), and the rest
+    in order: one dict append per request, the columns summed per group after (C's ``sum``)."""
+    invocations: dict[tuple[int, str, str, str | None], list[tuple[Any, ...]]] = {}
+    others: list[tuple[Any, ...]] = []
+    for event in events:
+        if event[0] != INVOCATION:
+            others.append(event)
+            continue
+        key = (int(event[1] // BUCKET) * BUCKET, event[2], event[3], event[4])
+        group = invocations.get(key)
+        if group is None:
+            invocations[key] = [event]
+        else:
+            group.append(event)
+    return invocations, others
+
+
+def _add_invocations(row: list[float], group: list[tuple[Any, ...]]) -> None:
+    _k, _t, _e, _v, _m, status, model_us, overhead_us, size_in, size_out, code = zip(
+        *group, strict=True
+    )
+    # As CloudWatch counts them (rollup.py): a model error is classed by its container's status.
+    errors = [
+        (s == "4xx" or (s == "model-error" and c is not None and c < 500), s)
+        for s, c in zip(status, code, strict=True)
+        if s != "2xx"
+    ]
+    row[INVOCATIONS] += len(group)
+    row[ERRORS_4XX] += sum(1 for client, _s in errors if client)
+    row[ERRORS_5XX] += sum(1 for client, _s in errors if not client)
+    row[MODEL_ERRORS] += sum(1 for _c, s in errors if s == "model-error")
+    row[MODEL_S] += sum(filter(None, model_us)) / 1e6
+    row[OVERHEAD_S] += sum(filter(None, overhead_us)) / 1e6
+    row[BYTES_IN] += sum(size_in)
+    row[BYTES_OUT] += sum(size_out)
+
+
+def _row(rows: Rows, hour: int, endpoint: str, variant: str, model: str) -> list[float]:
+    key = (hour, endpoint, variant, "", model)
+    row = rows.get(key)
+    if row is None:
+        row = rows[key] = [0.0] * len(COLUMNS)
+    return row

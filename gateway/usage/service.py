@@ -1,0 +1,121 @@
+"""The ledger as the gateway runs it: a second reader of the metric store's drained events.
+
+``UsageService`` taps the metric recorder (``Recorder.tap``): each flush of the metric store
+(every ``TANDEM_METRIC_FLUSH_INTERVAL`` seconds, and before every read) hands it the same raw
+events, which it folds into hourly rows and writes in one transaction. So the hot path pays
+nothing more, and the current hour is readable within a flush interval. Rows a failed write
+could not store are kept for the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gateway.cloudwatch.service import MetricService
+from gateway.settings import GatewaySettings
+from gateway.usage.ledger import HOUR, Ledger, Rows, merge, split_events
+from gateway.usage.report import parse_prices, summarise
+from gateway.usage.store import UsageStore
+from gateway.usage.topk import Sample, TopModels
+
+log = logging.getLogger("tandem.usage")
+
+
+class UsageService:
+    def __init__(
+        self,
+        metrics: MetricService,
+        *,
+        retention: float,
+        prices: dict[str, float] | None = None,
+        instance_type_of: Callable[[str, str], str | None] = lambda _e, _v: None,
+        top_k: int = 50,
+        window: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.metrics = metrics
+        self.retention = retention
+        self.prices = prices or {}
+        self.instance_type_of = instance_type_of
+        self.clock = clock
+        self.store = UsageStore(metrics.store.path)
+        self.ledger = Ledger()
+        self.top = TopModels(top_k, window)
+        self._unwritten: Rows = {}
+        self._lock = threading.Lock()
+        #: The models with CloudWatch ``TargetModel`` series: the top K, as of the last flush.
+        self._top: frozenset[tuple[str, str, str]] = frozenset()
+        metrics.recorder.tap(self.consume)
+        metrics.recorder.per_model(self.is_top)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: GatewaySettings,
+        metrics: MetricService,
+        clock: Callable[[], float] = time.time,
+    ) -> UsageService:
+        return cls(
+            metrics,
+            retention=settings.usage_retention_days * 86400,
+            prices=parse_prices(settings.usage_prices),
+            top_k=settings.usage_top_models,
+            window=settings.usage_top_window,
+            clock=clock,
+        )
+
+    def consume(self, events: list[tuple[Any, ...]]) -> None:
+        """Fold one drained batch and write it (the metric flusher's thread)."""
+        with self._lock:
+            now = self.clock()
+            try:
+                split = split_events(events)  # grouped once, for both
+                rows = self.ledger.fold(events, now, split)
+                self.top.add(events, split)
+                ranked = self.top.sample(now)[: self.top.k]
+                self._top = frozenset((e, v, m) for e, v, m, _n, _s in ranked)
+            except Exception:  # never at the cost of the metric store's own flush
+                log.exception("usage: %d events could not be folded", len(events))
+                return
+            merge(rows, self._unwritten)
+            self._unwritten = {}
+            if not rows:
+                return
+            try:
+                self.store.write(rows, prune_before=now - self.retention)
+            except Exception:  # a busy or full disk must not lose the metric store's flush
+                log.exception("usage write failed; its rows are kept for the next one")
+                self._unwritten = rows
+
+    def is_top(self, endpoint: str, variant: str, model: str) -> bool:
+        """Whether the model is among the top K by invocations over the window (the rollup
+        asks, right after ``consume``, in the same thread)."""
+        return (endpoint, variant, model) in self._top
+
+    def price(self, endpoint: str, variant: str) -> float | None:
+        """The variant's price per instance-hour: its instance type's, else ``*``'s, else none."""
+        kind = self.instance_type_of(endpoint, variant)
+        if kind is not None and kind in self.prices:
+            return self.prices[kind]
+        return self.prices.get("*")
+
+    def report(
+        self, since: float, until: float, by: str, top: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The groups of ``[since, until)`` (whole hours), what was recorded until now included."""
+        self.metrics.flush()
+        return summarise(self.store.read(since, until), by, price=self.price, top=top)
+
+    def top_models(self) -> list[Sample]:
+        """The bounded per-model series' samples (``gateway.metrics``)."""
+        return self.top.sample(self.clock())
+
+    def close(self) -> None:
+        self.store.close()
+
+
+__all__ = ["HOUR", "UsageService"]
