@@ -55,6 +55,13 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     endpoints created earlier through the API that cannot start are ``Failed``, not fatal.
     """
     from gateway.asynchronous import AsyncInference
+    from gateway.autoscaling import (
+        Evaluator,
+        ScalingApi,
+        ScalingStore,
+        StoreMetrics,
+        autoscaling_route,
+    )
     from gateway.batch.jobs import BatchJobs, check_job
     from gateway.cloudwatch import MetricApi, MetricService, cloudwatch_routes
     from gateway.control import ControlPlane, control_route
@@ -102,11 +109,23 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     plane.jobs = jobs
     queued = AsyncInference(store, table, settings, roots)  # InvokeEndpointAsync
     cloudwatch = MetricService.from_settings(settings)  # its .recorder is a MetricRecorder
+    metric_api = MetricApi(cloudwatch)
+    scaling = ScalingApi(
+        ScalingStore(settings.state_dir / FILENAME),
+        plane,
+        StoreMetrics(metric_api),
+        region=settings.region,
+        account=settings.account,
+    )
+    evaluator = Evaluator(
+        scaling, interval=settings.autoscaling_interval, minute=settings.autoscaling_minute
+    )
     app = create_app(
         table,
         settings,
         routes=[
-            *cloudwatch_routes(MetricApi(cloudwatch)),  # before the control plane's POST /
+            *cloudwatch_routes(metric_api),  # before the control plane's POST /
+            autoscaling_route(scaling, authorize=admins(settings)),  # likewise
             control_route(plane, authorize=admins(settings)),
             queued.route(),
         ],
@@ -146,6 +165,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             raise StartError([str(reason) for reason in failed])
         await queued.start()  # what was queued before a restart runs again
         await cloudwatch.start()
+        await evaluator.start()  # after the endpoints it scales are back
 
     with _signal_handlers(on_signal), sock:
         try:
@@ -159,11 +179,13 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             logger.info("serving %s on http://%s:%d", names, host, port)
             await server.serve(sockets=[sock])
         finally:
+            await evaluator.aclose()  # before the control plane it calls goes away
             await queued.aclose()  # unfinished requests stay queued for the next start
             await cloudwatch.aclose()  # what was recorded is flushed
             await jobs.close()  # they stay InProgress and resume at the next start
             await reconciler.close()
             await backend.reap_leftovers()
+            scaling.store.close()
             store.close()
             logger.info("stopped")
 
@@ -176,8 +198,10 @@ def admins(settings: GatewaySettings) -> Callable[[Request], None]:
     open_network = settings.auth == "none" and not loopback(settings.host)
 
     def authorize(request: Request) -> None:
-        target = request.headers.get("x-amz-target", "").removeprefix("SageMaker.")
-        operation = target or "the control plane"
+        target = request.headers.get("x-amz-target", "")
+        scaling = target.startswith("AnyScaleFrontendService.")
+        service = "application-autoscaling" if scaling else "sagemaker"
+        operation = target.rpartition(".")[2] or "the control plane"
         if open_network:
             raise AccessDenied(
                 f"The control plane is refused on {settings.host} without authentication: it "
@@ -186,7 +210,7 @@ def admins(settings: GatewaySettings) -> Callable[[Request], None]:
             )
         if role_of(request.scope, settings) != ADMIN:
             raise AccessDenied(
-                f"This key is not authorized to perform: sagemaker:{operation}: its role is "
+                f"This key is not authorized to perform: {service}:{operation}: its role is "
                 "invoke; the control plane needs a key with the admin role."
             )
 

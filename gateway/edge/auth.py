@@ -206,7 +206,7 @@ class SigV4Check:
         access, date, region, service, _ = parts
         if access not in self._secrets:
             raise UnrecognizedClient("The security token included in the request is invalid.")
-        if service != SERVICE:
+        if service not in (SERVICE, "application-autoscaling"):  # the latter: admin only
             raise InvalidSignature(f"Credential should be scoped to service '{SERVICE}'.")
         signed = match["signed"].lower().encode("latin-1").split(b";")
         return access, date, region, service, signed, match["signature"]
