@@ -64,6 +64,8 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     )
     from gateway.batch.jobs import BatchJobs, check_job
     from gateway.cloudwatch import MetricApi, MetricService, cloudwatch_routes
+    from gateway.cloudwatch.alarm_api import AlarmApi
+    from gateway.cloudwatch.alarms import Alarms
     from gateway.control import ControlPlane, control_route
     from gateway.control import endpoints as control_endpoints
     from gateway.control import models as control_models
@@ -120,6 +122,14 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     evaluator = Evaluator(
         scaling, interval=settings.autoscaling_interval, minute=settings.autoscaling_minute
     )
+    alarms = Alarms(
+        metric_api,
+        settings.state_dir / FILENAME,
+        interval=settings.autoscaling_interval,
+        minute=settings.autoscaling_minute,
+    )
+    AlarmApi(alarms, region=settings.region, account=settings.account).attach(metric_api)
+    alarms.listeners.append(evaluator.on_alarm)  # step scaling policies named by AlarmActions
     app = create_app(
         table,
         settings,
@@ -166,6 +176,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
         await queued.start()  # what was queued before a restart runs again
         await cloudwatch.start()
         await evaluator.start()  # after the endpoints it scales are back
+        await alarms.start()
 
     with _signal_handlers(on_signal), sock:
         try:
@@ -179,6 +190,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             logger.info("serving %s on http://%s:%d", names, host, port)
             await server.serve(sockets=[sock])
         finally:
+            await alarms.aclose()
             await evaluator.aclose()  # before the control plane it calls goes away
             await queued.aclose()  # unfinished requests stay queued for the next start
             await cloudwatch.aclose()  # what was recorded is flushed

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from gateway.autoscaling import checks, policies
+from gateway.autoscaling import checks, policies, steps
 from gateway.autoscaling.api import ScalingApi
 from gateway.autoscaling.schedule import ScheduleError, parse
 from gateway.autoscaling.store import Key
@@ -106,6 +106,8 @@ class Evaluator:
         endpoint, variant = checks.endpoint_of(key[1])
         outs, ins, quiet = [], [], False
         for body, _ in self.store.list("policy", key[0], resource=key[1], dimension=key[2]):
+            if body["PolicyType"] != "TargetTrackingScaling":
+                continue  # step policies act when their alarm does (on_alarm)
             metric = policies.metric_of(body, endpoint, variant)
             proposal = policies.propose(body, metric, capacity, now, self.minute, self.api.metrics)
             if proposal is None or proposal.capacity == capacity:
@@ -129,6 +131,55 @@ class Evaluator:
         if ins and not quiet and not outs and not suspended.get("DynamicScalingInSuspended"):
             return max(ins, key=lambda p: p.capacity)
         return None
+
+    async def on_alarm(self, alarm: dict[str, Any], value: float | None) -> None:
+        """An alarm in ALARM invokes the step policies its ``AlarmActions`` name."""
+        arns = set(alarm.get("AlarmActions") or [])
+        found = await asyncio.to_thread(self.store.list, "policy")
+        for body, _ in found:
+            if body["PolicyARN"] not in arns or body["PolicyType"] != "StepScaling":
+                continue
+            key = (body["ServiceNamespace"], body["ResourceId"], body["ScalableDimension"])
+            target = await asyncio.to_thread(self.store.get, "target", key)
+            if target is None:
+                continue
+            await self._step(key, target, body, alarm, value)
+
+    async def _step(
+        self, key: Key, target: tuple[dict[str, Any], dict[str, Any]], body: dict[str, Any],
+        alarm: dict[str, Any], value: float | None,
+    ) -> None:  # fmt: skip
+        (bounds, state), now = target, self.clock()
+        described = await asyncio.to_thread(
+            self.api.describe_endpoint, checks.endpoint_of(key[1])[0]
+        )
+        variant = checks.endpoint_of(key[1])[1]
+        found = [v for v in (described or {}).get("ProductionVariants") or []
+                 if v["VariantName"] == variant]  # fmt: skip
+        if not found or described is None or described["EndpointStatus"] != "InService":
+            return
+        desired = found[0]["DesiredInstanceCount"]
+        breach = (value if value is not None else float(alarm["Threshold"])) - float(
+            alarm["Threshold"]
+        )
+        wanted = steps.adjust(body, desired, breach)
+        if wanted is None or wanted == desired:
+            return
+        out = wanted > desired
+        suspended = bounds.get("SuspendedState", {})
+        if suspended.get("DynamicScalingOutSuspended" if out else "DynamicScalingInSuspended"):
+            return
+        if now - state.get(f"step:{body['PolicyName']}", 0.0) < policies.cooldown(
+            body, out, self.minute
+        ):
+            return
+        capacity = min(max(wanted, max(1, bounds["MinCapacity"])), bounds["MaxCapacity"])
+        if capacity == desired:
+            return
+        cause = (f"monitor alarm {alarm['AlarmName']} in state ALARM triggered policy "
+                 f"{body['PolicyName']}")  # fmt: skip
+        state = {**state, f"step:{body['PolicyName']}": now}
+        await self._scale(key, capacity, policies.Proposal(capacity, out, cause), state, now)
 
     def _scheduled(self, key: Key, target: dict[str, Any], now: float) -> dict[str, Any]:
         """Run the scheduled actions that are due: each sets the target's bounds."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from gateway.autoscaling import steps
 from gateway.autoscaling.errors import ValidationException
 from gateway.cloudwatch import MetricApi
 from gateway.cloudwatch.errors import CloudWatchError
@@ -88,10 +89,12 @@ class StoreMetrics:
 def check(params: dict[str, Any], lookup: MetricLookup) -> dict[str, Any]:
     """The policy's stored body (type and configuration), or ValidationException naming why."""
     kind = params.get("PolicyType", "StepScaling")
+    if kind == "StepScaling":
+        return steps.check(params)
     if kind != "TargetTrackingScaling":
         raise ValidationException(
-            f"PolicyType {kind!r} is not served by Tandem yet: it evaluates "
-            "TargetTrackingScaling policies (StepScaling needs CloudWatch alarms)."
+            f"PolicyType {kind!r} is not served by Tandem: it evaluates TargetTrackingScaling "
+            "and StepScaling policies."
         )
     config = params.get("TargetTrackingScalingPolicyConfiguration")
     if config is None:
@@ -147,6 +150,8 @@ def check(params: dict[str, Any], lookup: MetricLookup) -> dict[str, Any]:
 def alarms(body: dict[str, Any], key: tuple[str, str, str], name: str, region: str,
            account: str) -> list[dict[str, str]]:  # fmt: skip
     """The two alarms a target-tracking policy stands for, named as AWS names them."""
+    if body["PolicyType"] != "TargetTrackingScaling":
+        return []
     tag = uuid.uuid4()
     out = []
     for side in ("AlarmHigh", "AlarmLow"):
@@ -217,6 +222,9 @@ def _cause(alarm: str, policy: str, value: float, target: float, side: str) -> s
 
 def cooldown(body: dict[str, Any], out: bool, minute: int) -> float:
     """The policy's cooldown for a scale-out or a scale-in, in seconds of this gateway's clock."""
+    if body["PolicyType"] == "StepScaling":
+        seconds = body["StepScalingPolicyConfiguration"].get("Cooldown", 0)
+        return float(seconds) * minute / 60
     config = body["TargetTrackingScalingPolicyConfiguration"]
     seconds = config.get("ScaleOutCooldown" if out else "ScaleInCooldown", DEFAULT_COOLDOWN)
     return float(seconds) * minute / 60

@@ -4,23 +4,19 @@ One table, ``autoscaling_objects``: a row per object, keyed by its kind (``targe
 ``policy``, ``scheduled``, ``activity``), the target's three names and the object's own name,
 holding the object as Describe* returns it (``body``, JSON) and what the evaluator remembers of
 it (``state``: cooldown times, a schedule's last run). Its own schema number
-(``autoscaling_meta``), applied like ``gateway.cloudwatch.store``'s, so it evolves apart from the
-control plane's migrations. A trigger on the control plane's ``endpoints`` table removes an
+(``autoscaling_meta``, ``gateway.cloudwatch.tables``), so it evolves apart from the control
+plane's migrations. A trigger on the control plane's ``endpoints`` table removes an
 endpoint's objects in the transaction that removes the endpoint. One transaction per change.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import TandemError
+from gateway.cloudwatch.tables import Tables
 
 _V1 = [
     """CREATE TABLE autoscaling_objects (
@@ -50,67 +46,12 @@ Key = tuple[str, str, str]  # namespace, resource id, dimension
 Row = tuple[dict[str, Any], dict[str, Any]]  # body, state
 
 
-class AutoScalingTablesTooNew(TandemError):
-    """The state folder was used by a newer Tandem, whose scaling tables this one cannot read."""
-
-
-class ScalingStore:
+class ScalingStore(Tables):
     """The table; safe to share between threads (one connection behind a lock)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._seq = 0
-        try:
-            self._migrate()
-        except BaseException:
-            self._conn.close()
-            raise
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
-    def _migrate(self) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS autoscaling_meta (key TEXT PRIMARY KEY, value)"
-            )
-            row = conn.execute("SELECT value FROM autoscaling_meta WHERE key = 'schema'").fetchone()
-            current = int(row[0]) if row else 0
-            latest = MIGRATIONS[-1][0]
-            if current > latest:
-                raise AutoScalingTablesTooNew(
-                    f"{self.path}: the autoscaling tables are at version {current}, newer than "
-                    f"this Tandem knows ({latest}); upgrade Tandem or use another state folder"
-                )
-            for number, statements in MIGRATIONS:
-                if number > current:
-                    for statement in statements:
-                        conn.execute(statement)
-                    current = number
-            conn.execute(
-                "INSERT OR REPLACE INTO autoscaling_meta (key, value) VALUES ('schema', ?)",
-                (current,),
-            )
+        super().__init__(path, meta="autoscaling_meta", migrations=MIGRATIONS)
+        with self.tx() as conn:
             has_endpoints = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'endpoints'"
             ).fetchone()
@@ -127,7 +68,7 @@ class ScalingStore:
         state: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
         """Insert or replace one object (its state kept unless ``state`` is given)."""
-        with self._tx() as conn:
+        with self.tx() as conn:
             self._seq = max(self._seq, int(time.time() * 1000)) + 1
             conn.execute(
                 "INSERT INTO autoscaling_objects "
@@ -140,7 +81,7 @@ class ScalingStore:
             )  # fmt: skip
 
     def set_state(self, kind: str, key: Key, name: str, state: dict[str, Any]) -> None:
-        with self._tx() as conn:
+        with self.tx() as conn:
             conn.execute(
                 "UPDATE autoscaling_objects SET state = ? WHERE kind = ? AND namespace = ? AND "
                 "resource = ? AND dimension = ? AND name = ?",
@@ -158,7 +99,7 @@ class ScalingStore:
         if name is not None:
             sql += " AND name = ?"
             args.append(name)
-        with self._tx() as conn:
+        with self.tx() as conn:
             return conn.execute(sql, args).rowcount
 
     # ---- reads ----------------------------------------------------------------------------------
@@ -183,7 +124,7 @@ class ScalingStore:
             args += names
         order = "DESC" if newest_first else "ASC"
         sql = f"SELECT body, state FROM autoscaling_objects WHERE {' AND '.join(where)} "
-        with self._tx(write=False) as conn:
+        with self.tx(write=False) as conn:
             rows = conn.execute(sql + f"ORDER BY seq {order}", args).fetchall()
         return [(json.loads(b), json.loads(s)) for b, s in rows]
 
