@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from gateway.autoscaling import checks, policies
 from gateway.autoscaling.errors import (
     AutoScalingError,
+    LimitExceededException,
     ObjectNotFoundException,
     ValidationException,
 )
@@ -25,6 +26,8 @@ from gateway.errors import ApiError
 #: The most instances one variant may run (the endpoint spec's ``instance_count`` bound).
 MAX_INSTANCES = 64
 PAGE = 50
+#: Application Auto Scaling's quotas per scalable target.
+MAX_POLICIES, MAX_SCHEDULED = 50, 200
 ACTIVITY_PAGE = 50
 
 Params = Mapping[str, Any]
@@ -99,6 +102,12 @@ class ScalingApi:
             )
         return found[0]
 
+    def _quota(self, new: bool, kind: str, key: Key, limit: int, what: str) -> None:
+        if new and len(self.store.list(kind, key[0], resource=key[1], dimension=key[2])) >= limit:
+            raise LimitExceededException(
+                f"{key[1]} already has {limit} {what}, the most one scalable target may have."
+            )
+
     def _arn(self, kind: str, key: Key, name: str) -> str:
         return (
             f"arn:aws:autoscaling:{self.region}:{self.account}:{kind}:{uuid.uuid4()}:"
@@ -162,6 +171,7 @@ class ScalingApi:
         name = params["PolicyName"]
         body = policies.check(params, self.metrics)
         old = self.store.get("policy", key, name)
+        self._quota(old is None, "policy", key, MAX_POLICIES, "scaling policies")
         arn = old[0]["PolicyARN"] if old else self._arn("scalingPolicy", key, name)
         alarms = policies.alarms(body, key, name, self.region, self.account)
         body.update(
@@ -198,6 +208,7 @@ class ScalingApi:
         self._target(key)
         name = params["ScheduledActionName"]
         old = self.store.get("scheduled", key, name)
+        self._quota(old is None, "scheduled", key, MAX_SCHEDULED, "scheduled actions")
         body = dict(old[0]) if old else {}
         for member in ("Schedule", "Timezone", "ScalableTargetAction"):
             if member in params:

@@ -35,63 +35,65 @@ def refused(gw: Gateway, call: Callable[[], Any], code: str, *words: str) -> Non
     assert rows(gw) == before
 
 
-def test_bad_targets_policies_and_schedules_are_refused_and_nothing_is_stored(gw: Gateway) -> None:
-    aas = gw.aas
-    register = aas.register_scalable_target
-    refused(gw, lambda: register(**{**TARGET, "ResourceId": "endpoint/nope/variant/AllTraffic"},
-                                 MinCapacity=1, MaxCapacity=2),
-            "ValidationException", "ResourceId", "no endpoint 'nope'")  # fmt: skip
-    refused(gw, lambda: register(**{**TARGET, "ResourceId": "endpoint/ep/variant/Other"},
-                                 MinCapacity=1, MaxCapacity=2),
-            "ValidationException", "no variant 'Other'")  # fmt: skip
-    refused(gw, lambda: register(**{**TARGET, "ResourceId": "ep"}, MinCapacity=1, MaxCapacity=2),
-            "ValidationException", "ResourceId")  # fmt: skip
-    refused(gw, lambda: register(**{**TARGET, "ServiceNamespace": "ecs"}, MinCapacity=1,
-                                 MaxCapacity=2), "ValidationException", "ServiceNamespace")  # fmt: skip
-    refused(gw, lambda: register(**{**TARGET, "ScalableDimension": "ecs:service:DesiredCount"},
-                                 MinCapacity=1, MaxCapacity=2),
-            "ValidationException", "ScalableDimension")  # fmt: skip
-    refused(gw, lambda: register(**TARGET, MinCapacity=3, MaxCapacity=2),
-            "ValidationException", "MinCapacity")  # fmt: skip
-    refused(gw, lambda: register(**TARGET, MinCapacity=1, MaxCapacity=65),
-            "ValidationException", "MaxCapacity", "64")  # fmt: skip
-    refused(gw, lambda: register(**TARGET, MinCapacity=1), "ValidationException", "MaxCapacity")
-    policy = {"PolicyName": "p", **TARGET, "PolicyType": TT}
-    config = {"TargetValue": 10.0, "PredefinedMetricSpecification": PER_INSTANCE}
-    refused(gw, lambda: aas.put_scaling_policy(
-        **policy, TargetTrackingScalingPolicyConfiguration=config),
-        "ObjectNotFoundException", "No scalable target registered")  # fmt: skip
-    refused(gw, lambda: aas.put_scheduled_action(
-        **TARGET, ScheduledActionName="s", Schedule="rate(1 hour)",
-        ScalableTargetAction={"MinCapacity": 2}),
-        "ObjectNotFoundException", "No scalable target registered")  # fmt: skip
+def test_bad_targets_are_refused_and_nothing_is_stored(gw: Gateway) -> None:
+    def register(**changes: Any) -> Callable[[], Any]:
+        params = {**TARGET, "MinCapacity": 1, "MaxCapacity": 2, **changes}
+        return lambda: gw.aas.register_scalable_target(**params)
 
-    register(**TARGET, MinCapacity=0, MaxCapacity=3)  # 0 is allowed, as the issue asks
+    nope, other = "endpoint/nope/variant/AllTraffic", "endpoint/ep/variant/Other"
+    refused(gw, register(ResourceId=nope), "ValidationException", "ResourceId", "no endpoint")
+    refused(gw, register(ResourceId=other), "ValidationException", "no variant 'Other'")
+    refused(gw, register(ResourceId="ep"), "ValidationException", "ResourceId")
+    refused(gw, register(ServiceNamespace="ecs"), "ValidationException", "ServiceNamespace")
+    dimension = "ecs:service:DesiredCount"
+    refused(gw, register(ScalableDimension=dimension), "ValidationException", "ScalableDimension")
+    refused(gw, register(MinCapacity=3), "ValidationException", "MinCapacity")
+    refused(gw, register(MaxCapacity=65), "ValidationException", "MaxCapacity", "64")
+    lone = {**TARGET, "MinCapacity": 1}
+    refused(gw, lambda: gw.aas.register_scalable_target(**lone), "ValidationException", "Max")
+    unregistered = "No scalable target registered"
+    config = {"TargetValue": 10.0, "PredefinedMetricSpecification": PER_INSTANCE}
+    refused(gw, put_policy(gw, config), "ObjectNotFoundException", unregistered)
+    refused(gw, put_action(gw, "rate(1 hour)"), "ObjectNotFoundException", unregistered)
+
+
+def test_bad_policies_and_schedules_are_refused_and_nothing_is_stored(gw: Gateway) -> None:
+    gw.aas.register_scalable_target(**TARGET, MinCapacity=0, MaxCapacity=3)  # 0 is allowed
     stored = rows(gw)
-    custom = {"TargetValue": 10.0, "CustomizedMetricSpecification": {
-        "MetricName": "Missing", "Namespace": LOAD["Namespace"], "Statistic": "Average"}}  # fmt: skip
-    refused(gw, lambda: aas.put_scaling_policy(
-        **policy, TargetTrackingScalingPolicyConfiguration=custom),
-        "ValidationException", "MetricName", "does not exist")  # fmt: skip
-    other = {"TargetValue": 10.0, "PredefinedMetricSpecification": {
-        "PredefinedMetricType": "ECSServiceAverageCPUUtilization"}}  # fmt: skip
-    refused(gw, lambda: aas.put_scaling_policy(
-        **policy, TargetTrackingScalingPolicyConfiguration=other),
-        "ValidationException", "PredefinedMetricType")  # fmt: skip
-    refused(gw, lambda: aas.put_scaling_policy(**policy), "ValidationException",
-            "TargetTrackingScalingPolicyConfiguration")  # fmt: skip
-    for schedule, word in (("cron(0 25 * * ? *)", "hours"), ("cron(0 1 * * *)", "6 fields"),
-                           ("cron(0 1 1 * 1 *)", "'?'"), ("every day", "at("),
-                           ("at(2026-13-01T00:00:00)", "month"), ("cron(0 1 L * ? *)", "L")):  # fmt: skip
-        refused(gw, lambda s=schedule: aas.put_scheduled_action(
-            **TARGET, ScheduledActionName="s", Schedule=s,
-            ScalableTargetAction={"MinCapacity": 2}),
-            "ValidationException", "Schedule", word)  # fmt: skip
-    refused(gw, lambda: aas.delete_scaling_policy(PolicyName="none", **TARGET),
-            "ObjectNotFoundException", "none")  # fmt: skip
-    refused(gw, lambda: aas.describe_scalable_targets(ServiceNamespace="sagemaker", MaxResults=51),
-            "ValidationException", "MaxResults")  # fmt: skip
+    missing = {"MetricName": "Missing", "Namespace": LOAD["Namespace"], "Statistic": "Average"}
+    custom = {"TargetValue": 10.0, "CustomizedMetricSpecification": missing}
+    refused(gw, put_policy(gw, custom), "ValidationException", "MetricName", "does not exist")
+    ecs = {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}
+    other = {"TargetValue": 10.0, "PredefinedMetricSpecification": ecs}
+    refused(gw, put_policy(gw, other), "ValidationException", "PredefinedMetricType")
+    refused(gw, put_policy(gw, None), "ValidationException", "TargetTracking")
+    for schedule, word in (
+        ("cron(0 25 * * ? *)", "hours"),
+        ("cron(0 1 * * *)", "6 fields"),
+        ("cron(0 1 1 * 1 *)", "'?'"),
+        ("every day", "at("),
+        ("at(2026-13-01T00:00:00)", "month"),
+        ("cron(0 1 L * ? *)", "L"),
+    ):
+        refused(gw, put_action(gw, schedule), "ValidationException", "Schedule", word)
+    delete = {**TARGET, "PolicyName": "none"}
+    refused(gw, lambda: gw.aas.delete_scaling_policy(**delete), "ObjectNotFoundException", "none")
+    many = {"ServiceNamespace": "sagemaker", "MaxResults": 51}
+    refused(gw, lambda: gw.aas.describe_scalable_targets(**many), "ValidationException", "Max")
     assert rows(gw) == stored
+
+
+def put_policy(gw: Gateway, config: dict[str, Any] | None) -> Callable[[], Any]:
+    params: dict[str, Any] = {"PolicyName": "p", **TARGET, "PolicyType": TT}
+    if config is not None:
+        params["TargetTrackingScalingPolicyConfiguration"] = config
+    return lambda: gw.aas.put_scaling_policy(**params)
+
+
+def put_action(gw: Gateway, schedule: str) -> Callable[[], Any]:
+    params = {**TARGET, "ScheduledActionName": "s", "Schedule": schedule,
+              "ScalableTargetAction": {"MinCapacity": 2}}  # fmt: skip
+    return lambda: gw.aas.put_scheduled_action(**params)
 
 
 def test_a_raw_client_gets_validation_errors_not_500s(gw: Gateway) -> None:
@@ -112,3 +114,19 @@ def test_a_raw_client_gets_validation_errors_not_500s(gw: Gateway) -> None:
         assert answer.status_code == 400, answer.text
         assert answer.json()["__type"] == "ValidationException"
         assert word in answer.json()["Message"]
+
+
+def test_the_fifty_first_policy_of_a_target_is_over_the_quota(gw: Gateway) -> None:
+    gw.aas.register_scalable_target(**TARGET, MinCapacity=1, MaxCapacity=2)
+    config = {"TargetValue": 10.0, "PredefinedMetricSpecification": PER_INSTANCE}
+    for i in range(50):
+        gw.aas.put_scaling_policy(
+            PolicyName=f"p{i}", **TARGET, PolicyType=TT,
+            TargetTrackingScalingPolicyConfiguration=config,
+        )  # fmt: skip
+    changed = {**config, "TargetValue": 20.0}
+    again = {"PolicyName": "p0", **TARGET, "PolicyType": TT,
+             "TargetTrackingScalingPolicyConfiguration": changed}  # fmt: skip
+    gw.aas.put_scaling_policy(**again)  # replacing one is not a new one
+    extra = {**again, "PolicyName": "p50"}
+    refused(gw, lambda: gw.aas.put_scaling_policy(**extra), "LimitExceededException", "50")
