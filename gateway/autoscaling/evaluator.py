@@ -26,6 +26,9 @@ from gateway.errors import ApiError
 
 log = logging.getLogger("tandem.autoscaling")
 
+#: Activities kept per scalable target (the oldest go first).
+KEEP_ACTIVITIES = 1000
+
 
 class Evaluator:
     def __init__(
@@ -35,6 +38,8 @@ class Evaluator:
         self.api, self.store = api, api.store
         self.interval, self.minute, self.clock = interval, minute, clock
         self._task: asyncio.Task[None] | None = None
+        #: One decision at a time: the periodic evaluation and alarm actions take turns.
+        self._deciding = asyncio.Lock()
 
     async def start(self) -> None:
         if self._task is None:
@@ -60,7 +65,8 @@ class Evaluator:
         for target, state in await asyncio.to_thread(self.store.list, "target"):
             key = (target["ServiceNamespace"], target["ResourceId"], target["ScalableDimension"])
             try:
-                await self._target(key, target, state)
+                async with self._deciding:
+                    await self._target(key, target, state)
             except Exception:
                 log.exception("autoscaling evaluation of %s failed", key[1])
 
@@ -76,8 +82,8 @@ class Evaluator:
             return
         desired, current = found[0]["DesiredInstanceCount"], found[0]["CurrentInstanceCount"]
         status = described["EndpointStatus"]
-        busy = await asyncio.to_thread(self._settle, key, status, current, described)
-        if status != "InService" or busy:
+        state = await asyncio.to_thread(self._settle, key, state, status, current, described)
+        if status != "InService" or state.get("pending"):
             return
         now = self.clock()
         suspended = target.get("SuspendedState", {})
@@ -143,7 +149,8 @@ class Evaluator:
             target = await asyncio.to_thread(self.store.get, "target", key)
             if target is None:
                 continue
-            await self._step(key, target, body, alarm, value)
+            async with self._deciding:
+                await self._step(key, target, body, alarm, value)
 
     async def _step(
         self, key: Key, target: tuple[dict[str, Any], dict[str, Any]], body: dict[str, Any],
@@ -158,6 +165,8 @@ class Evaluator:
                  if v["VariantName"] == variant]  # fmt: skip
         if not found or described is None or described["EndpointStatus"] != "InService":
             return
+        if state.get("pending"):
+            return  # the last change is still being made
         desired = found[0]["DesiredInstanceCount"]
         breach = (value if value is not None else float(alarm["Threshold"])) - float(
             alarm["Threshold"]
@@ -227,7 +236,7 @@ class Evaluator:
         except ApiError as exc:
             await asyncio.to_thread(self._finish, key, activity, "Failed", exc.message)
             return
-        mark = {**state, ("last_out" if decision.out else "last_in"): now}
+        mark = {**state, ("last_out" if decision.out else "last_in"): now, "pending": activity}
         await asyncio.to_thread(self.store.set_state, "target", key, "", mark)
         log.info("%s: %s (%s)", key[1], f"desired instance count {capacity}", decision.cause)
 
@@ -247,6 +256,7 @@ class Evaluator:
             body["EndTime"] = end
         state = {} if capacity is None else {"capacity": capacity}
         self.store.put("activity", key, activity, checks.endpoint_of(key[1])[0], body, state)
+        self.store.prune("activity", key, KEEP_ACTIVITIES)
         return activity
 
     def _finish(self, key: Key, activity: str, status: str, message: str) -> None:
@@ -256,23 +266,27 @@ class Evaluator:
         body = {**row[0], "StatusCode": status, "StatusMessage": message, "EndTime": self.clock()}
         self.store.put("activity", key, activity, checks.endpoint_of(key[1])[0], body)
 
-    def _settle(self, key: Key, status: str, current: int, described: dict[str, Any]) -> bool:
-        """Close the target's InProgress activities that are over; True if one still runs."""
-        busy = False
-        for body, state in self.store.list("activity", key[0], resource=key[1], dimension=key[2]):
-            if body["StatusCode"] != "InProgress":
-                continue
-            capacity = state.get("capacity")
-            if status == "InService" and current == capacity:
-                self._finish(key, body["ActivityId"], "Successful",
-                             f"Successfully set desired instance count to {capacity}. Change "
-                             "successfully fulfilled by sagemaker.")  # fmt: skip
-            elif status in ("InService", "Failed"):
-                reason = described.get("FailureReason") or (
-                    f"the variant runs {current} instances, not {capacity}"
-                )
-                self._finish(key, body["ActivityId"], "Failed", f"Failed to set desired "
-                             f"instance count to {capacity}: {reason}")  # fmt: skip
-            else:
-                busy = True
-        return busy
+    def _settle(
+        self, key: Key, state: dict[str, Any], status: str, current: int,
+        described: dict[str, Any],
+    ) -> dict[str, Any]:  # fmt: skip
+        """Close the target's pending activity once the change is over; the target's state."""
+        row = self.store.get("activity", key, state["pending"]) if state.get("pending") else None
+        if row is None:
+            return {k: v for k, v in state.items() if k != "pending"}
+        capacity = row[1].get("capacity")
+        if status == "InService" and current == capacity:
+            self._finish(key, state["pending"], "Successful",
+                         f"Successfully set desired instance count to {capacity}. Change "
+                         "successfully fulfilled by sagemaker.")  # fmt: skip
+        elif status in ("InService", "Failed"):
+            reason = described.get("FailureReason") or (
+                f"the variant runs {current} instances, not {capacity}"
+            )
+            message = f"Failed to set desired instance count to {capacity}: {reason}"
+            self._finish(key, state["pending"], "Failed", message)
+        else:
+            return state
+        settled = {k: v for k, v in state.items() if k != "pending"}
+        self.store.set_state("target", key, "", settled)
+        return settled

@@ -102,6 +102,16 @@ class ScalingStore(Tables):
         with self.tx() as conn:
             return conn.execute(sql, args).rowcount
 
+    def prune(self, kind: str, key: Key, keep: int) -> None:
+        """Keep only the newest ``keep`` objects of ``kind`` under ``key``."""
+        where = "kind = ? AND namespace = ? AND resource = ? AND dimension = ?"
+        with self.tx() as conn:
+            conn.execute(
+                f"DELETE FROM autoscaling_objects WHERE {where} AND seq NOT IN "
+                f"(SELECT seq FROM autoscaling_objects WHERE {where} ORDER BY seq DESC LIMIT ?)",
+                (kind, *key, kind, *key, keep),
+            )
+
     # ---- reads ----------------------------------------------------------------------------------
 
     def get(self, kind: str, key: Key, name: str = "") -> Row | None:

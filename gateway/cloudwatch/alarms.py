@@ -43,6 +43,8 @@ _V1 = [
 ]
 MIGRATIONS: list[tuple[int, list[str]]] = [(1, _V1)]
 _PERIODS = (1, 5, 10, 30)
+#: How long an alarm's history is kept, as CloudWatch keeps it (two weeks).
+HISTORY_SECONDS = 14 * 86400
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
     "GreaterThanThreshold": lambda v, t: v > t,
@@ -66,6 +68,10 @@ class AlarmStore(Tables):
             )
             if history is not None:
                 kind, summary, data = history
+                conn.execute(
+                    "DELETE FROM metric_alarm_history WHERE ts < ?",
+                    (body["StateUpdatedTimestamp"] - HISTORY_SECONDS,),
+                )
                 conn.execute(
                     "INSERT INTO metric_alarm_history (name, ts, type, summary, data) "
                     "VALUES (?, ?, ?, ?, ?)",

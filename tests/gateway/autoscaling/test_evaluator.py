@@ -139,3 +139,13 @@ def test_the_scale_out_cooldown_holds_the_next_scale_out_back(world: World) -> N
     asyncio.run(world.evaluator.tick())
     assert world.held.kicked == ["ep", "ep"]
     assert world.activities()[0]["Description"] == "Setting desired instance count to 4."
+
+
+def test_only_the_newest_activities_of_a_target_are_kept(world: World) -> None:
+    store, key = world.api.store, (TARGET["ServiceNamespace"], TARGET["ResourceId"],
+                                   TARGET["ScalableDimension"])  # fmt: skip
+    for i in range(5):
+        store.put("activity", key, f"a{i}", "ep", {"ActivityId": f"a{i}"})
+    store.prune("activity", key, 3)
+    kept = [body["ActivityId"] for body, _ in store.list("activity", newest_first=True)]
+    assert kept == ["a4", "a3", "a2"]
