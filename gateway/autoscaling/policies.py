@@ -7,7 +7,8 @@ out to ``ceil(capacity * metric / target)``; low scales in to the same formula, 
 ``DisableScaleIn``. The metric is read through CloudWatch's own operations
 (``MetricApi.get_metric_statistics``, ``list_metrics``), so what scales is what a dashboard shows.
 ``minute`` is the length of a "minute" (the ``autoscaling_minute`` setting): shorter in tests,
-cooldowns shrink with it, and a per-minute sum is scaled back to per minute.
+cooldowns shrink with it, and a per-minute sum is scaled back to per minute; SageMaker's own
+metrics are never read finer than the store keeps them (60 s, 10 s for the high-resolution one).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from gateway.autoscaling.errors import ValidationException
 from gateway.cloudwatch import MetricApi
 from gateway.cloudwatch.errors import CloudWatchError
 
-#: predefined type -> (metric name, statistic, high resolution, a per-minute sum)
+#: predefined type -> (metric name, statistic, high resolution, a per-minute sum, the seconds
+#: per datapoint the metric store keeps it at: no finer period can be read)
 PREDEFINED = {
-    "SageMakerVariantInvocationsPerInstance": ("InvocationsPerInstance", "Sum", False, True),
+    "SageMakerVariantInvocationsPerInstance": ("InvocationsPerInstance", "Sum", False, True, 60),
     "SageMakerVariantConcurrentRequestsPerModelHighResolution": (
-        "ConcurrentRequestsPerModel", "Average", True, False,
+        "ConcurrentRequestsPerModel", "Average", True, False, 10,
     ),
 }  # fmt: skip
 HIGH_POINTS, LOW_POINTS, LOW_SHARE = 3, 15, 0.9
@@ -52,6 +54,8 @@ class Metric:
     per_minute: bool = False
     #: Missing datapoints read as 0 (no invocations), not as missing.
     missing_is_zero: bool = False
+    #: Seconds per datapoint as stored: the shortest period it is read at.
+    resolution: int = 1
 
 
 class StoreMetrics:
@@ -165,9 +169,9 @@ def metric_of(body: dict[str, Any], endpoint: str, variant: str) -> Metric:
     config = body["TargetTrackingScalingPolicyConfiguration"]
     predefined = config.get("PredefinedMetricSpecification")
     if predefined is not None:
-        name, stat, high, per_minute = PREDEFINED[predefined["PredefinedMetricType"]]
+        name, stat, high, per_minute, stored = PREDEFINED[predefined["PredefinedMetricType"]]
         dims = (("EndpointName", endpoint), ("VariantName", variant))
-        return Metric("AWS/SageMaker", name, dims, stat, high, per_minute, missing_is_zero=True)
+        return Metric("AWS/SageMaker", name, dims, stat, high, per_minute, True, stored)
     custom = config["CustomizedMetricSpecification"]
     pairs = tuple(sorted((d["Name"], d["Value"]) for d in custom.get("Dimensions") or []))
     return Metric(custom["Namespace"], custom["MetricName"], pairs, custom["Statistic"])
@@ -187,7 +191,7 @@ def propose(
     """What the policy's alarms ask for now (None: neither alarm is in ALARM)."""
     config = body["TargetTrackingScalingPolicyConfiguration"]
     target = float(config["TargetValue"])
-    period = _HIGH_RES[minute] if metric.high_resolution else minute
+    period = max(_HIGH_RES[minute] if metric.high_resolution else minute, metric.resolution)
     end = int(now // period * period)  # complete datapoints only
     start = end - LOW_POINTS * period
     found = lookup.values(metric, period, start, end)

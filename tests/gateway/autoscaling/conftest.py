@@ -27,7 +27,11 @@ from tests.support import PYTHON, free_port, running
 
 KEYS = {"aws_access_key_id": "x", "aws_secret_access_key": "x", "region_name": "us-east-1"}
 CONFIG = Config(retries={"max_attempts": 0}, read_timeout=30, connect_timeout=5)
-ENV = {"TANDEM_AUTOSCALING_INTERVAL": "0.2", "TANDEM_AUTOSCALING_MINUTE": "1"}
+ENV = {
+    "TANDEM_AUTOSCALING_INTERVAL": "0.2",
+    "TANDEM_AUTOSCALING_MINUTE": "1",
+    "TANDEM_METRIC_FLUSH_INTERVAL": "1",
+}
 RESOURCE = "endpoint/ep/variant/AllTraffic"
 TARGET = {
     "ServiceNamespace": "sagemaker",

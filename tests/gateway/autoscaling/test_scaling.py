@@ -86,17 +86,21 @@ def test_a_custom_metric_scales_the_endpoint_out_and_back_in_with_no_failed_requ
 
 
 @pytest.mark.xfail(reason="needs the invocation recorder wiring (integration)", strict=True)
-def test_real_invocations_scale_the_seed_policy_out(gw: Gateway) -> None:
+def test_real_invocations_scale_the_endpoint_out(gw: Gateway) -> None:
     gw.aas.register_scalable_target(**TARGET, MinCapacity=1, MaxCapacity=2)
+    high_resolution = "SageMakerVariantConcurrentRequestsPerModelHighResolution"
     gw.aas.put_scaling_policy(
-        PolicyName="per-instance", **TARGET, PolicyType="TargetTrackingScaling",
+        PolicyName="concurrency", **TARGET, PolicyType="TargetTrackingScaling",
         TargetTrackingScalingPolicyConfiguration={
-            "TargetValue": 60.0,  # one invocation a second is 60 a minute: just at the target
-            "PredefinedMetricSpecification": {
-                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
-            },
+            "TargetValue": 0.5,  # two clients keep more than half a request in flight
+            "PredefinedMetricSpecification": {"PredefinedMetricType": high_resolution},
+            "ScaleOutCooldown": 0,
         },
     )  # fmt: skip
-    with invoking(gw) as failures:
-        until(lambda: gw.variant()["CurrentInstanceCount"] == 2, "the scale-out", timeout=15)
-    assert failures == []
+    with invoking(gw) as failures, invoking(gw) as more:
+        # Fails fast while the invocation path does not feed the metric store.
+        invocations = {"Namespace": "AWS/SageMaker", "MetricName": "Invocations"}
+        until(lambda: gw.cw.list_metrics(**invocations)["Metrics"], "Invocations", timeout=5)
+        # 3 datapoints of 10 s (the store keeps this metric at 10 s), then the start.
+        until(lambda: gw.variant()["CurrentInstanceCount"] == 2, "the scale-out", timeout=90)
+    assert failures == more == []
