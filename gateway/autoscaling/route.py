@@ -42,11 +42,13 @@ def autoscaling_route(
         try:
             if authorize is not None:
                 authorize(request)
-            raw = await request.body()
-            if len(raw) > MAX_BODY:
-                raise ValidationException(f"The request body is larger than {MAX_BODY} bytes.")
+            raw = bytearray()
+            async for chunk in request.stream():
+                raw += chunk
+                if len(raw) > MAX_BODY:
+                    raise ValidationException(f"The request body is over {MAX_BODY} bytes.")
             try:
-                params = json.loads(raw) if raw.strip() else {}
+                params = json.loads(bytes(raw)) if raw.strip() else {}
             except (ValueError, UnicodeDecodeError) as exc:
                 raise ValidationException(f"The request body is not JSON: {exc}") from None
             if not isinstance(params, dict):

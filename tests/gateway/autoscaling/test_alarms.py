@@ -6,6 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.gateway.autoscaling.conftest import LOAD, TARGET, Gateway, feeding, until
+from tests.gateway.cloudwatch.conftest import client_for
 
 ALARM = {**LOAD, "Statistic": "Average", "Period": 60, "EvaluationPeriods": 2,
          "Threshold": 100.0, "ComparisonOperator": "GreaterThanThreshold"}  # fmt: skip
@@ -65,3 +66,24 @@ def test_an_alarm_drives_a_step_policy_out_to_the_maximum(gw: Gateway) -> None:
         in (activities[0]["Cause"])
     )
     assert gw.variant()["DesiredInstanceCount"] == 3  # the maximum holds it
+
+
+def test_a_drill_sets_an_alarm_by_hand_and_its_step_policy_acts(gw: Gateway) -> None:
+    gw.aas.register_scalable_target(**TARGET, MinCapacity=1, MaxCapacity=3)
+    arn = gw.aas.put_scaling_policy(
+        PolicyName="exact", **TARGET, PolicyType="StepScaling",
+        StepScalingPolicyConfiguration={
+            "AdjustmentType": "ExactCapacity",
+            "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 2}],
+        },
+    )["PolicyARN"]  # fmt: skip
+    query = client_for(gw.url, "query")  # the AWS CLI's protocol, answered in XML
+    query.put_metric_alarm(AlarmName="drill", **ALARM, AlarmActions=[arn])
+    cbor = client_for(gw.url, "smithy-rpc-v2-cbor")
+    cbor.set_alarm_state(AlarmName="drill", StateValue="ALARM", StateReason="a drill")
+    until(lambda: gw.variant()["CurrentInstanceCount"] == 2, "the step to exactly 2")
+    assert (
+        "monitor alarm drill in state ALARM triggered policy exact" in gw.activities()[0]["Cause"]
+    )
+    (alarm,) = query.describe_alarms(AlarmNames=["drill"])["MetricAlarms"]
+    assert alarm["AlarmActions"] == [arn]
