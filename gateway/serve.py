@@ -112,21 +112,22 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     queued = AsyncInference(store, table, settings, roots)  # InvokeEndpointAsync
     cloudwatch = MetricService.from_settings(settings)  # its .recorder is a MetricRecorder
     metric_api = MetricApi(cloudwatch)
+    alarms = Alarms(
+        metric_api,
+        settings.state_dir / FILENAME,
+        interval=settings.autoscaling_interval,
+        minute=settings.autoscaling_minute,
+    )
     scaling = ScalingApi(
         ScalingStore(settings.state_dir / FILENAME),
         plane,
         StoreMetrics(metric_api),
         region=settings.region,
         account=settings.account,
+        alarms=alarms.store.alarms,
     )
     evaluator = Evaluator(
         scaling, interval=settings.autoscaling_interval, minute=settings.autoscaling_minute
-    )
-    alarms = Alarms(
-        metric_api,
-        settings.state_dir / FILENAME,
-        interval=settings.autoscaling_interval,
-        minute=settings.autoscaling_minute,
     )
     AlarmApi(alarms, region=settings.region, account=settings.account).attach(metric_api)
     alarms.listeners.append(evaluator.on_alarm)  # step scaling policies named by AlarmActions

@@ -46,9 +46,12 @@ class ScalingApi:
         self, store: ScalingStore, control: Control, metrics: policies.MetricLookup, *,
         region: str = "us-east-1", account: str = "000000000000",
         clock: Callable[[], float] = time.time,
+        alarms: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:  # fmt: skip
         self.store, self.control, self.metrics = store, control, metrics
         self.region, self.account, self.clock = region, account, clock
+        #: CloudWatch's alarms, to show which ones invoke a step policy.
+        self.alarms = alarms
         self.operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "RegisterScalableTarget": self.register_scalable_target,
             "DeregisterScalableTarget": self.deregister_scalable_target,
@@ -190,6 +193,14 @@ class ScalingApi:
                 names=params.get("PolicyNames") or None,
             )
         ]  # fmt: skip
+        if self.alarms is not None and any(b["PolicyType"] == "StepScaling" for b in found):
+            every = self.alarms()
+            for body in found:
+                if body["PolicyType"] == "StepScaling":
+                    body["Alarms"] = [
+                        {"AlarmName": a["AlarmName"], "AlarmARN": a["AlarmArn"]}
+                        for a in every if body["PolicyARN"] in (a.get("AlarmActions") or [])
+                    ]  # fmt: skip
         return checks.page(found, params, "ScalingPolicies", PAGE)
 
     def delete_scaling_policy(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -66,6 +66,8 @@ def test_an_alarm_drives_a_step_policy_out_to_the_maximum(gw: Gateway) -> None:
         in (activities[0]["Cause"])
     )
     assert gw.variant()["DesiredInstanceCount"] == 3  # the maximum holds it
+    (policy,) = gw.aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    assert [a["AlarmName"] for a in policy["Alarms"]] == ["high-load"]
 
 
 def test_a_drill_sets_an_alarm_by_hand_and_its_step_policy_acts(gw: Gateway) -> None:
