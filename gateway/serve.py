@@ -61,8 +61,17 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     """
     from gateway.asynchronous import AsyncInference
     from gateway.asynchronous.metrics import sample_backlog
+    from gateway.autoscaling import (
+        Evaluator,
+        ScalingApi,
+        ScalingStore,
+        StoreMetrics,
+        autoscaling_route,
+    )
     from gateway.batch.jobs import BatchJobs, check_job
     from gateway.cloudwatch import MetricApi, MetricService, cloudwatch_routes
+    from gateway.cloudwatch.alarm_api import AlarmApi
+    from gateway.cloudwatch.alarms import Alarms
     from gateway.control import ControlPlane, control_route, service_route
     from gateway.control.apply import apply_spec
     from gateway.control.translate import parse_model_roots
@@ -106,13 +115,34 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     logs = LogsService(settings.state_dir, region=settings.region, account=settings.account)
     admins = AdminOnly(settings)
     usage = UsageService.from_settings(settings, cloudwatch)  # reads the recorder's events
+    metric_api = MetricApi(cloudwatch)
+    alarms = Alarms(
+        metric_api,
+        settings.state_dir / FILENAME,
+        interval=settings.autoscaling_interval,
+        minute=settings.autoscaling_minute,
+    )
+    scaling = ScalingApi(
+        ScalingStore(settings.state_dir / FILENAME),
+        control,
+        StoreMetrics(metric_api),
+        region=settings.region,
+        account=settings.account,
+        alarms=alarms.store.alarms,
+    )
+    evaluator = Evaluator(
+        scaling, interval=settings.autoscaling_interval, minute=settings.autoscaling_minute
+    )
+    AlarmApi(alarms, region=settings.region, account=settings.account).attach(metric_api)
+    alarms.listeners.append(evaluator.on_alarm)  # step scaling policies named by AlarmActions
     app = create_app(
         plane,
         settings,
         routes=[
             # Other AWS services on POST / claim their own requests first (gateway/services.py).
             service_route(logs.acall, LOGS, authorize=admins),
-            *cloudwatch_routes(MetricApi(cloudwatch)),
+            *cloudwatch_routes(metric_api),
+            autoscaling_route(scaling, authorize=admins),
             usage_route(usage, authorize=admins),
             control_route(control, authorize=admins),
             queued.route(),
@@ -154,6 +184,8 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             raise StartError([str(reason) for reason in failed])
         await queued.start()  # what was queued before a restart runs again
         await cloudwatch.start()
+        await evaluator.start()  # after the endpoints it scales are back
+        await alarms.start()
 
     with _signal_handlers(on_signal), sock:
         try:
@@ -167,12 +199,15 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             logger.info("serving %s on http://%s:%d", names, host, port)
             await server.serve(sockets=[sock])
         finally:
+            await alarms.aclose()
+            await evaluator.aclose()  # before the control plane it calls goes away
             await queued.aclose()  # unfinished requests stay queued for the next start
             await cloudwatch.aclose()  # what was recorded is flushed (the ledger's rows too)
             usage.close()
             await jobs.close()  # they stay InProgress and resume at the next start
             await reconciler.close()
             await backend.reap_leftovers()
+            scaling.store.close()
             store.close()
             logger.info("stopped")
 

@@ -112,6 +112,11 @@ class GatewaySettings(BaseSettings):
     metric_retention_hours: float = Field(default=24.0, ge=1)
     metric_flush_interval: float = Field(default=10.0, gt=0)
     metric_max_points: int = Field(default=1_000_000, ge=1000)
+    #: Application Auto Scaling (gateway/autoscaling/): seconds between two evaluations, and
+    #: the seconds that count as one of AWS's minutes (datapoint periods and cooldowns shrink
+    #: with it: 1 in tests, for reactions 60 times as fast).
+    autoscaling_interval: float = Field(default=10.0, gt=0)
+    autoscaling_minute: int = 60
     #: The account in every ARN and message (twelve digits, as AWS's).
     account: str = Field(default="000000000000", pattern=r"^\d{12}$")
     #: The host budget: containers (instances x containers, over every endpoint) this machine
@@ -145,6 +150,13 @@ class GatewaySettings(BaseSettings):
     def container_budget(self) -> int:
         """``max_containers``, else what this machine can run (``default_container_budget``)."""
         return self.max_containers or default_container_budget()
+
+    @field_validator("autoscaling_minute")
+    @classmethod
+    def _a_period(cls, value: int) -> int:
+        if value not in (1, 5, 10, 30, 60):
+            raise ValueError("must be 1, 5, 10, 30 or 60 (a period the metric store keeps)")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

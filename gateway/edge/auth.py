@@ -45,7 +45,9 @@ MAX_CLOCK_SKEW = 15 * 60
 SERVICE = "sagemaker"
 #: Every service the gateway's port answers for, by the name its clients sign for (``logs``:
 #: CloudWatch Logs' read side; ``monitoring``: CloudWatch, botocore's ``signingName`` for it).
-SERVICES = frozenset({SERVICE, "logs", "monitoring"})
+#: The X-Amz-Target prefix of another AWS service on the port -> its name in an IAM action.
+_SIGNING_NAMES = {"Logs": "logs", "AnyScaleFrontendService": "application-autoscaling"}
+SERVICES = frozenset({SERVICE, "logs", "monitoring", "application-autoscaling"})
 ALGORITHM = "AWS4-HMAC-SHA256"
 _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+),\s*"
@@ -290,7 +292,7 @@ class AdminOnly:
 
     def __call__(self, request: Request) -> None:
         service, _, name = request.headers.get("x-amz-target", "").partition(".")
-        operation = f"{'logs' if service.startswith('Logs_') else 'sagemaker'}:{name or '*'}"
+        operation = f"{_SIGNING_NAMES.get(service.partition('_')[0], 'sagemaker')}:{name or '*'}"
         if self.open_network:
             raise AccessDenied(
                 f"The control plane is refused on {self.settings.host} without authentication: "

@@ -1,0 +1,292 @@
+"""The background task that scales: every ``interval`` seconds, each scalable target's
+scheduled actions, bounds and policies are evaluated and a decision becomes an activity.
+
+A decision is carried out by the control plane's ``UpdateEndpointWeightsAndCapacities`` (the
+same call a user makes: new instances pass ``/ping`` before they take traffic, removed ones
+drain). Its activity is ``InProgress`` until DescribeEndpoint shows the variant at that count
+(``Successful``), or ``Failed`` with the reason (the call refused, the update rolled back). A
+target whose endpoint is not ``InService`` waits: its alarms stay in ALARM and fire again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from gateway.autoscaling import checks, policies, steps
+from gateway.autoscaling.api import ScalingApi
+from gateway.autoscaling.schedule import ScheduleError, parse
+from gateway.autoscaling.store import Key
+from gateway.errors import ApiError
+
+log = logging.getLogger("tandem.autoscaling")
+
+#: Activities kept per scalable target (the oldest go first).
+KEEP_ACTIVITIES = 1000
+
+
+class Evaluator:
+    def __init__(
+        self, api: ScalingApi, *, interval: float, minute: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:  # fmt: skip
+        self.api, self.store = api, api.store
+        self.interval, self.minute, self.clock = interval, minute, clock
+        self._task: asyncio.Task[None] | None = None
+        #: One decision at a time: the periodic evaluation and alarm actions take turns.
+        self._deciding = asyncio.Lock()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="autoscaling-evaluator")
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.tick()
+            except Exception:  # one bad evaluation must not end scaling
+                log.exception("autoscaling evaluation failed")
+
+    async def tick(self) -> None:
+        """Evaluate every scalable target once."""
+        for target, state in await asyncio.to_thread(self.store.list, "target"):
+            key = (target["ServiceNamespace"], target["ResourceId"], target["ScalableDimension"])
+            try:
+                async with self._deciding:
+                    await self._target(key, target, state)
+            except Exception:
+                log.exception("autoscaling evaluation of %s failed", key[1])
+
+    async def _target(self, key: Key, target: dict[str, Any], state: dict[str, Any]) -> None:
+        endpoint, variant = checks.endpoint_of(key[1])
+        described = await asyncio.to_thread(self.api.describe_endpoint, endpoint)
+        if described is None:
+            return
+        found = [
+            v for v in described.get("ProductionVariants") or [] if v["VariantName"] == variant
+        ]
+        if not found:
+            return
+        desired, current = found[0]["DesiredInstanceCount"], found[0]["CurrentInstanceCount"]
+        status = described["EndpointStatus"]
+        state = await asyncio.to_thread(self._settle, key, state, status, current, described)
+        if status != "InService" or state.get("pending"):
+            return
+        now = self.clock()
+        suspended = target.get("SuspendedState", {})
+        if not suspended.get("ScheduledScalingSuspended"):
+            target = await asyncio.to_thread(self._scheduled, key, target, now)
+        low, high = max(1, target["MinCapacity"]), target["MaxCapacity"]
+        decision: policies.Proposal | None = None
+        if desired < low:
+            decision = policies.Proposal(low, True, f"minimum capacity was set to {low}")
+        elif desired > high:
+            decision = policies.Proposal(high, False, f"maximum capacity was set to {high}")
+        else:
+            decision = await asyncio.to_thread(self._policies, key, desired, state, now, suspended)
+        if decision is None:
+            return
+        capacity = min(max(decision.capacity, low), high)
+        if capacity == desired:
+            return
+        await self._scale(key, capacity, decision, state, now)
+
+    def _policies(
+        self, key: Key, capacity: int, state: dict[str, Any], now: float,
+        suspended: dict[str, bool],
+    ) -> policies.Proposal | None:  # fmt: skip
+        """Scale out if any policy asks (the largest wins); in only if every one asks."""
+        endpoint, variant = checks.endpoint_of(key[1])
+        outs, ins, quiet = [], [], False
+        for body, _ in self.store.list("policy", key[0], resource=key[1], dimension=key[2]):
+            if body["PolicyType"] != "TargetTrackingScaling":
+                continue  # step policies act when their alarm does (on_alarm)
+            metric = policies.metric_of(body, endpoint, variant)
+            proposal = policies.propose(body, metric, capacity, now, self.minute, self.api.metrics)
+            if proposal is None or proposal.capacity == capacity:
+                quiet = True
+                continue
+            since = now - max(
+                state.get("last_out", 0.0), 0.0 if proposal.out else state.get("last_in", 0.0)
+            )
+            if since < policies.cooldown(body, proposal.out, self.minute):
+                quiet = quiet or not proposal.out
+                continue
+            config = body["TargetTrackingScalingPolicyConfiguration"]
+            if proposal.out and proposal.capacity > capacity:
+                outs.append(proposal)
+            elif not proposal.out and not config.get("DisableScaleIn"):
+                ins.append(proposal)
+            else:
+                quiet = True
+        if outs and not suspended.get("DynamicScalingOutSuspended"):
+            return max(outs, key=lambda p: p.capacity)
+        if ins and not quiet and not outs and not suspended.get("DynamicScalingInSuspended"):
+            return max(ins, key=lambda p: p.capacity)
+        return None
+
+    async def on_alarm(self, alarm: dict[str, Any], value: float | None) -> None:
+        """An alarm in ALARM invokes the step policies its ``AlarmActions`` name."""
+        arns = set(alarm.get("AlarmActions") or [])
+        found = await asyncio.to_thread(self.store.list, "policy")
+        for body, _ in found:
+            if body["PolicyARN"] not in arns or body["PolicyType"] != "StepScaling":
+                continue
+            key = (body["ServiceNamespace"], body["ResourceId"], body["ScalableDimension"])
+            target = await asyncio.to_thread(self.store.get, "target", key)
+            if target is None:
+                continue
+            async with self._deciding:
+                await self._step(key, target, body, alarm, value)
+
+    async def _step(
+        self, key: Key, target: tuple[dict[str, Any], dict[str, Any]], body: dict[str, Any],
+        alarm: dict[str, Any], value: float | None,
+    ) -> None:  # fmt: skip
+        (bounds, state), now = target, self.clock()
+        described = await asyncio.to_thread(
+            self.api.describe_endpoint, checks.endpoint_of(key[1])[0]
+        )
+        variant = checks.endpoint_of(key[1])[1]
+        found = [v for v in (described or {}).get("ProductionVariants") or []
+                 if v["VariantName"] == variant]  # fmt: skip
+        if not found or described is None or described["EndpointStatus"] != "InService":
+            return
+        if state.get("pending"):
+            return  # the last change is still being made
+        desired = found[0]["DesiredInstanceCount"]
+        breach = (value if value is not None else float(alarm["Threshold"])) - float(
+            alarm["Threshold"]
+        )
+        wanted = steps.adjust(body, desired, breach)
+        if wanted is None or wanted == desired:
+            return
+        out = wanted > desired
+        suspended = bounds.get("SuspendedState", {})
+        if suspended.get("DynamicScalingOutSuspended" if out else "DynamicScalingInSuspended"):
+            return
+        if now - state.get(f"step:{body['PolicyName']}", 0.0) < policies.cooldown(
+            body, out, self.minute
+        ):
+            return
+        capacity = min(max(wanted, max(1, bounds["MinCapacity"])), bounds["MaxCapacity"])
+        if capacity == desired:
+            return
+        cause = (f"monitor alarm {alarm['AlarmName']} in state ALARM triggered policy "
+                 f"{body['PolicyName']}")  # fmt: skip
+        state = {**state, f"step:{body['PolicyName']}": now}
+        await self._scale(key, capacity, policies.Proposal(capacity, out, cause), state, now)
+
+    def _scheduled(self, key: Key, target: dict[str, Any], now: float) -> dict[str, Any]:
+        """Run the scheduled actions that are due: each sets the target's bounds."""
+        for body, state in self.store.list("scheduled", key[0], resource=key[1], dimension=key[2]):
+            if body.get("EndTime") and now > body["EndTime"]:
+                continue
+            try:
+                schedule = parse(body["Schedule"], body.get("Timezone"))
+            except ScheduleError:
+                continue
+            start = body.get("StartTime") or body["CreationTime"]
+            when = schedule.next_run(state.get("last", start - 1), start)
+            if when is None or when > now:
+                continue
+            action = body.get("ScalableTargetAction") or {}
+            target = {**target, **{k: v for k, v in action.items() if v is not None}}
+            if target["MinCapacity"] > target["MaxCapacity"]:
+                bound = "MinCapacity" if "MinCapacity" in action else "MaxCapacity"
+                other = "MaxCapacity" if bound == "MinCapacity" else "MinCapacity"
+                target[other] = target[bound]
+            self.store.put("target", key, "", checks.endpoint_of(key[1])[0], target)
+            self.store.set_state("scheduled", key, body["ScheduledActionName"], {"last": now})
+            self._activity(
+                key, f"Setting min capacity to {target['MinCapacity']} and max capacity to "
+                f"{target['MaxCapacity']}",
+                f"scheduled action name {body['ScheduledActionName']} was triggered", "Successful",
+                now, end=now,
+            )  # fmt: skip
+        return target
+
+    async def _scale(
+        self, key: Key, capacity: int, decision: policies.Proposal, state: dict[str, Any],
+        now: float,
+    ) -> None:  # fmt: skip
+        endpoint, variant = checks.endpoint_of(key[1])
+        activity = await asyncio.to_thread(
+            self._activity, key, f"Setting desired instance count to {capacity}.",
+            decision.cause, "InProgress", now, capacity=capacity,
+        )  # fmt: skip
+        change = {"EndpointName": endpoint,
+                  "DesiredWeightsAndCapacities": [
+                      {"VariantName": variant, "DesiredInstanceCount": capacity}]}  # fmt: skip
+        try:
+            await self.api.control.acall("UpdateEndpointWeightsAndCapacities", change)
+        except ApiError as exc:
+            await asyncio.to_thread(self._finish, key, activity, "Failed", exc.message)
+            return
+        mark = {**state, ("last_out" if decision.out else "last_in"): now, "pending": activity}
+        await asyncio.to_thread(self.store.set_state, "target", key, "", mark)
+        log.info("%s: %s (%s)", key[1], f"desired instance count {capacity}", decision.cause)
+
+    def _activity(
+        self, key: Key, description: str, cause: str, status: str, now: float,
+        end: float | None = None, capacity: int | None = None,
+    ) -> str:  # fmt: skip
+        activity = str(uuid.uuid4())
+        body: dict[str, Any] = {
+            "ActivityId": activity, "ServiceNamespace": key[0], "ResourceId": key[1],
+            "ScalableDimension": key[2], "Description": description,
+            "Cause": f"At {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))} {cause}.",
+            "StartTime": now, "StatusCode": status,
+            "StatusMessage": "Successfully set min/max capacity." if status == "Successful" else "",
+        }  # fmt: skip
+        if end is not None:
+            body["EndTime"] = end
+        state = {} if capacity is None else {"capacity": capacity}
+        self.store.put("activity", key, activity, checks.endpoint_of(key[1])[0], body, state)
+        self.store.prune("activity", key, KEEP_ACTIVITIES)
+        return activity
+
+    def _finish(self, key: Key, activity: str, status: str, message: str) -> None:
+        row = self.store.get("activity", key, activity)
+        if row is None:
+            return
+        body = {**row[0], "StatusCode": status, "StatusMessage": message, "EndTime": self.clock()}
+        self.store.put("activity", key, activity, checks.endpoint_of(key[1])[0], body)
+
+    def _settle(
+        self, key: Key, state: dict[str, Any], status: str, current: int,
+        described: dict[str, Any],
+    ) -> dict[str, Any]:  # fmt: skip
+        """Close the target's pending activity once the change is over; the target's state."""
+        row = self.store.get("activity", key, state["pending"]) if state.get("pending") else None
+        if row is None:
+            return {k: v for k, v in state.items() if k != "pending"}
+        capacity = row[1].get("capacity")
+        if status == "InService" and current == capacity:
+            self._finish(key, state["pending"], "Successful",
+                         f"Successfully set desired instance count to {capacity}. Change "
+                         "successfully fulfilled by sagemaker.")  # fmt: skip
+        elif status in ("InService", "Failed"):
+            reason = described.get("FailureReason") or (
+                f"the variant runs {current} instances, not {capacity}"
+            )
+            message = f"Failed to set desired instance count to {capacity}: {reason}"
+            self._finish(key, state["pending"], "Failed", message)
+        else:
+            return state
+        settled = {k: v for k, v in state.items() if k != "pending"}
+        self.store.set_state("target", key, "", settled)
+        return settled
