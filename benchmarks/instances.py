@@ -241,7 +241,7 @@ def slow_one_in_twenty(args: argparse.Namespace) -> dict[str, tuple[float, float
 
 
 class RoundRobin:
-    """What ``VariantRuntime.instance`` did before issue 24, for the cost comparison."""
+    """What ``Variant.instance`` (round robin) did before issue 24, for the cost comparison."""
 
     def __init__(self, instances: list[Instance]) -> None:
         self.instances, self.turn = instances, 0

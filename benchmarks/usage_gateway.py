@@ -47,13 +47,13 @@ def serve_child(port: int, container: str, ledger: bool, state: str) -> None:
     from gateway.cloudwatch import MetricService
     from gateway.edge.app import create_app
     from gateway.edge.server import bind, loop_factory, make_server
-    from gateway.runtime import ContainerState, EndpointRuntime
+    from gateway.live import ContainerState, Instance
     from gateway.settings import GatewaySettings
     from gateway.usage import UsageService
     from pipelines.spec import EndpointSpec
 
     spec = EndpointSpec(name="bench", containers=[{"command": ["bench"]}])  # type: ignore[list-item]
-    runtime = EndpointRuntime.from_spec(spec)
+    runtime = Instance.from_spec(spec)
     runtime.containers[0].url, runtime.containers[0].state = container, ContainerState.HEALTHY
     settings = GatewaySettings(port=port, log_level="warning", state_dir=Path(state))
     metrics = MetricService.from_settings(settings)

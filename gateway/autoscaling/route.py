@@ -21,8 +21,8 @@ from starlette.routing import BaseRoute
 from gateway.autoscaling.api import ScalingApi
 from gateway.autoscaling.errors import InternalServiceException, ValidationException
 from gateway.cloudwatch import wire
-from gateway.cloudwatch.route import _Claimed, _header
 from gateway.errors import ApiError
+from gateway.services import ServiceRoute, target_prefix
 
 log = logging.getLogger("tandem.autoscaling")
 
@@ -63,7 +63,7 @@ def autoscaling_route(
         body = json.dumps(wire.plain(result), separators=(",", ":")).encode()
         return Response(body, media_type=MEDIA, headers={"x-amzn-RequestId": request_id})
 
-    return _Claimed("/", endpoint, lambda s: _header(s, b"x-amz-target").startswith(f"{TARGET}."))
+    return ServiceRoute("/", endpoint, target_prefix(TARGET))
 
 
 def _error(code: str, message: str, status: int, request_id: str) -> Response:

@@ -15,15 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from gateway.cli.common import EXIT_FAILED, EXIT_INVALID, fail
-from gateway.cli.endpoints import (
-    DEFAULT_REGION,
-    DEFAULT_URL,
-    AccessKey,
-    ApiKey,
-    Region,
-    SecretKey,
-    Url,
-)
+from gateway.cli.credentials import ANONYMOUS, DEFAULT_REGION, Credentials, with_credentials
+from gateway.cli.endpoints import DEFAULT_URL, Url
 
 FORMATS = ("table", "csv", "json")
 #: What the table shows (csv and json have every column).
@@ -46,6 +39,7 @@ TABLE_COLUMNS = (
 )
 
 
+@with_credentials
 def usage(
     since: Annotated[
         str, typer.Option(help="Start: a duration ago (2h, 30m, 7d), epoch seconds or ISO 8601.")
@@ -61,10 +55,7 @@ def usage(
         str, typer.Option("--format", help="table, csv or json (a list of objects).")
     ] = "table",
     url: Url = DEFAULT_URL,
-    api_key: ApiKey = None,
-    access_key: AccessKey = None,
-    secret_key: SecretKey = None,
-    region: Region = None,
+    credentials: Credentials = ANONYMOUS,
 ) -> None:
     """Show the usage ledger: invocations, compute, memory and cost per group."""
     from gateway.usage.report import UsageQueryError, check_by, parse_time
@@ -85,7 +76,7 @@ def usage(
     params: dict[str, str] = {"since": repr(start), "until": repr(end), "by": by}
     if top is not None:
         params["top"] = str(top)
-    headers = _auth(f"{url.rstrip('/')}/usage", params, api_key, (access_key, secret_key), region)
+    headers = _auth(f"{url.rstrip('/')}/usage", params, credentials)
     answer = _get(url, params, headers)
     names: list[str] = answer["names"]
     columns: list[str] = answer["columns"]
@@ -100,23 +91,18 @@ def usage(
         _table(names, groups)
 
 
-def _auth(
-    url: str,
-    params: dict[str, str],
-    api_key: str | None,
-    keys: tuple[str | None, str | None],
-    region: str | None,
-) -> dict[str, str]:
+def _auth(url: str, params: dict[str, str], given: Credentials) -> dict[str, str]:
     """The headers that authenticate the call: ``X-Api-Key``, else a SigV4 signature with the
     given or the usual AWS credentials (as ``tandem endpoints`` signs), else none."""
-    if api_key:
-        return {"X-Api-Key": api_key}
+    if given.api_key:
+        return {"X-Api-Key": given.api_key}
     import botocore.session
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
     from botocore.exceptions import BotoCoreError
 
+    keys = (given.access_key, given.secret_key)
     if (keys[0] is None) != (keys[1] is None):
         fail(EXIT_INVALID, "give --access-key and --secret-key together")
     session = botocore.session.get_session()
@@ -127,7 +113,7 @@ def _auth(
     if found is None:
         return {}
     request = AWSRequest(method="GET", url=url, params=params)
-    region = region or session.get_config_variable("region") or DEFAULT_REGION
+    region = given.region or session.get_config_variable("region") or DEFAULT_REGION
     SigV4Auth(found, "sagemaker", region).add_auth(request)
     return dict(request.headers.items())
 

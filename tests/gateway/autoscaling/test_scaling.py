@@ -85,7 +85,6 @@ def test_a_custom_metric_scales_the_endpoint_out_and_back_in_with_no_failed_requ
     assert gw.variant()["DesiredInstanceCount"] == 1
 
 
-@pytest.mark.xfail(reason="needs the invocation recorder wiring (integration)", strict=True)
 def test_real_invocations_scale_the_endpoint_out(gw: Gateway) -> None:
     gw.aas.register_scalable_target(**TARGET, MinCapacity=1, MaxCapacity=2)
     high_resolution = "SageMakerVariantConcurrentRequestsPerModelHighResolution"

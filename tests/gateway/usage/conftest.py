@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from gateway.cli.main import app as cli
 from gateway.cloudwatch import MetricApi, MetricService, cloudwatch_routes
 from gateway.edge.app import create_app
-from gateway.runtime import EndpointTable
+from gateway.live import EndpointTable
 from gateway.usage import UsageService, usage_route
 from tests.gateway.harness import serve
 from tests.gateway.processes import quick_settings

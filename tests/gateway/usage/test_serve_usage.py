@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from gateway.cli.main import app as cli
 from tests.gateway.harness import sagemaker_client
-from tests.gateway.models.stores import (
+from tests.gateway.multimodel.stores import (
     csv_body,
     gateway,
     pack,

@@ -8,8 +8,8 @@ from typer.testing import CliRunner, Result
 
 from gateway.cli.main import app as cli
 from gateway.edge.app import create_app
-from gateway.runtime import EndpointTable
-from gateway.serve import admins
+from gateway.edge.auth import AdminOnly
+from gateway.live import EndpointTable
 from gateway.usage import usage_route
 from tests.gateway.harness import serve
 from tests.gateway.processes import quick_settings
@@ -21,7 +21,7 @@ def test_an_admin_key_reads_the_ledger_and_an_invoke_key_is_refused(tmp_path: Pa
         tmp_path / "state", auth="sigv4", sigv4_credentials="BOSS:s3cret:admin,APP:s3cret2"
     )
     metrics, usage = services(settings.state_dir, Clock())
-    route = usage_route(usage, authorize=admins(settings))
+    route = usage_route(usage, authorize=AdminOnly(settings))
     app = create_app(EndpointTable(), settings, routes=[route])
     metrics.recorder.invocation("ep", "v", "m", "2xx", 1000, 10, 1, 1)
     try:
