@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.gateway.autoscaling.conftest import (
     LOAD,
     RESOURCE,
