@@ -52,6 +52,8 @@ class LoadedModel:
     in_use: int = 0
     #: Seconds its load took (``POST /models``), the cost of evicting it.
     load_seconds: float = 0.0
+    #: Requests that took it; 0 while the requests that waited for its load have not yet.
+    uses: int = 0
 
     @property
     def invoke_path(self) -> str:
@@ -307,7 +309,9 @@ class ModelManager:
         while usage + need > self.memory_limit or evicted < at_least:
             idle = {t for t, e in self._loaded.items() if not e.pinned and e.in_use == 0}
             short = max(usage + need - self.memory_limit, 1 if evicted < at_least else 0)
-            victims = self.policy.victims(short, idle)
+            # A model just loaded goes last: the requests that waited for it resume soon.
+            settled = {t for t in idle if self._loaded[t].uses}
+            victims = self.policy.victims(short, settled) or self.policy.victims(short, idle)
             if not victims:
                 # Models in use free up within a request's time: wait rather than fail.
                 busy = any(not e.pinned for e in self._loaded.values())
@@ -386,6 +390,7 @@ class ModelManager:
 
     def _use(self, entry: LoadedModel) -> LoadedModel:
         entry.in_use += 1
+        entry.uses += 1
         entry.last_used = time.time()
         return entry
 
