@@ -20,15 +20,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from gateway.errors import ApiError, ModelNotReady
 from gateway.live import ContainerRuntime
 from gateway.metrics import ModelMetrics
 from gateway.multimodel.cache import CacheEntry, DiskCache, purge
-from gateway.multimodel.describe import describe, measured, worker_count
+from gateway.multimodel.describe import LoadedModel, describe, measured
 from gateway.multimodel.errors import load_failed, no_room, store_failed, unreachable
 from gateway.multimodel.eviction import EvictionPolicy, PolicyName, make_policy
 from gateway.multimodel.model_api import ModelApi
@@ -38,26 +36,6 @@ from gateway.upstream import Upstream
 from pipelines.spec import ModelCache
 
 log = logging.getLogger("tandem.models")
-
-
-@dataclass(eq=False)
-class LoadedModel:
-    target: str
-    name: str
-    #: Resident bytes this load added to the container (measured), or its size on disk.
-    memory: int
-    loaded_at: float
-    last_used: float
-    pinned: bool
-    in_use: int = 0
-    #: Seconds its load took (``POST /models``), the cost of evicting it.
-    load_seconds: float = 0.0
-    #: Requests that took it; 0 while the requests that waited for its load have not yet.
-    uses: int = 0
-
-    @property
-    def invoke_path(self) -> str:
-        return f"/models/{quote(self.name, safe='')}/invoke"
 
 
 class ModelManager:
@@ -90,7 +68,6 @@ class ModelManager:
         #: Memory each target's last load added, kept after eviction to plan its next load.
         self._known: dict[str, int] = {}
         self._lock = asyncio.Lock()
-        self.workers = worker_count(container.spec.environment)
         self.max_loads = max(1, max_loads)
         self._slots = asyncio.Semaphore(self.max_loads)
         #: Bytes planned for loads in flight: room made but not yet measured.
