@@ -91,8 +91,9 @@ def run_stream(
         for t in threads:
             t.join()
         seconds = time.perf_counter() - started
-        after = _counts(first)
-        info = first.get_json(f"/endpoints/{endpoint}/models")["Containers"][0]
+        last = Client(host, port)  # the first one's connection idled past the keep-alive
+        after = _counts(last)
+        info = last.get_json(f"/endpoints/{endpoint}/models")["Containers"][0]
     hits, loads, evictions = (a - b for a, b in zip(after, before, strict=True))
     return Outcome(
         policy, len(stream), seconds, latencies, errors, hits, loads, evictions,
