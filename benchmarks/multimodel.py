@@ -30,19 +30,18 @@ import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.multimodel_streams import POLICIES, Outcome, run_stream, scan_case  # noqa: E402
 from benchmarks.multimodel_support import (  # noqa: E402
     Client,
     build_store,
     gateway,
     invoke,
-    metric,
     multi,
     pct,
     spec,
@@ -160,7 +159,7 @@ def cold_and_warm(
     return {"baseline": baseline, "small": per_model, "large": per_large}
 
 
-ZIPF_P99_GOAL_MS = 400.0
+ZIPF_P99_GOAL_MS = 100.0
 
 
 def link_all(work: Path, small: list[str], large: list[str]) -> Path:
@@ -189,111 +188,69 @@ def container_baseline(
     return float(info["MemoryUsedBytes"] or 0) - per_model * info["LoadedModelCount"]
 
 
-def zipf_stream(
+def zipf_streams(
     args: argparse.Namespace,
     work: Path,
     everything: Path,
     small: list[str],
     large: list[str],
     memory: dict[str, float],
-    workers: int,
-) -> tuple[float, int]:
-    """The stream on a container of ``workers`` processes: its p99 (ms) and its errors."""
+) -> None:
+    """The same Zipf stream once per worker count and eviction policy, the same room for models
+    whatever the worker count (the container's own memory on top)."""
     targets = small + large
     total = memory["small"] * len(small) + memory["large"] * len(large)
-    baseline = (
-        memory["baseline"]
-        if workers == 1
-        else container_baseline(work, everything, small, workers, memory["small"])
-    )
-    # The same room for models whatever the worker count: the container's own memory on top.
-    limit = int(baseline + 16 * 2**20 + total / 10)
-    name = f"zipf{workers}"
-    env = {**multi(everything)["environment"], "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)}
-    container = multi(everything, memory_limit=f"{limit}B", environment=env)
-    path = spec(work, name, {"zipf": container})
-    ranks = list(range(1, len(targets) + 1))
-    weights = [1 / r**args.zipf_s for r in ranks]
+    weights = [1 / r**args.zipf_s for r in range(1, len(targets) + 1)]
     order = targets[:]
     random.Random(7).shuffle(order)
     stream = random.Random(11).choices(order, weights=weights, k=args.zipf_requests)
-    latencies: list[float] = []
-    errors: dict[int, int] = {}
-    lock = threading.Lock()
-    with gateway(work, path) as (host, port):
-        # Each worker imports scikit-learn on its first load (about a second, once per process):
-        # one load per worker first, so the stream measures loads and evictions, not start-up.
-        warm = Client(host, port)
-        for target in order[-workers:]:
-            status, _ = invoke(warm, name, "zipf", target)
-            assert status == 200, (status, target)
-        chunks = [stream[i :: args.concurrency] for i in range(args.concurrency)]
-
-        def worker(chunk: list[str]) -> None:
-            client = Client(host, port)
-            for target in chunk:
-                status, ms = invoke(client, name, "zipf", target)
-                with lock:
-                    if status == 200:
-                        latencies.append(ms)
-                    else:
-                        errors[status] = errors.get(status, 0) + 1
-
-        started = time.perf_counter()
-        threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - started
-        client = Client(host, port)
-        hits = metric(client, "tandem_model_cache_hits_total")
-        misses = metric(client, "tandem_model_cache_misses_total")
-        evicted = metric(client, "tandem_model_evictions_total", reason="memory")
-        info = client.get_json(f"/endpoints/{name}/models")["Containers"][0]
-    print(
-        f"\n== Zipf stream (s={args.zipf_s}) over {len(targets)} models, concurrency "
-        f"{args.concurrency}, {workers} worker process(es), memory limit {limit / 2**20:.0f} MiB "
-        f"(a tenth of the models beside the container's own {baseline / 2**20:.0f} MiB)"
-    )
-    print(
-        f"  requests {len(stream)} in {elapsed:.1f} s ({len(stream) / elapsed:.0f}/s); "
-        f"errors {sum(errors.values())} {errors or ''} (goal 0)"
-    )
-    print(
-        f"  hit ratio {hits / max(hits + misses, 1):.3f}; evictions {evicted:.0f}; "
-        f"loaded at end {info['LoadedModelCount']}; memory used "
-        f"{(info['MemoryUsedBytes'] or 0) / 2**20:.0f} MiB of {limit / 2**20:.0f} MiB"
-    )
-    if not latencies:
-        print("  latency: no request succeeded")
-        return float("inf"), sum(errors.values())
-    print(f"  latency: {summary(latencies)}")
-    return pct(latencies, 99), sum(errors.values())
+    results: dict[tuple[int, str], Outcome] = {}
+    for workers in args.workers:
+        baseline = (
+            memory["baseline"]
+            if workers == 1
+            else container_baseline(work, everything, small, workers, memory["small"])
+        )
+        limit = int(baseline + 16 * 2**20 + total / 10)
+        env = {**multi(everything)["environment"], "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)}
+        container = multi(everything, memory_limit=f"{limit}B", environment=env)
+        print(
+            f"\n== Zipf stream (s={args.zipf_s}), {len(stream)} requests over {len(targets)} "
+            f"models, concurrency {args.concurrency}, {workers} worker process(es), memory "
+            f"limit {limit / 2**20:.0f} MiB (a tenth of the models beside the container's own "
+            f"{baseline / 2**20:.0f} MiB); the same stream per policy"
+        )
+        for policy in args.policies:
+            # Each worker imports scikit-learn on its first load: one load per worker first.
+            outcome = run_stream(
+                work, f"zipf{workers}", container, stream, args.concurrency, policy,
+                order[-workers:],
+            )  # fmt: skip
+            results[workers, policy] = outcome
+            print(outcome.row())
+    verdicts(args, results)
 
 
-def zipf_streams(
-    args: argparse.Namespace,
-    work: Path,
-    small: list[str],
-    large: list[str],
-    memory: dict[str, float],
-) -> None:
-    everything = link_all(work, small, large)
-    results = {
-        n: zipf_stream(args, work, everything, small, large, memory, n) for n in args.workers
-    }
-    print("\n== Zipf stream by worker processes (same stream, same room for models)")
-    for n, (p99, errors) in results.items():
-        print(f"  {n} worker(s): p99 {p99:7.1f} ms, errors {errors}")
-    most = max(results)
-    p99, errors = results[most]
-    met = p99 <= ZIPF_P99_GOAL_MS and errors == 0
-    print(
-        f"  goal with {most} workers: p99 <= {ZIPF_P99_GOAL_MS:.0f} ms and 0 errors -> "
-        f"{'met' if met else 'MISSED'}"
-        + (f"; p99 {results[1][0] / p99:.1f}x lower than 1 worker" if 1 in results else "")
-    )
+def verdicts(args: argparse.Namespace, results: dict[tuple[int, str], Outcome]) -> None:
+    """The issue's goals for ``value`` against ``lru`` of the same run, per worker count."""
+    if not {"lru", "value"} <= set(args.policies):
+        return
+    print("\n== value against lru (same stream, same memory, same run)")
+    for workers in args.workers:
+        lru, value = results[workers, "lru"], results[workers, "value"]
+        lat = value.latencies or [float("inf")]
+        goals = {
+            "hit ratio >= 0.75": value.hit_ratio >= 0.75,
+            "p90 <= 50 ms": pct(lat, 90) <= 50,
+            "p99 <= 100 ms": pct(lat, 99) <= ZIPF_P99_GOAL_MS,
+            "req/s >= 1.2x lru": value.rate >= 1.2 * lru.rate,
+            "0 errors": not value.errors,
+        }
+        print(
+            f"  {workers} worker(s): hit ratio {lru.hit_ratio:.3f} -> {value.hit_ratio:.3f}, "
+            f"loads {lru.loads:.0f} -> {value.loads:.0f}, req/s x{value.rate / lru.rate:.2f}; "
+            + ", ".join(f"{goal}: {'met' if ok else 'MISSED'}" for goal, ok in goals.items())
+        )
 
 
 def main() -> int:
@@ -312,6 +269,17 @@ def main() -> int:
         default=[1, 2],
         help="worker processes of the Zipf container, one stream each (default 1,2)",
     )
+    parser.add_argument(
+        "--policies",
+        type=lambda text: [p for p in text.split(",") if p],
+        default=list(POLICIES),
+        help="eviction policies, each run on the same streams (default lru,value)",
+    )
+    parser.add_argument("--scan-hot", type=int, default=8, help="hot models of the scan case")
+    parser.add_argument("--scan-once", type=int, default=400, help="one-time models of the scan")
+    parser.add_argument(
+        "--scan-between", type=int, default=8, help="one-time models before each hot request"
+    )
     parser.add_argument("--tf-models", type=int, default=1000, help="0 skips the TF check")
     parser.add_argument("--tf-only", action="store_true", help="only the TF thread check")
     args = parser.parse_args()
@@ -327,7 +295,9 @@ def main() -> int:
             f"models built in {time.perf_counter() - started:.1f} s"
         )
         memory = cold_and_warm(args, work, small, large)
-        zipf_streams(args, work, small, large, memory)
+        everything = link_all(work, small, large)
+        zipf_streams(args, work, everything, small, large, memory)
+        scan_case(args, work, everything, small, memory)
         return _verdict(not args.tf_models or tensorflow_threads(args.tf_models, work))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -78,7 +79,10 @@ def multi(store: Path, **extra: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def gateway(folder: Path, spec_path: Path) -> Iterator[tuple[str, int]]:
+def gateway(
+    folder: Path, spec_path: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
+    """``tandem serve`` of ``spec_path``, ``env`` (``TANDEM_*`` settings) on top of ours."""
     port = free_port()
     state = folder / f"state-{spec_path.stem}"
     log = open(folder / f"{spec_path.stem}.log", "wb")  # noqa: SIM115
@@ -95,7 +99,9 @@ def gateway(folder: Path, spec_path: Path) -> Iterator[tuple[str, int]]:
         "--log-level",
         "warning",
     ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
     try:
         wait_ready(f"http://127.0.0.1:{port}/ping", proc, timeout=180)
         yield "127.0.0.1", port

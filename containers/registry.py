@@ -23,10 +23,12 @@ from containers.errors import (
     BadRequest,
     InsufficientMemory,
     ModelAlreadyLoaded,
+    ModelLoadError,
     ModelNotFound,
 )
 from containers.fastpath import FastPath
 from containers.handler import ModelHandler
+from containers.warmup import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,11 @@ class ModelRegistry:
                 )
         handler = self._make_handler(name, path)
         model = handler.load()
+        try:
+            warm_up(handler, model, path)  # before the memory check: warming may allocate
+        except ModelLoadError:
+            _free(handler, [model])
+            raise
         if limit is not None and resources.rss() > limit:
             used = resources.rss()
             held = [model]

@@ -57,6 +57,7 @@ class ModelService:
         # Started in start(), after the framework sized its pools: threads apply per-thread limits.
         self._predict_pool: WorkerThreads | None = None
         self._load_pool: WorkerThreads | None = None
+        self._unload_pool: WorkerThreads | None = None
         self._batchers: dict[str, Batcher] = {}
         self.batch_metrics = BatchMetrics()
         #: The framework's row stacking, if it has one (checked once: the check is slow).
@@ -77,6 +78,10 @@ class ModelService:
         assert self._load_pool is not None, "start() first"
         return self._load_pool.submit(func)
 
+    def _unloader(self, func: Callable[[], T]) -> asyncio.Future[T]:
+        assert self._unload_pool is not None, "start() first"
+        return self._unload_pool.submit(func)
+
     async def start(self) -> None:
         """Size thread pools once, then (single-model mode) load the model before serving."""
         predictors = resources.predicting_threads()
@@ -86,6 +91,9 @@ class ModelService:
         initializer = self.framework.thread_initializer
         self._predict_pool = WorkerThreads(predictors, "predict", initializer)
         self._load_pool = WorkerThreads(2, "load", initializer)
+        # Unloads on a thread of their own: the load that asked for the room never waits for
+        # another load to end first.
+        self._unload_pool = WorkerThreads(1, "unload", initializer)
         log.info(
             "%s container: %d CPUs, %d intra-op / %d inter-op threads, memory limit %s",
             self.framework.name,
@@ -103,8 +111,9 @@ class ModelService:
     async def stop(self) -> None:
         # No per-model unload: the process is ending and frees everything at once, while unloading
         # 1,000 models one by one (a gc pass each) would outlast the supervisor's stop grace.
-        if self._load_pool is not None:
-            self._load_pool.shutdown()
+        for pool in (self._load_pool, self._unload_pool):
+            if pool is not None:
+                pool.shutdown()
         if self._predict_pool is not None:
             self._predict_pool.shutdown()
 
@@ -112,7 +121,7 @@ class ModelService:
         return await self.models.add(name, url, self._loader)
 
     async def unload(self, name: str) -> None:
-        await self.models.remove(name, self._loader)
+        await self.models.remove(name, self._unloader)
         if self._batchers.pop(name, None) is not None:
             self.batch_metrics.forget(name)
 

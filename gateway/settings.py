@@ -85,6 +85,12 @@ class GatewaySettings(BaseSettings):
     )
     #: Seconds one multi-model load (``POST /models`` to the container) may take.
     model_load_timeout: float = Field(default=600.0, gt=0)
+    #: Which loaded models leave memory first (gateway/multimodel/eviction.py): ``value``
+    #: (frequency with aging, size, load time; scan-resistant) or ``lru``.
+    eviction_policy: Literal["value", "lru"] = "value"
+    #: Loads one MultiModel container (per instance) runs at once; unset: the CPUs this
+    #: process may use.
+    model_loads: int | None = Field(default=None, ge=1)
     #: Slow or oversized clients (gateway/edge/guard.py): largest header block in bytes, seconds
     #: to receive the headers and the body, seconds an idle keep-alive connection stays open.
     max_header_bytes: int = Field(default=64 * 1024, gt=0)

@@ -1,4 +1,5 @@
-"""The parts of a model manager that need none of its state: its description, answers' fields."""
+"""The parts of a model manager that need none of its state: the record of a loaded model, its
+description, answers' fields."""
 
 from __future__ import annotations
 
@@ -6,11 +7,33 @@ import contextlib
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from gateway.multimodel.cache import DiskCache
 from gateway.multimodel.model_store import ModelStore
 from gateway.multimodel.targets import container_name
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    target: str
+    name: str
+    #: Resident bytes this load added to the container (measured), or its size on disk.
+    memory: int
+    loaded_at: float
+    last_used: float
+    pinned: bool
+    in_use: int = 0
+    #: Seconds its load took (``POST /models``), the cost of evicting it.
+    load_seconds: float = 0.0
+    #: Requests that took it; 0 while the requests that waited for its load have not yet.
+    uses: int = 0
+
+    @property
+    def invoke_path(self) -> str:
+        return f"/models/{quote(self.name, safe='')}/invoke"
 
 
 class Described(Protocol):
@@ -62,12 +85,6 @@ def describe(manager: Described) -> dict[str, object]:
         "LoadedModelCount": len(manager.loaded_models),
         "Models": models,
     }
-
-
-def worker_count(environment: dict[str, str]) -> int:
-    """The container's worker processes, as it will read them (a bad value: one)."""
-    raw = environment.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1")
-    return max(1, int(raw)) if raw.strip().isdigit() else 1
 
 
 def measured(message: str, fallback: int) -> int:

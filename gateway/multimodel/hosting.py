@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterable
 from functools import partial
 
@@ -48,8 +49,18 @@ def make_managers(
                 metrics=metrics.models(endpoint, container),
                 memory_limit=limits.memory,
                 load_timeout=settings.model_load_timeout,
+                eviction=settings.eviction_policy,
+                max_loads=settings.model_loads or available_cpus(),
             )
     return managers
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on: the default bound on one container's loads at once."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 async def preload_all(managers: Iterable[ModelManager]) -> None:

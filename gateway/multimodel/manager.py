@@ -1,14 +1,16 @@
-"""One MultiModel container's models: single-flight loads, memory-aware LRU eviction, pinning.
+"""One MultiModel container's models: single-flight loads, memory-aware eviction, pinning.
 
 The container only loads and unloads when told (docs/contract.md); this is the platform side
 that decides. A load is one task per model that every request for it awaits: concurrent first
 requests share it, and a request that gives up waiting (``ModelNotReady``) leaves it running.
-With one worker process, loads and unloads of one container run one at a time under a lock, so
-the memory a load added is the difference of the container's resident memory before and after.
-With ``SAGEMAKER_MODEL_SERVER_WORKERS`` > 1 the container's router puts each model in one worker
-and up to that many loads run at once: room is made for each under the lock (counting the loads
-in flight), and the memory a load added is the one its worker measured (``memoryBytes``). The
-calls themselves (``POST /models``, ``DELETE /models/{name}``) are in ``model_api.py``.
+A request for a loaded model takes no lock and awaits nothing here: loads run beside it, up to
+``max_loads`` at once (``TANDEM_MODEL_LOADS``). Room is made for each load under the lock,
+counting the loads in flight; which models leave is the eviction policy's choice
+(``eviction.py``). The memory a load added is what the container's router measured
+(``memoryBytes``), else the difference of its resident memory when the load ran alone, else the
+model's size. The calls themselves (``POST /models``, ``DELETE /models/{name}``) are in
+``model_api.py``. Where a load finishes (``_loaded_one``), an unload finishes (``_unloaded``) and
+a request stops waiting (``_waited``) are one method each, for the recorders.
 """
 
 from __future__ import annotations
@@ -17,18 +19,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from gateway.errors import ApiError, ModelNotReady
 from gateway.live import ContainerRuntime
 from gateway.metrics import ModelMetrics
 from gateway.multimodel.cache import CacheEntry, DiskCache, purge
-from gateway.multimodel.describe import describe, measured, worker_count
+from gateway.multimodel.describe import LoadedModel, describe, measured
 from gateway.multimodel.errors import load_failed, no_room, store_failed, unreachable
+from gateway.multimodel.eviction import EvictionPolicy, PolicyName, make_policy
 from gateway.multimodel.model_api import ModelApi
 from gateway.multimodel.model_store import ModelStore, StoreError
 from gateway.multimodel.targets import container_name
@@ -36,22 +36,6 @@ from gateway.upstream import Upstream
 from pipelines.spec import ModelCache
 
 log = logging.getLogger("tandem.models")
-
-
-@dataclass(eq=False)
-class LoadedModel:
-    target: str
-    name: str
-    #: Resident bytes this load added to the container (measured), or its size on disk.
-    memory: int
-    loaded_at: float
-    last_used: float
-    pinned: bool
-    in_use: int = 0
-
-    @property
-    def invoke_path(self) -> str:
-        return f"/models/{quote(self.name, safe='')}/invoke"
 
 
 class ModelManager:
@@ -65,6 +49,8 @@ class ModelManager:
         metrics: ModelMetrics,
         memory_limit: int,
         load_timeout: float = 600.0,
+        eviction: PolicyName = "value",
+        max_loads: int = 2,
     ) -> None:
         self.container = container
         self.store = store
@@ -76,15 +62,20 @@ class ModelManager:
         self.unload_after_use = container.spec.model_cache is ModelCache.DISABLED
         self._api = ModelApi(container, upstream, load_timeout=load_timeout)
         self._load_timeout = load_timeout
-        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()  # least recently used first
+        self._loaded: dict[str, LoadedModel] = {}
+        self.policy: EvictionPolicy = make_policy(eviction)
         self._loading: dict[str, asyncio.Task[LoadedModel]] = {}
         #: Memory each target's last load added, kept after eviction to plan its next load.
         self._known: dict[str, int] = {}
         self._lock = asyncio.Lock()
-        self.workers = worker_count(container.spec.environment)
-        self._slots = asyncio.Semaphore(self.workers)
-        #: Bytes planned for loads in flight (several workers): room made but not yet measured.
+        self.max_loads = max(1, max_loads)
+        self._slots = asyncio.Semaphore(self.max_loads)
+        #: Bytes planned for loads in flight: room made but not yet measured.
         self._reserved = 0
+        #: Loads running now, and a count of loads started and unloads done (a load that saw
+        #: neither change can read what it added from the container's memory).
+        self._running = 0
+        self._changes = 0
         self._released = asyncio.Event()
         self._generation = container.generation
         self._tasks: set[asyncio.Task[None]] = set()
@@ -97,9 +88,9 @@ class ModelManager:
         self._sync_generation()
         entry = self._loaded.get(target)
         if entry is not None:
-            self.metrics.hits.inc()
+            self._hit(target)
             return self._use(entry)
-        self.metrics.misses.inc()
+        self._miss(target)
         started = time.perf_counter()
         try:
             while True:
@@ -117,7 +108,7 @@ class ModelManager:
                 if self._loaded.get(target) is entry:
                     return self._use(entry)
         finally:
-            self.metrics.wait.observe(time.perf_counter() - started)
+            self._waited(target, time.perf_counter() - started)
 
     def release(self, entry: LoadedModel) -> None:
         entry.in_use -= 1
@@ -131,6 +122,7 @@ class ModelManager:
         """The container answered 404 for a model we thought loaded: forget it, load anew."""
         if self._loaded.get(entry.target) is entry:
             del self._loaded[entry.target]
+            self.policy.on_unload(entry.target)
             log.warning("%s: model %s was not loaded any more", self._where, entry.target)
 
     # ---- start, stop, administration -------------------------------------------------------
@@ -210,48 +202,38 @@ class ModelManager:
         cached = self.cache.get(target)
         if cached is None:
             cached = await self._download(target)
-        if self.workers > 1:
-            entry = await self._load_parallel(target, cached)
-        else:
-            async with self._lock:
-                self._sync_generation()
-                need = self._known.get(target) or cached.size
-                await self._make_room(need)
-                before = self.memory_used()
-                started = time.perf_counter()
-                status, message = await self._api.load(target, cached)
-                if status == 507 and await self._make_room(need, at_least=1):
-                    status, message = await self._api.load(target, cached)
-                self._check(target, status, message)
-                self.metrics.load.observe(time.perf_counter() - started)
-                after = self.memory_used()
-                added = need if before is None or after is None else max(after - before, 0)
-                entry = self._record(target, added)
+        async with self._slots:
+            entry = await self._load_now(target, cached)
         await self._shrink_disk()  # models evicted from memory above may leave the disk now
         return entry
 
-    async def _load_parallel(self, target: str, cached: CacheEntry) -> LoadedModel:
+    async def _load_now(self, target: str, cached: CacheEntry) -> LoadedModel:
         """Make room under the lock (loads in flight count), then load beside other loads."""
-        async with self._slots:
-            need = self._known.get(target) or cached.size
-            async with self._lock:
-                self._sync_generation()
-                await self._make_room(need + self._reserved)
-                self._reserved += need
-            try:
-                started = time.perf_counter()
-                status, message = await self._api.load(target, cached)
-                if status == 507:
-                    async with self._lock:
-                        retry = await self._make_room(need + self._reserved, at_least=1)
-                    if retry:
-                        status, message = await self._api.load(target, cached)
-            finally:
-                self._reserved -= need
-                self._released.set()  # room planned for this load is free for waiting ones
-            self._check(target, status, message)
-            self.metrics.load.observe(time.perf_counter() - started)
-            return self._record(target, measured(message, need))
+        need = self._known.get(target) or cached.size
+        async with self._lock:
+            self._sync_generation()
+            await self._make_room(need + self._reserved)
+            self._reserved += need
+        self._running += 1
+        self._changes += 1
+        alone, changes, before = self._running == 1, self._changes, self.memory_used()
+        started = time.perf_counter()
+        try:
+            status, message = await self._api.load(target, cached)
+            if status == 507:
+                async with self._lock:
+                    retry = await self._make_room(need + self._reserved, at_least=1)
+                if retry:
+                    status, message = await self._api.load(target, cached)
+        finally:
+            self._running -= 1
+            self._reserved -= need
+            self._released.set()  # room planned for this load is free for waiting ones
+        seconds = time.perf_counter() - started
+        self._check(target, status, message)
+        after = self.memory_used() if alone and changes == self._changes else None
+        fallback = need if before is None or after is None else max(after - before, 0)
+        return self._loaded_one(target, measured(message, fallback), seconds)
 
     def _check(self, target: str, status: int, message: str) -> None:
         if not 200 <= status < 300:
@@ -260,14 +242,19 @@ class ModelManager:
                 raise no_room(target, self.container.hostname, message, self.memory_limit)
             raise load_failed(target, self.container.hostname, status, message)
 
-    def _record(self, target: str, added: int) -> LoadedModel:
+    def _loaded_one(self, target: str, added: int, seconds: float) -> LoadedModel:
+        """A load finished: ``added`` bytes in ``seconds`` (ModelLoadingTime)."""
+        self.metrics.load.observe(seconds)
         self._known[target] = added
         now = time.time()
         entry = LoadedModel(
-            target, container_name(target), added, now, now, pinned=target in self.pinned
+            target, container_name(target), added, now, now, target in self.pinned, 0, seconds
         )
         self._loaded[target] = entry
-        log.info("%s: loaded %s (+%d KiB)", self._where, target, added >> 10)
+        self.policy.on_load(target, added, seconds)
+        log.info(
+            "%s: loaded %s (+%d KiB, %.0f ms)", self._where, target, added >> 10, seconds * 1e3
+        )
         return entry
 
     async def _download(self, target: str) -> CacheEntry:
@@ -293,24 +280,30 @@ class ModelManager:
             await asyncio.to_thread(purge, [path for _, path in removed])
 
     async def _make_room(self, need: int, at_least: int = 0) -> int:
-        """Unload least recently used models until ``need`` more bytes fit; how many went."""
+        """Unload the policy's victims until ``need`` more bytes fit; how many went."""
         usage = self._usage()
         evicted = 0
         while usage + need > self.memory_limit or evicted < at_least:
-            victim = next(
-                (e for e in self._loaded.values() if not e.pinned and e.in_use == 0), None
-            )
-            if victim is None:
+            idle = {t for t, e in self._loaded.items() if not e.pinned and e.in_use == 0}
+            short = max(usage + need - self.memory_limit, 1 if evicted < at_least else 0)
+            # A model just loaded goes last: the requests that waited for it resume soon.
+            settled = {t for t in idle if self._loaded[t].uses}
+            victims = self.policy.victims(short, settled) or self.policy.victims(short, idle)
+            if not victims:
                 # Models in use free up within a request's time: wait rather than fail.
                 busy = any(not e.pinned for e in self._loaded.values())
                 if not busy or not await self._released_within(self._load_timeout):
                     break
                 usage = self._usage()
                 continue
-            await self._unload(victim, reason="memory")
-            evicted += 1
+            for target in victims:
+                victim = self._loaded.get(target)
+                if victim is None or victim.in_use:  # taken by a request meanwhile: it stays
+                    continue
+                await self._unload(victim, reason="memory")
+                evicted += 1
+                usage -= victim.memory
             measured = self.memory_used()
-            usage -= victim.memory
             if measured is not None:
                 usage = min(usage, measured)
         return evicted
@@ -331,9 +324,15 @@ class ModelManager:
         """Call with the lock held."""
         if self._loaded.get(entry.target) is entry:
             del self._loaded[entry.target]
+        self.policy.on_unload(entry.target)
+        self._changes += 1
         started = time.perf_counter()
         await self._api.unload(entry.name)
-        self.metrics.unload.observe(time.perf_counter() - started)
+        self._unloaded(entry, reason, time.perf_counter() - started)
+
+    def _unloaded(self, entry: LoadedModel, reason: str, seconds: float) -> None:
+        """An unload finished in ``seconds`` (ModelUnloadingTime)."""
+        self.metrics.unload.observe(seconds)
         self.metrics.evicted(reason)
         log.info("%s: unloaded %s (%s)", self._where, entry.target, reason)
 
@@ -355,6 +354,8 @@ class ModelManager:
             self._generation = self.container.generation
             if self._loaded:
                 log.info("%s restarted: its %d models are gone", self._where, len(self._loaded))
+            for target in self._loaded:
+                self.policy.on_unload(target)
             self._loaded.clear()
 
     def _restarted(self) -> None:
@@ -366,9 +367,24 @@ class ModelManager:
 
     def _use(self, entry: LoadedModel) -> LoadedModel:
         entry.in_use += 1
+        entry.uses += 1
         entry.last_used = time.time()
-        self._loaded.move_to_end(entry.target)
         return entry
+
+    def _hit(self, target: str) -> None:
+        """A request found ``target`` loaded (ModelCacheHit 1)."""
+        self.metrics.hits.inc()
+        self.policy.on_hit(target)
+
+    def _miss(self, target: str) -> None:
+        """A request found ``target`` not loaded (ModelCacheHit 0); it waits for the load."""
+        self.metrics.misses.inc()
+        self.policy.on_miss(target)
+
+    def _waited(self, target: str, seconds: float) -> None:
+        """A request that missed waited ``seconds`` for the load (ModelLoadingWaitTime): what
+        waiting is left, since a request for a loaded model waits for nothing."""
+        self.metrics.wait.observe(seconds)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)

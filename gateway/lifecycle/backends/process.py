@@ -14,7 +14,9 @@ import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from gateway.container_env import spec_environment
 from gateway.lifecycle.backends.base import (
@@ -54,6 +56,7 @@ class ProcessHandle:
         self._url = url
         assert proc.stdout is not None
         self._pump = asyncio.create_task(_pump_lines(proc.stdout, on_line))
+        self._tree = ProcessTree(proc.pid)
 
     @property
     def url(self) -> str:
@@ -68,7 +71,7 @@ class ProcessHandle:
         return self._proc.returncode is None
 
     def memory(self) -> int | None:
-        return tree_rss(self._proc.pid) if self.alive else None
+        return self._tree.rss() if self.alive else None
 
     async def wait(self) -> int:
         code = await self._proc.wait()
@@ -190,20 +193,36 @@ class ProcessBackend:
         return await asyncio.to_thread(reap_leftovers, self._state)
 
 
-def tree_rss(pid: int) -> int | None:
-    """Resident bytes of ``pid`` and every process below it; None once it is gone."""
-    import psutil
+class ProcessTree:
+    """Resident bytes of a process and every process below it, read on the event loop before
+    and after each multi-model load: finding the children scans every process of the machine
+    (about 1 ms), so the list is kept for ``REFRESH`` seconds, or until one of them is gone."""
 
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return None
-    total = 0
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            total += proc.memory_info().rss
-    return total
+    REFRESH = 2.0
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._procs: list[Any] = []
+        self._found = float("-inf")
+
+    def rss(self) -> int | None:
+        """None once the process is gone."""
+        import psutil
+
+        if time.monotonic() - self._found > self.REFRESH or not self._procs:
+            try:
+                root = psutil.Process(self.pid)
+                self._procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                return None
+            self._found = time.monotonic()
+        total = 0
+        for proc in self._procs:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                self._found = float("-inf")  # one has gone: find them again next time
+        return total
 
 
 def reap_leftovers(state: str) -> int:

@@ -90,6 +90,7 @@ def test_a_507_evicts_the_least_recently_used_unpinned_model_and_retries_once(
         upstream=lambda: api,
         metrics=metrics.models(endpoint, container),
         memory_limit=GIB,
+        eviction="lru",
     )
     labels = {"endpoint": "houses", "variant": "AllTraffic", "container": "multi"}
 
