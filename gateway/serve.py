@@ -87,7 +87,12 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     backend = create_backend(settings.backend, settings)
     # The data plane first: every edge, the reconciler and the workers are handed the one core.
     cloudwatch = MetricService.from_settings(settings)  # its .recorder is a MetricRecorder
-    plane = DataPlane(EndpointTable(), settings, recorders=[CloudWatchCalls(cloudwatch.recorder)])
+    plane = DataPlane(
+        EndpointTable(),
+        settings,
+        recorders=[CloudWatchCalls(cloudwatch.recorder)],
+        events=cloudwatch.recorder,
+    )
     table = plane.table
     # The operator's own spec files are trusted with the model data they name.
     roots = parse_model_roots(settings.model_roots)

@@ -67,6 +67,8 @@ class ModelManager:
         self._loading: dict[str, asyncio.Task[LoadedModel]] = {}
         #: Memory each target's last load added, kept after eviction to plan its next load.
         self._known: dict[str, int] = {}
+        #: Seconds each model's last fetch from the store took, until its load reports it.
+        self._fetched: dict[str, float] = {}
         self._lock = asyncio.Lock()
         self.max_loads = max(1, max_loads)
         self._slots = asyncio.Semaphore(self.max_loads)
@@ -244,7 +246,6 @@ class ModelManager:
 
     def _loaded_one(self, target: str, added: int, seconds: float) -> LoadedModel:
         """A load finished: ``added`` bytes in ``seconds`` (ModelLoadingTime)."""
-        self.metrics.load.observe(seconds)
         self._known[target] = added
         now = time.time()
         entry = LoadedModel(
@@ -252,6 +253,8 @@ class ModelManager:
         )
         self._loaded[target] = entry
         self.policy.on_load(target, added, seconds)
+        fetched = self._fetched.pop(target, None)
+        self.metrics.loaded(target, fetched, seconds, len(self._loaded), added)
         log.info(
             "%s: loaded %s (+%d KiB, %.0f ms)", self._where, target, added >> 10, seconds * 1e3
         )
@@ -267,7 +270,8 @@ class ModelManager:
             log.error("%s: cannot cache %s: %s", self._where, target, exc)
             raise unreachable(self.container.hostname, exc) from exc
         self.cache.add(entry)
-        self.metrics.download.observe(time.perf_counter() - started)
+        self._fetched[target] = fetched = time.perf_counter() - started
+        self.metrics.download.observe(fetched)
         await self._shrink_disk()
         return entry
 
@@ -332,7 +336,7 @@ class ModelManager:
 
     def _unloaded(self, entry: LoadedModel, reason: str, seconds: float) -> None:
         """An unload finished in ``seconds`` (ModelUnloadingTime)."""
-        self.metrics.unload.observe(seconds)
+        self.metrics.unloaded(entry.target, seconds, len(self._loaded))
         self.metrics.evicted(reason)
         log.info("%s: unloaded %s (%s)", self._where, entry.target, reason)
 
@@ -373,18 +377,18 @@ class ModelManager:
 
     def _hit(self, target: str) -> None:
         """A request found ``target`` loaded (ModelCacheHit 1)."""
-        self.metrics.hits.inc()
+        self.metrics.hit(target)
         self.policy.on_hit(target)
 
     def _miss(self, target: str) -> None:
         """A request found ``target`` not loaded (ModelCacheHit 0); it waits for the load."""
-        self.metrics.misses.inc()
+        self.metrics.miss(target)
         self.policy.on_miss(target)
 
     def _waited(self, target: str, seconds: float) -> None:
         """A request that missed waited ``seconds`` for the load (ModelLoadingWaitTime): what
         waiting is left, since a request for a loaded model waits for nothing."""
-        self.metrics.wait.observe(seconds)
+        self.metrics.waited(target, seconds)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)

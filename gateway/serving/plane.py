@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from gateway.calls import Recorder, Recorders
 from gateway.capture import CaptureCollector, CaptureWriter
+from gateway.cloudwatch.names import MetricRecorder
 from gateway.live import ContainerRuntime, EndpointTable, Instance, LiveEndpoint
 from gateway.logstreams import ENDPOINT_GROUP, endpoint_stream, stream_arn
 from gateway.metrics import GatewayMetrics
@@ -55,9 +56,11 @@ class DataPlane:
         settings: GatewaySettings,
         *,
         recorders: Sequence[Recorder] = (),
+        events: MetricRecorder | None = None,
     ) -> None:
         """``recorders``: what else sees every finished invocation, after the Prometheus series
-        (a CloudWatch metric store, a usage ledger)."""
+        (a CloudWatch metric store, a usage ledger); ``events``: where the model managers' loads,
+        unloads and cache hits go too (the metric store)."""
         table = endpoints if isinstance(endpoints, EndpointTable) else EndpointTable(endpoints)
         self.table = table
         self.settings = settings
@@ -68,6 +71,7 @@ class DataPlane:
         )
         self.metrics = GatewayMetrics(table, self.dispatcher.manager)
         self.metrics.registry.register(CaptureCollector(self.capture_writers))
+        self.metrics.events = events
         managers = make_managers(table, settings, self.dispatcher.upstream, self.metrics)
         self.dispatcher.host_models(managers)
         self.shadows = ShadowSender(self.metrics)

@@ -58,7 +58,6 @@ def test_a_served_gateway_keeps_instance_hours_across_a_restart(tmp_path: Path) 
 
 @pytest.mark.sklearn
 @pytest.mark.slow
-@pytest.mark.xfail(reason="needs the invocation recorder wiring (integration)", strict=True)
 def test_usage_by_model_lists_each_models_invocations_exactly_as_sent(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     sent = {"alpha.tar.gz": 3, "team/beta.tar.gz": 2, "gamma.tar.gz": 1}
