@@ -73,6 +73,8 @@ class GatewayMetrics:
         models_of: Callable[[ContainerRuntime], ModelState | None] = lambda _c: None,
     ) -> None:
         self.registry = CollectorRegistry()
+        #: Set before any manager is made: where its loads and cache hits go besides (CloudWatch).
+        self.model_events: ModelEvents | None = None
         labels = ("endpoint", "variant")
         reg = self.registry
         self.invocations = Counter(
@@ -154,7 +156,8 @@ class GatewayMetrics:
 
     def models(self, endpoint: Instance, container: ContainerRuntime) -> ModelMetrics:
         """The bound series of one MultiModel container."""
-        return ModelMetrics(self._models, (endpoint.name, endpoint.variant, container.hostname))
+        labels = (endpoint.name, endpoint.variant, container.hostname)
+        return ModelMetrics(self._models, labels, self.model_events)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -245,10 +248,40 @@ class _ModelFamilies:
         )
 
 
+class ModelEvents(Protocol):
+    """Where a model manager's loads, unloads and cache hits go besides these series: CloudWatch's
+    metric store (``gateway.cloudwatch.MetricRecorder``), by endpoint, variant and model."""
+
+    def model_cache(
+        self, endpoint: str, variant: str, target_model: str, hit: bool, wait_us: int | None
+    ) -> None: ...
+
+    def model_loaded(
+        self,
+        endpoint: str,
+        variant: str,
+        target_model: str,
+        download_us: int | None,
+        load_us: int,
+        loaded_count: int,
+    ) -> None: ...
+
+    def model_unloaded(
+        self, endpoint: str, variant: str, target_model: str, unload_us: int, loaded_count: int
+    ) -> None: ...
+
+
 class ModelMetrics:
     """What one model manager records; bound once, so recording is an addition."""
 
-    def __init__(self, families: _ModelFamilies, labels: tuple[str, str, str]) -> None:
+    def __init__(
+        self,
+        families: _ModelFamilies,
+        labels: tuple[str, str, str],
+        events: ModelEvents | None = None,
+    ) -> None:
+        self._where = labels[:2]
+        self._events = events
         self.wait = families.wait.labels(*labels)
         self.download = families.download.labels(*labels)
         self.load = families.load.labels(*labels)
@@ -262,6 +295,27 @@ class ModelMetrics:
 
     def evicted(self, reason: str) -> None:
         self._evictions[reason].inc()
+
+    def cache(self, target: str, hit: bool, waited: float | None = None) -> None:
+        """A request found ``target`` loaded, or waited ``waited`` seconds for its load."""
+        (self.hits if hit else self.misses).inc()
+        if waited is not None:
+            self.wait.observe(waited)
+        if self._events is not None:
+            wait_us = None if waited is None else int(waited * 1e6)
+            self._events.model_cache(*self._where, target, hit, wait_us)
+
+    def loaded(self, target: str, download: float | None, load: float, count: int) -> None:
+        """``target`` loaded in ``load`` seconds (fetched first in ``download``, if it was)."""
+        self.load.observe(load)
+        if self._events is not None:
+            download_us = None if download is None else int(download * 1e6)
+            self._events.model_loaded(*self._where, target, download_us, int(load * 1e6), count)
+
+    def unloaded(self, target: str, seconds: float, count: int) -> None:
+        self.unload.observe(seconds)
+        if self._events is not None:
+            self._events.model_unloaded(*self._where, target, int(seconds * 1e6), count)
 
 
 class ModelState(Protocol):

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's packages come first
 
 from gateway.cli.invoke import parse_server_timing  # noqa: E402
-from pipelines.examples import SPECS, churn, zoo  # noqa: E402
+from pipelines.examples import SPECS, churn, tenants_calls, zoo  # noqa: E402
 
 # Piped output (a CI log) gets room for the tables instead of the 80 columns rich assumes.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
@@ -86,6 +86,8 @@ def gateway(port: int, state_dir: Path, deadline_s: float) -> Iterator[str]:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # Figures rolled up every second, so the CloudWatch part reads the whole run.
+            env={**os.environ, "TANDEM_METRIC_FLUSH_INTERVAL": "1"},
         )
     _record_pid(proc.pid)
     url = f"http://127.0.0.1:{port}"
@@ -235,6 +237,42 @@ def call_churn(client: Any) -> None:
     console.print(f"   time per step: {steps}")
 
 
+def call_tenants(url: str) -> None:
+    console.print(
+        f"\n[bold]5. tenants[/bold] (MultiModel, 2 instances): {len(tenants_calls.ARTIFACTS)} "
+        "per-customer models, each request naming one with TargetModel"
+    )
+    run = tenants_calls.run(url)
+    for label, call in (("first call (loads it)", run.first), ("warm call", run.warm)):
+        steps = " · ".join(f"{name} {ms:.1f} ms" for name, ms in call.steps)
+        console.print(f"   {label:<22} {call.target}: {call.ms:6.1f} ms   [dim]{steps}[/dim]")
+    sample = list(run.answers.items())[:4]
+    console.print(
+        f"   the same row {list(tenants_calls.ROW)} priced by 4 customers: "
+        + "  ".join(f"{target.removesuffix('.tar.gz')} {p:.2f}" for target, p in sample)
+    )
+    console.print(
+        f"   {run.calls} requests sent, one at a time; the gateway counted "
+        f"{run.misses} cold (loaded) and {run.hits} warm"
+    )
+    grid = table("instance", "models loaded")
+    for instance, models in run.holders.items():
+        names = ", ".join(m.removesuffix(".tar.gz").removeprefix("customer-") for m in models)
+        grid.add_row(instance, f"{len(models):>2}: customer-{{{names}}}")
+    console.print(Padding(grid, (0, 0, 0, 3), expand=False))
+    console.print(
+        f"   copies per loaded model: {tenants_calls.copies_per_model(run):.2f} "
+        "(model affinity: each model on one instance)"
+    )
+    console.print("   CloudWatch (boto3 client('cloudwatch') on the gateway; AWS/SageMaker):")
+    figures = table("metric", "statistic", "value")
+    for metric, stat, unit in tenants_calls.FIGURES:
+        value = run.figures.get((metric, stat))
+        shown = "-" if value is None else f"{value:,.{0 if value >= 100 else 2}f} {unit}".strip()
+        figures.add_row(metric, stat, shown)
+    console.print(Padding(figures, (0, 0, 0, 3), expand=False))
+
+
 def _exit_on(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through the gateway's ``finally``
 
@@ -260,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             client = runtime_client(url)
             call_zoo(client)
             call_churn(client)
+            call_tenants(url)
     except (DemoError, Exception) as exc:
         keep_logs = True
         what = str(exc) if isinstance(exc, DemoError) else f"{type(exc).__name__}: {exc}"
@@ -272,7 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if not keep_logs:
             shutil.rmtree(state_dir, ignore_errors=True)
-    console.print("\ndone: both endpoints answered; the gateway and its containers are stopped.")
+    console.print(
+        "\ndone: all three endpoints answered; the gateway and its containers are stopped."
+    )
     return 0
 
 

@@ -19,6 +19,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.multimodel.hosting import close_all, make_managers, preload_all
 from gateway.serving.dispatch import Dispatcher
 from gateway.serving.invocation import Invocations
+from gateway.serving.metric_calls import CloudWatchCalls
 from gateway.serving.shadows import ShadowSender
 from gateway.settings import GatewaySettings
 
@@ -67,6 +68,10 @@ class DataPlane:
             log_stream=ContainerLogs(table, settings),
         )
         self.metrics = GatewayMetrics(table, self.dispatcher.manager)
+        # MultiModel loads and cache hits go to CloudWatch's store too, when the gateway has one.
+        self.metrics.model_events = next(
+            (r.metrics for r in recorders if isinstance(r, CloudWatchCalls)), None
+        )
         self.metrics.registry.register(CaptureCollector(self.capture_writers))
         managers = make_managers(table, settings, self.dispatcher.upstream, self.metrics)
         self.dispatcher.host_models(managers)
