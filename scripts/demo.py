@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -246,6 +247,12 @@ def call_tenants(url: str) -> None:
     for label, call in (("first call (loads it)", run.first), ("warm call", run.warm)):
         steps = " · ".join(f"{name} {ms:.1f} ms" for name, ms in call.steps)
         console.print(f"   {label:<22} {call.target}: {call.ms:6.1f} ms   [dim]{steps}[/dim]")
+    cold, warm = (statistics.median(c.ms for c in rest) for rest in (run.cold_rest, run.warm_rest))
+    console.print(
+        f"   median of the other models' first calls {cold:.1f} ms, of the "
+        f"{len(run.warm_rest)} later calls {warm:.1f} ms "
+        "[dim](the very first also pays the container's scikit-learn import)[/dim]"
+    )
     sample = list(run.answers.items())[:4]
     console.print(
         f"   the same row {list(tenants_calls.ROW)} priced by 4 customers: "
@@ -256,9 +263,9 @@ def call_tenants(url: str) -> None:
         f"{run.misses} cold (loaded) and {run.hits} warm"
     )
     grid = table("instance", "models loaded")
-    for instance, models in run.holders.items():
+    for i, (instance, models) in enumerate(run.holders.items()):
         names = ", ".join(m.removesuffix(".tar.gz").removeprefix("customer-") for m in models)
-        grid.add_row(instance, f"{len(models):>2}: customer-{{{names}}}")
+        grid.add_row(f"#{i} {instance}", f"{len(models):>2}: customer-{{{names}}}")
     console.print(Padding(grid, (0, 0, 0, 3), expand=False))
     console.print(
         f"   copies per loaded model: {tenants_calls.copies_per_model(run):.2f} "
@@ -268,7 +275,8 @@ def call_tenants(url: str) -> None:
     figures = table("metric", "statistic", "value")
     for metric, stat, unit in tenants_calls.FIGURES:
         value = run.figures.get((metric, stat))
-        shown = "-" if value is None else f"{value:,.{0 if value >= 100 else 2}f} {unit}".strip()
+        digits = 0 if value is None or value.is_integer() or value >= 100 else 2
+        shown = "-" if value is None else f"{value:,.{digits}f} {unit}".strip()
         figures.add_row(metric, stat, shown)
     console.print(Padding(figures, (0, 0, 0, 3), expand=False))
 

@@ -1,4 +1,4 @@
-"""The ``tenants`` example: one small scikit-learn model per customer behind one MultiModel endpoint.
+"""The ``tenants`` example: one small scikit-learn model per customer, one MultiModel endpoint.
 
 The seeds' main case: a MultiModel endpoint of two instances serving per-customer models, each
 request naming its model with ``TargetModel``. Every customer's model learned its own synthetic

@@ -54,6 +54,9 @@ class Call:
 class TenantsRun:
     first: Call
     warm: Call
+    #: The first call of every other model (each loads it) and every later call (warm).
+    cold_rest: list[Call]
+    warm_rest: list[Call]
     calls: int
     #: Instance name -> the models it has loaded (from the gateway's admin route).
     holders: dict[str, list[str]]
@@ -156,20 +159,19 @@ def run(url: str, rounds: int = 3) -> TenantsRun:
     runtime = _client("sagemaker-runtime", url)
     first = invoke(runtime, ARTIFACTS[0])
     warm = invoke(runtime, ARTIFACTS[0])
-    answers: dict[str, float] = {}
-    for _ in range(rounds):
-        for target in ARTIFACTS:
-            answers[target] = invoke(runtime, target).answer
+    sent = [[invoke(runtime, target) for target in ARTIFACTS] for _ in range(rounds)]
     hits, misses = cache_counters(url)
     return TenantsRun(
         first=first,
         warm=warm,
+        cold_rest=sent[0][1:],
+        warm_rest=[sent[0][0], *(call for later in sent[1:] for call in later)],
         calls=2 + rounds * len(ARTIFACTS),
         holders=holders(url),
         hits=hits,
         misses=misses,
         figures=cloudwatch_figures(url, since),
-        answers=answers,
+        answers={call.target: call.answer for call in sent[0]},
     )
 
 
