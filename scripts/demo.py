@@ -245,7 +245,7 @@ def call_tenants(url: str) -> None:
     )
     run = tenants_calls.run(url)
     for label, call in (("first call (loads it)", run.first), ("warm call", run.warm)):
-        steps = " · ".join(f"{name} {ms:.1f} ms" for name, ms in call.steps)
+        steps = " · ".join(f"{name} {ms:.1f} ms" for name, ms in parse_server_timing(call.timing))
         console.print(f"   {label:<22} {call.target}: {call.ms:6.1f} ms   [dim]{steps}[/dim]")
     cold, warm = (statistics.median(c.ms for c in rest) for rest in (run.cold_rest, run.warm_rest))
     console.print(

@@ -42,11 +42,12 @@ FIGURES = (
 
 @dataclass
 class Call:
-    """One request: the client's wall time and the gateway's ``Server-Timing`` steps."""
+    """One request: the client's wall time and the gateway's ``Server-Timing`` header (the time
+    of each step; ``gateway.cli.invoke.parse_server_timing`` reads it)."""
 
     target: str
     ms: float
-    steps: list[tuple[str, float]]
+    timing: str | None
     answer: float
 
 
@@ -83,8 +84,6 @@ def _client(service: str, url: str) -> Any:
 
 
 def invoke(runtime: Any, target: str) -> Call:
-    from gateway.cli.invoke import parse_server_timing
-
     started = time.perf_counter()
     response = runtime.invoke_endpoint(
         EndpointName=ENDPOINT,
@@ -97,7 +96,7 @@ def invoke(runtime: Any, target: str) -> Call:
     ms = (time.perf_counter() - started) * 1000
     timing = response["ResponseMetadata"]["HTTPHeaders"].get("server-timing")
     value = body[0] if isinstance(body, list) else body["predictions"][0]
-    return Call(target, ms, parse_server_timing(timing), float(value))
+    return Call(target, ms, timing, float(value))
 
 
 def holders(url: str) -> dict[str, list[str]]:
