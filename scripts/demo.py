@@ -1,9 +1,11 @@
-"""The README's main job: build the example models, serve both endpoints, send them real requests.
+"""The README's main job: build the example models, serve the endpoints, send them real requests.
 
-Run by ``bash scripts/demo.sh``. It starts ``tandem serve`` on the two example specs, waits for
+Run by ``bash scripts/demo.sh``. It starts ``tandem serve`` on the three example specs, waits for
 ``/ping`` with a deadline, calls ``zoo`` (each of its three containers) and ``churn`` (a batch of
-raw CSV rows) with boto3's ``sagemaker-runtime`` client, prints the answers with each step's time,
-and stops the gateway however it exits.
+raw CSV rows) with boto3's ``sagemaker-runtime`` client, prints the answers with each step's time;
+then calls every ``tenants`` model (MultiModel, two instances) and shows a load against a warm
+call, which instance holds which model and the run's CloudWatch figures read back through boto3
+(``pipelines/examples/tenants_calls.py``). It stops the gateway however it exits.
 """
 
 from __future__ import annotations
