@@ -157,17 +157,7 @@ def _tail(log: Path, chars: int = 4000) -> str:
 
 def runtime_client(url: str) -> Any:
     """boto3's own ``sagemaker-runtime`` client, pointed at the gateway; credentials are dummies."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="demo",
-        aws_secret_access_key="demo",
-        config=Config(retries={"max_attempts": 1}, read_timeout=120),
-    )
+    return tenants_calls.client("sagemaker-runtime", url)
 
 
 def invoke(

@@ -7,8 +7,6 @@ Nothing here is timed: the counts are the gateway's own (Prometheus, CloudWatch,
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 
 import numpy as np
@@ -16,7 +14,9 @@ import pytest
 
 from gateway.cli.invoke import parse_server_timing
 from pipelines.examples import SPECS, tenants, tenants_calls
-from tests.support import PYTHON, ROOT, free_port, running
+from tests.gateway.lifecycle.test_instances_describe import describe_cli
+from tests.support import PYTHON, free_port, running
+from tests.test_examples_e2e import build_examples
 
 pytestmark = [pytest.mark.slow, pytest.mark.sklearn]
 
@@ -26,15 +26,7 @@ MODELS = len(tenants.ARTIFACTS)
 @pytest.fixture(scope="module")
 def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The tenants models built (if missing) where the spec points, served by one gateway."""
-    built = subprocess.run(
-        [PYTHON, "-m", "pipelines.examples.build", "tenants"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr[-3000:]
+    build_examples("tenants")
     state = tmp_path_factory.mktemp("gateway")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -88,17 +80,8 @@ def test_cloudwatch_counts_the_run(run: tenants_calls.TenantsRun) -> None:
 def test_describe_shows_which_instance_holds_which_model(
     gateway_url: str, run: tenants_calls.TenantsRun
 ) -> None:
-    result = subprocess.run(
-        [PYTHON, "-m", "gateway", "endpoints", "describe", "tenants", "--url", gateway_url],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "1000", "NO_COLOR": "1"},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.split("instances (now)", 1)[1].splitlines()
+    output = describe_cli(gateway_url, "tenants", columns=1000)  # no row wraps
+    lines = output.split("instances (now)", 1)[1].splitlines()
     for instance, models in run.holders.items():
         (row,) = [line for line in lines if f" {instance} " in line]
         assert f"{len(models)} ({', '.join(models)})" in row

@@ -69,7 +69,8 @@ class TenantsRun:
     answers: dict[str, float] = field(default_factory=dict)
 
 
-def _client(service: str, url: str) -> Any:
+def client(service: str, url: str) -> Any:
+    """boto3's own client for ``service``, pointed at the gateway; credentials are dummies."""
     import boto3
     from botocore.config import Config
 
@@ -124,7 +125,7 @@ def cache_counters(url: str) -> tuple[int, int]:
 def cloudwatch_figures(url: str, since: datetime) -> dict[tuple[str, str], float]:
     """The run's figures (one period over the whole run) from the gateway's CloudWatch API; a
     read flushes the metric store first, so every request sent is counted."""
-    cloudwatch = _client("cloudwatch", url)
+    cloudwatch = client("cloudwatch", url)
     start = since.replace(second=0, microsecond=0)
     end = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     period = int((end - start).total_seconds())
@@ -155,7 +156,7 @@ def run(url: str, rounds: int = 3) -> TenantsRun:
     """The first call of one model (it loads), a warm call of it, then ``rounds`` calls of
     every customer's model, one at a time; and what the gateway recorded of it all."""
     since = datetime.now(UTC) - timedelta(seconds=1)
-    runtime = _client("sagemaker-runtime", url)
+    runtime = client("sagemaker-runtime", url)
     first = invoke(runtime, ARTIFACTS[0])
     warm = invoke(runtime, ARTIFACTS[0])
     sent = [[invoke(runtime, target) for target in ARTIFACTS] for _ in range(rounds)]

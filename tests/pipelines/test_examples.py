@@ -102,6 +102,8 @@ def test_artifacts_have_the_sagemaker_layout(models: Path) -> None:
     assert members(models / "zoo" / "sklearn.tar.gz") == ["model.joblib"]
     assert members(models / "zoo" / "pytorch.tar.gz") == ["model.pt"]
     assert "1/saved_model.pb" in members(models / "zoo" / "tensorflow.tar.gz")
+    for name in tenants.ARTIFACTS:
+        assert members(models / "tenants" / name) == ["model.joblib"]
     leftovers = [
         p.name for p in models.rglob("*") if p.name.startswith(".") and "stamp" not in p.name
     ]

@@ -23,15 +23,15 @@ from tests.support import PYTHON, ROOT
 pytestmark = pytest.mark.slow
 
 
-def describe_cli(url: str, name: str) -> str:
-    """``tandem endpoints describe`` as a user runs it, wide enough that no row wraps."""
+def describe_cli(url: str, name: str, columns: int = 220) -> str:
+    """``tandem endpoints describe`` as a user runs it, ``columns`` wide."""
     result = subprocess.run(
         [PYTHON, "-m", "gateway", "endpoints", "describe", name, "--url", url],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "COLUMNS": "220", "NO_COLOR": "1"},
+        env={**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"},
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
