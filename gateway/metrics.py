@@ -15,6 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from gateway.calls import Call, status_class
+from gateway.cloudwatch import MetricRecorder
 from gateway.container_metrics import ContainerBatchRelay
 from gateway.errors import ApiError, ModelError
 from gateway.live import ContainerRuntime, Instance
@@ -73,8 +74,9 @@ class GatewayMetrics:
         models_of: Callable[[ContainerRuntime], ModelState | None] = lambda _c: None,
     ) -> None:
         self.registry = CollectorRegistry()
-        #: Set before any manager is made: where its loads and cache hits go besides (CloudWatch).
-        self.model_events: ModelEvents | None = None
+        #: Set before any manager is made: CloudWatch's store, where each manager's loads,
+        #: unloads and cache hits go besides these series (by endpoint, variant and model).
+        self.model_events: MetricRecorder | None = None
         labels = ("endpoint", "variant")
         reg = self.registry
         self.invocations = Counter(
@@ -248,29 +250,6 @@ class _ModelFamilies:
         )
 
 
-class ModelEvents(Protocol):
-    """Where a model manager's loads, unloads and cache hits go besides these series: CloudWatch's
-    metric store (``gateway.cloudwatch.MetricRecorder``), by endpoint, variant and model."""
-
-    def model_cache(
-        self, endpoint: str, variant: str, target_model: str, hit: bool, wait_us: int | None
-    ) -> None: ...
-
-    def model_loaded(
-        self,
-        endpoint: str,
-        variant: str,
-        target_model: str,
-        download_us: int | None,
-        load_us: int,
-        loaded_count: int,
-    ) -> None: ...
-
-    def model_unloaded(
-        self, endpoint: str, variant: str, target_model: str, unload_us: int, loaded_count: int
-    ) -> None: ...
-
-
 class ModelMetrics:
     """What one model manager records; bound once, so recording is an addition."""
 
@@ -278,7 +257,7 @@ class ModelMetrics:
         self,
         families: _ModelFamilies,
         labels: tuple[str, str, str],
-        events: ModelEvents | None = None,
+        events: MetricRecorder | None = None,
     ) -> None:
         self._where = labels[:2]
         self._events = events
