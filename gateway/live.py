@@ -263,6 +263,10 @@ class LiveEndpoint:
         self.only = drawn[0] if len(drawn) == 1 else None
 
 
+def _running(variant: Variant) -> int:
+    return sum(1 for i in variant.instances if i.healthy)
+
+
 def deployment_name(folder: str, spec: EndpointSpec, variant: str, instance: int) -> str:
     """``folder`` for the one instance of a one-variant endpoint, else one name per instance."""
     alone = len(spec.production_variants) == 1 and not spec.shadow_variants
@@ -322,12 +326,13 @@ class EndpointTable:
         return list(self._current.values())
 
     def observe(self, name: str) -> dict[str, tuple[float, int]] | None:
-        """What ``name`` serves now, per variant: (weight, instance count); shadows weigh 0."""
+        """What ``name`` serves now, per variant: (weight, instances that run, i.e. whose
+        containers are all healthy; one restarting is not counted); shadows weigh 0."""
         live = self.get(name)
         if live is None:
             return None
-        return {v.name: (v.weight, len(v.instances)) for v in live.variants} | {
-            v.name: (0.0, len(v.instances)) for v in live.shadows
+        return {v.name: (v.weight, _running(v)) for v in live.variants} | {
+            v.name: (0.0, _running(v)) for v in live.shadows
         }
 
     def __iter__(self) -> Iterator[Instance]:

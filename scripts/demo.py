@@ -1,9 +1,11 @@
-"""The README's main job: build the example models, serve both endpoints, send them real requests.
+"""The README's main job: build the example models, serve the endpoints, send them real requests.
 
-Run by ``bash scripts/demo.sh``. It starts ``tandem serve`` on the two example specs, waits for
+Run by ``bash scripts/demo.sh``. It starts ``tandem serve`` on the three example specs, waits for
 ``/ping`` with a deadline, calls ``zoo`` (each of its three containers) and ``churn`` (a batch of
-raw CSV rows) with boto3's ``sagemaker-runtime`` client, prints the answers with each step's time,
-and stops the gateway however it exits.
+raw CSV rows) with boto3's ``sagemaker-runtime`` client, prints the answers with each step's time;
+then calls every ``tenants`` model (MultiModel, two instances) and shows a load against a warm
+call, which instance holds which model and the run's CloudWatch figures read back through boto3
+(``pipelines/examples/tenants_calls.py``). It stops the gateway however it exits.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's packages come first
 
 from gateway.cli.invoke import parse_server_timing  # noqa: E402
-from pipelines.examples import SPECS, churn, zoo  # noqa: E402
+from pipelines.examples import SPECS, churn, tenants_calls, zoo  # noqa: E402
 
 # Piped output (a CI log) gets room for the tables instead of the 80 columns rich assumes.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
@@ -86,6 +89,8 @@ def gateway(port: int, state_dir: Path, deadline_s: float) -> Iterator[str]:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # Figures rolled up every second, so the CloudWatch part reads the whole run.
+            env={**os.environ, "TANDEM_METRIC_FLUSH_INTERVAL": "1"},
         )
     _record_pid(proc.pid)
     url = f"http://127.0.0.1:{port}"
@@ -152,17 +157,7 @@ def _tail(log: Path, chars: int = 4000) -> str:
 
 def runtime_client(url: str) -> Any:
     """boto3's own ``sagemaker-runtime`` client, pointed at the gateway; credentials are dummies."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="demo",
-        aws_secret_access_key="demo",
-        config=Config(retries={"max_attempts": 1}, read_timeout=120),
-    )
+    return tenants_calls.client("sagemaker-runtime", url)
 
 
 def invoke(
@@ -235,6 +230,49 @@ def call_churn(client: Any) -> None:
     console.print(f"   time per step: {steps}")
 
 
+def call_tenants(url: str) -> None:
+    console.print(
+        f"\n[bold]5. tenants[/bold] (MultiModel, 2 instances): {len(tenants_calls.ARTIFACTS)} "
+        "per-customer models, each request naming one with TargetModel"
+    )
+    run = tenants_calls.run(url)
+    for label, call in (("first call (loads it)", run.first), ("warm call", run.warm)):
+        steps = " · ".join(f"{name} {ms:.1f} ms" for name, ms in parse_server_timing(call.timing))
+        console.print(f"   {label:<22} {call.target}: {call.ms:6.1f} ms   [dim]{steps}[/dim]")
+    cold, warm = (statistics.median(c.ms for c in rest) for rest in (run.cold_rest, run.warm_rest))
+    console.print(
+        f"   median of the other models' first calls {cold:.1f} ms, of the "
+        f"{len(run.warm_rest)} later calls {warm:.1f} ms "
+        "[dim](the very first also pays the container's scikit-learn import)[/dim]"
+    )
+    sample = list(run.answers.items())[:4]
+    console.print(
+        f"   the same row {list(tenants_calls.ROW)} priced by 4 customers: "
+        + "  ".join(f"{target.removesuffix('.tar.gz')} {p:.2f}" for target, p in sample)
+    )
+    console.print(
+        f"   {run.calls} requests sent, one at a time; the gateway counted "
+        f"{run.misses} cold (loaded) and {run.hits} warm"
+    )
+    grid = table("instance", "models loaded")
+    for i, (instance, models) in enumerate(run.holders.items()):
+        names = ", ".join(m.removesuffix(".tar.gz").removeprefix("customer-") for m in models)
+        grid.add_row(f"#{i} {instance}", f"{len(models):>2}: customer-{{{names}}}")
+    console.print(Padding(grid, (0, 0, 0, 3), expand=False))
+    console.print(
+        f"   copies per loaded model: {tenants_calls.copies_per_model(run):.2f} "
+        "(model affinity: each model on one instance)"
+    )
+    console.print("   CloudWatch (boto3 client('cloudwatch') on the gateway; AWS/SageMaker):")
+    figures = table("metric", "statistic", "value")
+    for metric, stat, unit in tenants_calls.FIGURES:
+        value = run.figures.get((metric, stat))
+        digits = 0 if value is None or value.is_integer() or value >= 100 else 2
+        shown = "-" if value is None else f"{value:,.{digits}f} {unit}".strip()
+        figures.add_row(metric, stat, shown)
+    console.print(Padding(figures, (0, 0, 0, 3), expand=False))
+
+
 def _exit_on(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through the gateway's ``finally``
 
@@ -260,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             client = runtime_client(url)
             call_zoo(client)
             call_churn(client)
+            call_tenants(url)
     except (DemoError, Exception) as exc:
         keep_logs = True
         what = str(exc) if isinstance(exc, DemoError) else f"{type(exc).__name__}: {exc}"
@@ -272,7 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if not keep_logs:
             shutil.rmtree(state_dir, ignore_errors=True)
-    console.print("\ndone: both endpoints answered; the gateway and its containers are stopped.")
+    console.print(
+        "\ndone: all three endpoints answered; the gateway and its containers are stopped."
+    )
     return 0
 
 

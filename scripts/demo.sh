@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: make .venv, build the example models if missing, serve pipelines/examples/churn.yaml
-# and zoo.yaml, send them real requests and print the answers with per-step times.
+# The main job: make .venv, build the example models if missing, serve pipelines/examples/churn.yaml,
+# zoo.yaml and tenants.yaml, send them real requests and print the answers with per-step times, and
+# for tenants (MultiModel) which instance holds which model and the CloudWatch figures of the run.
 # demo.py stops the gateway itself; the trap below also stops it if demo.py is killed outright.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -29,11 +29,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.sklearn, pytest.mark.pytorch, pytest
 ZOO = ("sklearn", "pytorch", "tensorflow")
 
 
-@pytest.fixture(scope="module")
-def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The examples built (if missing) where the specs point, and served by one gateway."""
+def build_examples(*names: str) -> None:
+    """The examples built (if missing) where the specs point, as the demo builds them."""
     built = subprocess.run(
-        [PYTHON, "-m", "pipelines.examples.build"],
+        [PYTHON, "-m", "pipelines.examples.build", *names],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -41,6 +40,12 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         check=False,
     )
     assert built.returncode == 0, built.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The examples built (if missing) where the specs point, and served by one gateway."""
+    build_examples("churn", "zoo")
     state = tmp_path_factory.mktemp("gateway")
     port = free_port()
     url = f"http://127.0.0.1:{port}"

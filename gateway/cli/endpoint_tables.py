@@ -91,6 +91,37 @@ def containers_table(model: dict[str, Any]) -> Any:
     return table
 
 
+def instances_table(live: dict[str, Any]) -> Any:
+    """Each instance of each variant as the gateway runs it now (its ``/endpoints/{name}``):
+    health, requests in flight and, for a MultiModel container, the models it has loaded."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="instances (now)", title_justify="left", header_style="bold")
+    table.add_column("variant")
+    table.add_column("instance", overflow="fold")
+    table.add_column("state")
+    table.add_column("in flight", justify="right")
+    table.add_column("loaded models", overflow="fold")
+    for variant in [*live.get("ProductionVariants", []), *live.get("ShadowProductionVariants", [])]:
+        for instance in variant.get("InstanceDetails", []):
+            loaded = instance.get("LoadedModels") or {}
+            shown = "; ".join(
+                (f"{escape(host)}: " if len(loaded) > 1 else "")
+                + f"{len(models)}"
+                + (f" ({escape(', '.join(models))})" if models else "")
+                for host, models in loaded.items()
+            )
+            table.add_row(
+                escape(variant["VariantName"]),
+                escape(instance["InstanceName"]),
+                "[green]running[/green]" if instance["Healthy"] else "[yellow]not ready[/yellow]",
+                str(instance["InFlight"]),
+                shown or "[dim]-[/dim]",
+            )
+    return table
+
+
 def status_markup(status: str) -> str:
     """An endpoint status in rich markup: green in service, red failed, yellow on the way."""
     style = _STATUS_STYLE.get(status, "yellow")

@@ -22,7 +22,13 @@ import typer
 
 from gateway.cli.common import EXIT_FAILED, EXIT_INVALID, fail, failures
 from gateway.cli.credentials import ANONYMOUS, DEFAULT_REGION, Credentials, with_credentials
-from gateway.cli.endpoint_tables import containers_table, local_time, status_markup, variants_table
+from gateway.cli.endpoint_tables import (
+    containers_table,
+    instances_table,
+    local_time,
+    status_markup,
+    variants_table,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 #: Statuses that move on by themselves; waiting ends on any other.
@@ -251,6 +257,14 @@ def describe_endpoint(
         console.print(variants_table(f"{title} {config['EndpointConfigName']}", config, counts))
         for model in models:
             console.print(containers_table(model))
+    live = admin_json(url, f"/endpoints/{name}", credentials)
+    console.print()
+    if live is None:
+        console.print(
+            "[dim]instances: not shown (the gateway's /endpoints route did not answer)[/dim]"
+        )
+    else:
+        console.print(instances_table(live))
 
 
 @endpoints.command("delete")
@@ -270,6 +284,40 @@ def delete_endpoint(
             settle(client, name, timeout=timeout, gone=True, say=_say)
         else:
             _say(f"{name}: Deleting")
+
+
+def admin_json(url: str, path: str, credentials: Credentials = ANONYMOUS) -> dict[str, Any] | None:
+    """``GET path`` on the gateway's admin routes (what runs now, which the SageMaker API does
+    not say), authenticated as ``connect`` does; ``None`` if it does not answer 200."""
+    import botocore.session
+    import httpx
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials as AwsCredentials
+    from botocore.exceptions import BotoCoreError
+
+    target = f"{url.rstrip('/')}{path}"
+    headers: dict[str, str] = {}
+    if credentials.api_key is not None:
+        headers["X-Api-Key"] = credentials.api_key
+    else:
+        session = botocore.session.get_session()
+        with contextlib.suppress(BotoCoreError):
+            found = (
+                AwsCredentials(credentials.access_key, credentials.secret_key)
+                if credentials.access_key and credentials.secret_key
+                else session.get_credentials()
+            )
+            if found is not None:
+                region = credentials.region or session.get_config_variable("region")
+                request = AWSRequest(method="GET", url=target)
+                SigV4Auth(found, "sagemaker", region or DEFAULT_REGION).add_auth(request)
+                headers.update(dict(request.headers.items()))
+    try:
+        answer = httpx.get(target, headers=headers, timeout=10.0)
+    except httpx.HTTPError:
+        return None
+    return dict(answer.json()) if answer.status_code == 200 else None
 
 
 def _say(line: str) -> None:

@@ -31,6 +31,7 @@ from gateway.live import (
     Variant,
 )
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.serving.dispatch import Dispatcher
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
 
@@ -61,10 +62,11 @@ def create_app(
         return JSONResponse({"Status": "Unhealthy", "Containers": down}, status_code=503)
 
     async def list_endpoints(request: Request) -> Response:
-        return JSONResponse({"Endpoints": [_describe(e) for e in table.live()]})
+        return JSONResponse({"Endpoints": [_describe(e, plane.dispatcher) for e in table.live()]})
 
     async def describe_endpoint(request: Request) -> Response:
-        return JSONResponse(_describe(core.endpoint(request.path_params["name"])))
+        found = core.endpoint(request.path_params["name"])
+        return JSONResponse(_describe(found, plane.dispatcher))
 
     async def prometheus(request: Request) -> Response:
         await metrics.containers.refresh()  # batching series live in the containers
@@ -112,7 +114,7 @@ def _status(endpoint: LiveEndpoint) -> str:
     return "OutOfService"
 
 
-def _describe(endpoint: LiveEndpoint) -> dict[str, Any]:
+def _describe(endpoint: LiveEndpoint, dispatcher: Dispatcher) -> dict[str, Any]:
     first = endpoint.variants[0].instances[0]
     return {
         "EndpointName": endpoint.name,
@@ -121,23 +123,41 @@ def _describe(endpoint: LiveEndpoint) -> dict[str, Any]:
         "Variant": first.variant,
         "Timeout": endpoint.spec.timeout,
         "Containers": _containers(first),
-        "ProductionVariants": [_variant(v) for v in endpoint.variants],
-        "ShadowProductionVariants": [_variant(v) for v in endpoint.shadows],
+        "ProductionVariants": [_variant(v, dispatcher) for v in endpoint.variants],
+        "ShadowProductionVariants": [_variant(v, dispatcher) for v in endpoint.shadows],
     }
 
 
-def _variant(variant: Variant) -> dict[str, Any]:
+def _variant(variant: Variant, dispatcher: Dispatcher) -> dict[str, Any]:
     out: dict[str, Any] = {
         "VariantName": variant.name,
         "Mode": variant.spec.execution.value,
-        "CurrentInstanceCount": len(variant.instances),
+        # What runs: an instance whose containers are starting or restarting does not count.
+        "CurrentInstanceCount": sum(1 for i in variant.instances if i.healthy),
         "Instances": [_containers(i) for i in variant.instances],
+        "InstanceDetails": [_instance(i, dispatcher) for i in variant.instances],
     }
     if variant.sampling is None:
         out["CurrentWeight"] = variant.weight
     else:
         out["SamplingPercentage"] = variant.sampling
     return out
+
+
+def _instance(instance: Instance, dispatcher: Dispatcher) -> dict[str, Any]:
+    """One instance's load now: its requests in flight and, per MultiModel container (by
+    hostname), the TargetModels it holds; what ``tandem endpoints describe`` shows."""
+    loaded = {
+        c.hostname: sorted(manager.loaded_models)
+        for c in instance.containers
+        if (manager := dispatcher.manager(c)) is not None
+    }
+    return {
+        "InstanceName": instance.deployment,
+        "Healthy": instance.healthy,
+        "InFlight": instance.inflight,
+        "LoadedModels": loaded,
+    }
 
 
 def _containers(endpoint: Instance) -> list[dict[str, Any]]:

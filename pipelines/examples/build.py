@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.examples import MODELS_DIR, _artifacts, churn, zoo
+from pipelines.examples import MODELS_DIR, _artifacts, churn, tenants, zoo
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Example:
 EXAMPLES: dict[str, Example] = {
     "churn": Example("churn", churn.ARTIFACTS, churn.build, Path(churn.__file__)),
     "zoo": Example("zoo", zoo.ARTIFACTS, zoo.build, Path(zoo.__file__)),
+    "tenants": Example("tenants", tenants.ARTIFACTS, tenants.build, Path(tenants.__file__)),
 }
 
 

@@ -9,8 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.examples import EXAMPLES_DIR, MODELS_DIR, SPECS, build, churn, reference, zoo
-from pipelines.spec import Execution, Framework, load_specs
+from pipelines.examples import (
+    EXAMPLES_DIR,
+    MODELS_DIR,
+    SPECS,
+    build,
+    churn,
+    reference,
+    tenants,
+    zoo,
+)
+from pipelines.spec import Execution, Framework, Mode, load_specs
 from tests.support import PYTHON, ROOT
 
 pytestmark = [pytest.mark.sklearn, pytest.mark.pytorch, pytest.mark.tensorflow]
@@ -68,7 +77,18 @@ def test_specs_point_at_what_the_build_writes() -> None:
         assert spec.source == EXAMPLES_DIR
         assert all(not Path(c.model_data or "/").is_absolute() for c in spec.containers)
         urls = [spec.model_data_url(c) for c in spec.containers]
-        assert urls == [str(MODELS_DIR / spec.name / name) for name in artifacts[spec.name]]
+        if spec.name == "tenants":  # a MultiModel prefix: the folder the build fills
+            assert urls == [str(MODELS_DIR / "tenants")]
+        else:
+            assert urls == [str(MODELS_DIR / spec.name / name) for name in artifacts[spec.name]]
+
+
+def test_tenants_is_one_multimodel_container_on_two_instances() -> None:
+    (spec,) = load_specs([SPECS["tenants"]])
+    (variant,) = spec.production_variants
+    assert variant.instance_count == 2
+    assert [c.mode for c in spec.containers] == [Mode.MULTI_MODEL]
+    assert len(tenants.ARTIFACTS) == tenants.CUSTOMERS >= 20
 
 
 # ---- the artifacts -------------------------------------------------------------------------------
@@ -82,6 +102,8 @@ def test_artifacts_have_the_sagemaker_layout(models: Path) -> None:
     assert members(models / "zoo" / "sklearn.tar.gz") == ["model.joblib"]
     assert members(models / "zoo" / "pytorch.tar.gz") == ["model.pt"]
     assert "1/saved_model.pb" in members(models / "zoo" / "tensorflow.tar.gz")
+    for name in tenants.ARTIFACTS:
+        assert members(models / "tenants" / name) == ["model.joblib"]
     leftovers = [
         p.name for p in models.rglob("*") if p.name.startswith(".") and "stamp" not in p.name
     ]
@@ -131,6 +153,7 @@ def test_up_to_date_examples_are_not_rebuilt(models: Path) -> None:
     assert lines == [
         f"churn: up to date in {models / 'churn'}",
         f"zoo: up to date in {models / 'zoo'}",
+        f"tenants: up to date in {models / 'tenants'}",
     ]
     assert {p: p.stat().st_mtime_ns for p in models.rglob("*.tar.gz")} == before
     assert paths["zoo"] == [models / "zoo" / name for name in zoo.ARTIFACTS]

@@ -270,7 +270,8 @@ def test_a_spec_file_with_variants_serves_them(tmp_path: Path) -> None:
             env={**os.environ, "COLUMNS": "200"},
         )
         assert shown.returncode == 0, shown.stderr
-        rows = {line.split()[1]: line for line in shown.stdout.splitlines() if "│ A " in line
+        config = shown.stdout.split("instances (now)")[0]  # the variants, not each instance
+        rows = {line.split()[1]: line for line in config.splitlines() if "│ A " in line
                 or "│ B " in line}  # fmt: skip
         assert "100%" in rows["A"] and "0%" in rows["B"], shown.stdout
 
