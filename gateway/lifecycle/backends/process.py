@@ -16,15 +16,8 @@ import socket
 import sys
 from pathlib import Path
 
-from gateway.container_env import spec_environment
-from gateway.lifecycle.backends.base import (
-    CODE_FOLDER,
-    SUBMIT_ENV,
-    BackendError,
-    LineSink,
-    can_listen,
-    submitted_code,
-)
+from gateway.container_env import CODE_FOLDER, SUBMIT_ENV, spec_environment, submitted_code
+from gateway.lifecycle.backends.base import BackendError, LineSink, can_listen
 from gateway.live import ContainerRuntime
 from gateway.settings import GatewaySettings
 
