@@ -15,6 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from gateway.calls import Call, status_class
+from gateway.cloudwatch import MetricRecorder
 from gateway.container_metrics import ContainerBatchRelay
 from gateway.errors import ApiError, ModelError
 from gateway.live import ContainerRuntime, Instance
@@ -73,6 +74,9 @@ class GatewayMetrics:
         models_of: Callable[[ContainerRuntime], ModelState | None] = lambda _c: None,
     ) -> None:
         self.registry = CollectorRegistry()
+        #: CloudWatch's metric store, when the gateway keeps one: the model managers report
+        #: their cache hits, loads and unloads to it too (``ModelMetrics``).
+        self.cloudwatch: MetricRecorder | None = None
         labels = ("endpoint", "variant")
         reg = self.registry
         self.invocations = Counter(
@@ -154,7 +158,8 @@ class GatewayMetrics:
 
     def models(self, endpoint: Instance, container: ContainerRuntime) -> ModelMetrics:
         """The bound series of one MultiModel container."""
-        return ModelMetrics(self._models, (endpoint.name, endpoint.variant, container.hostname))
+        labels = (endpoint.name, endpoint.variant, container.hostname)
+        return ModelMetrics(self._models, labels, self.cloudwatch)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -248,7 +253,14 @@ class _ModelFamilies:
 class ModelMetrics:
     """What one model manager records; bound once, so recording is an addition."""
 
-    def __init__(self, families: _ModelFamilies, labels: tuple[str, str, str]) -> None:
+    def __init__(
+        self,
+        families: _ModelFamilies,
+        labels: tuple[str, str, str],
+        cloudwatch: MetricRecorder | None = None,
+    ) -> None:
+        self._cloudwatch = cloudwatch
+        self._endpoint, self._variant = labels[0], labels[1]
         self.wait = families.wait.labels(*labels)
         self.download = families.download.labels(*labels)
         self.load = families.load.labels(*labels)
@@ -262,6 +274,28 @@ class ModelMetrics:
 
     def evicted(self, reason: str) -> None:
         self._evictions[reason].inc()
+
+    def cache(self, target: str, hit: bool, wait_s: float | None) -> None:
+        """CloudWatch's ``ModelCacheHit`` and ``ModelLoadingWaitTime`` (Prometheus counts the
+        hits and misses itself)."""
+        if self._cloudwatch is not None:
+            wait_us = None if wait_s is None else int(wait_s * 1e6)
+            self._cloudwatch.model_cache(self._endpoint, self._variant, target, hit, wait_us)
+
+    def loaded(self, target: str, download_s: float | None, load_s: float, count: int) -> None:
+        """CloudWatch's ``ModelDownloadingTime``, ``ModelLoadingTime``, ``LoadedModelCount``."""
+        if self._cloudwatch is not None:
+            download_us = None if download_s is None else int(download_s * 1e6)
+            self._cloudwatch.model_loaded(
+                self._endpoint, self._variant, target, download_us, int(load_s * 1e6), count
+            )
+
+    def unloaded(self, target: str, unload_s: float, count: int) -> None:
+        """CloudWatch's ``ModelUnloadingTime`` and ``LoadedModelCount``."""
+        if self._cloudwatch is not None:
+            self._cloudwatch.model_unloaded(
+                self._endpoint, self._variant, target, int(unload_s * 1e6), count
+            )
 
 
 class ModelState(Protocol):

@@ -88,6 +88,8 @@ class ModelManager:
         self._released = asyncio.Event()
         self._generation = container.generation
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Seconds each target's download took, until its load reports it.
+        self._downloads: dict[str, float] = {}
         container.on_ready.append(self._restarted)
 
     # ---- what the dispatcher calls ----------------------------------------------------------
@@ -98,6 +100,7 @@ class ModelManager:
         entry = self._loaded.get(target)
         if entry is not None:
             self.metrics.hits.inc()
+            self.metrics.cache(target, True, None)
             return self._use(entry)
         self.metrics.misses.inc()
         started = time.perf_counter()
@@ -117,7 +120,9 @@ class ModelManager:
                 if self._loaded.get(target) is entry:
                     return self._use(entry)
         finally:
-            self.metrics.wait.observe(time.perf_counter() - started)
+            waited = time.perf_counter() - started
+            self.metrics.wait.observe(waited)
+            self.metrics.cache(target, False, waited)
 
     def release(self, entry: LoadedModel) -> None:
         entry.in_use -= 1
@@ -223,10 +228,10 @@ class ModelManager:
                 if status == 507 and await self._make_room(need, at_least=1):
                     status, message = await self._api.load(target, cached)
                 self._check(target, status, message)
-                self.metrics.load.observe(time.perf_counter() - started)
+                took = time.perf_counter() - started
                 after = self.memory_used()
                 added = need if before is None or after is None else max(after - before, 0)
-                entry = self._record(target, added)
+                entry = self._record(target, added, took)
         await self._shrink_disk()  # models evicted from memory above may leave the disk now
         return entry
 
@@ -250,8 +255,7 @@ class ModelManager:
                 self._reserved -= need
                 self._released.set()  # room planned for this load is free for waiting ones
             self._check(target, status, message)
-            self.metrics.load.observe(time.perf_counter() - started)
-            return self._record(target, measured(message, need))
+            return self._record(target, measured(message, need), time.perf_counter() - started)
 
     def _check(self, target: str, status: int, message: str) -> None:
         if not 200 <= status < 300:
@@ -260,13 +264,17 @@ class ModelManager:
                 raise no_room(target, self.container.hostname, message, self.memory_limit)
             raise load_failed(target, self.container.hostname, status, message)
 
-    def _record(self, target: str, added: int) -> LoadedModel:
+    def _record(self, target: str, added: int, took: float) -> LoadedModel:
+        """``target`` loaded in ``took`` seconds, adding ``added`` bytes: kept and reported."""
+        self.metrics.load.observe(took)
         self._known[target] = added
         now = time.time()
         entry = LoadedModel(
             target, container_name(target), added, now, now, pinned=target in self.pinned
         )
         self._loaded[target] = entry
+        download = self._downloads.pop(target, None)
+        self.metrics.loaded(target, download, took, len(self._loaded))
         log.info("%s: loaded %s (+%d KiB)", self._where, target, added >> 10)
         return entry
 
@@ -280,7 +288,8 @@ class ModelManager:
             log.error("%s: cannot cache %s: %s", self._where, target, exc)
             raise unreachable(self.container.hostname, exc) from exc
         self.cache.add(entry)
-        self.metrics.download.observe(time.perf_counter() - started)
+        self._downloads[target] = took = time.perf_counter() - started
+        self.metrics.download.observe(took)
         await self._shrink_disk()
         return entry
 
@@ -333,8 +342,10 @@ class ModelManager:
             del self._loaded[entry.target]
         started = time.perf_counter()
         await self._api.unload(entry.name)
-        self.metrics.unload.observe(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        self.metrics.unload.observe(took)
         self.metrics.evicted(reason)
+        self.metrics.unloaded(entry.target, took, len(self._loaded))
         log.info("%s: unloaded %s (%s)", self._where, entry.target, reason)
 
     async def _unload_if_idle(self, entry: LoadedModel) -> None:
