@@ -15,7 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from gateway.calls import Call, status_class
-from gateway.cloudwatch.names import MetricRecorder
+from gateway.cloudwatch import MetricRecorder
 from gateway.container_metrics import ContainerBatchRelay
 from gateway.errors import ApiError, ModelError
 from gateway.live import ContainerRuntime, Instance
@@ -132,7 +132,7 @@ class GatewayMetrics:
         self._models = _ModelFamilies(reg)
         #: Where the model managers' events also go (the CloudWatch metric store, and through
         #: it the usage ledger); set before the managers are made.
-        self.events: MetricRecorder | None = None
+        self.cloudwatch: MetricRecorder | None = None
         self.registry.register(_ModelStateCollector(endpoints, models_of))
 
     def admitted(self, call: Call) -> None:
@@ -157,9 +157,9 @@ class GatewayMetrics:
         self._endpoints.pop(endpoint, None)
 
     def models(self, endpoint: Instance, container: ContainerRuntime) -> ModelMetrics:
-        """The bound series of one MultiModel container (and ``events``, where set)."""
+        """The bound series of one MultiModel container (and ``cloudwatch``, where set)."""
         labels = (endpoint.name, endpoint.variant, container.hostname)
-        return ModelMetrics(self._models, labels, self.events)
+        return ModelMetrics(self._models, labels, self.cloudwatch)
 
     def per_model(self, sample: Callable[[], Iterable[TopModelSample]]) -> None:
         """Add the bounded per-model series: ``sample()`` gives the top K models' figures over
@@ -287,16 +287,16 @@ class _ModelFamilies:
 
 class ModelMetrics:
     """What one model manager records; bound once, so recording is an addition. Each event
-    goes to the Prometheus series and, where set, to ``events`` (CloudWatch's names, in µs)."""
+    goes to the Prometheus series and, where set, to ``cloudwatch`` (CloudWatch's names, in µs)."""
 
     def __init__(
         self,
         families: _ModelFamilies,
         labels: tuple[str, str, str],
-        events: MetricRecorder | None = None,
+        cloudwatch: MetricRecorder | None = None,
     ) -> None:
         self._endpoint, self._variant = labels[0], labels[1]
-        self._events = events
+        self._cloudwatch = cloudwatch
         self.wait = families.wait.labels(*labels)
         self.download = families.download.labels(*labels)
         self.load = families.load.labels(*labels)
@@ -314,8 +314,8 @@ class ModelMetrics:
     def hit(self, target: str) -> None:
         """A request found ``target`` loaded (``ModelCacheHit`` 1)."""
         self.hits.inc()
-        if self._events is not None:
-            self._events.model_cache(self._endpoint, self._variant, target, True, None)
+        if self._cloudwatch is not None:
+            self._cloudwatch.model_cache(self._endpoint, self._variant, target, True, None)
 
     def miss(self, target: str) -> None:
         """A request found ``target`` not loaded; ``waited`` follows once its load is done."""
@@ -325,9 +325,9 @@ class ModelMetrics:
         """A request that missed waited ``seconds`` (``ModelCacheHit`` 0,
         ``ModelLoadingWaitTime``)."""
         self.wait.observe(seconds)
-        if self._events is not None:
+        if self._cloudwatch is not None:
             wait_us = int(seconds * 1e6)
-            self._events.model_cache(self._endpoint, self._variant, target, False, wait_us)
+            self._cloudwatch.model_cache(self._endpoint, self._variant, target, False, wait_us)
 
     def loaded(
         self, target: str, download: float | None, load: float, count: int, size: int
@@ -335,9 +335,9 @@ class ModelMetrics:
         """A load finished in ``load`` seconds (after ``download`` seconds of fetching, None
         from the disk cache), adding ``size`` bytes; ``count`` models are loaded now."""
         self.load.observe(load)
-        if self._events is not None:
+        if self._cloudwatch is not None:
             fetched = None if download is None else int(download * 1e6)
-            self._events.model_loaded(
+            self._cloudwatch.model_loaded(
                 self._endpoint, self._variant, target, fetched, int(load * 1e6), count,
                 size_bytes=size,
             )  # fmt: skip
@@ -345,8 +345,8 @@ class ModelMetrics:
     def unloaded(self, target: str, seconds: float, count: int) -> None:
         """An unload finished in ``seconds``; ``count`` models are loaded now."""
         self.unload.observe(seconds)
-        if self._events is not None:
-            self._events.model_unloaded(
+        if self._cloudwatch is not None:
+            self._cloudwatch.model_unloaded(
                 self._endpoint, self._variant, target, int(seconds * 1e6), count
             )
 

@@ -29,7 +29,7 @@ from gateway.lifecycle.backends import create_backend
 from gateway.lifecycle.reconciler import Reconciler
 from gateway.lifecycle.supervisor import StartError
 from gateway.live import EndpointTable
-from gateway.serving.metric_calls import CloudWatchCalls, InstanceGauges
+from gateway.serving.metric_calls import InstanceGauges
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
 from gateway.state.lock import state_lock
@@ -87,12 +87,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     backend = create_backend(settings.backend, settings)
     # The data plane first: every edge, the reconciler and the workers are handed the one core.
     cloudwatch = MetricService.from_settings(settings)  # its .recorder is a MetricRecorder
-    plane = DataPlane(
-        EndpointTable(),
-        settings,
-        recorders=[CloudWatchCalls(cloudwatch.recorder)],
-        events=cloudwatch.recorder,
-    )
+    plane = DataPlane(EndpointTable(), settings, cloudwatch=cloudwatch.recorder)
     table = plane.table
     # The operator's own spec files are trusted with the model data they name.
     roots = parse_model_roots(settings.model_roots)

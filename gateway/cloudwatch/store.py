@@ -18,11 +18,11 @@ import json
 import math
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.atomic import transaction
 from gateway.cloudwatch.recorder import Dims, Rollup
 from gateway.cloudwatch.sketch import Stats, merge_hist
 from pipelines.errors import TandemError
@@ -106,18 +106,9 @@ class MetricStore:
         with self._lock:
             self._conn.close()
 
-    @contextmanager
-    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+    def _tx(self, *, write: bool = True) -> AbstractContextManager[sqlite3.Connection]:
+        """One transaction: a write takes the write lock at BEGIN; a read sees one snapshot."""
+        return transaction(self._conn, self._lock, write=write)
 
     def _migrate(self) -> int:
         with self._tx() as conn:

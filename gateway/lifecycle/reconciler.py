@@ -281,6 +281,7 @@ class Reconciler:
         if self._closing:
             raise asyncio.CancelledError  # shutting down: the state says to start it next time
         await self.budget.reserve(instances, f'endpoint "{deployment.runtime.name}"')
+        began = time.monotonic()
         started = {i: Supervisor([i], self._backend, self._settings) for i in instances}
         deployment.supervisors.update(started)
         starts = asyncio.gather(
@@ -292,6 +293,11 @@ class Reconciler:
         finally:
             self._starts.discard(starts)
         raise_start_errors(results)
+        cloudwatch = self._metrics.cloudwatch
+        if cloudwatch is not None:  # ModelSetupTime: from the start to the first healthy /ping
+            setup_us = int((time.monotonic() - began) * 1e6)
+            for instance in instances:
+                cloudwatch.model_setup(instance.name, instance.variant, setup_us)
         managers = make_managers(
             instances, self._settings, self._dispatcher.upstream, self._metrics
         )

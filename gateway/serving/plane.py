@@ -13,13 +13,14 @@ from collections.abc import Iterable, Sequence
 
 from gateway.calls import Recorder, Recorders
 from gateway.capture import CaptureCollector, CaptureWriter
-from gateway.cloudwatch.names import MetricRecorder
+from gateway.cloudwatch import MetricRecorder
 from gateway.live import ContainerRuntime, EndpointTable, Instance, LiveEndpoint
 from gateway.logstreams import ENDPOINT_GROUP, endpoint_stream, stream_arn
 from gateway.metrics import GatewayMetrics
 from gateway.multimodel.hosting import close_all, make_managers, preload_all
 from gateway.serving.dispatch import Dispatcher
 from gateway.serving.invocation import Invocations
+from gateway.serving.metric_calls import CloudWatchCalls
 from gateway.serving.shadows import ShadowSender
 from gateway.settings import GatewaySettings
 
@@ -56,11 +57,11 @@ class DataPlane:
         settings: GatewaySettings,
         *,
         recorders: Sequence[Recorder] = (),
-        events: MetricRecorder | None = None,
+        cloudwatch: MetricRecorder | None = None,
     ) -> None:
         """``recorders``: what else sees every finished invocation, after the Prometheus series
-        (a CloudWatch metric store, a usage ledger); ``events``: where the model managers' loads,
-        unloads and cache hits go too (the metric store)."""
+        (a usage ledger); ``cloudwatch``: CloudWatch's metric store, told of every invocation
+        (a recorder of its own) and of the model managers' loads."""
         table = endpoints if isinstance(endpoints, EndpointTable) else EndpointTable(endpoints)
         self.table = table
         self.settings = settings
@@ -70,8 +71,10 @@ class DataPlane:
             log_stream=ContainerLogs(table, settings),
         )
         self.metrics = GatewayMetrics(table, self.dispatcher.manager)
+        self.metrics.cloudwatch = cloudwatch
+        if cloudwatch is not None:
+            recorders = [*recorders, CloudWatchCalls(cloudwatch)]
         self.metrics.registry.register(CaptureCollector(self.capture_writers))
-        self.metrics.events = events
         managers = make_managers(table, settings, self.dispatcher.upstream, self.metrics)
         self.dispatcher.host_models(managers)
         self.shadows = ShadowSender(self.metrics)

@@ -20,11 +20,12 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Self
 
+from gateway.atomic import transaction
 from gateway.state.records import StateCorrupt
 from gateway.state.schema import migrate
 
@@ -78,19 +79,9 @@ class Database:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, write: bool = True) -> AbstractContextManager[sqlite3.Connection]:
         """One transaction: a write takes the write lock at BEGIN; a read sees one snapshot."""
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        return transaction(self._conn, self._lock, write=write)
 
     def now(self) -> float:
         """Epoch seconds to the microsecond: what a time survives a trip through boto3 as, so

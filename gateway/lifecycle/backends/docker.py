@@ -23,15 +23,8 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.container_env import spec_environment
-from gateway.lifecycle.backends.base import (
-    CODE_FOLDER,
-    SUBMIT_ENV,
-    BackendError,
-    LineSink,
-    can_listen,
-    submitted_code,
-)
+from gateway.container_env import CODE_FOLDER, SUBMIT_ENV, spec_environment, submitted_code
+from gateway.lifecycle.backends.base import BackendError, LineSink, can_listen
 from gateway.lifecycle.backends.docker_handle import DockerHandle
 from gateway.live import ContainerRuntime
 from gateway.ops.images import ImageError, connect, image_for, require

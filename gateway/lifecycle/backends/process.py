@@ -18,15 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.container_env import spec_environment
-from gateway.lifecycle.backends.base import (
-    CODE_FOLDER,
-    SUBMIT_ENV,
-    BackendError,
-    LineSink,
-    can_listen,
-    submitted_code,
-)
+from gateway.container_env import CODE_FOLDER, SUBMIT_ENV, spec_environment, submitted_code
+from gateway.lifecycle.backends.base import BackendError, LineSink, can_listen
 from gateway.live import ContainerRuntime
 from gateway.settings import GatewaySettings
 
