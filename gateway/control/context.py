@@ -53,7 +53,7 @@ class Result:
 
 
 @dataclass(frozen=True)
-class Context:
+class ControlContext:
     store: StateStore
     region: str = DEFAULT_REGION
     account: str = DEFAULT_ACCOUNT

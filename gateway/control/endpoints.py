@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.control import budget
-from gateway.control.context import Context, Result, page, query
+from gateway.control.context import ControlContext, Result, page, query
 from gateway.control.models import config_record, model_record
 from gateway.control.translate import containers_of
 from gateway.control.variants import endpoint_spec
@@ -29,7 +29,7 @@ from pipelines.spec import EndpointSpec
 RUNNING = frozenset({EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING})
 
 
-def spec_for(ctx: Context, endpoint: str, config: ConfigRecord) -> EndpointSpec:
+def spec_for(ctx: ControlContext, endpoint: str, config: ConfigRecord) -> EndpointSpec:
     """The spec that ``endpoint`` runs under ``config``: every variant, each its model's."""
     return endpoint_spec(endpoint, config.request, lambda m: model_record(ctx, m).request)
 
@@ -39,7 +39,7 @@ def deployed_spec(endpoint: str, deployed: Deployed) -> EndpointSpec:
     return endpoint_spec(endpoint, deployed.request, lambda m: deployed.model(m) or {})
 
 
-def running_spec(ctx: Context, endpoint: str, config: str) -> EndpointSpec:
+def running_spec(ctx: ControlContext, endpoint: str, config: str) -> EndpointSpec:
     """What the reconciler starts for ``endpoint`` on ``config``: the endpoint's own copy (the
     serving one, or the pending one while it updates), never the config table's."""
     record = endpoint_record(ctx, endpoint)
@@ -49,13 +49,13 @@ def running_spec(ctx: Context, endpoint: str, config: str) -> EndpointSpec:
     raise ValidationException(f'Endpoint "{record.name}" does not run configuration "{config}".')
 
 
-def recreate_endpoint(ctx: Context, endpoint: str, config: str) -> Result:
+def recreate_endpoint(ctx: ControlContext, endpoint: str, config: str) -> Result:
     """A ``Failed`` endpoint created again on ``config`` (a spec file applied again)."""
     record = ctx.store.recreate_endpoint(endpoint, config, admit=budget.admit(ctx.budget))
     return Result(kick=[record.name])
 
 
-def create_endpoint(ctx: Context, params: dict[str, Any]) -> Result:
+def create_endpoint(ctx: ControlContext, params: dict[str, Any]) -> Result:
     name = params["EndpointName"]
     config = config_record(ctx, params["EndpointConfigName"])
     spec_for(ctx, name, config)
@@ -65,7 +65,7 @@ def create_endpoint(ctx: Context, params: dict[str, Any]) -> Result:
     return Result({"EndpointArn": record.arn}, kick=[record.name])
 
 
-def update_endpoint(ctx: Context, params: dict[str, Any]) -> Result:
+def update_endpoint(ctx: ControlContext, params: dict[str, Any]) -> Result:
     name = params["EndpointName"]
     current = endpoint_record(ctx, name)
     config = config_record(ctx, params["EndpointConfigName"])
@@ -83,12 +83,12 @@ def update_endpoint(ctx: Context, params: dict[str, Any]) -> Result:
     return Result({"EndpointArn": record.arn}, kick=[record.name])
 
 
-def delete_endpoint(ctx: Context, params: dict[str, Any]) -> Result:
+def delete_endpoint(ctx: ControlContext, params: dict[str, Any]) -> Result:
     record = ctx.store.begin_delete(params["EndpointName"])
     return Result(kick=[record.name])
 
 
-def describe_endpoint(ctx: Context, params: dict[str, Any]) -> Result:
+def describe_endpoint(ctx: ControlContext, params: dict[str, Any]) -> Result:
     record = endpoint_record(ctx, params["EndpointName"])
     body: dict[str, Any] = {
         "EndpointName": record.name,
@@ -121,7 +121,7 @@ def describe_endpoint(ctx: Context, params: dict[str, Any]) -> Result:
     return Result(body)
 
 
-def _pending(ctx: Context, record: EndpointRecord) -> dict[str, Any]:
+def _pending(ctx: ControlContext, record: EndpointRecord) -> dict[str, Any]:
     """``PendingDeploymentSummary``: the config an update moves to, its variants ``Creating``
     since the update began (they take traffic only once all of them answer ``/ping``)."""
     summary: dict[str, Any] = {"EndpointConfigName": record.pending_config}
@@ -142,7 +142,7 @@ def _pending(ctx: Context, record: EndpointRecord) -> dict[str, Any]:
     return summary
 
 
-def list_endpoints(ctx: Context, params: dict[str, Any]) -> Result:
+def list_endpoints(ctx: ControlContext, params: dict[str, Any]) -> Result:
     found = ctx.store.list_endpoints(query(params, modified=True, status=True))
     items = [
         {
@@ -157,7 +157,7 @@ def list_endpoints(ctx: Context, params: dict[str, Any]) -> Result:
     return page("Endpoints", items, found.next_token)
 
 
-def endpoint_record(ctx: Context, name: str) -> EndpointRecord:
+def endpoint_record(ctx: ControlContext, name: str) -> EndpointRecord:
     record = ctx.store.get_endpoint(name)
     if record is None:
         raise ValidationException(f'Could not find endpoint "{name}".')
@@ -165,7 +165,7 @@ def endpoint_record(ctx: Context, name: str) -> EndpointRecord:
 
 
 def _variants(
-    ctx: Context, config: Deployed, record: EndpointRecord | None, *, shadow: bool = False
+    ctx: ControlContext, config: Deployed, record: EndpointRecord | None, *, shadow: bool = False
 ) -> list[dict[str, Any]]:
     """Each variant's summary: desired from the config and UpdateEndpointWeightsAndCapacities,
     current from what runs (``record`` is None for a pending config: nothing runs yet)."""
@@ -195,7 +195,7 @@ def _variants(
     return out
 
 
-def update_endpoint_weights_and_capacities(ctx: Context, params: dict[str, Any]) -> Result:
+def update_endpoint_weights_and_capacities(ctx: ControlContext, params: dict[str, Any]) -> Result:
     """New weights and instance counts on the config the endpoint serves, applied live."""
     name = params["EndpointName"]
     record = endpoint_record(ctx, name)

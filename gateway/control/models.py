@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway.container_env import SUBMIT_ENV
 from gateway.control import budget
-from gateway.control.context import Context, Result, page, query, unsupported
+from gateway.control.context import ControlContext, Result, page, query, unsupported
 from gateway.control.shapes import member_path
 from gateway.control.translate import COMMAND_ENV, check_model_data, containers_of, to_spec
 from gateway.control.variants import endpoint_spec
@@ -45,7 +45,7 @@ def precheck_model(params: dict[str, Any]) -> None:
         )
 
 
-def create_model(ctx: Context, params: dict[str, Any]) -> Result:
+def create_model(ctx: ControlContext, params: dict[str, Any]) -> Result:
     name = params["ModelName"]
     request = copy.deepcopy(params)
     has_primary, has_list = "PrimaryContainer" in request, "Containers" in request
@@ -74,7 +74,7 @@ def create_model(ctx: Context, params: dict[str, Any]) -> Result:
     return Result({"ModelArn": ctx.arn("model", name)})
 
 
-def describe_model(ctx: Context, params: dict[str, Any]) -> Result:
+def describe_model(ctx: ControlContext, params: dict[str, Any]) -> Result:
     record = model_record(ctx, params["ModelName"])
     body = {k: v for k, v in record.request.items() if k not in ("ModelName", "Tags")}
     body.setdefault("EnableNetworkIsolation", False)
@@ -83,18 +83,18 @@ def describe_model(ctx: Context, params: dict[str, Any]) -> Result:
     )
 
 
-def list_models(ctx: Context, params: dict[str, Any]) -> Result:
+def list_models(ctx: ControlContext, params: dict[str, Any]) -> Result:
     found = ctx.store.list_models(query(params))
     items = [_model_summary(m) for m in found.items]
     return page("Models", items, found.next_token)
 
 
-def delete_model(ctx: Context, params: dict[str, Any]) -> Result:
+def delete_model(ctx: ControlContext, params: dict[str, Any]) -> Result:
     ctx.store.delete_model(params["ModelName"])
     return Result()
 
 
-def create_endpoint_config(ctx: Context, params: dict[str, Any]) -> Result:
+def create_endpoint_config(ctx: ControlContext, params: dict[str, Any]) -> Result:
     name = params["EndpointConfigName"]
     unsupported(params, _CONFIG_UNSUPPORTED)
     production = params["ProductionVariants"]
@@ -149,7 +149,7 @@ def create_endpoint_config(ctx: Context, params: dict[str, Any]) -> Result:
     return Result({"EndpointConfigArn": ctx.arn("endpoint-config", name)})
 
 
-def _confine_outputs(ctx: Context, request: dict[str, Any]) -> None:
+def _confine_outputs(ctx: ControlContext, request: dict[str, Any]) -> None:
     """Where captures and async answers are written must lie under the allowed roots too, and
     be writable now (a destination that cannot be written is refused at create time)."""
     capture = request.get("DataCaptureConfig")
@@ -185,7 +185,7 @@ def _writable(url: str, member: str) -> None:
         raise ValidationException(f"{member}: {exc}") from exc
 
 
-def describe_endpoint_config(ctx: Context, params: dict[str, Any]) -> Result:
+def describe_endpoint_config(ctx: ControlContext, params: dict[str, Any]) -> Result:
     record = config_record(ctx, params["EndpointConfigName"])
     body = {k: v for k, v in record.request.items() if k not in ("EndpointConfigName", "Tags")}
     return Result(
@@ -198,7 +198,7 @@ def describe_endpoint_config(ctx: Context, params: dict[str, Any]) -> Result:
     )
 
 
-def list_endpoint_configs(ctx: Context, params: dict[str, Any]) -> Result:
+def list_endpoint_configs(ctx: ControlContext, params: dict[str, Any]) -> Result:
     found = ctx.store.list_configs(query(params))
     items = [
         {"EndpointConfigName": c.name, "EndpointConfigArn": c.arn, "CreationTime": c.created}
@@ -207,19 +207,19 @@ def list_endpoint_configs(ctx: Context, params: dict[str, Any]) -> Result:
     return page("EndpointConfigs", items, found.next_token)
 
 
-def delete_endpoint_config(ctx: Context, params: dict[str, Any]) -> Result:
+def delete_endpoint_config(ctx: ControlContext, params: dict[str, Any]) -> Result:
     ctx.store.delete_config(params["EndpointConfigName"])
     return Result()
 
 
-def config_record(ctx: Context, name: str) -> ConfigRecord:
+def config_record(ctx: ControlContext, name: str) -> ConfigRecord:
     record = ctx.store.get_config(name)
     if record is None:
         raise ValidationException(f'Could not find endpoint configuration "{name}".')
     return record
 
 
-def model_record(ctx: Context, name: str) -> ModelRecord:
+def model_record(ctx: ControlContext, name: str) -> ModelRecord:
     record = ctx.store.get_model(name)
     if record is None:
         raise ValidationException(f'Could not find model "{name}".')
@@ -240,7 +240,7 @@ def _check_image(path: tuple[str | int, ...], container: dict[str, Any]) -> None
         )
 
 
-def _confine(ctx: Context, path: tuple[str | int, ...], container: dict[str, Any]) -> None:
+def _confine(ctx: ControlContext, path: tuple[str | int, ...], container: dict[str, Any]) -> None:
     """Model data under the allowed roots; local paths made absolute in place."""
     source = container.get("ModelDataSource", {}).get("S3DataSource")
     if container.get("ModelDataUrl") is not None and source is not None:
@@ -259,7 +259,9 @@ def _confine(ctx: Context, path: tuple[str | int, ...], container: dict[str, Any
         )
 
 
-def _check_code(ctx: Context, path: tuple[str | int, ...], container: dict[str, Any]) -> None:
+def _check_code(
+    ctx: ControlContext, path: tuple[str | int, ...], container: dict[str, Any]
+) -> None:
     """The user's code as SageMaker's framework containers take it: ``SAGEMAKER_SUBMIT_DIRECTORY``
     under the allowed roots (a local one made absolute), ``SAGEMAKER_PROGRAM`` a file name."""
     env = container.get("Environment") or {}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gateway.control import endpoints, models, tags, transform
-from gateway.control.context import DEFAULT_ACCOUNT, DEFAULT_REGION, Context, Result
+from gateway.control.context import DEFAULT_ACCOUNT, DEFAULT_REGION, ControlContext, Result
 from gateway.control.shapes import operation_names, service_model, validate
 from gateway.control.translate import containers_of, default_model_roots, to_spec
 from gateway.errors import UnknownOperation
@@ -26,7 +26,7 @@ from pipelines.spec import EndpointSpec
 
 log = logging.getLogger("tandem.control")
 
-Handler = Callable[[Context, dict[str, Any]], Result]
+Handler = Callable[[ControlContext, dict[str, Any]], Result]
 
 OPERATIONS: dict[str, Handler] = {
     "CreateModel": models.create_model,
@@ -109,7 +109,7 @@ class ControlPlane:
     ) -> None:
         roots = default_model_roots() if model_roots is None else model_roots
         self.store = store
-        self.context = Context(
+        self.context = ControlContext(
             store,
             region,
             account,

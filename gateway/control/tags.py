@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.control.context import Context, Result
+from gateway.control.context import ControlContext, Result
 from gateway.errors import ValidationException
 
 #: ARN resource type -> how to read that kind's stored request.
 _KINDS = ("model", "endpoint-config", "endpoint", "transform-job")
 
 
-def list_tags(ctx: Context, params: dict[str, Any]) -> Result:
+def list_tags(ctx: ControlContext, params: dict[str, Any]) -> Result:
     arn = params["ResourceArn"]
     prefix = f"arn:aws:sagemaker:{ctx.region}:{ctx.account}:"
     kind, _, name = arn.removeprefix(prefix).partition("/")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.control.context import Context, Result, page, query, unsupported
+from gateway.control.context import ControlContext, Result, page, query, unsupported
 from gateway.control.models import model_record
 from gateway.control.translate import check_model_data
 from gateway.errors import ResourceNotFound, ValidationException
@@ -62,7 +62,7 @@ def job_options(request: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def create_transform_job(ctx: Context, params: dict[str, Any]) -> Result:
+def create_transform_job(ctx: ControlContext, params: dict[str, Any]) -> Result:
     name = params["TransformJobName"]
     unsupported(params, _UNSUPPORTED)
     source = params["TransformInput"]
@@ -105,7 +105,7 @@ def create_transform_job(ctx: Context, params: dict[str, Any]) -> Result:
     return Result({"TransformJobArn": record.arn}, start_jobs=[record.name])
 
 
-def describe_transform_job(ctx: Context, params: dict[str, Any]) -> Result:
+def describe_transform_job(ctx: ControlContext, params: dict[str, Any]) -> Result:
     record = ctx.store.get_job(params["TransformJobName"])
     if record is None:
         raise ResourceNotFound(f'Could not find transform job "{params["TransformJobName"]}".')
@@ -127,12 +127,12 @@ def describe_transform_job(ctx: Context, params: dict[str, Any]) -> Result:
     return Result(body)
 
 
-def list_transform_jobs(ctx: Context, params: dict[str, Any]) -> Result:
+def list_transform_jobs(ctx: ControlContext, params: dict[str, Any]) -> Result:
     found = ctx.store.list_jobs(query(params, modified=True, status=True))
     return page("TransformJobSummaries", [_summary(j) for j in found.items], found.next_token)
 
 
-def stop_transform_job(ctx: Context, params: dict[str, Any]) -> Result:
+def stop_transform_job(ctx: ControlContext, params: dict[str, Any]) -> Result:
     try:
         record = ctx.store.request_stop(params["TransformJobName"])
     except WrongState as exc:
