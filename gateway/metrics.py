@@ -7,7 +7,7 @@ additions, not a label lookup. Latencies are in seconds (Prometheus' base unit; 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -15,7 +15,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from gateway.calls import Call, status_class
-from gateway.cloudwatch import MetricRecorder
 from gateway.container_metrics import ContainerBatchRelay
 from gateway.errors import ApiError, ModelError
 from gateway.live import ContainerRuntime, Instance
@@ -25,6 +24,9 @@ LATENCY_BUCKETS = (
     1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from gateway.cloudwatch import MetricRecorder
 
 
 class EndpointMetrics:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.cloudwatch import MetricRecorder
 from gateway.live import EndpointTable
 from gateway.state import StateStore
 
@@ -24,6 +24,9 @@ log = logging.getLogger("tandem.async")
 BACKLOG = "tandem_approximate_backlog_size"
 BACKLOG_PER_INSTANCE = "tandem_approximate_backlog_size_per_instance"
 OLDEST = "tandem_approximate_age_of_oldest_request"
+
+if TYPE_CHECKING:
+    from gateway.cloudwatch import MetricRecorder
 
 
 class BacklogCollector(Collector):

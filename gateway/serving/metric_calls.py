@@ -10,13 +10,16 @@ event (instance counts, CPU, memory, disk) before each flush.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
 from gateway.calls import Call
-from gateway.cloudwatch import InstanceSampler, MetricRecorder, StatusClass
 from gateway.errors import ModelError
 from gateway.live import EndpointTable, Instance
+
+if TYPE_CHECKING:  # the metric store (and botocore) load only where it is kept: tandem serve
+    from gateway.cloudwatch import MetricRecorder, StatusClass
 
 
 class CloudWatchCalls:
@@ -62,6 +65,8 @@ class InstanceGauges:
     def __init__(self, table: EndpointTable, folder: Path) -> None:
         self.table = table
         self.folder = folder
+        from gateway.cloudwatch import InstanceSampler
+
         self.sampler = InstanceSampler()
 
     def __call__(self, recorder: MetricRecorder) -> None:

@@ -10,10 +10,10 @@ embedded gateway and the tests build one over their own endpoints.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from gateway.calls import Recorder, Recorders
 from gateway.capture import CaptureCollector, CaptureWriter
-from gateway.cloudwatch import MetricRecorder
 from gateway.live import ContainerRuntime, EndpointTable, Instance, LiveEndpoint
 from gateway.logstreams import ENDPOINT_GROUP, endpoint_stream, stream_arn
 from gateway.metrics import GatewayMetrics
@@ -23,6 +23,9 @@ from gateway.serving.invocation import Invocations
 from gateway.serving.metric_calls import CloudWatchCalls
 from gateway.serving.shadows import ShadowSender
 from gateway.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from gateway.cloudwatch import MetricRecorder
 
 
 class ContainerLogs:
