@@ -17,15 +17,12 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-import threading
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.atomic import transaction
 from gateway.cloudwatch.recorder import Dims, Rollup
 from gateway.cloudwatch.sketch import Stats, merge_hist
-from pipelines.errors import TandemError
+from gateway.cloudwatch.tables import Tables, TablesTooNew
 
 _V1 = [
     """CREATE TABLE metric_series (
@@ -61,8 +58,13 @@ _UPSERT = (
 )
 
 
-class MetricTablesTooNew(TandemError):
+class MetricTablesTooNew(TablesTooNew):
     """The state folder was used by a newer Tandem, whose metric tables this one cannot read."""
+
+
+def _prepare(conn: sqlite3.Connection) -> None:
+    """The upsert merges histograms in SQL."""
+    conn.create_function("merge_hist", 2, merge_hist, deterministic=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,50 +88,21 @@ class MetricStore:
     """The tables; safe to share between threads (one connection behind a lock)."""
 
     def __init__(self, path: Path, *, max_points: int) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_points = max_points
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30
+        self._tables = Tables(
+            path,
+            meta="metric_meta",
+            migrations=MIGRATIONS,
+            synchronous="NORMAL",
+            prepare=_prepare,
+            too_new=MetricTablesTooNew,
         )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.create_function("merge_hist", 2, merge_hist, deterministic=True)
-        try:
-            self.version = self._migrate()
-        except BaseException:
-            self._conn.close()
-            raise
+        self.path = self._tables.path
+        self.version = self._tables.version
+        self._tx = self._tables.tx
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def _tx(self, *, write: bool = True) -> AbstractContextManager[sqlite3.Connection]:
-        """One transaction: a write takes the write lock at BEGIN; a read sees one snapshot."""
-        return transaction(self._conn, self._lock, write=write)
-
-    def _migrate(self) -> int:
-        with self._tx() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS metric_meta (key TEXT PRIMARY KEY, value)")
-            row = conn.execute("SELECT value FROM metric_meta WHERE key = 'schema'").fetchone()
-            current = int(row[0]) if row else 0
-            latest = MIGRATIONS[-1][0]
-            if current > latest:
-                raise MetricTablesTooNew(
-                    f"{self.path}: the metric tables are at version {current}, newer than this "
-                    f"Tandem knows ({latest}); upgrade Tandem or use another state folder"
-                )
-            for number, statements in MIGRATIONS:
-                if number > current:
-                    for statement in statements:
-                        conn.execute(statement)
-                    current = number
-            conn.execute(
-                "INSERT OR REPLACE INTO metric_meta (key, value) VALUES ('schema', ?)", (current,)
-            )
-        return current
+        self._tables.close()
 
     # ---- writes ---------------------------------------------------------------------------------
 
