@@ -6,10 +6,10 @@ that adds the flush's rows to what is there (an upsert) and drops the hours past
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
+from gateway.cloudwatch.tables import connect
 from gateway.usage.ledger import COLUMNS, RowKey, Rows
 
 _KEYS = ("hour", "endpoint", "variant", "component", "model")
@@ -37,13 +37,8 @@ class UsageStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn = connect(self.path, synchronous="NORMAL")
         self._conn.execute(_SCHEMA)
 
     def write(self, rows: Rows, *, prune_before: float | None = None) -> None:
