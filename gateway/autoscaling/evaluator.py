@@ -11,7 +11,6 @@ target whose endpoint is not ``InService`` waits: its alarms stay in ALARM and f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -23,6 +22,7 @@ from gateway.autoscaling.api import ScalingApi
 from gateway.autoscaling.schedule import ScheduleError, parse
 from gateway.autoscaling.store import Key
 from gateway.errors import ApiError
+from gateway.periodic import cancel, every
 
 log = logging.getLogger("tandem.autoscaling")
 
@@ -43,22 +43,12 @@ class Evaluator:
 
     async def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="autoscaling-evaluator")
+            loop = every(self.interval, self.tick, log, "autoscaling evaluation failed")
+            self._task = asyncio.create_task(loop, name="autoscaling-evaluator")
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.tick()
-            except Exception:  # one bad evaluation must not end scaling
-                log.exception("autoscaling evaluation failed")
+        await cancel(task)
 
     async def tick(self) -> None:
         """Evaluate every scalable target once."""

@@ -13,7 +13,6 @@ re-invokes an Application Auto Scaling policy every period. ``minute`` shortens 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -26,6 +25,7 @@ from typing import Any
 
 from gateway.cloudwatch.api import MetricApi
 from gateway.cloudwatch.tables import Tables
+from gateway.periodic import cancel, every
 
 log = logging.getLogger("tandem.cloudwatch")
 
@@ -246,20 +246,10 @@ class Alarms:
 
     async def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="cloudwatch-alarms")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("alarm evaluation failed")
+            loop = every(self.interval, self.tick, log, "alarm evaluation failed")
+            self._task = asyncio.create_task(loop, name="cloudwatch-alarms")
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(task)
         self.store.close()

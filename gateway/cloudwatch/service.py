@@ -11,7 +11,6 @@ the API flushes first, so what was recorded is there to read.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -21,9 +20,11 @@ from pathlib import Path
 from gateway.cloudwatch.names import MetricRecorder
 from gateway.cloudwatch.recorder import Recorder, Rollup
 from gateway.cloudwatch.store import MetricStore
+from gateway.periodic import cancel, every
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger("tandem.cloudwatch")
+_FLUSH_FAILED = "metric flush failed; its datapoints are kept for the next one"
 
 #: The state folder's database file (``gateway.state.FILENAME``, which this layer cannot import).
 FILENAME = "control.db"
@@ -102,23 +103,16 @@ class MetricService:
 
     async def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="cloudwatch-flusher")
+            loop = every(self.flush_interval, self._flush_in_thread, log, _FLUSH_FAILED)
+            self._task = asyncio.create_task(loop, name="cloudwatch-flusher")
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval)
-            try:
-                await asyncio.to_thread(self._sample_and_flush)
-            except Exception:  # a busy or full disk must not end the flusher
-                log.exception("metric flush failed; its datapoints are kept for the next one")
+    async def _flush_in_thread(self) -> None:
+        await asyncio.to_thread(self._sample_and_flush)
 
     async def aclose(self) -> None:
         """Stop the flusher, flush what is left, close the tables."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(task)
         try:
             await asyncio.to_thread(self.flush)
         finally:
