@@ -12,7 +12,19 @@ import sqlite3
 
 from gateway.state.records import StateCorrupt
 
-_V1 = """
+#: The endpoints table's columns from ``pending_name`` on, as version 1 made them and version 4
+#: rebuilt them: one text, so the two cannot drift apart.
+_ENDPOINT_COLUMNS = """\
+    pending_name    TEXT,
+    status          TEXT NOT NULL,
+    failure_reason  TEXT,
+    created         REAL NOT NULL,
+    modified        REAL NOT NULL,
+    update_started  REAL,
+    request         TEXT NOT NULL"""
+
+_V1 = (
+    """
 CREATE TABLE models (
     key      TEXT PRIMARY KEY,
     name     TEXT NOT NULL,
@@ -50,13 +62,9 @@ CREATE TABLE endpoints (
     config_key      TEXT NOT NULL REFERENCES endpoint_configs (key),
     config_name     TEXT NOT NULL,
     pending_key     TEXT REFERENCES endpoint_configs (key),
-    pending_name    TEXT,
-    status          TEXT NOT NULL,
-    failure_reason  TEXT,
-    created         REAL NOT NULL,
-    modified        REAL NOT NULL,
-    update_started  REAL,
-    request         TEXT NOT NULL
+"""
+    + _ENDPOINT_COLUMNS
+    + """
 );
 CREATE INDEX endpoints_by_created ON endpoints (created, key);
 CREATE INDEX endpoints_by_modified ON endpoints (modified, key);
@@ -84,6 +92,7 @@ CREATE INDEX jobs_by_modified ON transform_jobs (modified, key);
 CREATE INDEX jobs_by_status ON transform_jobs (status, key);
 CREATE INDEX jobs_by_model ON transform_jobs (model_key);
 """
+)
 
 #: (version, SQL), in order. Append only.
 # UpdateEndpointWeightsAndCapacities: per variant, the weight and instance count asked for
@@ -137,13 +146,7 @@ CREATE TABLE endpoints_v4 (
     config_key      TEXT NOT NULL,
     config_name     TEXT NOT NULL,
     pending_key     TEXT,
-    pending_name    TEXT,
-    status          TEXT NOT NULL,
-    failure_reason  TEXT,
-    created         REAL NOT NULL,
-    modified        REAL NOT NULL,
-    update_started  REAL,
-    request         TEXT NOT NULL,
+{_ENDPOINT_COLUMNS},
     desired         TEXT NOT NULL DEFAULT '{{}}',
     serving         TEXT NOT NULL DEFAULT '{{}}',
     pending         TEXT
