@@ -1,7 +1,7 @@
 """CloudWatch's metrics for the gateway: SageMaker's figures rolled up, kept and read back.
 
-The serving side records events through ``MetricRecorder`` (``names.py``; ``Recorder`` in
-``recorder.py`` appends each to a deque, nothing more; ``InstanceSampler`` in ``sampler.py``
+The serving side records events through ``MetricRecorder`` (``Recorder`` in ``recorder.py``,
+which appends each to a deque, nothing more; ``InstanceSampler`` in ``sampler.py``
 measures instances for it); ``MetricService`` (``service.py``) flushes them every
 ``TANDEM_METRIC_FLUSH_INTERVAL`` seconds into datapoints (``rollup.py``) in the state database
 (``store.py``: count, sum, min, max and a histogram per bucket, ``sketch.py``); and
@@ -11,11 +11,15 @@ docs/metrics.md. Imports nothing of the serving path: it is handed events, it ne
 """
 
 from gateway.cloudwatch.api import MetricApi
-from gateway.cloudwatch.names import MetricRecorder, StatusClass
+from gateway.cloudwatch.names import StatusClass
 from gateway.cloudwatch.recorder import Recorder
 from gateway.cloudwatch.route import cloudwatch_routes
 from gateway.cloudwatch.sampler import InstanceSampler
 from gateway.cloudwatch.service import MetricService
+
+#: What the serving side reports into: the one implementation is the interface (it imports
+#: nothing, so a type needs no Protocol restating its signatures).
+MetricRecorder = Recorder
 
 __all__ = [
     "InstanceSampler",

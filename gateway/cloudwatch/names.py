@@ -1,14 +1,15 @@
-"""SageMaker's CloudWatch metrics as Tandem publishes them, and the recording interface.
+"""SageMaker's CloudWatch metrics as Tandem publishes them.
 
 Names, units, namespaces and dimensions are SageMaker's (docs/metrics.md lists them with their
-Prometheus twins). ``MetricRecorder`` is what the invocation core, the model managers, the async
-worker and the reconciler call: one method per kind of event, each a cheap append.
+Prometheus twins). What the invocation core, the model managers, the async worker and the
+reconciler call is ``MetricRecorder``, ``Recorder`` in ``recorder.py``: one method per kind of
+event, each a cheap append.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 SAGEMAKER = "AWS/SageMaker"
 ENDPOINTS = "/aws/sagemaker/Endpoints"
@@ -68,69 +69,3 @@ PER_MODEL = frozenset(
     m.name
     for m in (INVOCATIONS, MODEL_LATENCY, CACHE_HIT, LOADING_WAIT, DOWNLOADING, LOADING, UNLOADING)
 )
-
-
-class MetricRecorder(Protocol):
-    """What the serving side reports; every method returns at once (no I/O, no lock).
-
-    Latencies are integers in microseconds, as CloudWatch's SageMaker metrics are.
-    """
-
-    def invocation(
-        self,
-        endpoint: str,
-        variant: str,
-        target_model: str | None,
-        status: StatusClass,
-        model_us: int | None,
-        overhead_us: int | None,
-        bytes_in: int,
-        bytes_out: int,
-        *,
-        model_status: int | None = None,
-    ) -> None:
-        """A finished request (``model_us``/``overhead_us`` None when no container answered;
-        ``model_status`` the container's status for a ``model-error``)."""
-
-    def concurrent_requests(self, endpoint: str, variant: str, in_flight: int) -> None:
-        """The requests in flight on the variant's instance that just took one (10 s data)."""
-
-    def model_cache(
-        self, endpoint: str, variant: str, target_model: str, hit: bool, wait_us: int | None
-    ) -> None:
-        """A MultiModel request found its model loaded (hit) or waited ``wait_us`` for it."""
-
-    def model_loaded(
-        self,
-        endpoint: str,
-        variant: str,
-        target_model: str,
-        download_us: int | None,
-        load_us: int,
-        loaded_count: int,
-        *,
-        size_bytes: int | None = None,
-    ) -> None:
-        """A model was loaded (``download_us`` None when it came from the disk cache;
-        ``size_bytes`` the resident memory it added, as the model manager measured it)."""
-
-    def model_unloaded(
-        self, endpoint: str, variant: str, target_model: str, unload_us: int, loaded_count: int
-    ) -> None:
-        """A model was unloaded from a container's memory."""
-
-    def model_setup(self, endpoint: str, variant: str, setup_us: int) -> None:
-        """An instance took ``setup_us`` from start to its first healthy ``/ping``."""
-
-    def instance_count(self, endpoint: str, variant: str, count: int) -> None:
-        """The variant now runs ``count`` instances (``InvocationsPerInstance`` divides by it)."""
-
-    def instance_sample(
-        self, endpoint: str, variant: str, cpu: float, memory: float, disk: float
-    ) -> None:
-        """One sample of an instance's CPU (100 per busy core), memory and disk use, percent."""
-
-    def backlog(
-        self, endpoint: str, size: int, per_instance: float, oldest_s: float, without_capacity: bool
-    ) -> None:
-        """An async endpoint's queue, sampled."""

@@ -39,7 +39,11 @@ MAX_EVENTS = 1_000_000
 
 
 class Recorder:
-    """``MetricRecorder`` over a bounded deque; ``drain()`` is the flusher's."""
+    """What the serving side reports (``MetricRecorder``), over a bounded deque; ``drain()`` is
+    the flusher's. Every report returns at once (no I/O, no lock).
+
+    Latencies are integers in microseconds, as CloudWatch's SageMaker metrics are.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -48,7 +52,7 @@ class Recorder:
         self._rollups = Rollups()
         self._taps: list[Callable[[list[tuple[Any, ...]]], None]] = []
 
-    # ---- MetricRecorder -------------------------------------------------------------------------
+    # ---- what the serving side reports ----------------------------------------------------------
 
     def invocation(
         self,
@@ -63,6 +67,8 @@ class Recorder:
         *,
         model_status: int | None = None,
     ) -> None:
+        """A finished request (``model_us``/``overhead_us`` None when no container answered;
+        ``model_status`` the container's status for a ``model-error``)."""
         self._append(
             (
                 INVOCATION, self._clock(), endpoint, variant, target_model, status, model_us,
@@ -71,11 +77,13 @@ class Recorder:
         )  # fmt: skip
 
     def concurrent_requests(self, endpoint: str, variant: str, in_flight: int) -> None:
+        """The requests in flight on the variant's instance that just took one (10 s data)."""
         self._append((CONCURRENT, self._clock(), endpoint, variant, in_flight))
 
     def model_cache(
         self, endpoint: str, variant: str, target_model: str, hit: bool, wait_us: int | None
     ) -> None:
+        """A MultiModel request found its model loaded (hit) or waited ``wait_us`` for it."""
         self._append((CACHE, self._clock(), endpoint, variant, target_model, hit, wait_us))
 
     def model_loaded(
@@ -89,6 +97,8 @@ class Recorder:
         *,
         size_bytes: int | None = None,
     ) -> None:
+        """A model was loaded (``download_us`` None when it came from the disk cache;
+        ``size_bytes`` the resident memory it added, as the model manager measured it)."""
         self._append(
             (LOADED, self._clock(), endpoint, variant, target_model, download_us, load_us,
              loaded_count, size_bytes)
@@ -97,24 +107,29 @@ class Recorder:
     def model_unloaded(
         self, endpoint: str, variant: str, target_model: str, unload_us: int, loaded_count: int
     ) -> None:
+        """A model was unloaded from a container's memory."""
         self._append(
             (UNLOADED, self._clock(), endpoint, variant, target_model, unload_us, loaded_count)
         )
 
     def model_setup(self, endpoint: str, variant: str, setup_us: int) -> None:
+        """An instance took ``setup_us`` from start to its first healthy ``/ping``."""
         self._append((SETUP, self._clock(), endpoint, variant, setup_us))
 
     def instance_count(self, endpoint: str, variant: str, count: int) -> None:
+        """The variant now runs ``count`` instances (``InvocationsPerInstance`` divides by it)."""
         self._append((COUNT, self._clock(), endpoint, variant, count))
 
     def instance_sample(
         self, endpoint: str, variant: str, cpu: float, memory: float, disk: float
     ) -> None:
+        """One sample of an instance's CPU (100 per busy core), memory and disk use, percent."""
         self._append((SAMPLE, self._clock(), endpoint, variant, cpu, memory, disk))
 
     def backlog(
         self, endpoint: str, size: int, per_instance: float, oldest_s: float, without_capacity: bool
     ) -> None:
+        """An async endpoint's queue, sampled."""
         self._append(
             (BACKLOG, self._clock(), endpoint, size, per_instance, oldest_s, without_capacity)
         )

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.cloudwatch.names import MetricRecorder
 from gateway.cloudwatch.recorder import Recorder, Rollup
 from gateway.cloudwatch.store import MetricStore
 from gateway.periodic import cancel, every
@@ -43,12 +42,12 @@ class MetricService:
         self.clock = clock
         self.retention = retention
         self.flush_interval = flush_interval
-        #: What the serving side records into (a ``MetricRecorder``).
+        #: What the serving side records into.
         self.recorder = Recorder(clock)
         self.store = MetricStore(path, max_points=max_points)
         self._flushing = threading.Lock()
         self._unwritten: Rollup = {}
-        self._samplers: list[Callable[[MetricRecorder], None]] = []
+        self._samplers: list[Callable[[Recorder], None]] = []
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -84,7 +83,7 @@ class MetricService:
         with self._flushing:
             self.store.write(rollup)
 
-    def sample_with(self, sampler: Callable[[MetricRecorder], None]) -> None:
+    def sample_with(self, sampler: Callable[[Recorder], None]) -> None:
         """Have ``sampler(recorder)`` called before each background flush, in the flusher's
         thread: gauges such as the async backlog and the instances' CPU, memory and disk."""
         self._samplers.append(sampler)
