@@ -88,10 +88,12 @@ def describe(manager: Described) -> dict[str, object]:
 
 
 def measured(message: str, fallback: int) -> int:
-    """``memoryBytes`` of the router's load answer: what the model added to its worker."""
+    """``memoryBytes`` of the router's load answer: what the model added to its worker. A 0 is
+    no measure (the allocator reused memory freed before): ``fallback`` then, so that no loaded
+    model counts as free, for eviction and for the usage ledger's memory x time alike."""
     with contextlib.suppress(ValueError, TypeError, AttributeError):
         value = json.loads(message).get("memoryBytes")
-        if isinstance(value, int) and value >= 0:
+        if isinstance(value, int) and value > 0:
             return value
     return fallback
 

@@ -234,7 +234,8 @@ class ModelManager:
         seconds = time.perf_counter() - started
         self._check(target, status, message)
         after = self.memory_used() if alone and changes == self._changes else None
-        fallback = need if before is None or after is None else max(after - before, 0)
+        measured_rss = None if before is None or after is None else max(after - before, 0)
+        fallback = measured_rss or need  # 0: freed memory reused, no measure of the model
         return self._loaded_one(target, measured(message, fallback), seconds)
 
     def _check(self, target: str, status: int, message: str) -> None:
