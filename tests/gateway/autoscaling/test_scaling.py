@@ -50,14 +50,17 @@ def test_a_custom_metric_scales_the_endpoint_out_and_back_in_with_no_failed_requ
         TargetTrackingScalingPolicyConfiguration={
             "TargetValue": 100.0,
             "CustomizedMetricSpecification": {**LOAD, "Statistic": "Average"},
-            "ScaleOutCooldown": 60, "ScaleInCooldown": 60,
+            # 5 s here: longer than a mixed datapoint (before and after the decision) lasts
+            "ScaleOutCooldown": 300, "ScaleInCooldown": 60,
         },
     )  # fmt: skip
     assert [a["AlarmName"].split("-")[-6] for a in answer["Alarms"]] == ["AlarmHigh", "AlarmLow"]
-    load = [300.0]  # shared by the instances: ceil(1 * 300 / 100) = 3, then 100 each: stays 3
+    # Shared by the instances decided on: ceil(1 * 300 / 100) = 3, then 100 each: stays 3, however
+    # long the new instances take to start on a busy machine.
+    load = [300.0]
     with (
         invoking(gw) as failures,
-        feeding(gw, lambda: load[0] / gw.variant()["CurrentInstanceCount"]),
+        feeding(gw, lambda: load[0] / gw.variant()["DesiredInstanceCount"]),
     ):
         until(lambda: gw.variant()["CurrentInstanceCount"] == 3, "the scale-out to 3")
         out = until(
