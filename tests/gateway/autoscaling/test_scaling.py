@@ -75,7 +75,7 @@ def test_a_custom_metric_scales_the_endpoint_out_and_back_in_with_no_failed_requ
         )
         assert "in state ALARM triggered policy load" in out[0]["Cause"]
         load[0] = 0.0  # the load stops: 15 datapoints below 90 % of the target scale in
-        until(lambda: gw.variant()["CurrentInstanceCount"] == 1, "the scale-in to 1")
+        until(lambda: gw.variant()["CurrentInstanceCount"] == 1, "the scale-in to 1", timeout=120)
     assert failures == []
     latest = until(
         lambda: [a for a in gw.activities()[:1] if a["StatusCode"] == "Successful"],
