@@ -199,6 +199,15 @@ class Variant:
         return self.sampling is not None
 
 
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """An update's traffic shift (deployment guardrails): ``share`` of the requests drawn go to
+    ``to``, the new fleet, the rest stay on the endpoint that holds it (the old fleet)."""
+
+    share: float
+    to: LiveEndpoint
+
+
 @dataclass(eq=False)
 class LiveEndpoint:
     """An endpoint as it serves: production variants drawn by weight, shadows copied to.
@@ -214,6 +223,9 @@ class LiveEndpoint:
     folder: str = ""
     #: Set by the serving side: the endpoint's data capture writer, if it captures.
     capture: CaptureWriter | None = None
+    #: While an update shifts traffic step by step: the new fleet and its share (one reference,
+    #: replaced whole; None the rest of the time, which is all the hot path then reads).
+    shift: Shift | None = None
 
     def __post_init__(self) -> None:
         self.folder = self.folder or self.spec.name
@@ -336,7 +348,10 @@ class EndpointTable:
         }
 
     def __iter__(self) -> Iterator[Instance]:
-        return iter([r for e in list(self._current.values()) for r in e.runtimes])
+        """Every running instance, a new fleet that takes a share of the traffic included."""
+        live = list(self._current.values())
+        live += [s.to for e in live if (s := e.shift) is not None]
+        return iter([r for e in live for r in e.runtimes])
 
     def __len__(self) -> int:
         return len(self._current)

@@ -95,6 +95,14 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     roots += tuple(
         url for spec in specs for c in spec.all_containers if (url := spec.model_data_url(c))
     )
+    # CloudWatch alarms: step scaling and the deployment guardrails watch them.
+    metric_api = MetricApi(cloudwatch)
+    alarms = Alarms(
+        metric_api,
+        settings.state_dir / FILENAME,
+        interval=settings.autoscaling_interval,
+        minute=settings.autoscaling_minute,
+    )
     control = ControlPlane(
         store,
         region=settings.region,
@@ -103,8 +111,9 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
         check_job=check_job,
         observe=table.observe,
         budget=settings.container_budget,
+        alarms=alarms.store.alarms,
     )
-    reconciler = Reconciler(store, plane, backend, settings, control)
+    reconciler = Reconciler(store, plane, backend, settings, control, alarms=alarms.store.alarms)
     control.reconciler = reconciler
     jobs = BatchJobs(control, settings, reconciler.budget)  # a job's containers count too
     control.jobs = jobs
@@ -115,13 +124,6 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     logs = LogsService(settings.state_dir, region=settings.region, account=settings.account)
     admins = AdminOnly(settings)
     usage = UsageService.from_settings(settings, cloudwatch)  # reads the recorder's events
-    metric_api = MetricApi(cloudwatch)
-    alarms = Alarms(
-        metric_api,
-        settings.state_dir / FILENAME,
-        interval=settings.autoscaling_interval,
-        minute=settings.autoscaling_minute,
-    )
     scaling = ScalingApi(
         ScalingStore(settings.state_dir / FILENAME),
         control,

@@ -67,6 +67,8 @@ class ControlContext:
     observe: Callable[[str], Mapping[str, tuple[float, int]] | None] | None = None
     #: The host budget: containers all endpoints together may run (None: no limit).
     budget: int | None = None
+    #: CloudWatch alarms by name (those that exist), for DeploymentConfig's auto-rollback.
+    alarms: Callable[[list[str]], list[dict[str, Any]]] | None = None
 
     def arn(self, kind: str, name: str) -> str:
         """``arn:aws:sagemaker:<region>:<account>:<kind>/<name lower-cased>``."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.control import budget
+from gateway.control import budget, deployment_config
 from gateway.control.context import ControlContext, Result, page, query
 from gateway.control.models import config_record, model_record
 from gateway.control.translate import containers_of
@@ -59,6 +59,8 @@ def create_endpoint(ctx: ControlContext, params: dict[str, Any]) -> Result:
     name = params["EndpointName"]
     config = config_record(ctx, params["EndpointConfigName"])
     spec_for(ctx, name, config)
+    if params.get("DeploymentConfig"):
+        deployment_config.check(params["DeploymentConfig"], config.request, ctx.alarms)
     record = ctx.store.add_endpoint(
         name, ctx.arn("endpoint", name), config.name, params, admit=budget.admit(ctx.budget)
     )
@@ -70,8 +72,22 @@ def update_endpoint(ctx: ControlContext, params: dict[str, Any]) -> Result:
     current = endpoint_record(ctx, name)
     config = config_record(ctx, params["EndpointConfigName"])
     spec_for(ctx, current.name, config)
+    policy = params.get("DeploymentConfig")
+    if policy is None and params.get("RetainDeploymentConfig"):
+        policy = current.deployment_config  # the last one given, checked again on this fleet
+    rollout = None
+    if policy:
+        serving = current.deployed.request if current.deployed is not None else {}
+        deployment_config.check(policy, config.request, ctx.alarms, serving=serving)
+        rollout = {"policy": policy, "phase": "Creating", "share": 0.0}
     try:
-        record = ctx.store.begin_update(name, config.name, admit=budget.admit(ctx.budget))
+        record = ctx.store.begin_update(
+            name,
+            config.name,
+            admit=budget.admit(ctx.budget),
+            rollout=rollout,
+            remember=params.get("DeploymentConfig"),
+        )
     except WrongState as exc:
         if exc.status == EndpointStatus.FAILED:
             raise ValidationException(
@@ -116,6 +132,8 @@ def describe_endpoint(ctx: ControlContext, params: dict[str, Any]) -> Result:
             body["AsyncInferenceConfig"] = deployed.request["AsyncInferenceConfig"]
     if record.failure_reason is not None:
         body["FailureReason"] = record.failure_reason
+    if record.deployment_config:
+        body["LastDeploymentConfig"] = record.deployment_config
     if record.pending_config is not None:
         body["PendingDeploymentSummary"] = _pending(ctx, record)
     return Result(body)
@@ -123,7 +141,8 @@ def describe_endpoint(ctx: ControlContext, params: dict[str, Any]) -> Result:
 
 def _pending(ctx: ControlContext, record: EndpointRecord) -> dict[str, Any]:
     """``PendingDeploymentSummary``: the config an update moves to, its variants ``Creating``
-    since the update began (they take traffic only once all of them answer ``/ping``)."""
+    since the update began, then (with a DeploymentConfig) each step of the traffic shift and
+    its baking, the share of the traffic on the new fleet in their messages."""
     summary: dict[str, Any] = {"EndpointConfigName": record.pending_config}
     if record.update_started is not None:
         summary["StartTime"] = record.update_started
@@ -132,9 +151,11 @@ def _pending(ctx: ControlContext, record: EndpointRecord) -> dict[str, Any]:
         status: dict[str, Any] = {"Status": "Creating"}
         if record.update_started is not None:
             status["StartTime"] = record.update_started
+        stages = [status, *((record.rollout or {}).get("stages") or [])][-5:]
+        share = float((record.rollout or {}).get("share", 0.0))
         for member, shadow in (("ProductionVariants", False), ("ShadowProductionVariants", True)):
             variants = [
-                {**v, "VariantStatus": [status]}
+                {**v, "CurrentWeight": v["DesiredWeight"] * share, "VariantStatus": stages}
                 for v in _variants(ctx, pending, None, shadow=shadow)
             ]
             if variants or not shadow:

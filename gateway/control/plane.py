@@ -106,6 +106,7 @@ class ControlPlane:
         check_job: Callable[[Mapping[str, Any]], None] | None = None,
         observe: Callable[[str], Mapping[str, tuple[float, int]] | None] | None = None,
         budget: int | None = None,
+        alarms: Callable[[list[str]], list[dict[str, Any]]] | None = None,
     ) -> None:
         roots = default_model_roots() if model_roots is None else model_roots
         self.store = store
@@ -118,6 +119,7 @@ class ControlPlane:
             check_job=check_job,
             observe=observe,
             budget=budget,
+            alarms=alarms,
         )
         #: The hooks; may be set after construction (the serving side is built later).
         self.reconciler = reconciler

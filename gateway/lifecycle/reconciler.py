@@ -7,8 +7,10 @@ for one endpoint runs one step at a time; a kick during a step makes it look aga
 
 An update is blue/green: the new config's containers start beside the old ones (in the other of
 the endpoint's two folders) and must pass ``/ping``; then one swap of the endpoint table moves
-traffic, requests in flight on the old containers finish, and the old containers stop. A new
-config that fails to start leaves the old one serving, with ``FailureReason`` set.
+traffic, requests in flight on the old containers finish, and the old containers stop. With a
+``DeploymentConfig`` the traffic moves in steps first, watched by alarms, and may move back
+(``gateway.lifecycle.deployment``). A new config that fails to start leaves the old one serving,
+with ``FailureReason`` set.
 
 Every start reserves its containers in the host budget first (``ContainerBudget``) and fails,
 naming the limit, when they cannot fit; shutdown (``stop_restarting``) cancels the starts in
@@ -21,14 +23,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from gateway.capture import CaptureWriter
+from gateway.deployment_policy import AlarmReader
 from gateway.folders import remove_endpoint
 from gateway.lifecycle.backends.base import Backend
 from gateway.lifecycle.budget import ContainerBudget
-from gateway.lifecycle.supervisor import StartError, Supervisor, raise_start_errors
+from gateway.lifecycle.deployment import Guardrails
+from gateway.lifecycle.fleet import Deployment, Specs
+from gateway.lifecycle.reasons import reason_of
+from gateway.lifecycle.supervisor import Supervisor, raise_start_errors
 from gateway.limits import fair_limits
 from gateway.live import (
     Instance,
@@ -41,36 +45,11 @@ from gateway.multimodel.hosting import close_all, make_managers, preload_all
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
 from gateway.state import EndpointStatus, StateStore, WrongState
-from pipelines.errors import TandemError
-from pipelines.spec import EndpointSpec
 
 logger = logging.getLogger("tandem.reconciler")
 
-#: Longest FailureReason kept (SageMaker's own limit is 1024 characters).
-MAX_REASON = 1024
 #: How often draining looks at the requests still in flight.
 DRAIN_POLL = 0.01
-
-
-class Specs(Protocol):
-    """Where the reconciler reads what to run (the control plane: ``ControlPlane.spec_for``)."""
-
-    def spec_for(self, endpoint: str, config: str) -> EndpointSpec:
-        """The spec that runs ``config`` under the name ``endpoint``."""
-        ...
-
-
-@dataclass(eq=False)
-class Deployment:
-    """One endpoint's containers under one config: what an update replaces whole.
-
-    Each instance has its own supervisor, so that a variant's instance count can change while
-    the others serve.
-    """
-
-    runtime: LiveEndpoint
-    config: str
-    supervisors: dict[Instance, Supervisor] = field(default_factory=dict)
 
 
 class Reconciler:
@@ -81,9 +60,12 @@ class Reconciler:
         backend: Backend,
         settings: GatewaySettings,
         specs: Specs,
+        *,
+        alarms: AlarmReader | None = None,
     ) -> None:
         """``specs.spec_for(endpoint, config)`` is the spec that runs ``config`` under that name;
-        what starts goes into ``plane`` (its table, clients, model managers and metrics)."""
+        what starts goes into ``plane`` (its table, clients, model managers and metrics);
+        ``alarms`` are what a guarded update watches."""
         self._store = store
         self._table = plane.table
         self._backend = backend
@@ -99,6 +81,8 @@ class Reconciler:
         self.budget = ContainerBudget(settings.container_budget)
         #: The instance starts in progress: shutdown cancels them.
         self._starts: set[asyncio.Future[list[BaseException | None]]] = set()
+        #: Updates with a DeploymentConfig: their traffic shifts, baking and rollbacks.
+        self.guardrails = Guardrails(store, alarms, plane.metrics.registry)
 
     # ---- what the control plane calls ------------------------------------------------------
 
@@ -180,6 +164,9 @@ class Reconciler:
             if live is not None:
                 await self._retire(live)
             return
+        if live is None and record.rollout and self.guardrails.recover(record):
+            await self._reconcile(name)  # a restart in the middle of a guarded update
+            return
         if live is None or live.config != record.config:
             # Creating, or brought back after a restart (InService, or Updating: the old config
             # serves again first, then the update is tried once more).
@@ -206,7 +193,7 @@ class Reconciler:
         try:
             return await self._start(name, config)
         except Exception as exc:
-            reason = _reason(exc)
+            reason = reason_of(exc)
             logger.warning("%s: cannot start config %s: %s", name, config, reason)
             with contextlib.suppress(WrongState):
                 self._store.set_endpoint_status(
@@ -222,18 +209,25 @@ class Reconciler:
         try:
             started = await self._start(name, config, beside=live)
         except Exception as exc:
-            reason = _reason(exc)
+            reason = reason_of(exc)
             logger.warning(
                 "%s: update to %s failed, staying on %s: %s", name, config, live.config, reason
             )
             with contextlib.suppress(WrongState):
                 self._store.rollback_update(name, reason)
             return
+        record = self._store.get_endpoint(name)
         try:
+            if record is not None and record.rollout:
+                moved_back = await self.guardrails.run(record, live.runtime, started.runtime)
+                if moved_back is not None:  # no new request reaches the new fleet now
+                    self._store.rollback_update(name, moved_back)
+                    await self._retire(started)
+                    return
             self._store.finish_update(name)
         except WrongState:
-            # Deleted (or rolled back) while the new containers started: they never served.
-            await self._stop(started)
+            # Deleted (or rolled back) while the new containers started or took a share.
+            await self._retire(started)
             return
         await self._replace(live, started)
         logger.info("%s: now serving config %s", name, config)
@@ -319,7 +313,7 @@ class Reconciler:
             for variant in variants:
                 await self._scale(live, variant, counts[variant.name])
         except Exception as exc:
-            reason = _reason(exc)
+            reason = reason_of(exc)
             logger.warning("%s: changing instance counts failed: %s", name, reason)
             with contextlib.suppress(WrongState):
                 self._store.set_endpoint_status(
@@ -396,17 +390,3 @@ class Reconciler:
         self.budget.release(instances)
         for instance in instances:
             self._metrics.forget(instance)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, (StartError, TandemError)):
-        text = str(exc)
-    else:  # a bug: its details go to the log, not into the API's answers
-        logger.error("unexpected %s", type(exc).__name__, exc_info=exc)
-        text = f"An internal error occurred while starting the endpoint ({type(exc).__name__})."
-    if len(text) <= MAX_REASON:
-        return text
-    # Its start says what failed, its end why (a container's last words): keep both.
-    cut = "\n...(truncated)...\n"
-    head = (MAX_REASON - len(cut)) // 3
-    return text[:head] + cut + text[-(MAX_REASON - len(cut) - head) :]

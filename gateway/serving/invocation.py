@@ -59,6 +59,17 @@ def choose_variant(endpoint: LiveEndpoint, target: str | None) -> Variant:
     return endpoint.choices[bisect.bisect_right(endpoint.cumulative, point)]
 
 
+def choose_fleet(endpoint: LiveEndpoint, target: str | None) -> LiveEndpoint:
+    """While an update shifts traffic (``endpoint.shift``): the new fleet for its share of the
+    draws, else the old; a ``TargetVariant`` only one of them has goes to that one."""
+    shift = endpoint.shift
+    if shift is None:
+        return endpoint
+    first, other = (shift.to, endpoint) if random.random() < shift.share else (endpoint, shift.to)
+    missing = target and all(v.name != target for v in first.variants)
+    return other if missing and any(v.name == target for v in other.variants) else first
+
+
 #: Each variant's router, made on its first request and remade when its list of instances is
 #: replaced (the count changed); it goes with the variant.
 _ROUTERS: weakref.WeakKeyDictionary[Variant, Router[Instance]] = weakref.WeakKeyDictionary()
@@ -167,7 +178,10 @@ class Invocations:
     ) -> bool:
         """The endpoint, variant and instance of ``call``; False with ``call.error`` set."""
         try:
-            call.live = live = self.table.get(name) or self.endpoint(name)
+            live = self.table.get(name) or self.endpoint(name)
+            if live.shift is not None:
+                live = choose_fleet(live, target_variant)
+            call.live = live
             variant = choose_variant(live, target_variant)
             call.instance = choose_instance(variant, target_model, self.dispatcher.in_use)
         except ApiError as exc:

@@ -100,6 +100,9 @@ class EndpointRecord:
     #: What it runs (the copy of ``config``), and while ``Updating`` what it moves to.
     deployed: Deployed | None = None
     pending_deployed: Deployed | None = None
+    #: The DeploymentConfig last given (``LastDeploymentConfig``), and a running update's steps.
+    deployment_config: dict[str, Any] | None = None
+    rollout: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

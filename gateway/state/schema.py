@@ -165,7 +165,16 @@ CREATE INDEX endpoints_by_config ON endpoints (config_key);
 CREATE INDEX endpoints_by_pending ON endpoints (pending_key);
 """
 
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4)]
+# Deployment guardrails (gateway/lifecycle/deployment.py): the DeploymentConfig last given to
+# CreateEndpoint or UpdateEndpoint (``LastDeploymentConfig``), and while an update runs its
+# progress ({"policy": ..., "phase": ..., "share": ..., "stages": [...]}) so that a gateway
+# killed in the middle resumes or rolls back.
+_V5 = """
+ALTER TABLE endpoints ADD COLUMN deployment_config TEXT;
+ALTER TABLE endpoints ADD COLUMN rollout TEXT;
+"""
+
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)]
 
 
 def version(conn: sqlite3.Connection) -> int:

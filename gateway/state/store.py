@@ -149,11 +149,14 @@ class StateStore(AsyncQueue, JobStore):
             if exists(conn, "endpoints", name):
                 raise AlreadyExists("endpoint", name)
             config_name, deployed = deployment(conn, config)
+            policy = request.get("DeploymentConfig")
             conn.execute(
                 "INSERT INTO endpoints (key, name, arn, config_key, config_name, status, created, "
-                "modified, request, serving) VALUES (?, ?, ?, ?, ?, 'Creating', ?, ?, ?, ?)",
-                (key(name), name, arn, key(config), config_name, now, now, dump(request), deployed),
-            )
+                "modified, request, serving, deployment_config) "
+                "VALUES (?, ?, ?, ?, ?, 'Creating', ?, ?, ?, ?, ?)",
+                (key(name), name, arn, key(config), config_name, now, now, dump(request), deployed,
+                 None if policy is None else dump(policy)),
+            )  # fmt: skip
             return _admitted(conn, name, admit)
 
     def get_endpoint(self, name: str) -> EndpointRecord | None:
@@ -173,8 +176,17 @@ class StateStore(AsyncQueue, JobStore):
             rows = conn.execute("SELECT * FROM endpoints ORDER BY key").fetchall()
         return [_endpoint(r) for r in rows if wanted is None or r["status"] in wanted]
 
-    def begin_update(self, name: str, config: str, *, admit: Admit | None = None) -> EndpointRecord:
-        """``InService`` -> ``Updating`` towards ``config``; the old config keeps serving."""
+    def begin_update(
+        self,
+        name: str,
+        config: str,
+        *,
+        admit: Admit | None = None,
+        rollout: Mapping[str, Any] | None = None,
+        remember: Mapping[str, Any] | None = None,
+    ) -> EndpointRecord:
+        """``InService`` -> ``Updating`` towards ``config``; the old config keeps serving.
+        ``rollout``: the guardrails' steps to run; ``remember``: the new LastDeploymentConfig."""
         now = self.now()
         with self._tx() as conn:
             row = _endpoint_row(conn, name)
@@ -183,11 +195,24 @@ class StateStore(AsyncQueue, JobStore):
                 raise WrongState("endpoint", row["name"], row["status"])
             conn.execute(
                 "UPDATE endpoints SET pending_key = ?, pending_name = ?, pending = ?, "
-                "status = 'Updating', failure_reason = NULL, update_started = ?, modified = ? "
-                "WHERE key = ?",
-                (key(config), pending_name, deployed, now, now, key(name)),
-            )
+                "status = 'Updating', failure_reason = NULL, update_started = ?, modified = ?, "
+                "rollout = ?, deployment_config = COALESCE(?, deployment_config) WHERE key = ?",
+                (key(config), pending_name, deployed, now, now,
+                 None if rollout is None else dump(rollout),
+                 None if remember is None else dump(remember), key(name)),
+            )  # fmt: skip
             return _admitted(conn, name, admit)
+
+    def set_rollout(self, name: str, rollout: Mapping[str, Any]) -> None:
+        """A step of a running update, written before traffic moves (``WrongState`` once the
+        update has ended or the endpoint is being deleted)."""
+        with self._tx() as conn:
+            row = _endpoint_row(conn, name)
+            if row["status"] != EndpointStatus.UPDATING or row["pending_key"] is None:
+                raise WrongState("endpoint", row["name"], row["status"])
+            conn.execute(
+                "UPDATE endpoints SET rollout = ? WHERE key = ?", (dump(rollout), key(name))
+            )
 
     def finish_update(self, name: str) -> EndpointRecord:
         """The update's containers serve: the pending config becomes the endpoint's config."""
@@ -207,7 +232,7 @@ class StateStore(AsyncQueue, JobStore):
             conn.execute(
                 "UPDATE endpoints SET config_key = ?, config_name = ?, serving = ?, "
                 "pending_key = NULL, pending_name = NULL, pending = NULL, status = 'InService', "
-                "failure_reason = ?, update_started = NULL, modified = ?, "
+                "failure_reason = ?, update_started = NULL, modified = ?, rollout = NULL, "
                 "desired = CASE WHEN ? THEN '{}' ELSE desired END WHERE key = ?",
                 (
                     row["pending_key"] if moved else row["config_key"],
@@ -259,8 +284,8 @@ class StateStore(AsyncQueue, JobStore):
             conn.execute(
                 "UPDATE endpoints SET config_key = ?, config_name = ?, serving = ?, "
                 "pending_key = NULL, pending_name = NULL, pending = NULL, status = 'Creating', "
-                "failure_reason = NULL, update_started = NULL, modified = ?, desired = '{}' "
-                "WHERE key = ?",
+                "failure_reason = NULL, update_started = NULL, modified = ?, desired = '{}', "
+                "rollout = NULL WHERE key = ?",
                 (key(config), config_name, deployed, now, key(name)),
             )
             return _admitted(conn, name, admit)
@@ -380,4 +405,6 @@ def _endpoint(row: sqlite3.Row) -> EndpointRecord:
         desired=json.loads(row["desired"]),
         deployed=parse(row["serving"]),
         pending_deployed=parse(row["pending"]),
+        deployment_config=json.loads(row["deployment_config"] or "null"),
+        rollout=json.loads(row["rollout"] or "null"),
     )
