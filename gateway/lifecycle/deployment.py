@@ -101,17 +101,18 @@ class Guardrails:
             raise
         return None
 
-    def recover(self, record: EndpointRecord) -> bool:
-        """After a restart, an update whose traffic had begun to move: rolled back (or, all
-        traffic already on the new fleet, completed). True when the state was changed."""
+    def recover(self, record: EndpointRecord) -> str | None:
+        """After a restart, an update whose traffic had begun to move: rolled back (its reason
+        returned) or, all traffic already on the new fleet, completed (""); None when no
+        traffic had moved (the update is then tried again from its start)."""
         rollout = record.rollout or {}
         phase = rollout.get("phase", CREATING)
         if phase == CREATING:
-            return False  # no traffic had moved: the update is tried again from its start
+            return None
         if phase == TERMINATING:
             logger.info("%s: restarted in the termination wait: the update completes", record.name)
             self._store.finish_update(record.name)
-            return True
+            return ""
         reason = (
             f"The gateway stopped while the update to {record.pending_config} shifted traffic "
             f"({_split(float(rollout.get('share', 0.0)))}); all traffic is back on "
@@ -120,7 +121,7 @@ class Guardrails:
         logger.warning("%s: %s", record.name, reason)
         self.rollbacks.labels(record.name, "restart").inc()
         self._store.rollback_update(record.name, reason)
-        return True
+        return reason
 
     def alarm_states(self, names: list[str]) -> dict[str, str]:
         if not names or self._alarms is None:

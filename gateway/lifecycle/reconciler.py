@@ -164,9 +164,16 @@ class Reconciler:
             if live is not None:
                 await self._retire(live)
             return
-        if live is None and record.rollout and self.guardrails.recover(record):
-            await self._reconcile(name)  # a restart in the middle of a guarded update
-            return
+        if live is None and record.rollout:  # a restart in the middle of a guarded update
+            rolled_back = self.guardrails.recover(record)
+            if rolled_back is not None:
+                await self._reconcile(name)
+                with contextlib.suppress(WrongState):  # the start above cleared it
+                    self._store.set_endpoint_status(
+                        name, EndpointStatus.IN_SERVICE, rolled_back or None,
+                        expect={EndpointStatus.IN_SERVICE},
+                    )  # fmt: skip
+                return
         if live is None or live.config != record.config:
             # Creating, or brought back after a restart (InService, or Updating: the old config
             # serves again first, then the update is tried once more).
