@@ -71,31 +71,28 @@ class Guardrails:
         policy = rollout.get("policy") or {}
         blue_green = policy.get(BLUE_GREEN) or {}
         wait = float((blue_green.get(ROUTING) or {}).get("WaitIntervalInSeconds", 0))
-        limit = blue_green.get("MaximumExecutionTimeoutInSeconds")
-        deadline = (record.update_started or self._clock()) + limit if limit else float("inf")
-        names = alarm_names(policy)
-        watch = _Watch(self, record.name, names, deadline)
+        watch = self.watch(record, blue_green.get("MaximumExecutionTimeoutInSeconds"))
         steps = shares(policy, sum(len(v.instances) for v in new.variants))
         stages: list[dict[str, Any]] = []
         try:
             for i, share in enumerate(steps, 1):
-                where = f"step {i} of {len(steps)}, {_split(share)}"
-                self._write(record.name, rollout, stages, SHIFTING, share, "ActivatingTraffic",
+                where = f"step {i} of {len(steps)}, {split(share)}"
+                self.write(record.name, rollout, stages, SHIFTING, share, "ActivatingTraffic",
                             f"Shifting traffic: {where}.")  # fmt: skip
                 old.shift = Shift(share, new)
                 logger.info("%s: %s", record.name, where)
-                self._write(record.name, rollout, stages, SHIFTING, share, "Baking",
+                self.write(record.name, rollout, stages, SHIFTING, share, "Baking",
                             f"Baking for {wait:g} s: {where}; alarms watched.")  # fmt: skip
                 reason = await watch.wait(wait, where)
                 if reason is not None:
-                    return self._rolled_back(record.name, old, reason, watch.cause)
+                    return self.rolled_back(record.name, old, reason, watch.cause)
             terminate = float(blue_green.get("TerminationWaitInSeconds", 0))
-            self._write(record.name, rollout, stages, TERMINATING, 1.0, "Baking",
-                        f"Termination wait of {terminate:g} s: {_split(1.0)}; alarms "
+            self.write(record.name, rollout, stages, TERMINATING, 1.0, "Baking",
+                        f"Termination wait of {terminate:g} s: {split(1.0)}; alarms "
                         "watched; the old fleet stops after it.")  # fmt: skip
-            reason = await watch.wait(terminate, f"the termination wait, {_split(1.0)}")
+            reason = await watch.wait(terminate, f"the termination wait, {split(1.0)}")
             if reason is not None:
-                return self._rolled_back(record.name, old, reason, watch.cause)
+                return self.rolled_back(record.name, old, reason, watch.cause)
         except BaseException:
             old.shift = None  # whatever ends the run, every new request goes to the old fleet
             raise
@@ -115,13 +112,19 @@ class Guardrails:
             return ""
         reason = (
             f"The gateway stopped while the update to {record.pending_config} shifted traffic "
-            f"({_split(float(rollout.get('share', 0.0)))}); all traffic is back on "
+            f"({split(float(rollout.get('share', 0.0)))}); all traffic is back on "
             f"{record.config}."
         )
         logger.warning("%s: %s", record.name, reason)
         self.rollbacks.labels(record.name, "restart").inc()
         self._store.rollback_update(record.name, reason)
         return reason
+
+    def watch(self, record: EndpointRecord, limit: float | None) -> _Watch:
+        """The alarms of ``record``'s update and its deadline (``limit`` s from its start)."""
+        names = alarm_names((record.rollout or {}).get("policy") or {})
+        deadline = (record.update_started or self._clock()) + limit if limit else float("inf")
+        return _Watch(self, record.name, names, deadline)
 
     def alarm_states(self, names: list[str]) -> dict[str, str]:
         if not names or self._alarms is None:
@@ -130,13 +133,14 @@ class Guardrails:
             a["AlarmName"]: a.get("StateValue", "INSUFFICIENT_DATA") for a in self._alarms(names)
         }
 
-    def _rolled_back(self, name: str, old: LiveEndpoint, reason: str, cause: str) -> str:
+    def rolled_back(self, name: str, old: LiveEndpoint, reason: str, cause: str) -> str:
+        """All traffic back on ``old``, at once; counted and logged; ``reason`` returned."""
         old.shift = None  # all traffic back on the old fleet, at once
         logger.warning("%s: rolled back: %s", name, reason)
         self.rollbacks.labels(name, cause).inc()
         return reason
 
-    def _write(
+    def write(
         self,
         name: str,
         rollout: dict[str, Any],
@@ -146,6 +150,7 @@ class Guardrails:
         status: str,
         message: str,
     ) -> None:
+        """A step, in the state before the traffic moves (``WrongState``: the update ended)."""
         stages.append({"Status": status, "StatusMessage": message, "StartTime": self._clock()})
         rollout.update(phase=phase, share=share, stages=stages[-4:])
         self._store.set_rollout(name, rollout)
@@ -190,5 +195,5 @@ class _Watch:
         return None
 
 
-def _split(share: float) -> str:
+def split(share: float) -> str:
     return f"{share:.0%} of the traffic on the new fleet, {1 - share:.0%} on the old"

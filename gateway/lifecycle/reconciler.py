@@ -32,6 +32,7 @@ from gateway.lifecycle.budget import ContainerBudget
 from gateway.lifecycle.deployment import Guardrails
 from gateway.lifecycle.fleet import Deployment, Specs
 from gateway.lifecycle.reasons import reason_of
+from gateway.lifecycle.rolling import first_batch, roll
 from gateway.lifecycle.supervisor import Supervisor, raise_start_errors
 from gateway.limits import fair_limits
 from gateway.live import (
@@ -214,7 +215,9 @@ class Reconciler:
     async def _update(self, live: Deployment, config: str) -> None:
         name = live.runtime.name
         try:
-            started = await self._start(name, config, beside=live)
+            record = self._store.get_endpoint(name)
+            counts = first_batch(record, self._specs.spec_for(name, config))
+            started = await self._start(name, config, beside=live, counts=counts)
         except Exception as exc:
             reason = reason_of(exc)
             logger.warning(
@@ -223,14 +226,16 @@ class Reconciler:
             with contextlib.suppress(WrongState):
                 self._store.rollback_update(name, reason)
             return
-        record = self._store.get_endpoint(name)
         try:
-            if record is not None and record.rollout:
+            moved_back = None
+            if record is not None and counts is not None:
+                moved_back = await roll(self.guardrails, record, live, started, self._scale)
+            elif record is not None and record.rollout:
                 moved_back = await self.guardrails.run(record, live.runtime, started.runtime)
-                if moved_back is not None:  # no new request reaches the new fleet now
-                    self._store.rollback_update(name, moved_back)
-                    await self._retire(started)
-                    return
+            if moved_back is not None:  # no new request reaches the new fleet now
+                self._store.rollback_update(name, moved_back)
+                await self._retire(started)
+                return
             self._store.finish_update(name)
         except WrongState:
             # Deleted (or rolled back) while the new containers started or took a share.
@@ -240,9 +245,15 @@ class Reconciler:
         logger.info("%s: now serving config %s", name, config)
 
     async def _start(
-        self, name: str, config: str, *, beside: Deployment | None = None
+        self,
+        name: str,
+        config: str,
+        *,
+        beside: Deployment | None = None,
+        counts: dict[str, int] | None = None,
     ) -> Deployment:
-        """Start ``config``'s containers and wait until they pass ``/ping`` (not serving yet)."""
+        """Start ``config``'s containers and wait until they pass ``/ping`` (not serving yet);
+        ``counts``: instances per variant instead of the config's (a rolling update's batch)."""
         spec = self._specs.spec_for(name, config)
         record = self._store.get_endpoint(name)
         # Weights and counts asked for after the config was made hold while it serves (a
@@ -255,7 +266,7 @@ class Reconciler:
             spec,
             self._settings.state_dir,
             folder=folder,
-            counts={v: int(d["count"]) for v, d in desired.items() if "count" in d},
+            counts=counts or {v: int(d["count"]) for v, d in desired.items() if "count" in d},
             weights={v: float(d["weight"]) for v, d in desired.items() if "weight" in d},
         )
         deployment = Deployment(endpoint, config)

@@ -5,7 +5,6 @@ boto3's own checks would stop first)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -100,8 +99,8 @@ def test_bad_deployment_config_changes_nothing(
 
 def test_create_endpoint_checks_and_keeps_its_deployment_config(gw: Gateway) -> None:
     with pytest.raises(ClientError) as info:
-        gw.sm.create_endpoint(EndpointName="other", EndpointConfigName="v1",
-                              DeploymentConfig=routing("LINEAR", LinearStepSize=percent(5)))  # fmt: skip
+        small = routing("LINEAR", LinearStepSize=percent(5))
+        gw.sm.create_endpoint(EndpointName="other", EndpointConfigName="v1", DeploymentConfig=small)
     assert "10-50%" in info.value.response["Error"]["Message"]
     with pytest.raises(ClientError):
         gw.sm.describe_endpoint(EndpointName="other")

@@ -71,14 +71,13 @@ class Gateway:
         )
 
     def stage(self, text: str, endpoint: str = "ep", timeout: float = 180) -> dict[str, Any]:
-        """Wait until the last stage of the pending deployment says ``text``; that stage."""
+        """Wait until a stage of the pending deployment (of the last five) says ``text``."""
 
         def check() -> dict[str, Any] | None:
             pending = self.status(endpoint).get("PendingDeploymentSummary")
-            if not pending:
-                return None
-            last = pending["ProductionVariants"][0]["VariantStatus"][-1]
-            return dict(last) if text in last.get("StatusMessage", "") else None
+            stages = pending["ProductionVariants"][0]["VariantStatus"] if pending else []
+            found = [s for s in stages if text in s.get("StatusMessage", "")]
+            return dict(found[-1]) if found else None
 
         return wait_until(check, timeout=timeout, interval=0.05, what=f"stage {text!r}")
 
