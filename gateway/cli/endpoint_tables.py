@@ -122,6 +122,33 @@ def instances_table(live: dict[str, Any]) -> Any:
     return table
 
 
+def deployment_table(pending: dict[str, Any]) -> Any | None:
+    """A guarded update's steps (``PendingDeploymentSummary``): each stage's status, start and
+    message, titled with the share of the traffic on the new fleet and on the old."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    variants = pending.get("ProductionVariants") or []
+    stages = variants[0].get("VariantStatus") or [] if variants else []
+    if not stages:
+        return None
+    desired = sum(float(v.get("DesiredWeight", 0.0)) for v in variants)
+    current = sum(float(v.get("CurrentWeight", 0.0)) for v in variants)
+    share = current / desired if desired > 0 else 0.0
+    title = f"deployment: {share:.0%} of the traffic on the new fleet, {1 - share:.0%} on the old"
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("step")
+    table.add_column("started")
+    table.add_column("", overflow="fold")
+    for stage in stages:
+        table.add_row(
+            escape(stage["Status"]),
+            local_time(stage.get("StartTime")),
+            escape(stage.get("StatusMessage", "")),
+        )
+    return table
+
+
 def status_markup(status: str) -> str:
     """An endpoint status in rich markup: green in service, red failed, yellow on the way."""
     style = _STATUS_STYLE.get(status, "yellow")

@@ -24,6 +24,7 @@ from gateway.cli.common import EXIT_FAILED, EXIT_INVALID, fail, failures
 from gateway.cli.credentials import ANONYMOUS, DEFAULT_REGION, Credentials, with_credentials
 from gateway.cli.endpoint_tables import (
     containers_table,
+    deployment_table,
     instances_table,
     local_time,
     status_markup,
@@ -242,6 +243,10 @@ def describe_endpoint(
     if endpoint.get("FailureReason"):
         facts.add_row("failure reason", f"[red]{escape(endpoint['FailureReason'])}[/red]")
     console.print(facts)
+    steps = deployment_table(pending_summary) if pending_summary is not None else None
+    if steps is not None:
+        console.print()
+        console.print(steps)
     counts = {
         v["VariantName"]: v
         for v in [

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.gateway.cli.test_endpoints_cli import ok
 from tests.gateway.lifecycle.guarded import Gateway, Load, canary, gateway, models
 from tests.support import wait_until
 
@@ -71,6 +72,9 @@ def test_an_alarm_during_the_baking_rolls_back_at_once_failing_nothing(tmp_path:
                                   DeploymentConfig=policy)  # fmt: skip
             gw.stage("step 1 of 2")
             wait_until(lambda: "2" in [a for _, a in load.answers[-50:]], what="a canary answer")
+            shown = ok("endpoints", "describe", "ep", "--url", gw.url)
+            assert "deployment: 50% of the traffic on the new fleet, 50% on the old" in shown
+            assert "ActivatingTraffic" in shown and "Baking" in shown, shown
             gw.cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="drill")
             back = gw.wait_status("InService", timeout=60)
             after = time.monotonic()
