@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from gateway.deployment_policy import BLUE_GREEN, ROUTING, AlarmReader, alarm_names, shares
 from gateway.live import LiveEndpoint, Shift
-from gateway.state import EndpointRecord, StateStore
+from gateway.state import EndpointRecord, EndpointStatus, StateStore, WrongState
 
 logger = logging.getLogger("tandem.deployment")
 
@@ -126,6 +126,13 @@ class Guardrails:
         deadline = (record.update_started or self._clock()) + limit if limit else float("inf")
         return _Watch(self, record.name, names, deadline)
 
+    def still_updating(self, name: str) -> None:
+        """``WrongState`` once the update has ended elsewhere (``DeleteEndpoint`` while it
+        bakes): the bake stops at once rather than at its end."""
+        record = self._store.get_endpoint(name)
+        if record is None or record.status is not EndpointStatus.UPDATING:
+            raise WrongState("endpoint", name, record.status if record else "gone")
+
     def alarm_states(self, names: list[str]) -> dict[str, str]:
         if not names or self._alarms is None:
             return {}
@@ -173,6 +180,7 @@ class _Watch:
             await asyncio.sleep(min(POLL, max(end - time.monotonic(), 0.0)))
 
     def _check(self, where: str) -> str | None:
+        self.owner.still_updating(self.endpoint)
         states = self.owner.alarm_states(self.names)
         for alarm, state in states.items():
             if self.seen.get(alarm) != state:

@@ -165,16 +165,10 @@ class Reconciler:
             if live is not None:
                 await self._retire(live)
             return
-        if live is None and record.rollout:  # a restart in the middle of a guarded update
-            rolled_back = self.guardrails.recover(record)
-            if rolled_back is not None:
-                await self._reconcile(name)
-                with contextlib.suppress(WrongState):  # the start above cleared it
-                    self._store.set_endpoint_status(
-                        name, EndpointStatus.IN_SERVICE, rolled_back or None,
-                        expect={EndpointStatus.IN_SERVICE},
-                    )  # fmt: skip
-                return
+        # After a restart in the middle of a guarded update: rolled back (why) or completed.
+        reason = self.guardrails.recover(record) if live is None and record.rollout else None
+        if reason is not None:
+            record = self._store.get_endpoint(name) or record
         if live is None or live.config != record.config:
             # Creating, or brought back after a restart (InService, or Updating: the old config
             # serves again first, then the update is tried once more).
@@ -190,6 +184,7 @@ class Reconciler:
                 self._store.set_endpoint_status(
                     name,
                     EndpointStatus.IN_SERVICE,
+                    reason or None,
                     expect={EndpointStatus.CREATING, EndpointStatus.IN_SERVICE},
                 )
         if record.status is EndpointStatus.UPDATING and record.pending_config is not None:
@@ -241,6 +236,9 @@ class Reconciler:
             # Deleted (or rolled back) while the new containers started or took a share.
             await self._retire(started)
             return
+        except BaseException:  # shutdown while it shifted: the state says where it was
+            await self._stop(started)
+            raise
         await self._replace(live, started)
         logger.info("%s: now serving config %s", name, config)
 
