@@ -18,6 +18,7 @@ import pytest
 
 from tests.gateway.cli.test_endpoints_cli import ok
 from tests.gateway.lifecycle.guarded import Gateway, Load, canary, gateway, models
+from tests.gateway.lifecycle.test_reconciler import processes_of
 from tests.support import wait_until
 
 pytest.importorskip("sklearn")
@@ -151,3 +152,21 @@ def test_a_gateway_killed_in_the_termination_wait_completes_the_update(tmp_path:
         assert done["EndpointConfigName"] == "v2"
         assert "FailureReason" not in done
         assert {gw.answer() for _ in range(20)} == {"2"}
+
+
+def test_a_gateway_stopped_while_shifting_leaves_nothing_running_then_rolls_back(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    with gateway(tmp_path, state, "first") as gw:
+        gw.setup(models(tmp_path))
+        gw.sm.update_endpoint(EndpointName="ep", EndpointConfigName="v2",
+                              DeploymentConfig=canary(600, 50))  # fmt: skip
+        gw.stage("step 1 of 2")
+        gw.proc.terminate()  # SIGTERM: an orderly shutdown in the middle of the bake
+        assert gw.proc.wait(timeout=60) == 0
+    assert wait_until(lambda: not processes_of(state), timeout=30, what="no container left")
+    with gateway(tmp_path, state, "second") as gw:
+        back = gw.wait_status("InService")
+        assert back["EndpointConfigName"] == "v1" and "gateway stopped" in back["FailureReason"]
+        assert gw.answer() == "1"
