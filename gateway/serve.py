@@ -140,6 +140,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
     plane.held.listeners.append(evaluator.on_wanted)  # a variant at zero wakes at once
     AlarmApi(alarms, region=settings.region, account=settings.account).attach(metric_api)
     alarms.listeners.append(evaluator.on_alarm)  # step scaling policies named by AlarmActions
+    alarms.derived.append(evaluator.tracking.alarms)  # target tracking's, in DescribeAlarms
     app = create_app(
         plane,
         settings,

@@ -25,6 +25,7 @@ from gateway.autoscaling import checks, policies, steps
 from gateway.autoscaling.api import ScalingApi
 from gateway.autoscaling.schedule import ScheduleError, parse
 from gateway.autoscaling.store import Key
+from gateway.autoscaling.tracking import TrackingAlarms
 from gateway.errors import ApiError
 from gateway.periodic import cancel, every
 
@@ -52,6 +53,8 @@ class Evaluator:
         self._task: asyncio.Task[None] | None = None
         #: One decision at a time: the periodic evaluation and alarm actions take turns.
         self._deciding = asyncio.Lock()
+        #: The target-tracking policies' alarms, as DescribeAlarms shows them.
+        self.tracking = TrackingAlarms(api.store, clock)
         #: Variants at zero being woken now, by resource id.
         self._waking: dict[str, asyncio.Task[None]] = {}
 
@@ -161,7 +164,11 @@ class Evaluator:
             if body["PolicyType"] != "TargetTrackingScaling":
                 continue  # step policies act when their alarm does (on_alarm)
             metric = policies.metric_of(body, endpoint, variant)
-            proposal = policies.propose(body, metric, capacity, now, self.minute, self.api.metrics)
+            states: dict[str, tuple[str, float | None]] = {}
+            proposal = policies.propose(
+                body, metric, capacity, now, self.minute, self.api.metrics, states
+            )
+            self.tracking.record(body, states)
             if proposal is None or proposal.capacity == capacity:
                 quiet = True
                 continue
