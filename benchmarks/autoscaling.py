@@ -9,10 +9,12 @@ client registers it as the seed does (MinCapacity 1, MaxCapacity 4) with a targe
 policy on invocations per instance: SageMaker's high-resolution one,
 ``SageMakerVariantConcurrentRequestsPerModelHighResolution`` (requests in flight per instance,
 10-second datapoints; the per-minute ``SageMakerVariantInvocationsPerInstance`` needs 3 whole
-minutes of data, as on AWS), its target 0.6 of the step's clients, so that the step asks for
-a second instance (ceil(1 x 8 / 4.8) = 2) and two instances stay below it.
-``TANDEM_AUTOSCALING_MINUTE=1`` shortens the cooldowns (and every period the store keeps finer
-than 10 s); the metric store flushes every second and the evaluator looks every half second.
+minutes of data, as on AWS), its target half the step's clients, so that the step asks for
+a second instance (ceil(1 x 8 / 4) = 2). ``TANDEM_AUTOSCALING_MINUTE=1`` shortens the cooldowns
+60 times (and every period the store keeps finer than 10 s): ScaleInCooldown 600 s becomes
+10 s, and ScaleOutCooldown is 1800 s (30 s here) rather than the seed's 300, since an instance
+still takes seconds to start and a 5 s cooldown would add a third one before the second serves.
+The metric store flushes every second and the evaluator looks every half second.
 
 The load is a closed loop of aiohttp clients in this process: ``--base`` seconds of one client
 (the warm answer), then the step to ``--clients`` clients until the second instance has served
@@ -185,6 +187,12 @@ def from_zero(url: str, aas: Any, sm: Any, warm: int) -> tuple[float, float, flo
     import httpx
 
     aas.register_scalable_target(**TARGET, MinCapacity=0, MaxCapacity=4)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the last scale-in's activity is over
+        found = aas.describe_scaling_activities(ServiceNamespace="sagemaker")
+        if all(a["StatusCode"] != "InProgress" for a in found["ScalingActivities"]):
+            break
+        time.sleep(0.2)
     sm.update_endpoint_weights_and_capacities(
         EndpointName=ENDPOINT,
         DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 0}],
@@ -258,7 +266,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=8, help="clients during the step")
     parser.add_argument("--target", type=float, default=0.0,
-                        help="the policy's target (default: 0.6 x the clients)")  # fmt: skip
+                        help="the policy's target (default: half the clients)")  # fmt: skip
     parser.add_argument("--base", type=float, default=10.0, help="seconds of one client first")
     parser.add_argument("--after", type=float, default=20.0,
                         help="seconds of the step after the second instance serves")  # fmt: skip
@@ -268,7 +276,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.base, args.after, args.scale_in = 3.0, 5.0, 10.0
-    args.target = args.target or 0.6 * args.clients
+    args.target = args.target or args.clients / 2
     import boto3
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -292,7 +300,7 @@ def main() -> None:
                     "TargetValue": args.target,
                     "PredefinedMetricSpecification": {"PredefinedMetricType":
                         "SageMakerVariantConcurrentRequestsPerModelHighResolution"},
-                    "ScaleInCooldown": 600, "ScaleOutCooldown": 300},
+                    "ScaleInCooldown": 600, "ScaleOutCooldown": 1800},
             )  # fmt: skip
             result = experiment(url, args, aas, sm)
             zero = from_zero(url, aas, sm, warm=20)
