@@ -164,6 +164,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             server.force_exit = True  # a second Ctrl-C skips draining connections
         stop.set()
         queued.stop()  # before the server closes the containers' clients
+        plane.held.close()  # requests held for a variant at zero are throttled now
         reconciler.stop_restarting()
         if server is not None:
             server.should_exit = True

@@ -50,6 +50,8 @@ class Held:
         #: When each key last wanted capacity (``time.monotonic``).
         self._wanted: dict[str, float] = {}
         self.listeners: list[Listener] = []
+        #: Shutting down: nothing is held any more (``close``).
+        self.closed = False
 
     def want(self, key: str, *, request: bool = True) -> None:
         """Capacity is needed for ``key`` (``request``: a request came for it; else a queue
@@ -76,6 +78,8 @@ class Held:
         The caller looks at its capacity again after a True: a notify says only that it
         changed. Raises ``HeldFull`` when ``limit`` requests already wait on ``key``.
         """
+        if self.closed:
+            return False
         waiters = self._waiters.setdefault(key, set())
         if len(waiters) >= self.limit:
             raise HeldFull(key)
@@ -84,7 +88,7 @@ class Held:
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(future, max(deadline - time.monotonic(), 0.0))
-            return future.done() and not future.cancelled()
+            return future.done() and not future.cancelled() and not self.closed
         finally:
             waiters.discard(future)
             if not waiters:
@@ -95,3 +99,9 @@ class Held:
         for future in self._waiters.get(key, ()):
             if not future.done():
                 future.set_result(None)
+
+    def close(self) -> None:
+        """The gateway stops: what is held is let go now (and throttled), nothing more waits."""
+        self.closed = True
+        for key in list(self._waiters):
+            self.notify(key)
