@@ -108,6 +108,18 @@ def test_a_variant_at_zero_answers_a_held_request(woken: Gateway, model: Any) ->
               ["ScalingActivities"]]  # fmt: skip
     assert any("no instance and requests wait" in c for c in causes), causes
     wait_until(lambda: held_count(cw) >= 1, timeout=30, what="NoCapacityInvocationFailures")
+    # The response stream is held the same way.
+    wait_until(
+        lambda: all(a["StatusCode"] != "InProgress" for a in aas.describe_scaling_activities(
+            ServiceNamespace="sagemaker")["ScalingActivities"]),
+        timeout=60, what="the wake's activity to end",
+    )  # fmt: skip
+    to_zero(sm)
+    streamed = woken.runtime.invoke_endpoint_with_response_stream(
+        EndpointName="ep", Body=csv_body(ROWS), ContentType="text/csv", Accept="text/csv"
+    )
+    body = b"".join(event["PayloadPart"]["Bytes"] for event in streamed["Body"])
+    assert [float(v) for v in body.decode().split()] == [float(v) for v in model.predict(ROWS)]
 
 
 def test_past_the_wait_and_past_the_bound_the_answer_is_throttling(
