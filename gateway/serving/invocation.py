@@ -217,9 +217,10 @@ class Invocations:
                 call.live = live
                 call.instance = choose_instance(found, target_model, self.dispatcher.in_use)
                 return True
+            if time.monotonic() >= deadline or self.held.closed:
+                break
             try:
-                if time.monotonic() >= deadline or not await self.held.wait(key, deadline):
-                    break
+                await self.held.wait(key, deadline)  # then look again (deleted, or capacity)
             except HeldFull:
                 call.error = Throttling(
                     f"Variant {wanted} of endpoint {name} has no instance and already holds "
@@ -227,9 +228,13 @@ class Invocations:
                     "Retry later."
                 )
                 return False
+        why = (
+            "the gateway is shutting down"
+            if self.held.closed
+            else f"none started within {self.held.wait_seconds:g} s (TANDEM_HELD_WAIT)"
+        )
         call.error = Throttling(
-            f"Variant {wanted} of endpoint {name} has no instance: none started within "
-            f"{self.held.wait_seconds:g} s (TANDEM_HELD_WAIT). Retry later."
+            f"Variant {wanted} of endpoint {name} has no instance: {why}. Retry later."
         )
         return False
 
