@@ -131,12 +131,18 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
         region=settings.region,
         account=settings.account,
         alarms=alarms.store.alarms,
+        budget=settings.container_budget,
     )
     evaluator = Evaluator(
-        scaling, interval=settings.autoscaling_interval, minute=settings.autoscaling_minute
+        scaling,
+        interval=settings.autoscaling_interval,
+        minute=settings.autoscaling_minute,
+        wanted=plane.held.wanted,
     )
+    plane.held.listeners.append(evaluator.on_wanted)  # a variant at zero wakes at once
     AlarmApi(alarms, region=settings.region, account=settings.account).attach(metric_api)
     alarms.listeners.append(evaluator.on_alarm)  # step scaling policies named by AlarmActions
+    alarms.derived.append(evaluator.tracking.alarms)  # target tracking's, in DescribeAlarms
     app = create_app(
         plane,
         settings,
@@ -160,6 +166,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             server.force_exit = True  # a second Ctrl-C skips draining connections
         stop.set()
         queued.stop()  # before the server closes the containers' clients
+        plane.held.close()  # requests held for a variant at zero are throttled now
         reconciler.stop_restarting()
         if server is not None:
             server.should_exit = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -186,9 +187,10 @@ class Proposal:
 
 def propose(
     body: dict[str, Any], metric: Metric, capacity: int, now: float, minute: int,
-    lookup: MetricLookup,
+    lookup: MetricLookup, states: dict[str, tuple[str, float | None]] | None = None,
 ) -> Proposal | None:  # fmt: skip
-    """What the policy's alarms ask for now (None: neither alarm is in ALARM)."""
+    """What the policy's alarms ask for now (None: neither alarm is in ALARM); ``states``
+    gets each alarm's state and the value it was judged on (``AlarmHigh``, ``AlarmLow``)."""
     config = body["TargetTrackingScalingPolicyConfiguration"]
     target = float(config["TargetValue"])
     period = max(_HIGH_RES[minute] if metric.high_resolution else minute, metric.resolution)
@@ -203,6 +205,9 @@ def propose(
             value = 0.0
         series.append(None if value is None else value * scale)
     high, low = series[-HIGH_POINTS:], series
+    if states is not None:
+        states["AlarmHigh"] = _state(high, lambda v: v > target)
+        states["AlarmLow"] = _state(low, lambda v: v < LOW_SHARE * target)
     names = [a["AlarmName"] for a in body.get("Alarms", [])]
     if all(v is not None and v > target for v in high):
         latest = float(high[-1] or 0.0)
@@ -215,6 +220,18 @@ def propose(
         name = next((n for n in names if "-AlarmLow-" in n), "AlarmLow")
         return Proposal(wanted, False, _cause(name, body["PolicyName"], peak, target, "below"))
     return None
+
+
+def _state(
+    points: list[float | None], breaching: Callable[[float], bool]
+) -> tuple[str, float | None]:
+    """An alarm over ``points``: ALARM when every one breaches, INSUFFICIENT_DATA when none is
+    known, else OK; and the latest value known."""
+    known = [v for v in points if v is not None]
+    if not known:
+        return "INSUFFICIENT_DATA", None
+    alarm = len(known) == len(points) and all(breaching(v) for v in known)
+    return ("ALARM" if alarm else "OK"), known[-1]
 
 
 def _cause(alarm: str, policy: str, value: float, target: float, side: str) -> str:

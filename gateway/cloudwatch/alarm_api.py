@@ -128,6 +128,8 @@ class AlarmApi:
                 "The parameters AlarmNames and AlarmNamePrefix are mutually exclusive."
             )
         found = self.alarms.store.alarms(list(names) if names else None)
+        for derived in self.alarms.derived:
+            found += [a for a in derived() if not names or a["AlarmName"] in names]
         if prefix:
             found = [a for a in found if a["AlarmName"].startswith(prefix)]
         if params.get("StateValue"):

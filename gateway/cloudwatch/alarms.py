@@ -115,6 +115,8 @@ class Alarms:
         self.metrics, self.store = metrics, AlarmStore(path)
         self.interval, self.minute, self.clock = interval, minute, clock
         self.listeners: list[Listener] = []
+        #: Alarms kept elsewhere that DescribeAlarms shows too (target tracking's, read-only).
+        self.derived: list[Callable[[], list[dict[str, Any]]]] = []
         self._due: dict[str, float] = {}
         self._forced: deque[str] = deque()  # SetAlarmState to ALARM: act at the next tick
         self._task: asyncio.Task[None] | None = None

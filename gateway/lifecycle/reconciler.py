@@ -43,6 +43,7 @@ from gateway.live import (
     deployment_name,
 )
 from gateway.multimodel.hosting import close_all, make_managers, preload_all
+from gateway.serving.held import variant_key
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
 from gateway.state import EndpointStatus, StateStore, WrongState
@@ -73,6 +74,7 @@ class Reconciler:
         self._settings = settings
         self._specs = specs
         self._dispatcher = plane.dispatcher
+        self._held = plane.held
         self._metrics = plane.metrics
         self._live: dict[str, Deployment] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -354,6 +356,7 @@ class Reconciler:
                 await self._stop_instances(live, added)
                 raise
             variant.instances = [*variant.instances, *added]
+            self._held.notify(variant_key(live.runtime.name, variant.name))
         elif count < have:
             gone = variant.instances[count:]
             variant.instances = variant.instances[:count]
@@ -364,6 +367,8 @@ class Reconciler:
     def _serve(self, deployment: Deployment) -> None:
         self._live[deployment.runtime.name] = deployment
         self._table.put(deployment.runtime)
+        for variant in deployment.runtime.variants:  # requests held for it look again
+            self._held.notify(variant_key(deployment.runtime.name, variant.name))
 
     async def _replace(self, old: Deployment, new: Deployment) -> None:
         """One swap moves traffic to ``new``; ``old`` stops once its requests are answered."""

@@ -89,3 +89,30 @@ def test_a_drill_sets_an_alarm_by_hand_and_its_step_policy_acts(gw: Gateway) -> 
     )
     (alarm,) = query.describe_alarms(AlarmNames=["drill"])["MetricAlarms"]
     assert alarm["AlarmActions"] == [arn]
+
+
+def test_a_target_tracking_policy_s_alarms_are_in_describe_alarms(gw: Gateway) -> None:
+    gw.aas.register_scalable_target(**TARGET, MinCapacity=1, MaxCapacity=1)  # nothing starts
+    gw.publish(0.0)
+    answer = gw.aas.put_scaling_policy(
+        PolicyName="load", **TARGET, PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 100.0,
+            "CustomizedMetricSpecification": {**LOAD, "Statistic": "Average"}},
+    )  # fmt: skip
+    high, low = (a["AlarmName"] for a in answer["Alarms"])
+    assert high.startswith("TargetTracking-endpoint/ep/variant/AllTraffic-AlarmHigh-")
+    shown = {a["AlarmName"]: a for a in gw.cw.describe_alarms()["MetricAlarms"]}
+    assert set(shown) == {high, low}
+    assert shown[high]["AlarmActions"] == shown[low]["AlarmActions"] == [answer["PolicyARN"]]
+    assert (shown[high]["MetricName"], shown[high]["Statistic"]) == (LOAD["MetricName"], "Average")
+    assert (shown[high]["Threshold"], shown[high]["ComparisonOperator"]) == (
+        100.0, "GreaterThanThreshold")  # fmt: skip
+    assert (shown[low]["Threshold"], shown[low]["EvaluationPeriods"]) == (90.0, 15)
+    with feeding(gw, lambda: 500.0):
+        until(lambda: state(gw, high) == "ALARM", "the high alarm")
+    assert state(gw, low) == "OK"
+    (policy,) = gw.aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    assert [a["AlarmName"] for a in policy["Alarms"]] == [high, low]
+    gw.aas.delete_scaling_policy(PolicyName="load", **TARGET)
+    assert gw.cw.describe_alarms()["MetricAlarms"] == []

@@ -1,0 +1,316 @@
+"""Seed 002's autoscaling experiment on this machine, in one run (issue 25's Figures).
+
+    .venv/bin/python benchmarks/autoscaling.py [--clients 8] [--base 10] [--after 20]
+        [--scale-in 240] [--quick]
+
+One ``tandem serve`` serves one endpoint, the scikit-learn container of benchmarks/gateway.py
+(logistic regression, one 20-feature CSV row per request). boto3's ``application-autoscaling``
+client registers it as the seed does (MinCapacity 1, MaxCapacity 4) with a target-tracking
+policy on invocations per instance: SageMaker's high-resolution one,
+``SageMakerVariantConcurrentRequestsPerModelHighResolution`` (requests in flight per instance,
+10-second datapoints; the per-minute ``SageMakerVariantInvocationsPerInstance`` needs 3 whole
+minutes of data, as on AWS), its target half the step's clients, so that the step asks for
+a second instance (ceil(1 x 8 / 4) = 2). ``TANDEM_AUTOSCALING_MINUTE=1`` shortens the cooldowns
+60 times (and every period the store keeps finer than 10 s): ScaleInCooldown 600 s becomes
+10 s, and ScaleOutCooldown is 1800 s (30 s here) rather than the seed's 300, since an instance
+still takes seconds to start and a 5 s cooldown would add a third one before the second serves.
+The metric store flushes every second and the evaluator looks every half second.
+
+The load is a closed loop of aiohttp clients in this process: ``--base`` seconds of one client
+(the warm answer), then the step to ``--clients`` clients until the second instance has served
+for ``--after`` seconds, then one client again until the variant is back at one instance (at
+most ``--scale-in`` seconds: 15 datapoints below 90 % of the target, as AWS's scale-in). Then
+the variant is scaled to zero (MinCapacity 0) and one request is timed from zero: it is held
+while an instance starts (``gateway/serving/held.py``). Prints the timeline (every 5 s:
+instances, req/s, p50, errors), the time from the step to the second instance serving (goal
+<= 30 s; SageMaker: about 5 minutes), p50 at one and at two instances under the step, failed
+requests (goal 0), the time to scale in, and the first answer from zero against a warm one
+(goal <= 2 s). Asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.gateway import CSV, free_port, process, train  # noqa: E402
+
+ENDPOINT = "clf"
+RESOURCE = f"endpoint/{ENDPOINT}/variant/AllTraffic"
+TARGET = {"ServiceNamespace": "sagemaker", "ResourceId": RESOURCE,
+          "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}  # fmt: skip
+KEYS = {"aws_access_key_id": "x", "aws_secret_access_key": "x", "region_name": "us-east-1"}
+ENV = {
+    "TANDEM_LOG_LEVEL": "warning",
+    "TANDEM_AUTOSCALING_MINUTE": "1",
+    "TANDEM_AUTOSCALING_INTERVAL": "0.5",
+    "TANDEM_METRIC_FLUSH_INTERVAL": "1",
+}
+STEP_GOAL_S, ZERO_GOAL_S = 30.0, 2.0
+
+
+@dataclass
+class Run:
+    """What the clients and the poller saw: (end time, seconds, ok) and (time, instances)."""
+
+    calls: list[tuple[float, float, bool]] = field(default_factory=list)
+    counts: list[tuple[float, int]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def first(self, when: Callable[[int], bool], after: float) -> float | None:
+        return next((t for t, n in self.counts if t >= after and when(n)), None)
+
+
+async def load(
+    url: str, run: Run, clients: Callable[[], int], stop: Callable[[], bool], most: int
+) -> None:
+    """A closed loop: ``clients()`` clients at each moment, until ``stop()``."""
+    import aiohttp
+
+    headers = {"Content-Type": "text/csv"}
+    async with aiohttp.ClientSession() as session:
+
+        async def client(index: int) -> None:
+            while not stop():
+                if index >= clients():
+                    await asyncio.sleep(0.05)
+                    continue
+                began = time.monotonic()
+                try:
+                    async with session.post(url, data=CSV, headers=headers) as answer:
+                        await answer.read()
+                        ok = answer.status == 200
+                        if not ok:
+                            run.errors.append(f"{answer.status} {await answer.text()}"[:200])
+                except aiohttp.ClientError as exc:
+                    ok = False
+                    run.errors.append(repr(exc)[:200])
+                ended = time.monotonic()
+                run.calls.append((ended, ended - began, ok))
+
+        await asyncio.gather(*(client(i) for i in range(most)))
+
+
+def poll(sm: Any, run: Run, stop: threading.Event) -> None:
+    """The variant's instances serving (CurrentInstanceCount), every 0.25 s."""
+    while not stop.is_set():
+        (variant,) = sm.describe_endpoint(EndpointName=ENDPOINT)["ProductionVariants"]
+        run.counts.append((time.monotonic(), int(variant["CurrentInstanceCount"])))
+        stop.wait(0.25)
+
+
+def p50_ms(run: Run, start: float, end: float) -> float:
+    times = [s for t, s, ok in run.calls if start <= t < end and ok]
+    return statistics.median(times) * 1e3 if times else float("nan")
+
+
+def experiment(url: str, args: argparse.Namespace, aas: Any, sm: Any) -> dict[str, Any]:
+    invoke = f"{url}/endpoints/{ENDPOINT}/invocations"
+    run, phase = Run(), {"clients": 1, "stop": False}
+    marks: dict[str, float] = {}
+    stop_poll = threading.Event()
+    poller = threading.Thread(target=poll, args=(sm, run, stop_poll), daemon=True)
+    poller.start()
+
+    async def drive() -> None:
+        task = asyncio.create_task(
+            load(
+                invoke,
+                run,
+                lambda: int(phase["clients"]),
+                lambda: bool(phase["stop"]),
+                args.clients,
+            )
+        )
+        marks["start"] = time.monotonic()
+        await asyncio.sleep(args.base)
+        marks["step"] = time.monotonic()
+        phase["clients"] = args.clients
+        deadline = marks["step"] + args.step_limit
+        while time.monotonic() < deadline and run.first(lambda n: n >= 2, marks["step"]) is None:
+            await asyncio.sleep(0.1)
+        second = run.first(lambda n: n >= 2, marks["step"])
+        marks["second"] = second if second is not None else time.monotonic()
+        await asyncio.sleep(args.after)
+        marks["drop"] = time.monotonic()
+        phase["clients"] = 1
+        deadline = marks["drop"] + args.scale_in
+        while time.monotonic() < deadline:
+            if run.first(lambda n: n == 1, marks["drop"] + 1.0) is not None:
+                break
+            await asyncio.sleep(0.25)
+        marks["end"] = time.monotonic()
+        phase["stop"] = True
+        await task
+
+    asyncio.run(drive())
+    stop_poll.set()
+    poller.join(timeout=10)
+    return {"run": run, "marks": marks}
+
+
+def timeline(run: Run, marks: dict[str, float]) -> None:
+    print(f"\n{'t (s)':>6} {'instances':>9} {'req/s':>7} {'p50 ms':>7} {'errors':>6}")
+    t0, end = marks["start"], marks["end"]
+    for start in range(0, int(end - t0) + 1, 5):
+        a, b = t0 + start, t0 + start + 5
+        calls = [c for c in run.calls if a <= c[0] < b]
+        counts = [n for t, n in run.counts if a <= t < b]
+        label = ""
+        for name in ("step", "second", "drop"):
+            if a <= marks[name] < b:
+                label += f"  <- {name}"
+        errors = sum(1 for c in calls if not c[2])
+        print(
+            f"{start:>6} {max(counts, default=0):>9} {len(calls) / 5:>7.0f} "
+            f"{p50_ms(run, a, b):>7.2f} {errors:>6}{label}"
+        )
+
+
+def from_zero(url: str, aas: Any, sm: Any, warm: int) -> tuple[float, float, float]:
+    """Scale to zero, then one request from zero and ``warm`` warm ones: (first s, warm p50 s,
+    s from the request to the wake's scaling activity)."""
+    import httpx
+
+    aas.register_scalable_target(**TARGET, MinCapacity=0, MaxCapacity=4)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the last scale-in's activity is over
+        found = aas.describe_scaling_activities(ServiceNamespace="sagemaker")
+        if all(a["StatusCode"] != "InProgress" for a in found["ScalingActivities"]):
+            break
+        time.sleep(0.2)
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName=ENDPOINT,
+        DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 0}],
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        described = sm.describe_endpoint(EndpointName=ENDPOINT)
+        (variant,) = described["ProductionVariants"]
+        if described["EndpointStatus"] == "InService" and variant["CurrentInstanceCount"] == 0:
+            break
+        time.sleep(0.1)
+    else:
+        raise SystemExit("the variant did not reach zero instances")
+    invoke = f"{url}/endpoints/{ENDPOINT}/invocations"
+    headers = {"Content-Type": "text/csv"}
+    with httpx.Client(timeout=60) as client:
+        began, wall = time.perf_counter(), time.time()
+        answer = client.post(invoke, content=CSV, headers=headers)
+        first = time.perf_counter() - began
+        if answer.status_code != 200:
+            raise SystemExit(f"the request from zero failed: {answer.status_code} {answer.text}")
+        times = []
+        for _ in range(warm):
+            began = time.perf_counter()
+            client.post(invoke, content=CSV, headers=headers).raise_for_status()
+            times.append(time.perf_counter() - began)
+    found = aas.describe_scaling_activities(ServiceNamespace="sagemaker")["ScalingActivities"]
+    woken = [a for a in found if "requests wait" in a["Cause"]]
+    wake = woken[0]["StartTime"].timestamp() - wall if woken else float("nan")
+    return first, statistics.median(times), wake
+
+
+def report(
+    result: dict[str, Any], args: argparse.Namespace, zero: tuple[float, float, float]
+) -> None:
+    run, marks = result["run"], result["marks"]
+    timeline(run, marks)
+    step, second, drop = marks["step"], marks["second"], marks["drop"]
+    reached = run.first(lambda n: n >= 2, step) is not None
+    back = run.first(lambda n: n == 1, drop + 1.0)
+    failed = sum(1 for c in run.calls if not c[2])
+    peak = max((n for _, n in run.counts), default=0)
+    print(f"\nstep from 1 to {args.clients} clients; target {args.target:g} requests in "
+          f"flight per instance (high-resolution policy)")  # fmt: skip
+    if reached:
+        print(f"step -> second instance serving: {second - step:.1f} s "
+              f"(goal <= {STEP_GOAL_S:.0f} s; SageMaker: about 300 s)")  # fmt: skip
+    else:
+        print(f"step -> second instance serving: not within {args.step_limit:.0f} s")
+    print(f"p50 under the step: {p50_ms(run, step, second):.2f} ms at one instance, "
+          f"{p50_ms(run, second + 2.0, drop):.2f} ms at {peak} (ratio "
+          f"{p50_ms(run, second + 2.0, drop) / p50_ms(run, step, second):.2f}); "
+          f"one client: {p50_ms(run, marks['start'], step):.2f} ms")  # fmt: skip
+    print(f"requests: {len(run.calls)}, failed: {failed} (goal 0)")
+    for error in run.errors[:3]:
+        print(f"  {error}")
+    if back is not None:
+        print(f"load dropped -> back at one instance: {back - drop:.1f} s "
+              "(15 ten-second datapoints below 90 % of the target)")  # fmt: skip
+    else:
+        print(f"load dropped -> still above one instance after {args.scale_in:.0f} s")
+    first, warm, wake = zero
+    print(f"first answer from zero: {first * 1e3:.0f} ms (goal <= {ZERO_GOAL_S * 1e3:.0f} ms); "
+          f"a warm answer: {warm * 1e3:.2f} ms (ratio {first / warm:.0f}x)")  # fmt: skip
+    print(f"  of which the wake's scaling activity began {wake * 1e3:.0f} ms after the request; "
+          f"the rest ({(first - wake) * 1e3:.0f} ms) is the instance's start (process, imports, "
+          "model, /ping) and the answer")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=8, help="clients during the step")
+    parser.add_argument("--target", type=float, default=0.0,
+                        help="the policy's target (default: half the clients)")  # fmt: skip
+    parser.add_argument("--base", type=float, default=10.0, help="seconds of one client first")
+    parser.add_argument("--after", type=float, default=20.0,
+                        help="seconds of the step after the second instance serves")  # fmt: skip
+    parser.add_argument("--step-limit", type=float, default=120.0)
+    parser.add_argument("--scale-in", type=float, default=240.0)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: short phases")
+    args = parser.parse_args()
+    if args.quick:
+        args.base, args.after, args.scale_in = 3.0, 5.0, 10.0
+    args.target = args.target or args.clients / 2
+    import boto3
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        model = train(work)
+        spec = {"name": ENDPOINT, "containers": [{"framework": "sklearn", "model_data": str(model),
+                "environment": {"TANDEM_INTRA_OP_THREADS": "1"}}]}  # fmt: skip
+        path = work / f"{ENDPOINT}.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "gateway", "serve", str(path), "--port", str(port),
+                   "--state-dir", str(work / "state")]  # fmt: skip
+        with process(command, ENV, f"{url}/ping"):
+            aas = boto3.client("application-autoscaling", endpoint_url=url, **KEYS)
+            sm = boto3.client("sagemaker", endpoint_url=url, **KEYS)
+            aas.register_scalable_target(**TARGET, MinCapacity=1, MaxCapacity=4)
+            aas.put_scaling_policy(
+                PolicyName="Invocations-ScalingPolicy", PolicyType="TargetTrackingScaling",
+                **TARGET, TargetTrackingScalingPolicyConfiguration={
+                    "TargetValue": args.target,
+                    "PredefinedMetricSpecification": {"PredefinedMetricType":
+                        "SageMakerVariantConcurrentRequestsPerModelHighResolution"},
+                    "ScaleInCooldown": 600, "ScaleOutCooldown": 1800},
+            )  # fmt: skip
+            result = experiment(url, args, aas, sm)
+            zero = from_zero(url, aas, sm, warm=20)
+            activities = aas.describe_scaling_activities(ServiceNamespace="sagemaker")
+        report(result, args, zero)
+        print("\nscaling activities (oldest first):")
+        for activity in reversed(activities["ScalingActivities"]):
+            print(f"  {activity['StatusCode']:<11} {activity['Description']} "
+                  f"{activity['Cause'][:150]}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
