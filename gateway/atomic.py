@@ -43,10 +43,12 @@ def write_atomic(path: Path, data: bytes, *, sync_folder: bool = False) -> None:
         os.fsync(out.fileno())
     os.replace(partial, path)
     if sync_folder:
-        _fsync_dir(path.parent)
+        fsync_folder(path.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
+    """Make the renames into ``folder`` durable (an fsync of the folder; ignored where the
+    platform cannot)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

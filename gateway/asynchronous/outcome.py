@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gateway.asynchronous.storage import Storage, StorageError
@@ -74,14 +74,13 @@ async def recovered(storage: Storage, row: QueuedInvocation) -> Outcome | None:
 async def settle(
     row: QueuedInvocation,
     what: str,
-    write: Callable[..., object],
-    *args: object,
+    act: Callable[[], Awaitable[object]],
     backoff: float = SETTLE_BACKOFF,
 ) -> bool:
-    """``write(*args)`` in a thread, tried SETTLE_TRIES times with backoff; whether it did."""
+    """``await act()``, tried SETTLE_TRIES times with backoff; whether it did."""
     for attempt in range(1, SETTLE_TRIES + 1):
         try:
-            await asyncio.to_thread(write, *args)
+            await act()
             return True
         except Exception as exc:  # a storage or a database error: both are worth a retry
             name = row.inference_id

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from starlette.routing import Route
 
+from gateway.asynchronous.commits import GroupCommit
 from gateway.asynchronous.inputs import InputPolicy, parse_roots
 from gateway.asynchronous.metrics import BacklogCollector
 from gateway.asynchronous.storage import Storage
@@ -36,12 +37,15 @@ class AsyncInference:
         self.table = table = plane.table
         self.settings = settings
         storage = Storage(settings.s3_endpoint_url)
+        #: The queue's writes, a transaction per group: the submitter's and the workers'.
+        self.commits = GroupCommit(store, storage)
         self.workers = Workers(
             store,
             plane.invocations,
             storage,
             max_bytes=settings.async_max_bytes,
             region=settings.region,
+            commits=self.commits,
         )
         policy = InputPolicy(
             admin_roots=tuple(str(r) for r in roots),
@@ -50,7 +54,7 @@ class AsyncInference:
         )
         plane.metrics.registry.register(BacklogCollector(store, table))
         self.submit = Submitter(
-            store,
+            self.commits,
             table,
             storage,
             policy,

@@ -9,11 +9,12 @@ after a crash overwrites the one a killed worker left. Blocking calls: run them 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from gateway.atomic import write_atomic
+from gateway.atomic import fsync_folder, write_atomic
 
 S3 = "s3://"
 
@@ -117,12 +118,20 @@ class Storage:
         except Exception as exc:
             raise StorageError(f"{url}: cannot be checked: {exc}") from exc
 
-    def write(self, url: str, data: bytes) -> None:
-        """``data`` at ``url``, all of it or nothing."""
+    def write(self, url: str, data: bytes, *, sync_folder: bool = True) -> None:
+        """``data`` at ``url``, all of it or nothing. A file is fsynced before its rename;
+        ``sync_folder=False`` leaves the rename's own fsync to a later ``sync_folders`` (the
+        group commit does one per folder for all the objects it records)."""
         try:
             if is_s3(url):
                 self._s3().pipe_file(url[len(S3) :], data)
                 return
-            write_atomic(local_path(url), data, sync_folder=True)
+            write_atomic(local_path(url), data, sync_folder=sync_folder)
         except Exception as exc:
             raise StorageError(f"{url}: cannot be written: {exc}") from exc
+
+    def sync_folders(self, urls: Iterable[str]) -> None:
+        """Make the renames of these local objects durable: each folder fsynced once (an S3 put
+        is durable when it returns)."""
+        for folder in {local_path(u).parent for u in urls if not is_s3(u)}:
+            fsync_folder(folder)

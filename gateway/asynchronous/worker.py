@@ -20,8 +20,9 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from gateway.asynchronous.commits import GroupCommit
 from gateway.asynchronous.notify import Notifier, message
 from gateway.asynchronous.outcome import (
     INTERNAL,
@@ -37,7 +38,7 @@ from gateway.calls import InvocationRequest
 from gateway.errors import ModelError, ServiceUnavailable
 from gateway.live import LiveEndpoint
 from gateway.serving.invocation import Invocations
-from gateway.state import AsyncStatus, QueuedInvocation, StateStore
+from gateway.state import AsyncStatus, Finish, QueuedInvocation, StateStore
 from gateway.state.queue import EXPIRED_BATCH
 from pipelines.spec import AsyncInferenceSpec
 
@@ -78,8 +79,11 @@ class Workers:
         max_bytes: int,
         region: str,
         notifier: Notifier | None = None,
+        commits: GroupCommit | None = None,
     ) -> None:
         self.store = store
+        #: Requests marked ended, a group per transaction (shared with the submitter).
+        self.commits = commits or GroupCommit(store, storage)
         self.invocations = invocations
         self.table = invocations.table
         self.storage = storage
@@ -92,6 +96,8 @@ class Workers:
         self._tasks: set[asyncio.Task[None]] = set()
         #: Expired requests being failed now: claims of expired ones stop at EXPIRED_BATCH.
         self._expiring = 0
+        #: Requests (seq) that hold one of their endpoint's slots.
+        self._holding: set[int] = set()
         #: Per queued request (seq): how often a container broke off its call (MAX_BREAKS).
         self._breaks: dict[int, int] = {}
         self.settle_backoff = SETTLE_BACKOFF
@@ -126,6 +132,7 @@ class Workers:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         await self.notifier.aclose()
+        await self.commits.aclose()
 
     async def _run(self) -> None:
         while True:
@@ -157,13 +164,14 @@ class Workers:
 
     def _spawn(self, row: QueuedInvocation, *, expired: bool = False) -> None:
         self._running[row.endpoint] = self._running.get(row.endpoint, 0) + 1
+        self._holding.add(row.seq)
         self._expiring += expired
         task = asyncio.get_running_loop().create_task(self._process(row, expired=expired))
         self._tasks.add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
             self._tasks.discard(finished)
-            self._running[row.endpoint] -= 1
+            self._free(row)
             self._expiring -= expired
             # _process ends every error itself; this is the last word, never a silent one.
             if not finished.cancelled() and (exc := finished.exception()) is not None:
@@ -171,6 +179,14 @@ class Workers:
             self.wake()
 
         task.add_done_callback(done)
+
+    def _free(self, row: QueuedInvocation) -> None:
+        """The request's slot is free: its call is over and its object written (its row may
+        still wait for the commit that marks it ended, which needs no slot)."""
+        if row.seq in self._holding:
+            self._holding.discard(row.seq)
+            self._running[row.endpoint] -= 1
+            self.wake()
 
     async def _process(self, row: QueuedInvocation, *, expired: bool = False) -> None:
         """Run one claimed request to its one object, whatever goes wrong on the way."""
@@ -264,7 +280,9 @@ class Workers:
         assert done.result is not None
         result = done.result
         try:
-            await asyncio.to_thread(self.storage.write, row.output_location, result.body)
+            # Its folder is fsynced by the group commit that marks it Completed.
+            write = self.storage.write
+            await asyncio.to_thread(write, row.output_location, result.body, sync_folder=False)
         except StorageError as exc:
             raise Failed("OutputError", f"The answer could not be written: {exc}") from None
         return result.content_type
@@ -290,11 +308,15 @@ class Workers:
         be marked finished stays ``Running`` too, and the next start finishes it by its object.
         """
         ok = outcome.code is None
+        store, storage = self.store, self.storage
         if not ok and not outcome.recovered:
             body = failure_document(row, outcome)
-            if not await self._settle(
-                row, "write its failure object", self.storage.write, row.failure_location, body
-            ):
+
+            def write() -> Awaitable[None]:
+                where = row.failure_location
+                return asyncio.to_thread(storage.write, where, body, sync_folder=False)
+
+            if not await self._settle(row, "write its failure object", write):
                 log.error(
                     "asynchronous request %s failed (%s: %s) and its failure object could not "
                     "be written to %s: it stays Running and runs again at the next start",
@@ -304,11 +326,17 @@ class Workers:
                     row.failure_location,
                 )
                 return
-        ended = self.store.now()
+        ended = store.now()
         status = AsyncStatus.COMPLETED if ok else AsyncStatus.FAILED
         reason = None if ok else outcome.reason
-        finish = self.store.finish
-        if not await self._settle(row, "mark it finished", finish, row.seq, status, reason):
+        written = row.output_location if ok else row.failure_location
+
+        def finish() -> Awaitable[None]:
+            return self.commits.finish(Finish(row.seq, status, reason), written)
+
+        self._free(row)
+
+        if not await self._settle(row, "mark it finished", finish):
             log.error(
                 "asynchronous request %s ended (%s) but the queue could not mark it so: it "
                 "stays Running until the next start, which finishes it by its object",
@@ -324,10 +352,10 @@ class Workers:
         self.notifier.send(webhook, message(row, region=self.region, ok=ok, ended=ended, **kind))
 
     async def _settle(
-        self, row: QueuedInvocation, what: str, write: Callable[..., object], *args: object
+        self, row: QueuedInvocation, what: str, act: Callable[[], Awaitable[object]]
     ) -> bool:
         """``settle`` at this worker's backoff (the tests shorten it)."""
-        return await settle(row, what, write, *args, backoff=self.settle_backoff)
+        return await settle(row, what, act, backoff=self.settle_backoff)
 
     def _config(self, row: QueuedInvocation) -> AsyncInferenceSpec | None:
         live = self.table.get(row.endpoint)

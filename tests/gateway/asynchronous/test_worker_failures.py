@@ -4,7 +4,7 @@ object, the trace in the log), a database that refuses to mark a request finishe
 location that cannot be written.
 
 The workers run in this process on a real state database and real folders; only the failures
-are injected: a dispatcher that raises for some bodies, a store whose ``finish`` raises.
+are injected: a dispatcher that raises for some bodies, a store that refuses to mark a request finished.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,7 +29,7 @@ from gateway.live import EndpointTable, Instance, build_live
 from gateway.serving.dispatch import Dispatcher
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
-from gateway.state import FILENAME, AsyncStatus, QueuedInvocation, StateStore
+from gateway.state import FILENAME, AsyncStatus, Change, Finish, QueuedInvocation, StateStore
 from pipelines.spec import EndpointSpec
 
 
@@ -60,15 +60,16 @@ class Echo:
 
 
 class FlakyStore(StateStore):
-    """A real store whose ``finish`` raises the next ``refusals`` times, as a locked database."""
+    """A real store that refuses a group of changes marking a request finished the next
+    ``refusals`` times, as a locked database."""
 
     refusals = 0
 
-    def finish(self, seq: int, status: AsyncStatus, reason: str | None = None) -> None:
-        if self.refusals > 0:
+    def apply(self, changes: Sequence[Change]) -> list[QueuedInvocation | None]:
+        if self.refusals > 0 and any(isinstance(c, Finish) for c in changes):
             self.refusals -= 1
             raise sqlite3.OperationalError("database is locked")
-        super().finish(seq, status, reason)
+        return super().apply(changes)
 
 
 def enqueue(
