@@ -9,9 +9,12 @@ one waits for nothing. A change's caller is answered only once its whole group i
 nothing is acknowledged (202) before its row is on disk; a group that fails fails each of its
 callers, and none of its changes was made.
 
-The folders of the objects written since the last commit are fsynced once each, before the
-commit that marks their requests ended (``Storage.write(..., sync_folder=False)`` leaves that
-to this group): a row never says ``Completed`` for an answer a power cut could undo.
+The objects (answers, failure objects) written since the last commit are published by the group
+that marks their requests ended: written to their hidden partial files by the workers
+(``Storage.write(..., later=True)``), they are flushed together (one ``syncfs`` per file system
+rather than an fsync each), renamed into place and their folders fsynced once each, before the
+transaction. A row never says ``Completed`` for an answer a power cut could undo, and an answer
+is never visible before it is whole and durable.
 """
 
 from __future__ import annotations
@@ -91,7 +94,11 @@ class GroupCommit:
                 self.groups += 1
                 self.changes += len(group)
                 for waiting, row in zip(group, rows, strict=True):
-                    if not waiting.future.done():
+                    if waiting.future.done():
+                        continue
+                    if isinstance(row, BaseException):
+                        waiting.future.set_exception(row)
+                    else:
                         waiting.future.set_result(row)
         finally:
             self._draining = None
@@ -100,12 +107,17 @@ class GroupCommit:
                     waiting.future.set_exception(RuntimeError("the queue's commits stopped"))
             self._waiting = []
 
-    def _commit(self, group: list[_Waiting]) -> list[QueuedInvocation | None]:
-        """In the commit thread: the group's objects' folders fsynced, then one transaction."""
+    def _commit(self, group: list[_Waiting]) -> list[QueuedInvocation | BaseException | None]:
+        """In the commit thread: the group's objects made durable and put in place, then one
+        transaction of the changes whose objects are (one that is not fails alone)."""
         written = [w.written for w in group if w.written is not None]
-        if written:
-            self.storage.sync_folders(written)
-        return self.store.apply([w.change for w in group])
+        failed = self.storage.publish(written) if written else {}
+        ready = [w for w in group if w.written not in failed]
+        rows = iter(self.store.apply([w.change for w in ready]))
+        return [
+            failed[w.written] if w.written in failed else next(rows)
+            for w in group
+        ]
 
     async def aclose(self) -> None:
         if self._draining is not None:

@@ -280,9 +280,9 @@ class Workers:
         assert done.result is not None
         result = done.result
         try:
-            # Its folder is fsynced by the group commit that marks it Completed.
+            # Put in place by the group commit that marks it Completed (commits.py).
             write = self.storage.write
-            await asyncio.to_thread(write, row.output_location, result.body, sync_folder=False)
+            await asyncio.to_thread(write, row.output_location, result.body, later=True)
         except StorageError as exc:
             raise Failed("OutputError", f"The answer could not be written: {exc}") from None
         return result.content_type
@@ -314,7 +314,7 @@ class Workers:
 
             def write() -> Awaitable[None]:
                 where = row.failure_location
-                return asyncio.to_thread(storage.write, where, body, sync_folder=False)
+                return asyncio.to_thread(storage.write, where, body, later=True)
 
             if not await self._settle(row, "write its failure object", write):
                 log.error(

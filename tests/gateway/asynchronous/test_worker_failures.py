@@ -4,7 +4,8 @@ object, the trace in the log), a database that refuses to mark a request finishe
 location that cannot be written.
 
 The workers run in this process on a real state database and real folders; only the failures
-are injected: a dispatcher that raises for some bodies, a store that refuses to mark a request finished.
+are injected: a dispatcher that raises for some bodies, a store that refuses to mark a request
+finished.
 """
 
 from __future__ import annotations
