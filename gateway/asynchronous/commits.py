@@ -114,10 +114,7 @@ class GroupCommit:
         failed = self.storage.publish(written) if written else {}
         ready = [w for w in group if w.written not in failed]
         rows = iter(self.store.apply([w.change for w in ready]))
-        return [
-            failed[w.written] if w.written in failed else next(rows)
-            for w in group
-        ]
+        return [failed[w.written] if w.written in failed else next(rows) for w in group]
 
     async def aclose(self) -> None:
         if self._draining is not None:

@@ -7,6 +7,7 @@ the endpoints serve and closed before they stop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from gateway.asynchronous.metrics import BacklogCollector
 from gateway.asynchronous.storage import Storage
 from gateway.asynchronous.submit import Submitter
 from gateway.asynchronous.worker import Workers
-from gateway.edge.async_route import async_route
+from gateway.edge.async_route import AsyncInvocationsApp, async_route
 from gateway.edge.auth import caller_role
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
@@ -63,9 +64,15 @@ class AsyncInference:
             account=settings.account,
         )
 
-    def route(self) -> Route:
+    @functools.cached_property
+    def app(self) -> AsyncInvocationsApp:
+        """InvokeEndpointAsync's ASGI app (``create_app(..., asynchronous=...)``)."""
         settings = self.settings
-        return async_route(self.submit, role=lambda scope: caller_role(scope, settings))
+        return AsyncInvocationsApp(self.submit, role=lambda scope: caller_role(scope, settings))
+
+    def route(self) -> Route:
+        """The route, for requests the edge's shortcut does not hand ``app`` itself."""
+        return async_route(self.app)
 
     async def start(self) -> None:
         await self.workers.start()
