@@ -145,19 +145,20 @@ class Workers:
                 log.exception("asynchronous queue: claiming work failed")
 
     async def _fill(self) -> None:
-        room = EXPIRED_BATCH - self._expiring
-        for row in await asyncio.to_thread(self.store.claim_expired, room):
-            self._spawn(row, expired=True)
+        """Claim what fits, at one look (one transaction): expired requests up to
+        EXPIRED_BATCH being failed, and each serving endpoint's up to its free capacity."""
         now = time.monotonic()
-        for name in await asyncio.to_thread(self.store.queued_endpoints):
-            live = self.table.get(name)
-            if live is None or live.spec.async_inference is None:
-                continue  # not serving (yet): it waits, and its TTL runs
-            if self._paused.get(name, 0.0) > now:
-                continue
-            free = capacity(live) - self._running.get(name, 0)
-            for row in await asyncio.to_thread(self.store.claim, name, free):
-                self._spawn(row)
+        free: dict[str, int] = {}
+        for live in self.table.live():
+            if live.spec.async_inference is None or self._paused.get(live.name, 0.0) > now:
+                continue  # one not serving (yet) waits, and its TTL runs
+            free[live.name] = capacity(live) - self._running.get(live.name, 0)
+        room = EXPIRED_BATCH - self._expiring
+        expired, taken = await asyncio.to_thread(self.store.claim_work, free, room)
+        for row in expired:
+            self._spawn(row, expired=True)
+        for row in taken:
+            self._spawn(row)
         if time.time() - self._pruned > 3600:
             self._pruned = time.time()
             await asyncio.to_thread(self.store.prune_finished, time.time() - KEEP_FINISHED)
@@ -347,6 +348,8 @@ class Workers:
             return  # notifications are sent at most once: the dead worker's was lost or sent
         config = self._config(row)
         webhook = (config.success_webhook if ok else config.error_webhook) if config else None
+        if webhook is None:
+            return
         failure = None if ok else f"{outcome.code}: {outcome.reason}"
         kind = {"content_type": outcome.content_type, "reason": failure}
         self.notifier.send(webhook, message(row, region=self.region, ok=ok, ended=ended, **kind))

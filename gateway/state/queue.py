@@ -166,6 +166,26 @@ class AsyncQueue(Database):
             return []
         return self._claim("expires < ?", self.now(), limit, body=False)
 
+    def claim_work(
+        self, free: Mapping[str, int], expired: int
+    ) -> tuple[list[QueuedInvocation], list[QueuedInvocation]]:
+        """What the workers take at one look, in one transaction: up to ``expired`` requests
+        past their TTL (``claim_expired``), then up to ``free[endpoint]`` of each endpoint with
+        requests waiting, the one with the oldest first (``claim``)."""
+        now = self.now()
+        with self._tx() as conn:
+            old = _claim(conn, "expires < ?", now, expired, now, body=False) if expired > 0 else []
+            rows = conn.execute(
+                "SELECT endpoint, MIN(seq) AS first FROM async_invocations "
+                "WHERE status = 'Queued' GROUP BY endpoint ORDER BY first"
+            ).fetchall()
+            taken: list[QueuedInvocation] = []
+            for row in rows:
+                limit = free.get(str(row["endpoint"]), 0)
+                if limit > 0:
+                    taken += _claim(conn, "endpoint = ?", row["endpoint"], limit, now, body=True)
+            return old, taken
+
     def _claim(
         self, where: str, value: object, limit: int, *, body: bool
     ) -> list[QueuedInvocation]:
@@ -173,18 +193,7 @@ class AsyncQueue(Database):
         transaction (``where`` is one of this module's own conditions, never user text)."""
         now = self.now()
         with self._tx() as conn:
-            rows = conn.execute(
-                f"SELECT seq FROM async_invocations WHERE status = 'Queued' AND {where} "
-                "ORDER BY seq LIMIT ?",
-                (value, limit),
-            ).fetchall()
-            seqs = [int(r["seq"]) for r in rows]
-            conn.executemany(
-                "UPDATE async_invocations SET status = 'Running', started = ?, "
-                "attempts = attempts + 1 WHERE seq = ?",
-                [(now, seq) for seq in seqs],
-            )
-            return [_row(_get(conn, seq, body=body)) for seq in seqs]
+            return _claim(conn, where, value, limit, now, body=body)
 
     def finish(self, seq: int, status: AsyncStatus, reason: str | None = None) -> None:
         """The request ended (its object is written): it leaves the backlog."""
@@ -242,6 +251,25 @@ _WITHOUT_BODY = (
     "seq, inference_id, endpoint, status, created, expires, timeout, attempts, started, ended, "
     "input_location, NULL AS body, output_location, failure_location, failure_reason, request"
 )
+
+
+def _claim(
+    conn: sqlite3.Connection, where: str, value: object, limit: int, now: float, *, body: bool
+) -> list[QueuedInvocation]:
+    """The oldest ``limit`` queued rows matching ``where`` set ``Running`` (``where`` is one of
+    this module's own conditions, never user text)."""
+    rows = conn.execute(
+        f"SELECT seq FROM async_invocations WHERE status = 'Queued' AND {where} "
+        "ORDER BY seq LIMIT ?",
+        (value, limit),
+    ).fetchall()
+    seqs = [int(r["seq"]) for r in rows]
+    conn.executemany(
+        "UPDATE async_invocations SET status = 'Running', started = ?, "
+        "attempts = attempts + 1 WHERE seq = ?",
+        [(now, seq) for seq in seqs],
+    )
+    return [_row(_get(conn, seq, body=body)) for seq in seqs]
 
 
 def _insert(conn: sqlite3.Connection, change: Enqueue, now: float) -> QueuedInvocation:
