@@ -24,7 +24,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from gateway.asynchronous.storage import Storage
+from gateway.asynchronous.storage import Storage, StorageError
 from gateway.state import Change, Enqueue, Finish, QueuedInvocation, StateStore
 
 log = logging.getLogger("tandem.async")
@@ -36,8 +36,10 @@ GROUP_LIMIT = 512
 @dataclass
 class _Waiting:
     change: Change
-    #: An object this change records (its folder is fsynced first), or None.
+    #: An object this change records (made durable and put in place first), or None.
     written: str | None
+    #: The object's bytes when the group writes it too (a local answer), else None.
+    data: bytes | None
     future: asyncio.Future[QueuedInvocation | None]
 
 
@@ -61,13 +63,20 @@ class GroupCommit:
         assert row is not None
         return row
 
-    async def finish(self, change: Finish, written: str | None = None) -> None:
-        """Mark a request ended; ``written`` is the object it ended in (made durable first)."""
-        await self._submit(change, written)
+    async def finish(
+        self, change: Finish, written: str | None = None, data: bytes | None = None
+    ) -> None:
+        """Mark a request ended; ``written`` is the object it ended in (made durable and put in
+        place first), ``data`` its bytes when the group is to write it (a local answer: one
+        thread hand-off per group instead of one per answer). A StorageError: that object
+        could not be written, and the row is left as it was."""
+        await self._submit(change, written, data)
 
-    async def _submit(self, change: Change, written: str | None) -> QueuedInvocation | None:
+    async def _submit(
+        self, change: Change, written: str | None, data: bytes | None = None
+    ) -> QueuedInvocation | None:
         loop = asyncio.get_running_loop()
-        waiting = _Waiting(change, written, loop.create_future())
+        waiting = _Waiting(change, written, data, loop.create_future())
         # Read by whoever awaits it; this keeps one nobody awaits any more from being logged.
         waiting.future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._waiting.append(waiting)
@@ -110,8 +119,15 @@ class GroupCommit:
     def _commit(self, group: list[_Waiting]) -> list[QueuedInvocation | BaseException | None]:
         """In the commit thread: the group's objects made durable and put in place, then one
         transaction of the changes whose objects are (one that is not fails alone)."""
-        written = [w.written for w in group if w.written is not None]
-        failed = self.storage.publish(written) if written else {}
+        failed: dict[str, StorageError] = {}
+        for w in group:
+            if w.written is not None and w.data is not None:
+                try:
+                    self.storage.write(w.written, w.data, later=True)
+                except StorageError as exc:
+                    failed[w.written] = exc
+        written = [w.written for w in group if w.written is not None and w.written not in failed]
+        failed.update(self.storage.publish(written) if written else {})
         ready = [w for w in group if w.written not in failed]
         rows = iter(self.store.apply([w.change for w in ready]))
         return [failed[w.written] if w.written in failed else next(rows) for w in group]

@@ -38,6 +38,8 @@ class Outcome:
     content_type: str | None = None
     #: Its object was already there (written before a restart): only the row is finished.
     recovered: bool = False
+    #: A local answer not written yet: the group commit that finishes the row writes it.
+    answer: bytes | None = None
 
 
 class Failed(Exception):

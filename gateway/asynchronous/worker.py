@@ -33,7 +33,7 @@ from gateway.asynchronous.outcome import (
     recovered,
     settle,
 )
-from gateway.asynchronous.storage import Storage, StorageError
+from gateway.asynchronous.storage import Storage, StorageError, is_s3
 from gateway.calls import InvocationRequest
 from gateway.errors import ModelError, ServiceUnavailable
 from gateway.live import LiveEndpoint
@@ -221,7 +221,7 @@ class Workers:
                 "could take it.",
             )
         try:
-            content_type = await self._invoke(row)
+            content_type, answer = await self._invoke(row)
         except ServiceUnavailable:
             # Its containers are restarting: back in line, tried again shortly (TTL permitting).
             self._paused[row.endpoint] = time.monotonic() + PAUSE
@@ -229,10 +229,11 @@ class Workers:
             return None
         except Failed as failed:
             return Outcome(failed.code, failed.reason)
-        return Outcome(content_type=content_type)
+        return Outcome(content_type=content_type, answer=answer)
 
-    async def _invoke(self, row: QueuedInvocation) -> str | None:
-        """Run the request and write its answer; the answer's content type. Raises Failed."""
+    async def _invoke(self, row: QueuedInvocation) -> tuple[str | None, bytes | None]:
+        """Run the request; its answer's content type, and the answer when it is for the group
+        commit to write (a local one; an S3 one is written here). Raises Failed."""
         try:
             if row.body is not None:
                 data = row.body
@@ -280,13 +281,14 @@ class Workers:
             raise Failed(error.code, error.message + extra)
         assert done.result is not None
         result = done.result
+        if not is_s3(row.output_location):
+            # Written and put in place by the group commit that marks it Completed.
+            return result.content_type, result.body
         try:
-            # Put in place by the group commit that marks it Completed (commits.py).
-            write = self.storage.write
-            await asyncio.to_thread(write, row.output_location, result.body, later=True)
+            await asyncio.to_thread(self.storage.write, row.output_location, result.body)
         except StorageError as exc:
             raise Failed("OutputError", f"The answer could not be written: {exc}") from None
-        return result.content_type
+        return result.content_type, None
 
     def _broke_off(self, row: QueuedInvocation, exc: ServiceUnavailable) -> None:
         """Count a container breaking off the request; at MAX_BREAKS it fails (raises Failed)."""
@@ -302,7 +304,8 @@ class Workers:
         ) from None
 
     async def _end(self, row: QueuedInvocation, outcome: Outcome) -> None:
-        """Write the failure object (an answer is already written), then finish the row.
+        """Write the failure object (an answer is written by the group that finishes the row,
+        or already, on S3), then finish the row.
 
         Each write is tried SETTLE_TRIES times. A failure object that still cannot be written
         leaves the row ``Running``: the request runs again at the next start. A row that cannot
@@ -332,12 +335,23 @@ class Workers:
         reason = None if ok else outcome.reason
         written = row.output_location if ok else row.failure_location
 
-        def finish() -> Awaitable[None]:
-            return self.commits.finish(Finish(row.seq, status, reason), written)
+        unwritten: list[StorageError] = []
+
+        async def finish() -> None:
+            change = Finish(row.seq, status, reason)
+            try:
+                await self.commits.finish(change, written, outcome.answer)
+            except StorageError as exc:  # the answer itself: an OutputError, not retried
+                unwritten.append(exc)
 
         self._free(row)
 
-        if not await self._settle(row, "mark it finished", finish):
+        settled = await self._settle(row, "mark it finished", finish)
+        if unwritten:
+            reason = f"The answer could not be written: {unwritten[0]}"
+            await self._end(row, Outcome("OutputError", reason))
+            return
+        if not settled:
             log.error(
                 "asynchronous request %s ended (%s) but the queue could not mark it so: it "
                 "stays Running until the next start, which finishes it by its object",
