@@ -25,16 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gateway.asynchronous.storage import Storage, StorageError
-from gateway.state import (
-    Applied,
-    Change,
-    Claim,
-    Claimed,
-    Enqueue,
-    Finish,
-    QueuedInvocation,
-    StateStore,
-)
+from gateway.state import Change, Enqueue, Finish, QueuedInvocation, StateStore
 
 log = logging.getLogger("tandem.async")
 
@@ -49,7 +40,7 @@ class _Waiting:
     written: str | None
     #: The object's bytes when the group writes it too (a local answer), else None.
     data: bytes | None
-    future: asyncio.Future[Applied]
+    future: asyncio.Future[QueuedInvocation | None]
 
 
 class GroupCommit:
@@ -69,14 +60,8 @@ class GroupCommit:
 
     async def enqueue(self, change: Enqueue) -> QueuedInvocation:
         row = await self._submit(change, None)
-        assert isinstance(row, QueuedInvocation)
+        assert row is not None
         return row
-
-    async def claim(self, change: Claim) -> Claimed:
-        """The workers' look at the queue, in the next group (after its other changes)."""
-        found = await self._submit(change, None)
-        assert isinstance(found, Claimed)
-        return found
 
     async def finish(
         self, change: Finish, written: str | None = None, data: bytes | None = None
@@ -89,7 +74,7 @@ class GroupCommit:
 
     async def _submit(
         self, change: Change, written: str | None, data: bytes | None = None
-    ) -> Applied:
+    ) -> QueuedInvocation | None:
         loop = asyncio.get_running_loop()
         waiting = _Waiting(change, written, data, loop.create_future())
         # Read by whoever awaits it; this keeps one nobody awaits any more from being logged.
@@ -131,7 +116,7 @@ class GroupCommit:
                     waiting.future.set_exception(RuntimeError("the queue's commits stopped"))
             self._waiting = []
 
-    def _commit(self, group: list[_Waiting]) -> list[Applied | BaseException]:
+    def _commit(self, group: list[_Waiting]) -> list[QueuedInvocation | BaseException | None]:
         """In the commit thread: the group's objects made durable and put in place, then one
         transaction of the changes whose objects are (one that is not fails alone)."""
         failed: dict[str, StorageError] = {}

@@ -38,7 +38,7 @@ from gateway.calls import InvocationRequest
 from gateway.errors import ModelError, ServiceUnavailable
 from gateway.live import LiveEndpoint
 from gateway.serving.invocation import Invocations
-from gateway.state import AsyncStatus, Claim, Finish, QueuedInvocation, StateStore
+from gateway.state import AsyncStatus, Finish, QueuedInvocation, StateStore
 from gateway.state.queue import EXPIRED_BATCH
 from pipelines.spec import AsyncInferenceSpec
 
@@ -154,11 +154,10 @@ class Workers:
                 continue  # one not serving (yet) waits, and its TTL runs
             free[live.name] = capacity(live) - self._running.get(live.name, 0)
         room = EXPIRED_BATCH - self._expiring
-        # In the queue's next group commit, with the requests accepted and ended meanwhile.
-        claimed = await self.commits.claim(Claim(free, room))
-        for row in claimed.expired:
+        expired, taken = await asyncio.to_thread(self.store.claim_work, free, room)
+        for row in expired:
             self._spawn(row, expired=True)
-        for row in claimed.taken:
+        for row in taken:
             self._spawn(row)
         if time.time() - self._pruned > 3600:
             self._pruned = time.time()

@@ -7,17 +7,7 @@ knows HTTP or SageMaker's wire format: the control plane (``gateway.control``) d
 """
 
 from gateway.state.db import FILENAME
-from gateway.state.queue import (
-    Applied,
-    AsyncStatus,
-    Backlog,
-    Change,
-    Claim,
-    Claimed,
-    Enqueue,
-    Finish,
-    QueuedInvocation,
-)
+from gateway.state.queue import AsyncStatus, Backlog, Change, Enqueue, Finish, QueuedInvocation
 from gateway.state.records import (
     JOB_FINISHED,
     AlreadyExists,
@@ -44,13 +34,10 @@ __all__ = [
     "FILENAME",
     "JOB_FINISHED",
     "AlreadyExists",
-    "Applied",
     "AsyncStatus",
     "Backlog",
     "BadToken",
     "Change",
-    "Claim",
-    "Claimed",
     "ConfigRecord",
     "Deployed",
     "EndpointRecord",

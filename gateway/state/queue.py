@@ -85,25 +85,7 @@ class Finish:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
-class Claim:
-    """The workers' look at the queue (``claim_work``): applied after the group's other
-    changes, so it may take the requests accepted in the same group."""
-
-    free: Mapping[str, int]
-    expired: int
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """What a ``Claim`` took: expired requests (without their bodies) and requests to run."""
-
-    expired: list[QueuedInvocation]
-    taken: list[QueuedInvocation]
-
-
-Change = Enqueue | Finish | Claim
-Applied = QueuedInvocation | Claimed | None
+Change = Enqueue | Finish
 
 
 class AsyncQueue(Database):
@@ -137,25 +119,23 @@ class AsyncQueue(Database):
         assert isinstance(row, QueuedInvocation)
         return row
 
-    def apply(self, changes: Sequence[Change]) -> list[Applied]:
+    def apply(self, changes: Sequence[Change]) -> list[QueuedInvocation | None]:
         """A group of changes in one transaction (group commit): all of them or none are
         durable when it returns, so none is answered before all are. Per change, in order: the
-        row an ``Enqueue`` made, what a ``Claim`` took (claims go last), None for a ``Finish``."""
+        row an ``Enqueue`` made, None for a ``Finish``."""
         now = self.now()
-        out: list[Applied] = [None] * len(changes)
+        out: list[QueuedInvocation | None] = []
         with self._tx() as conn:
-            for index, change in enumerate(changes):
+            for change in changes:
                 if isinstance(change, Enqueue):
-                    out[index] = _insert(conn, change, now)
-                elif isinstance(change, Finish):
+                    out.append(_insert(conn, change, now))
+                else:
                     conn.execute(
                         "UPDATE async_invocations SET status = ?, ended = ?, failure_reason = ?, "
                         "body = NULL WHERE seq = ? AND status = 'Running'",
                         (change.status.value, now, change.reason, change.seq),
                     )
-            for index, change in enumerate(changes):
-                if isinstance(change, Claim):
-                    out[index] = Claimed(*_claim_work(conn, change.free, change.expired, now))
+                    out.append(None)
         return out
 
     def get_invocation(self, seq: int) -> QueuedInvocation | None:
@@ -194,7 +174,17 @@ class AsyncQueue(Database):
         requests waiting, the one with the oldest first (``claim``)."""
         now = self.now()
         with self._tx() as conn:
-            return _claim_work(conn, free, expired, now)
+            old = _claim(conn, "expires < ?", now, expired, now, body=False) if expired > 0 else []
+            rows = conn.execute(
+                "SELECT endpoint, MIN(seq) AS first FROM async_invocations "
+                "WHERE status = 'Queued' GROUP BY endpoint ORDER BY first"
+            ).fetchall()
+            taken: list[QueuedInvocation] = []
+            for row in rows:
+                limit = free.get(str(row["endpoint"]), 0)
+                if limit > 0:
+                    taken += _claim(conn, "endpoint = ?", row["endpoint"], limit, now, body=True)
+            return old, taken
 
     def _claim(
         self, where: str, value: object, limit: int, *, body: bool
@@ -261,22 +251,6 @@ _WITHOUT_BODY = (
     "seq, inference_id, endpoint, status, created, expires, timeout, attempts, started, ended, "
     "input_location, NULL AS body, output_location, failure_location, failure_reason, request"
 )
-
-
-def _claim_work(
-    conn: sqlite3.Connection, free: Mapping[str, int], expired: int, now: float
-) -> tuple[list[QueuedInvocation], list[QueuedInvocation]]:
-    old = _claim(conn, "expires < ?", now, expired, now, body=False) if expired > 0 else []
-    rows = conn.execute(
-        "SELECT endpoint, MIN(seq) AS first FROM async_invocations "
-        "WHERE status = 'Queued' GROUP BY endpoint ORDER BY first"
-    ).fetchall()
-    taken: list[QueuedInvocation] = []
-    for row in rows:
-        limit = free.get(str(row["endpoint"]), 0)
-        if limit > 0:
-            taken += _claim(conn, "endpoint = ?", row["endpoint"], limit, now, body=True)
-    return old, taken
 
 
 def _claim(
