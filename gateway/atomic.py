@@ -62,8 +62,8 @@ def write_partial(path: Path, data: bytes, *, sync: bool) -> None:
 
 def publish(paths: Iterable[Path]) -> dict[Path, OSError]:
     """Partial files written by ``write_partial(..., sync=False)`` made durable and renamed into
-    place, whole or not at all: their data is flushed first (one ``syncfs`` per file system on
-    Linux, where one call costs less than an fsync per file; else an fsync each), then each is
+    place, whole or not at all: their data is flushed first (a few files an fsync each; more,
+    one ``syncfs`` per file system on Linux, cheaper than an fsync per file), then each is
     renamed and each folder fsynced once. A path whose partial is gone and that exists was
     published already (a retried group) and is left alone. What could not be published, with
     why (a path with neither its partial nor itself: gone); the others are."""
@@ -88,8 +88,13 @@ def publish(paths: Iterable[Path]) -> dict[Path, OSError]:
     return failed
 
 
+#: Files flushed one fsync each at most; more take one ``syncfs``, which also flushes whatever
+#: else is dirty on the file system, so it is worth it only for a group of files.
+FSYNC_EACH_UP_TO = 4
+
+
 def _flush(files: list[Path]) -> None:
-    syncfs = _syncfs()
+    syncfs = _syncfs() if len(files) > FSYNC_EACH_UP_TO else None
     if syncfs is not None:
         devices: dict[int, Path] = {}
         for file in files:

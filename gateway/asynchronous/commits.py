@@ -10,11 +10,11 @@ nothing is acknowledged (202) before its row is on disk; a group that fails fail
 callers, and none of its changes was made.
 
 The objects (answers, failure objects) written since the last commit are published by the group
-that marks their requests ended: written to their hidden partial files by the workers
-(``Storage.write(..., later=True)``), they are flushed together (one ``syncfs`` per file system
-rather than an fsync each), renamed into place and their folders fsynced once each, before the
-transaction. A row never says ``Completed`` for an answer a power cut could undo, and an answer
-is never visible before it is whole and durable.
+that marks their requests ended: written to their hidden partial files (``Storage.write(...,
+later=True)``; a local answer by the group itself), they are flushed together (beyond a few,
+one ``syncfs`` per file system rather than an fsync each), renamed into place and their folders
+fsynced once each, before the transaction. A row never says ``Completed`` for an answer a power
+cut could undo, and an answer is never visible before it is whole and durable.
 """
 
 from __future__ import annotations
