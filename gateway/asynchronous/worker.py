@@ -182,8 +182,9 @@ class Workers:
         task.add_done_callback(done)
 
     def _free(self, row: QueuedInvocation) -> None:
-        """The request's slot is free: its call is over and its object written (its row may
-        still wait for the commit that marks it ended, which needs no slot)."""
+        """The request's slot is free: it ended (its row committed) or went back in line. A
+        request holds its slot until its end is committed, so ``Running`` rows never outnumber
+        the endpoint's capacity."""
         if row.seq in self._holding:
             self._holding.discard(row.seq)
             self._running[row.endpoint] -= 1
@@ -343,8 +344,6 @@ class Workers:
                 await self.commits.finish(change, written, outcome.answer)
             except StorageError as exc:  # the answer itself: an OutputError, not retried
                 unwritten.append(exc)
-
-        self._free(row)
 
         settled = await self._settle(row, "mark it finished", finish)
         if unwritten:
