@@ -96,8 +96,6 @@ class Workers:
         self._tasks: set[asyncio.Task[None]] = set()
         #: Expired requests being failed now: claims of expired ones stop at EXPIRED_BATCH.
         self._expiring = 0
-        #: Requests (seq) that hold one of their endpoint's slots.
-        self._holding: set[int] = set()
         #: Per queued request (seq): how often a container broke off its call (MAX_BREAKS).
         self._breaks: dict[int, int] = {}
         self.settle_backoff = SETTLE_BACKOFF
@@ -165,14 +163,13 @@ class Workers:
 
     def _spawn(self, row: QueuedInvocation, *, expired: bool = False) -> None:
         self._running[row.endpoint] = self._running.get(row.endpoint, 0) + 1
-        self._holding.add(row.seq)
         self._expiring += expired
         task = asyncio.get_running_loop().create_task(self._process(row, expired=expired))
         self._tasks.add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
             self._tasks.discard(finished)
-            self._free(row)
+            self._running[row.endpoint] -= 1
             self._expiring -= expired
             # _process ends every error itself; this is the last word, never a silent one.
             if not finished.cancelled() and (exc := finished.exception()) is not None:
@@ -180,15 +177,6 @@ class Workers:
             self.wake()
 
         task.add_done_callback(done)
-
-    def _free(self, row: QueuedInvocation) -> None:
-        """The request's slot is free: it ended (its row committed) or went back in line. A
-        request holds its slot until its end is committed, so ``Running`` rows never outnumber
-        the endpoint's capacity."""
-        if row.seq in self._holding:
-            self._holding.discard(row.seq)
-            self._running[row.endpoint] -= 1
-            self.wake()
 
     async def _process(self, row: QueuedInvocation, *, expired: bool = False) -> None:
         """Run one claimed request to its one object, whatever goes wrong on the way."""
