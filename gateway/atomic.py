@@ -7,10 +7,13 @@ SQLite transactions the same way (``transaction``), for the state database and t
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import sqlite3
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,21 +35,101 @@ def transaction(
             raise
 
 
+def partial_path(path: Path) -> Path:
+    """Where ``path`` is written before its rename: hidden, beside it, a fixed name (a retry
+    after a crash overwrites the one a killed writer left)."""
+    return path.with_name(f".{path.name}.partial")
+
+
 def write_atomic(path: Path, data: bytes, *, sync_folder: bool = False) -> None:
     """``data`` at ``path``, flushed to disk before the rename; ``sync_folder`` also makes the
     rename itself durable (a power cut could otherwise undo it)."""
+    write_partial(path, data, sync=True)
+    os.replace(partial_path(path), path)
+    if sync_folder:
+        fsync_folder(path.parent)
+
+
+def write_partial(path: Path, data: bytes, *, sync: bool) -> None:
+    """``data`` in ``path``'s partial file (``publish`` renames it into place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "wb") as out:
+    with open(partial_path(path), "wb") as out:
         out.write(data)
         out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, path)
-    if sync_folder:
-        _fsync_dir(path.parent)
+        if sync:
+            os.fsync(out.fileno())
 
 
-def _fsync_dir(folder: Path) -> None:
+def publish(paths: Iterable[Path]) -> dict[Path, OSError]:
+    """Partial files written by ``write_partial(..., sync=False)`` made durable and renamed into
+    place, whole or not at all: their data is flushed first (a few files an fsync each; more,
+    one ``syncfs`` per file system on Linux, cheaper than an fsync per file), then each is
+    renamed and each folder fsynced once. A path whose partial is gone and that exists was
+    published already (a retried group) and is left alone. What could not be published, with
+    why (a path with neither its partial nor itself: gone); the others are."""
+    failed: dict[Path, OSError] = {}
+    ready: list[Path] = []
+    for path in dict.fromkeys(paths):
+        if partial_path(path).exists():
+            ready.append(path)
+        elif not path.exists():
+            failed[path] = FileNotFoundError(f"{path}: neither it nor its partial file exists")
+    try:
+        _flush([partial_path(p) for p in ready])
+    except OSError as exc:
+        return failed | dict.fromkeys(ready, exc)
+    for path in ready:
+        try:
+            os.replace(partial_path(path), path)
+        except OSError as exc:
+            failed[path] = exc
+    for folder in {p.parent for p in ready if p not in failed}:
+        fsync_folder(folder)
+    return failed
+
+
+#: Files flushed one fsync each at most; more take one ``syncfs``, which also flushes whatever
+#: else is dirty on the file system, so it is worth it only for a group of files.
+FSYNC_EACH_UP_TO = 4
+
+
+def _flush(files: list[Path]) -> None:
+    syncfs = _syncfs() if len(files) > FSYNC_EACH_UP_TO else None
+    if syncfs is not None:
+        devices: dict[int, Path] = {}
+        for file in files:
+            devices.setdefault(file.stat().st_dev, file.parent)
+        for folder in devices.values():
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                if syncfs(fd) != 0:
+                    raise OSError(ctypes.get_errno(), f"syncfs of {folder} failed")
+            finally:
+                os.close(fd)
+        return
+    for file in files:
+        fd = os.open(file, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """Linux's ``syncfs(2)`` (flush one file system), or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    return function
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the renames into ``folder`` durable (an fsync of the folder; ignored where the
+    platform cannot)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -155,6 +155,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             control_route(control, authorize=admins),
             queued.route(),
         ],
+        asynchronous=queued.app,
     )
     plane.metrics.per_model(usage.top_models)  # bounded: the top K models and "other"
     stop = asyncio.Event()

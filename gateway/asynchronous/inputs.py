@@ -14,6 +14,7 @@ sent through the endpoint and written to its output, so naming a location is rea
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,8 +67,17 @@ class InputPolicy:
         return checked
 
     def check_output(self, location: str) -> None:
-        """An answer or failure location must not fall into the state folder."""
-        if not is_s3(location) and within(location, str(self.state_dir)):
+        """An answer or failure location must not fall into the state folder.
+
+        Its folder is what is checked (the name is one file name, no ``/``; an answer replaces
+        whatever link has that name rather than write through it), resolved once per folder:
+        a folder that becomes a link into the state folder later is a change only someone with
+        the gateway's own file rights can make.
+        """
+        if is_s3(location):
+            return
+        folder = _folder(str(Path.cwd() / local_path(location).expanduser().parent))
+        if folder == self.state_dir or folder.is_relative_to(self.state_dir):
             raise InvalidRequest(
                 f"The output location {location!r} lies in the gateway's state folder; check "
                 "S3OutputPathExtension and Filename."
@@ -96,6 +106,11 @@ def within(location: str, base: str) -> bool:
         return location == prefix or location.startswith(prefix + "/")
     here, there = _resolved(location), _resolved(base)
     return here == there or here.is_relative_to(there)
+
+
+@functools.lru_cache(maxsize=1024)
+def _folder(path: str) -> Path:
+    return Path(path).resolve()
 
 
 def _resolved(location: str) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gateway.asynchronous.storage import Storage, StorageError
@@ -38,6 +38,8 @@ class Outcome:
     content_type: str | None = None
     #: Its object was already there (written before a restart): only the row is finished.
     recovered: bool = False
+    #: A local answer not written yet: the group commit that finishes the row writes it.
+    answer: bytes | None = None
 
 
 class Failed(Exception):
@@ -74,14 +76,13 @@ async def recovered(storage: Storage, row: QueuedInvocation) -> Outcome | None:
 async def settle(
     row: QueuedInvocation,
     what: str,
-    write: Callable[..., object],
-    *args: object,
+    act: Callable[[], Awaitable[object]],
     backoff: float = SETTLE_BACKOFF,
 ) -> bool:
-    """``write(*args)`` in a thread, tried SETTLE_TRIES times with backoff; whether it did."""
+    """``await act()``, tried SETTLE_TRIES times with backoff; whether it did."""
     for attempt in range(1, SETTLE_TRIES + 1):
         try:
-            await asyncio.to_thread(write, *args)
+            await act()
             return True
         except Exception as exc:  # a storage or a database error: both are worth a retry
             name = row.inference_id

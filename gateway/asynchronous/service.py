@@ -7,17 +7,19 @@ the endpoints serve and closed before they stop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 from starlette.routing import Route
 
+from gateway.asynchronous.commits import GroupCommit
 from gateway.asynchronous.inputs import InputPolicy, parse_roots
 from gateway.asynchronous.metrics import BacklogCollector
 from gateway.asynchronous.storage import Storage
 from gateway.asynchronous.submit import Submitter
 from gateway.asynchronous.worker import Workers
-from gateway.edge.async_route import async_route
+from gateway.edge.async_route import AsyncInvocationsApp, async_route
 from gateway.edge.auth import caller_role
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
@@ -36,12 +38,15 @@ class AsyncInference:
         self.table = table = plane.table
         self.settings = settings
         storage = Storage(settings.s3_endpoint_url)
+        #: The queue's writes, a transaction per group: the submitter's and the workers'.
+        self.commits = GroupCommit(store, storage)
         self.workers = Workers(
             store,
             plane.invocations,
             storage,
             max_bytes=settings.async_max_bytes,
             region=settings.region,
+            commits=self.commits,
         )
         policy = InputPolicy(
             admin_roots=tuple(str(r) for r in roots),
@@ -50,7 +55,7 @@ class AsyncInference:
         )
         plane.metrics.registry.register(BacklogCollector(store, table))
         self.submit = Submitter(
-            store,
+            self.commits,
             table,
             storage,
             policy,
@@ -59,9 +64,15 @@ class AsyncInference:
             account=settings.account,
         )
 
-    def route(self) -> Route:
+    @functools.cached_property
+    def app(self) -> AsyncInvocationsApp:
+        """InvokeEndpointAsync's ASGI app (``create_app(..., asynchronous=...)``)."""
         settings = self.settings
-        return async_route(self.submit, role=lambda scope: caller_role(scope, settings))
+        return AsyncInvocationsApp(self.submit, role=lambda scope: caller_role(scope, settings))
+
+    def route(self) -> Route:
+        """The route, for requests the edge's shortcut does not hand ``app`` itself."""
+        return async_route(self.app)
 
     async def start(self) -> None:
         await self.workers.start()

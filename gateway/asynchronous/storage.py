@@ -1,7 +1,8 @@
 """Inputs read and answers written, on S3 (through fsspec and s3fs) or in local folders.
 
 An answer appears whole or not at all: a local one is written to a hidden partial file beside its
-final name, fsynced and renamed over it; an S3 one is a single put (multipart for large ones,
+final name, made durable and renamed over it (at once, or with the others of its group commit:
+``publish``); an S3 one is a single put (multipart for large ones,
 which S3 also shows only once complete). The partial file's name is fixed per answer, so a retry
 after a crash overwrites the one a killed worker left. Blocking calls: run them in a thread.
 """
@@ -9,11 +10,12 @@ after a crash overwrites the one a killed worker left. Blocking calls: run them 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from gateway.atomic import write_atomic
+from gateway.atomic import publish, write_atomic, write_partial
 
 S3 = "s3://"
 
@@ -117,12 +119,27 @@ class Storage:
         except Exception as exc:
             raise StorageError(f"{url}: cannot be checked: {exc}") from exc
 
-    def write(self, url: str, data: bytes) -> None:
-        """``data`` at ``url``, all of it or nothing."""
+    def write(self, url: str, data: bytes, *, later: bool = False) -> None:
+        """``data`` at ``url``, all of it or nothing, durable. ``later``: a local file is only
+        written to its partial file, and appears (durable) at ``publish``: the group commit
+        publishes all the objects it records at once, for one flush instead of one each. An
+        S3 put is whole and durable when it returns either way."""
         try:
             if is_s3(url):
                 self._s3().pipe_file(url[len(S3) :], data)
-                return
-            write_atomic(local_path(url), data, sync_folder=True)
+            elif later:
+                write_partial(local_path(url), data, sync=False)
+            else:
+                write_atomic(local_path(url), data, sync_folder=True)
         except Exception as exc:
             raise StorageError(f"{url}: cannot be written: {exc}") from exc
+
+    def publish(self, urls: Iterable[str]) -> dict[str, StorageError]:
+        """The local objects written ``later`` made durable and put in place (see
+        ``gateway.atomic.publish``; ones already in place are left alone); those that could
+        not be, with why."""
+        local = {local_path(u): u for u in urls if not is_s3(u)}
+        failed = publish(local)
+        return {
+            local[p]: StorageError(f"{local[p]}: cannot be written: {e}") for p, e in failed.items()
+        }

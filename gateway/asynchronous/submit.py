@@ -14,13 +14,14 @@ import re
 import uuid
 from collections.abc import Callable
 
+from gateway.asynchronous.commits import GroupCommit
 from gateway.asynchronous.inputs import InputPolicy
 from gateway.asynchronous.storage import Storage, StorageError, join
 from gateway.control.context import DEFAULT_ACCOUNT
 from gateway.edge.async_route import Accepted, AsyncSubmission
 from gateway.errors import InvalidRequest, endpoint_not_found
 from gateway.live import EndpointTable, LiveEndpoint
-from gateway.state import StateStore
+from gateway.state import Enqueue
 from pipelines.spec import AsyncInferenceSpec, EndpointSpec, Execution, Mode
 
 #: An InferenceId that can name a file as it is; any other gets a generated file name.
@@ -34,7 +35,7 @@ class Submitter:
 
     def __init__(
         self,
-        store: StateStore,
+        commits: GroupCommit,
         table: EndpointTable,
         storage: Storage,
         policy: InputPolicy,
@@ -42,7 +43,7 @@ class Submitter:
         wake: Callable[[], None],
         account: str = DEFAULT_ACCOUNT,
     ) -> None:
-        self.store = store
+        self.commits = commits
         self.account = account
         self.table = table
         self.storage = storage
@@ -63,22 +64,24 @@ class Submitter:
         output, failure = locations(live.spec, config, inference_id, call)
         for location in (output, failure):
             self.policy.check_output(location)
-        row = await asyncio.to_thread(
-            self.store.enqueue,
-            inference_id=inference_id,
-            endpoint=live.name,
-            ttl=call.ttl,
-            timeout=call.timeout,
-            output_location=output,
-            failure_location=failure,
-            input_location=input_location,
-            body=call.body,
-            request={
-                "ContentType": call.content_type,
-                "Accept": call.accept,
-                "CustomAttributes": call.custom_attributes,
-                "InputLocation": call.input_location,
-            },
+        # Durable before the 202, in one transaction with whatever else is accepted meanwhile.
+        row = await self.commits.enqueue(
+            Enqueue(
+                inference_id=inference_id,
+                endpoint=live.name,
+                ttl=call.ttl,
+                timeout=call.timeout,
+                output_location=output,
+                failure_location=failure,
+                input_location=input_location,
+                body=call.body,
+                request={
+                    "ContentType": call.content_type,
+                    "Accept": call.accept,
+                    "CustomAttributes": call.custom_attributes,
+                    "InputLocation": call.input_location,
+                },
+            )
         )
         self.wake()
         return Accepted(row.inference_id, row.output_location, row.failure_location)
@@ -156,10 +159,24 @@ def locations(
     else:
         stem = inference_id if _SAFE_NAME.match(inference_id) else str(uuid.uuid4())
         name = stem + OUTPUT_SUFFIX
-    output_base = spec.resolve(config.output_path)
-    failure_base = spec.resolve(config.failure_path) if config.failure_path else output_base
+    output_base = _resolve(spec, config.output_path)
+    failure_base = _resolve(spec, config.failure_path) if config.failure_path else output_base
     parts = [extension] if extension else []
     return (
         join(output_base, *parts, name),
         join(failure_base, *parts, stem + FAILURE_SUFFIX),
     )
+
+
+#: ``spec.resolve`` of output paths, by the spec's folder and the path: once, not per submit.
+_RESOLVED: dict[tuple[str, str], str] = {}
+
+
+def _resolve(spec: EndpointSpec, location: str) -> str:
+    key = (str(spec.source), location)
+    found = _RESOLVED.get(key)
+    if found is None:
+        if len(_RESOLVED) > 1024:
+            _RESOLVED.clear()
+        found = _RESOLVED[key] = spec.resolve(location)
+    return found

@@ -20,8 +20,9 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from gateway.asynchronous.commits import GroupCommit
 from gateway.asynchronous.notify import Notifier, message
 from gateway.asynchronous.outcome import (
     INTERNAL,
@@ -32,13 +33,13 @@ from gateway.asynchronous.outcome import (
     recovered,
     settle,
 )
-from gateway.asynchronous.storage import Storage, StorageError
+from gateway.asynchronous.storage import Storage, StorageError, is_s3
 from gateway.calls import InvocationRequest
 from gateway.errors import ModelError, ServiceUnavailable
 from gateway.live import LiveEndpoint
 from gateway.serving.held import variant_key
 from gateway.serving.invocation import Invocations
-from gateway.state import AsyncStatus, QueuedInvocation, StateStore
+from gateway.state import AsyncStatus, Finish, QueuedInvocation, StateStore
 from gateway.state.queue import EXPIRED_BATCH
 from pipelines.spec import AsyncInferenceSpec
 
@@ -79,8 +80,11 @@ class Workers:
         max_bytes: int,
         region: str,
         notifier: Notifier | None = None,
+        commits: GroupCommit | None = None,
     ) -> None:
         self.store = store
+        #: Requests marked ended, a group per transaction (shared with the submitter).
+        self.commits = commits or GroupCommit(store, storage)
         self.invocations = invocations
         self.table = invocations.table
         self.storage = storage
@@ -127,6 +131,7 @@ class Workers:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         await self.notifier.aclose()
+        await self.commits.aclose()
 
     async def _run(self) -> None:
         while True:
@@ -139,25 +144,34 @@ class Workers:
                 log.exception("asynchronous queue: claiming work failed")
 
     async def _fill(self) -> None:
-        room = EXPIRED_BATCH - self._expiring
-        for row in await asyncio.to_thread(self.store.claim_expired, room):
-            self._spawn(row, expired=True)
+        """Claim what fits, at one look (one transaction): expired requests up to
+        EXPIRED_BATCH being failed, and each serving endpoint's up to its free capacity."""
         now = time.monotonic()
-        for name in await asyncio.to_thread(self.store.queued_endpoints):
-            live = self.table.get(name)
-            if live is None or live.spec.async_inference is None:
-                continue  # not serving (yet): it waits, and its TTL runs
-            if self._paused.get(name, 0.0) > now:
-                continue
+        free: dict[str, int] = {}
+        at_zero: list[LiveEndpoint] = []
+        for live in self.table.live():
+            if live.spec.async_inference is None or self._paused.get(live.name, 0.0) > now:
+                continue  # one not serving (yet) waits, and its TTL runs
             if not any(v.instances for v in live.variants):
-                # Scaled to zero: the requests stay queued (HasBacklogWithoutCapacity) and the
-                # autoscaling side hears at once that an instance is wanted.
-                for variant in live.variants:
-                    self.invocations.held.want(variant_key(name, variant.name), request=False)
+                at_zero.append(live)
                 continue
-            free = capacity(live) - self._running.get(name, 0)
-            for row in await asyncio.to_thread(self.store.claim, name, free):
-                self._spawn(row)
+            free[live.name] = capacity(live) - self._running.get(live.name, 0)
+        if at_zero:
+            # Scaled to zero: the requests stay queued (HasBacklogWithoutCapacity) and the
+            # autoscaling side hears at once that an instance is wanted, if any are queued.
+            queued = set(await asyncio.to_thread(self.store.queued_endpoints))
+            for live in at_zero:
+                if live.name in queued:
+                    for variant in live.variants:
+                        self.invocations.held.want(
+                            variant_key(live.name, variant.name), request=False
+                        )
+        room = EXPIRED_BATCH - self._expiring
+        expired, taken = await asyncio.to_thread(self.store.claim_work, free, room)
+        for row in expired:
+            self._spawn(row, expired=True)
+        for row in taken:
+            self._spawn(row)
         if time.time() - self._pruned > 3600:
             self._pruned = time.time()
             await asyncio.to_thread(self.store.prune_finished, time.time() - KEEP_FINISHED)
@@ -211,7 +225,7 @@ class Workers:
                 "could take it.",
             )
         try:
-            content_type = await self._invoke(row)
+            content_type, answer = await self._invoke(row)
         except ServiceUnavailable:
             # Its containers are restarting: back in line, tried again shortly (TTL permitting).
             self._paused[row.endpoint] = time.monotonic() + PAUSE
@@ -219,10 +233,11 @@ class Workers:
             return None
         except Failed as failed:
             return Outcome(failed.code, failed.reason)
-        return Outcome(content_type=content_type)
+        return Outcome(content_type=content_type, answer=answer)
 
-    async def _invoke(self, row: QueuedInvocation) -> str | None:
-        """Run the request and write its answer; the answer's content type. Raises Failed."""
+    async def _invoke(self, row: QueuedInvocation) -> tuple[str | None, bytes | None]:
+        """Run the request; its answer's content type, and the answer when it is for the group
+        commit to write (a local one; an S3 one is written here). Raises Failed."""
         try:
             if row.body is not None:
                 data = row.body
@@ -270,11 +285,14 @@ class Workers:
             raise Failed(error.code, error.message + extra)
         assert done.result is not None
         result = done.result
+        if not is_s3(row.output_location):
+            # Written and put in place by the group commit that marks it Completed.
+            return result.content_type, result.body
         try:
             await asyncio.to_thread(self.storage.write, row.output_location, result.body)
         except StorageError as exc:
             raise Failed("OutputError", f"The answer could not be written: {exc}") from None
-        return result.content_type
+        return result.content_type, None
 
     def _broke_off(self, row: QueuedInvocation, exc: ServiceUnavailable) -> None:
         """Count a container breaking off the request; at MAX_BREAKS it fails (raises Failed)."""
@@ -290,18 +308,23 @@ class Workers:
         ) from None
 
     async def _end(self, row: QueuedInvocation, outcome: Outcome) -> None:
-        """Write the failure object (an answer is already written), then finish the row.
+        """Write the failure object (an answer is written by the group that finishes the row,
+        or already, on S3), then finish the row.
 
         Each write is tried SETTLE_TRIES times. A failure object that still cannot be written
         leaves the row ``Running``: the request runs again at the next start. A row that cannot
         be marked finished stays ``Running`` too, and the next start finishes it by its object.
         """
         ok = outcome.code is None
+        store, storage = self.store, self.storage
         if not ok and not outcome.recovered:
             body = failure_document(row, outcome)
-            if not await self._settle(
-                row, "write its failure object", self.storage.write, row.failure_location, body
-            ):
+
+            def write() -> Awaitable[None]:
+                where = row.failure_location
+                return asyncio.to_thread(storage.write, where, body, later=True)
+
+            if not await self._settle(row, "write its failure object", write):
                 log.error(
                     "asynchronous request %s failed (%s: %s) and its failure object could not "
                     "be written to %s: it stays Running and runs again at the next start",
@@ -311,11 +334,26 @@ class Workers:
                     row.failure_location,
                 )
                 return
-        ended = self.store.now()
+        ended = store.now()
         status = AsyncStatus.COMPLETED if ok else AsyncStatus.FAILED
         reason = None if ok else outcome.reason
-        finish = self.store.finish
-        if not await self._settle(row, "mark it finished", finish, row.seq, status, reason):
+        written = row.output_location if ok else row.failure_location
+
+        unwritten: list[StorageError] = []
+
+        async def finish() -> None:
+            change = Finish(row.seq, status, reason)
+            try:
+                await self.commits.finish(change, written, outcome.answer)
+            except StorageError as exc:  # the answer itself: an OutputError, not retried
+                unwritten.append(exc)
+
+        settled = await self._settle(row, "mark it finished", finish)
+        if unwritten:
+            reason = f"The answer could not be written: {unwritten[0]}"
+            await self._end(row, Outcome("OutputError", reason))
+            return
+        if not settled:
             log.error(
                 "asynchronous request %s ended (%s) but the queue could not mark it so: it "
                 "stays Running until the next start, which finishes it by its object",
@@ -326,15 +364,17 @@ class Workers:
             return  # notifications are sent at most once: the dead worker's was lost or sent
         config = self._config(row)
         webhook = (config.success_webhook if ok else config.error_webhook) if config else None
+        if webhook is None:
+            return
         failure = None if ok else f"{outcome.code}: {outcome.reason}"
         kind = {"content_type": outcome.content_type, "reason": failure}
         self.notifier.send(webhook, message(row, region=self.region, ok=ok, ended=ended, **kind))
 
     async def _settle(
-        self, row: QueuedInvocation, what: str, write: Callable[..., object], *args: object
+        self, row: QueuedInvocation, what: str, act: Callable[[], Awaitable[object]]
     ) -> bool:
         """``settle`` at this worker's backoff (the tests shorten it)."""
-        return await settle(row, what, write, *args, backoff=self.settle_backoff)
+        return await settle(row, what, act, backoff=self.settle_backoff)
 
     def _config(self, row: QueuedInvocation) -> AsyncInferenceSpec | None:
         live = self.table.get(row.endpoint)

@@ -160,3 +160,93 @@ def local_time(value: datetime | None) -> str:
     if value is None:
         return "-"
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def scaling_tables(
+    targets: list[dict[str, Any]], policies: list[dict[str, Any]], activities: list[dict[str, Any]]
+) -> list[Any]:
+    """Application Auto Scaling's view of an endpoint: its scalable targets (capacity bounds,
+    suspended parts), their policies (what each tracks or steps on) and the last activities
+    (status and cause), newest first; one dim line when no variant is registered."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    if not targets:
+        return ["[dim]autoscaling: no scalable target (register one to scale this endpoint)[/dim]"]
+    shown = Table(title="scalable targets", title_justify="left", header_style="bold")
+    for column in ("variant", "min", "max", "suspended"):
+        shown.add_column(column, justify="right" if column in ("min", "max") else "left")
+    for target in targets:
+        state = target.get("SuspendedState") or {}
+        suspended = [k.removesuffix("Suspended") for k, on in state.items() if on]
+        shown.add_row(
+            escape(_variant_of(target["ResourceId"])),
+            str(target["MinCapacity"]),
+            str(target["MaxCapacity"]),
+            ", ".join(suspended) or "-",
+        )
+    out: list[Any] = [shown]
+    if policies:
+        table = Table(title="scaling policies", title_justify="left", header_style="bold")
+        for column in ("variant", "policy", "type", "on"):
+            table.add_column(column, overflow="fold")
+        for policy in policies:
+            table.add_row(
+                escape(_variant_of(policy["ResourceId"])),
+                escape(policy["PolicyName"]),
+                policy["PolicyType"],
+                escape(_policy_summary(policy)),
+            )
+        out.append(table)
+    table = Table(title="last scaling activities", title_justify="left", header_style="bold")
+    for column in ("started", "variant", "status", "cause"):
+        table.add_column(column, overflow="fold")
+    newest = sorted(activities, key=lambda a: str(a.get("StartTime", "")), reverse=True)
+    for activity in newest:
+        status = activity["StatusCode"]
+        style = {"Successful": "green", "Failed": "red"}.get(status)
+        table.add_row(
+            local_time(activity.get("StartTime")),
+            escape(_variant_of(activity["ResourceId"])),
+            f"[{style}]{status}[/{style}]" if style else status,
+            escape(activity.get("Cause", "")) + _message(activity),
+        )
+    if not activities:
+        table.add_row("-", "-", "-", "[dim]none yet[/dim]")
+    out.append(table)
+    return out
+
+
+def _variant_of(resource: str) -> str:
+    """``endpoint/{name}/variant/{variant}`` -> the variant."""
+    return resource.rsplit("/", 1)[-1]
+
+
+def _message(activity: dict[str, Any]) -> str:
+    from rich.markup import escape
+
+    message = activity.get("StatusMessage")
+    return f" [dim]({escape(message)})[/dim]" if message else ""
+
+
+def _policy_summary(policy: dict[str, Any]) -> str:
+    """What a policy acts on, in a line: the tracked metric and target, or the steps' alarm."""
+    tracking = policy.get("TargetTrackingScalingPolicyConfiguration")
+    if tracking is not None:
+        predefined = tracking.get("PredefinedMetricSpecification")
+        if predefined is not None:
+            metric = predefined["PredefinedMetricType"]
+        else:
+            custom = tracking.get("CustomizedMetricSpecification", {})
+            metric = f"{custom.get('Namespace', '?')}/{custom.get('MetricName', '?')}"
+        parts = [f"{metric} = {tracking['TargetValue']:g}"]
+        for key, label in (("ScaleOutCooldown", "out"), ("ScaleInCooldown", "in")):
+            if key in tracking:
+                parts.append(f"cooldown {label} {tracking[key]} s")
+        if tracking.get("DisableScaleIn"):
+            parts.append("no scale-in")
+        return ", ".join(parts)
+    steps = policy.get("StepScalingPolicyConfiguration", {})
+    alarms = ", ".join(a["AlarmName"] for a in policy.get("Alarms", [])) or "no alarm yet"
+    count = len(steps.get("StepAdjustments", []))
+    return f"{count} step(s), {steps.get('AdjustmentType', '?')}; alarms: {alarms}"

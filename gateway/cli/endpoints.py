@@ -27,6 +27,7 @@ from gateway.cli.endpoint_tables import (
     deployment_table,
     instances_table,
     local_time,
+    scaling_tables,
     status_markup,
     variants_table,
 )
@@ -47,9 +48,10 @@ endpoints = typer.Typer(
 )
 
 
-def connect(url: str, credentials: Credentials = ANONYMOUS) -> Any:
-    """botocore's ``sagemaker`` client for the gateway at ``url``: signed with the given or the
-    usual AWS credentials, or unsigned with ``X-Api-Key`` when an API key is given."""
+def connect(url: str, credentials: Credentials = ANONYMOUS, service: str = "sagemaker") -> Any:
+    """botocore's ``sagemaker`` client (or another ``service`` the gateway speaks on its port)
+    for the gateway at ``url``: signed with the given or the usual AWS credentials, or unsigned
+    with ``X-Api-Key`` when an API key is given."""
     api_key, access_key = credentials.api_key, credentials.access_key
     secret_key, region = credentials.secret_key, credentials.region
     import botocore
@@ -73,7 +75,7 @@ def connect(url: str, credentials: Credentials = ANONYMOUS) -> Any:
     )
     try:
         client = session.create_client(
-            "sagemaker",
+            service,
             endpoint_url=url,
             region_name=region or session.get_config_variable("region") or DEFAULT_REGION,
             aws_access_key_id=access_key,
@@ -87,7 +89,7 @@ def connect(url: str, credentials: Credentials = ANONYMOUS) -> Any:
         def add_key(request: Any, **_: Any) -> None:
             request.headers["X-Api-Key"] = api_key
 
-        client.meta.events.register("before-sign.sagemaker", add_key)
+        client.meta.events.register(f"before-sign.{service}", add_key)
     return client
 
 
@@ -211,7 +213,8 @@ def describe_endpoint(
     url: Url = DEFAULT_URL,
     credentials: Credentials = ANONYMOUS,
 ) -> None:
-    """An endpoint's status (and why it failed), its config's variants and its containers."""
+    """An endpoint's status (and why it failed), its config's variants and its containers, and
+    its autoscaling: scalable targets, policies and the last scaling activities."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -270,6 +273,35 @@ def describe_endpoint(
         )
     else:
         console.print(instances_table(live))
+    variants = [v["VariantName"] for v in endpoint.get("ProductionVariants", [])]
+    for table in _scaling(url, credentials, name, variants):
+        console.print()
+        console.print(table)
+
+
+#: Scaling activities shown per variant, the newest first.
+ACTIVITIES = 5
+
+
+def _scaling(url: str, credentials: Credentials, name: str, variants: list[str]) -> list[Any]:
+    """The endpoint's scalable targets, policies and last activities, read through the
+    Application Auto Scaling API on the gateway's port; a dim line when it does not answer."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = connect(url, credentials, service="application-autoscaling")
+    resources = [f"endpoint/{name}/variant/{variant}" for variant in variants]
+    namespace = {"ServiceNamespace": "sagemaker"}
+    try:
+        targets = client.describe_scalable_targets(**namespace, ResourceIds=resources)
+        policies, activities = [], []
+        for found in targets["ScalableTargets"]:
+            resource = {**namespace, "ResourceId": found["ResourceId"]}
+            policies += client.describe_scaling_policies(**resource)["ScalingPolicies"]
+            answer = client.describe_scaling_activities(**resource, MaxResults=ACTIVITIES)
+            activities += answer["ScalingActivities"]
+    except (BotoCoreError, ClientError) as exc:
+        return [f"[dim]autoscaling: not shown (Application Auto Scaling answered: {exc})[/dim]"]
+    return scaling_tables(targets["ScalableTargets"], policies, activities)
 
 
 @endpoints.command("delete")

@@ -43,11 +43,32 @@ def loadtest(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")
     ] = None,
+    chart: Annotated[
+        Path | None,
+        typer.Option(
+            "--chart",
+            help="Write a chart of the run (instances, req/s, latency over time) to this HTML "
+            "file: one self-contained page.",
+        ),
+    ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live/--no-live",
+            help="A live view of req/s, p50/p99, errors and instances per variant (only on a "
+            "terminal).",
+        ),
+    ] = True,
 ) -> None:
-    """Load-test one endpoint; ModelLatency vs OverheadLatency come from the gateway's /metrics."""
+    """Load-test one endpoint; ModelLatency vs OverheadLatency come from the gateway's /metrics.
+
+    On a terminal a live view shows each production variant's req/s, p50/p99, errors and
+    instances serving as the run goes; --chart writes the run's timeline as an HTML chart.
+    """
     from rich.console import Console
 
     from gateway.ops.loadtest import LoadSpec, render, run_load
+    from gateway.ops.loadwatch import LiveTable, chart_html, timeline
 
     spec = LoadSpec(
         url=endpoint_url,
@@ -64,13 +85,33 @@ def loadtest(
         timeout=timeout,
         headers=tuple(_header(h) for h in header or []),
     )
-    result = asyncio.run(run_load(spec))
-    Console().print(render(result))
+    console = Console()
+    view = LiveTable(f"tandem loadtest: {endpoint}")
+    watched = live and console.is_terminal
+    if watched:
+        from rich.live import Live
+
+        with Live(view, console=console, refresh_per_second=4, transient=True):
+            result = asyncio.run(run_load(spec, watch=view.update))
+    else:  # a pipe or a file gets the final table alone; a chart still polls the instances
+        result = asyncio.run(run_load(spec, watch=_ignore if chart is not None else None))
+    console.print(render(result))
     if json_out is not None:
         summary = {**result.summary(), "windows": result.windows(10.0)}
         json_out.write_text(json.dumps(summary, indent=2) + "\n")
+    if chart is not None:
+        title = f"tandem loadtest: {endpoint}, {users} users"
+        try:
+            chart.write_text(chart_html(timeline(result), title))
+        except OSError as exc:
+            _fail(f"--chart: cannot write {chart}: {exc.strerror}")
+        console.print(f"chart: {chart}")
     if result.requests and result.failures == result.requests:
         raise typer.Exit(1)  # nothing succeeded: a script should notice
+
+
+def _ignore(*_: object) -> None:
+    """A watcher that only makes the run poll the instances (kept for the chart)."""
 
 
 def _body(value: str) -> bytes:

@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from gateway.edge.auth import auth_middleware
 from gateway.edge.errors import handle_api_error, handle_unexpected
@@ -41,9 +42,11 @@ def create_app(
     settings: GatewaySettings,
     *,
     routes: Sequence[BaseRoute] = (),
+    asynchronous: ASGIApp | None = None,
 ) -> Starlette:
     """The runtime API over ``plane`` (built here from endpoints when given those); upstream
-    clients live as long as the app's lifespan."""
+    clients live as long as the app's lifespan. ``asynchronous`` is InvokeEndpointAsync's app,
+    taken by the shortcut (its route, for the rest, is one of ``routes``)."""
     if not isinstance(plane, DataPlane):
         plane = DataPlane(plane, settings)
     table, metrics, core = plane.table, plane.metrics, plane.invocations
@@ -96,7 +99,12 @@ def create_app(
         lifespan=lifespan,
         middleware=[
             *auth_middleware(settings),
-            Middleware(InvocationsShortcut, invocations=invocations, stream=stream),
+            Middleware(
+                InvocationsShortcut,
+                invocations=invocations,
+                stream=stream,
+                asynchronous=asynchronous,
+            ),
         ],
     )
     return app

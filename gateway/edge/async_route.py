@@ -9,18 +9,18 @@ locations in headers.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from gateway.credentials import ADMIN
-from gateway.edge.hotpath import read_body
-from gateway.errors import InvalidRequest
+from gateway.edge.errors import error_response
+from gateway.edge.hotpath import ASYNC_SUFFIX, PREFIX, read_body
+from gateway.errors import ApiError, InvalidRequest
 
 PATH = "/endpoints/{name}/async-invocations"
 #: The largest inline ``Body`` (botocore: ``max: 128000``); bigger inputs go through InputLocation.
@@ -78,18 +78,35 @@ class Accepted:
 Submit = Callable[[AsyncSubmission], Awaitable[Accepted]]
 
 
-def async_route(submit: Submit, role: Callable[[Scope], str] | None = None) -> Route:
-    """The route, handing each checked call to ``submit`` (which queues it or raises ApiError);
-    ``role`` tells the caller's role from the request (``admin`` when not given)."""
+class AsyncInvocationsApp:
+    """The operation as a plain ASGI app: ``InvocationsShortcut`` hands it its requests
+    straight (the router's scan and starlette's request and response objects cost as much as
+    the rest of an accepted call), and the route below wraps the same app."""
 
-    async def invoke_async(request: Request) -> Response:
-        fields = parse_headers(request.headers)
-        length = request.headers.get("content-length")
-        body = await read_body(
-            request.receive, length.encode() if length else None, MAX_INLINE_BYTES
-        )
+    def __init__(self, submit: Submit, role: Callable[[Scope], str] | None = None) -> None:
+        self.submit = submit
+        self.role = role
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            status, headers, body = await self._accept(scope, receive)
+        except ApiError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _accept(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        headers: dict[str, str] = {}
+        for key, value in scope["headers"]:
+            headers.setdefault(key.decode("latin-1").lower(), value.decode("latin-1"))
+        fields = parse_headers(headers)
+        length = headers.get("content-length")
+        body = await read_body(receive, length.encode() if length else None, MAX_INLINE_BYTES)
         if body is None:  # the client left
-            return Response(b"", status_code=400)
+            return 400, [], b""
         location = fields.pop("inputLocation")
         if location is not None and body:
             raise InvalidRequest(
@@ -101,8 +118,9 @@ def async_route(submit: Submit, role: Callable[[Scope], str] | None = None) -> R
                 "The request needs an input: the X-Amzn-SageMaker-InputLocation header (s3://, "
                 f"file:// or a folder path) or an inline body of up to {MAX_INLINE_BYTES} bytes."
             )
+        path: str = scope["path"]
         submission = AsyncSubmission(
-            endpoint=request.path_params["name"],
+            endpoint=path[len(PREFIX) : -len(ASYNC_SUFFIX)],
             input_location=location,
             body=None if location is not None else body,
             content_type=fields["contentType"],
@@ -110,14 +128,14 @@ def async_route(submit: Submit, role: Callable[[Scope], str] | None = None) -> R
             custom_attributes=fields["customAttributes"],
             inference_id=fields["inferenceId"],
             ttl=_integer(
-                request,
+                headers,
                 "x-amzn-sagemaker-requestttlseconds",
                 "requestTTLSeconds",
                 TTL_RANGE,
                 TTL_DEFAULT,
             ),
             timeout=_integer(
-                request,
+                headers,
                 "x-amzn-sagemaker-invocationtimeoutseconds",
                 "invocationTimeoutSeconds",
                 TIMEOUT_RANGE,
@@ -125,19 +143,25 @@ def async_route(submit: Submit, role: Callable[[Scope], str] | None = None) -> R
             ),
             output_extension=fields["s3OutputPathExtension"],
             filename=fields["filename"],
-            role=ADMIN if role is None else role(request.scope),
+            role=ADMIN if self.role is None else self.role(scope),
         )
-        accepted = await submit(submission)
-        return JSONResponse(
-            {"InferenceId": accepted.inference_id},
-            status_code=202,
-            headers={
-                "X-Amzn-SageMaker-OutputLocation": accepted.output_location,
-                "X-Amzn-SageMaker-FailureLocation": accepted.failure_location,
-            },
+        accepted = await self.submit(submission)
+        answer = json.dumps({"InferenceId": accepted.inference_id}).encode()
+        return (
+            202,
+            [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(answer)).encode()),
+                (b"x-amzn-sagemaker-outputlocation", accepted.output_location.encode()),
+                (b"x-amzn-sagemaker-failurelocation", accepted.failure_location.encode()),
+            ],
+            answer,
         )
 
-    return Route(PATH, invoke_async, methods=["POST"])
+
+def async_route(app: AsyncInvocationsApp) -> Route:
+    """The route of the same app, for a request the shortcut does not take."""
+    return Route(PATH, app, methods=["POST"])
 
 
 def parse_headers(headers: object) -> dict[str, str | None]:
@@ -164,9 +188,9 @@ def parse_headers(headers: object) -> dict[str, str | None]:
 
 
 def _integer(
-    request: Request, header: str, member: str, bounds: tuple[int, int], default: int
+    headers: dict[str, str], header: str, member: str, bounds: tuple[int, int], default: int
 ) -> int:
-    raw = request.headers.get(header)
+    raw = headers.get(header)
     if raw is None:
         return default
     low, high = bounds

@@ -15,7 +15,7 @@ import itertools
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +67,8 @@ class Sample:
     status: int
     #: ``x-amzn-ErrorType`` of an error answer, or the exception's class without an answer.
     error: str | None = None
+    #: The production variant that answered (``x-Amzn-Invoked-Production-Variant``), if any.
+    variant: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -83,6 +85,8 @@ class LoadResult:
     overhead_latency: float | None = None
     metrics_before: MetricsSnapshot | None = None
     metrics_after: MetricsSnapshot | None = None
+    #: (seconds from the start, instances serving by variant), when they were polled.
+    instances: list[tuple[float, dict[str, int]]] = field(default_factory=list)
     _sorted: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -211,8 +215,31 @@ async def scrape(
         return None
 
 
-async def run_load(spec: LoadSpec) -> LoadResult:
-    """Drive ``spec``'s endpoint and collect every request's latency and outcome."""
+async def instance_counts(session: aiohttp.ClientSession, spec: LoadSpec) -> dict[str, int] | None:
+    """Instances serving now by production variant (``CurrentInstanceCount`` of the gateway's
+    ``GET /endpoints/{name}``), or None when it does not answer."""
+    url = f"{spec.url.rstrip('/')}/endpoints/{spec.endpoint}"
+    try:
+        async with session.get(url, headers=dict(spec.headers)) as response:
+            if response.status != 200:
+                return None
+            found = await response.json()
+        return {
+            v["VariantName"]: int(v["CurrentInstanceCount"]) for v in found["ProductionVariants"]
+        }
+    except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError):
+        return None
+
+
+#: What a watcher of a run is told about once a tick: seconds since the start, the samples so
+#: far (appended to as answers come) and the instances just polled (None: not readable).
+Watch = Callable[[float, list[Sample], dict[str, int] | None], None]
+
+
+async def run_load(spec: LoadSpec, watch: Watch | None = None, tick: float = 1.0) -> LoadResult:
+    """Drive ``spec``'s endpoint and collect every request's latency and outcome; with
+    ``watch``, also poll the instances serving every ``tick`` seconds (kept in the result)
+    and tell ``watch``."""
     if spec.users < 1:
         raise ValueError("users must be at least 1")
     target = f"{spec.url.rstrip('/')}/endpoints/{spec.endpoint}/invocations"
@@ -229,17 +256,18 @@ async def run_load(spec: LoadSpec) -> LoadResult:
 
         async def send() -> None:
             sent = time.perf_counter()
-            status, error = NO_ANSWER, None
+            status, error, variant = NO_ANSWER, None, None
             try:
                 async with session.post(target, data=spec.body, headers=headers) as response:
                     await response.read()
                     status = response.status
                     if status >= 300:
                         error = response.headers.get("x-amzn-ErrorType", "").split(":")[0]
+                    variant = response.headers.get("x-Amzn-Invoked-Production-Variant")
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 error = type(exc).__name__
             done = time.perf_counter()
-            samples.append(Sample(sent - start, done - sent, status, error))
+            samples.append(Sample(sent - start, done - sent, status, error, variant))
 
         async def user(index: int) -> None:
             if spec.spawn_rate > 0:
@@ -254,10 +282,32 @@ async def run_load(spec: LoadSpec) -> LoadResult:
                     return
                 await send()
 
+        polled: list[tuple[float, dict[str, int]]] = []
+
+        async def watcher() -> None:
+            assert watch is not None
+            while True:
+                counts = await instance_counts(session, spec)
+                now = time.perf_counter() - start
+                if counts is not None:
+                    polled.append((now, counts))
+                watch(now, samples, counts)
+                await asyncio.sleep(tick)
+
+        watching = asyncio.ensure_future(watcher()) if watch is not None else None
         await asyncio.gather(*(user(i) for i in range(spec.users)))
         elapsed = time.perf_counter() - start
+        if watching is not None:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+            assert watch is not None
+            last = await instance_counts(session, spec)
+            if last is not None:
+                polled.append((elapsed, last))
+            watch(elapsed, samples, last)
         after = await scrape(session, spec.url, extra)
     result = LoadResult(spec, elapsed, samples, metrics_before=before, metrics_after=after)
+    result.instances = polled
     if before is not None and after is not None:
         labels = {"endpoint": spec.endpoint}
         result.model_latency = average_between(before, after, METRIC_MODEL, **labels)

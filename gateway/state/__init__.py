@@ -7,7 +7,7 @@ knows HTTP or SageMaker's wire format: the control plane (``gateway.control``) d
 """
 
 from gateway.state.db import FILENAME
-from gateway.state.queue import AsyncStatus, Backlog, QueuedInvocation
+from gateway.state.queue import AsyncStatus, Backlog, Change, Enqueue, Finish, QueuedInvocation
 from gateway.state.records import (
     JOB_FINISHED,
     AlreadyExists,
@@ -37,10 +37,13 @@ __all__ = [
     "AsyncStatus",
     "Backlog",
     "BadToken",
+    "Change",
     "ConfigRecord",
     "Deployed",
     "EndpointRecord",
     "EndpointStatus",
+    "Enqueue",
+    "Finish",
     "InUse",
     "JobRecord",
     "JobStatus",

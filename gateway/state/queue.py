@@ -5,14 +5,16 @@ has ended in exactly one output or failure object. ``Queued`` -> ``Running`` (cl
 worker, ``attempts`` counted) -> ``Completed`` | ``Failed``. A gateway killed while a request
 runs leaves it ``Running``; ``requeue_running`` puts it back at its place in the line at the
 next start, and its ``attempts`` tells the worker to look for an object written before the kill
-(``gateway.asynchronous.worker``). Every change is one transaction.
+(``gateway.asynchronous.worker``). Every group of changes is one transaction (``apply``: the
+gateway gathers the requests accepted and ended meanwhile into one commit, ``gateway.asynchronous
+.commits``), committed before any of them is answered.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -59,6 +61,33 @@ class Backlog:
     oldest: float | None
 
 
+@dataclass(frozen=True)
+class Enqueue:
+    """A request accepted: a new ``Queued`` row."""
+
+    inference_id: str
+    endpoint: str
+    ttl: float
+    timeout: float
+    output_location: str
+    failure_location: str
+    input_location: str | None = None
+    body: bytes | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Finish:
+    """A request ended in its object: ``Running`` -> ``status`` (a finished row stays so)."""
+
+    seq: int
+    status: AsyncStatus
+    reason: str | None = None
+
+
+Change = Enqueue | Finish
+
+
 class AsyncQueue(Database):
     """The ``async_invocations`` table (mixed into ``StateStore``)."""
 
@@ -75,28 +104,39 @@ class AsyncQueue(Database):
         body: bytes | None = None,
         request: Mapping[str, Any] | None = None,
     ) -> QueuedInvocation:
+        change = Enqueue(
+            inference_id=inference_id,
+            endpoint=endpoint,
+            ttl=ttl,
+            timeout=timeout,
+            output_location=output_location,
+            failure_location=failure_location,
+            input_location=input_location,
+            body=body,
+            request=dict(request or {}),
+        )
+        row = self.apply([change])[0]
+        assert isinstance(row, QueuedInvocation)
+        return row
+
+    def apply(self, changes: Sequence[Change]) -> list[QueuedInvocation | None]:
+        """A group of changes in one transaction (group commit): all of them or none are
+        durable when it returns, so none is answered before all are. Per change, in order: the
+        row an ``Enqueue`` made, None for a ``Finish``."""
         now = self.now()
+        out: list[QueuedInvocation | None] = []
         with self._tx() as conn:
-            cursor = conn.execute(
-                "INSERT INTO async_invocations (inference_id, endpoint, status, created, expires, "
-                "timeout, input_location, body, output_location, failure_location, request) "
-                "VALUES (?, ?, 'Queued', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    inference_id,
-                    endpoint,
-                    now,
-                    now + ttl,
-                    timeout,
-                    input_location,
-                    body,
-                    output_location,
-                    failure_location,
-                    dump(request or {}),
-                ),
-            )
-            seq = cursor.lastrowid
-            assert seq is not None
-            return _row(_get(conn, seq))
+            for change in changes:
+                if isinstance(change, Enqueue):
+                    out.append(_insert(conn, change, now))
+                else:
+                    conn.execute(
+                        "UPDATE async_invocations SET status = ?, ended = ?, failure_reason = ?, "
+                        "body = NULL WHERE seq = ? AND status = 'Running'",
+                        (change.status.value, now, change.reason, change.seq),
+                    )
+                    out.append(None)
+        return out
 
     def get_invocation(self, seq: int) -> QueuedInvocation | None:
         with self._tx(write=False) as conn:
@@ -126,6 +166,26 @@ class AsyncQueue(Database):
             return []
         return self._claim("expires < ?", self.now(), limit, body=False)
 
+    def claim_work(
+        self, free: Mapping[str, int], expired: int
+    ) -> tuple[list[QueuedInvocation], list[QueuedInvocation]]:
+        """What the workers take at one look, in one transaction: up to ``expired`` requests
+        past their TTL (``claim_expired``), then up to ``free[endpoint]`` of each endpoint with
+        requests waiting, the one with the oldest first (``claim``)."""
+        now = self.now()
+        with self._tx() as conn:
+            old = _claim(conn, "expires < ?", now, expired, now, body=False) if expired > 0 else []
+            rows = conn.execute(
+                "SELECT endpoint, MIN(seq) AS first FROM async_invocations "
+                "WHERE status = 'Queued' GROUP BY endpoint ORDER BY first"
+            ).fetchall()
+            taken: list[QueuedInvocation] = []
+            for row in rows:
+                limit = free.get(str(row["endpoint"]), 0)
+                if limit > 0:
+                    taken += _claim(conn, "endpoint = ?", row["endpoint"], limit, now, body=True)
+            return old, taken
+
     def _claim(
         self, where: str, value: object, limit: int, *, body: bool
     ) -> list[QueuedInvocation]:
@@ -133,27 +193,11 @@ class AsyncQueue(Database):
         transaction (``where`` is one of this module's own conditions, never user text)."""
         now = self.now()
         with self._tx() as conn:
-            rows = conn.execute(
-                f"SELECT seq FROM async_invocations WHERE status = 'Queued' AND {where} "
-                "ORDER BY seq LIMIT ?",
-                (value, limit),
-            ).fetchall()
-            seqs = [int(r["seq"]) for r in rows]
-            conn.executemany(
-                "UPDATE async_invocations SET status = 'Running', started = ?, "
-                "attempts = attempts + 1 WHERE seq = ?",
-                [(now, seq) for seq in seqs],
-            )
-            return [_row(_get(conn, seq, body=body)) for seq in seqs]
+            return _claim(conn, where, value, limit, now, body=body)
 
     def finish(self, seq: int, status: AsyncStatus, reason: str | None = None) -> None:
         """The request ended (its object is written): it leaves the backlog."""
-        with self._tx() as conn:
-            conn.execute(
-                "UPDATE async_invocations SET status = ?, ended = ?, failure_reason = ?, "
-                "body = NULL WHERE seq = ? AND status = 'Running'",
-                (status.value, self.now(), reason, seq),
-            )
+        self.apply([Finish(seq, status, reason)])
 
     def release(self, seq: int) -> None:
         """A claimed request goes back in line, at its place (its endpoint could not take it)."""
@@ -207,6 +251,60 @@ _WITHOUT_BODY = (
     "seq, inference_id, endpoint, status, created, expires, timeout, attempts, started, ended, "
     "input_location, NULL AS body, output_location, failure_location, failure_reason, request"
 )
+
+
+def _claim(
+    conn: sqlite3.Connection, where: str, value: object, limit: int, now: float, *, body: bool
+) -> list[QueuedInvocation]:
+    """The oldest ``limit`` queued rows matching ``where`` set ``Running`` (``where`` is one of
+    this module's own conditions, never user text)."""
+    rows = conn.execute(
+        f"SELECT seq FROM async_invocations WHERE status = 'Queued' AND {where} "
+        "ORDER BY seq LIMIT ?",
+        (value, limit),
+    ).fetchall()
+    seqs = [int(r["seq"]) for r in rows]
+    conn.executemany(
+        "UPDATE async_invocations SET status = 'Running', started = ?, "
+        "attempts = attempts + 1 WHERE seq = ?",
+        [(now, seq) for seq in seqs],
+    )
+    return [_row(_get(conn, seq, body=body)) for seq in seqs]
+
+
+def _insert(conn: sqlite3.Connection, change: Enqueue, now: float) -> QueuedInvocation:
+    cursor = conn.execute(
+        "INSERT INTO async_invocations (inference_id, endpoint, status, created, expires, "
+        "timeout, input_location, body, output_location, failure_location, request) "
+        "VALUES (?, ?, 'Queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            change.inference_id,
+            change.endpoint,
+            now,
+            now + change.ttl,
+            change.timeout,
+            change.input_location,
+            change.body,
+            change.output_location,
+            change.failure_location,
+            dump(change.request),
+        ),
+    )
+    assert cursor.lastrowid is not None
+    return QueuedInvocation(
+        seq=cursor.lastrowid,
+        inference_id=change.inference_id,
+        endpoint=change.endpoint,
+        status=AsyncStatus.QUEUED,
+        created=now,
+        expires=now + change.ttl,
+        timeout=change.timeout,
+        output_location=change.output_location,
+        failure_location=change.failure_location,
+        input_location=change.input_location,
+        body=change.body,
+        request=dict(change.request),
+    )
 
 
 def _get(conn: sqlite3.Connection, seq: int, *, body: bool = True) -> sqlite3.Row:

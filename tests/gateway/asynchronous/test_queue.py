@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from gateway.asynchronous.storage import Storage
@@ -101,12 +102,14 @@ class Watched(StateStore):
     largest_claim = 0
     most_running = 0
 
-    def claim_expired(self, limit: int = EXPIRED_BATCH) -> list[QueuedInvocation]:
-        rows = super().claim_expired(limit)
+    def claim_work(
+        self, free: Mapping[str, int], expired: int
+    ) -> tuple[list[QueuedInvocation], list[QueuedInvocation]]:
+        rows, taken = super().claim_work(free, expired)
         assert all(row.body is None for row in rows)  # an expired request's body stays put
         self.largest_claim = max(self.largest_claim, len(rows))
         self.most_running = max(self.most_running, len(self.invocations(AsyncStatus.RUNNING)))
-        return rows
+        return rows, taken
 
 
 def test_expired_requests_are_claimed_a_batch_at_a_time_without_their_bodies(

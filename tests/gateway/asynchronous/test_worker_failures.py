@@ -4,7 +4,8 @@ object, the trace in the log), a database that refuses to mark a request finishe
 location that cannot be written.
 
 The workers run in this process on a real state database and real folders; only the failures
-are injected: a dispatcher that raises for some bodies, a store whose ``finish`` raises.
+are injected: a dispatcher that raises for some bodies, a store that refuses to mark a request
+finished.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,7 +30,7 @@ from gateway.live import EndpointTable, Instance, build_live
 from gateway.serving.dispatch import Dispatcher
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
-from gateway.state import FILENAME, AsyncStatus, QueuedInvocation, StateStore
+from gateway.state import FILENAME, AsyncStatus, Change, Finish, QueuedInvocation, StateStore
 from pipelines.spec import EndpointSpec
 
 
@@ -60,15 +61,16 @@ class Echo:
 
 
 class FlakyStore(StateStore):
-    """A real store whose ``finish`` raises the next ``refusals`` times, as a locked database."""
+    """A real store that refuses a group of changes marking a request finished the next
+    ``refusals`` times, as a locked database."""
 
     refusals = 0
 
-    def finish(self, seq: int, status: AsyncStatus, reason: str | None = None) -> None:
-        if self.refusals > 0:
+    def apply(self, changes: Sequence[Change]) -> list[QueuedInvocation | None]:
+        if self.refusals > 0 and any(isinstance(c, Finish) for c in changes):
             self.refusals -= 1
             raise sqlite3.OperationalError("database is locked")
-        super().finish(seq, status, reason)
+        return super().apply(changes)
 
 
 def enqueue(
@@ -124,7 +126,9 @@ def test_an_unexpected_error_fails_the_request_and_the_queue_goes_on(
         enqueue(store, out, "first", b"boom")
         enqueue(store, out, "second", b"fine")
         with caplog.at_level(logging.ERROR, logger="tandem.async"):
-            run(store, tmp_path, echo, lambda: (out / "second.out").exists())
+            # Each object appears with the group commit that ends its request, in either order.
+            ended = ("second.out", "first-error.out")
+            run(store, tmp_path, echo, lambda: all((out / name).exists() for name in ended))
         document = json.loads((out / "first-error.out").read_text())
         assert document == {
             "ErrorCode": "InternalFailure",
