@@ -250,6 +250,8 @@ class Reconciler:
         desired = record.desired if serving and record is not None else {}
         # Blue/green: an update runs in the other of the endpoint's two folders.
         folder = name if beside is None or beside.runtime.folder != name else f"{name}.1"
+        if not spec.all_containers:  # for inference components: their copies run apart
+            return Deployment(LiveEndpoint(spec=spec, variants=[], folder=name), config)
         endpoint = build_live(
             spec,
             self._settings.state_dir,
@@ -353,6 +355,11 @@ class Reconciler:
 
     def _serve(self, deployment: Deployment) -> None:
         self._live[deployment.runtime.name] = deployment
+        old = self._table.get(deployment.runtime.name)
+        if old is not None and old is not deployment.runtime:
+            # Inference components' copies run beside the endpoint's own containers, under
+            # the component runner: the new deployment serves them as the old one did.
+            deployment.runtime.components = old.components
         self._table.put(deployment.runtime)
 
     async def _replace(self, old: Deployment, new: Deployment) -> None:

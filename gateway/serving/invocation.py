@@ -55,8 +55,40 @@ def choose_variant(endpoint: LiveEndpoint, target: str | None) -> Variant:
         )
     if endpoint.only is not None:
         return endpoint.only
+    if not endpoint.choices:
+        raise InvalidRequest(COMPONENT_REQUIRED)
     point = random.random() * endpoint.total
     return endpoint.choices[bisect.bisect_right(endpoint.cumulative, point)]
+
+
+#: SageMaker's answers about the ``X-Amzn-SageMaker-Inference-Component`` header.
+COMPONENT_REQUIRED = (
+    "Inference Component Name header is required for endpoints to which you plan to deploy "
+    "inference components. Please include Inference Component Name header or consider using "
+    "SageMaker models."
+)
+COMPONENT_NOT_ALLOWED = (
+    "Inference Component Name header is not allowed for endpoints to which you dont plan to "
+    "deploy inference components. Please remove the Inference Component Name header and try "
+    "again."
+)
+NO_CAPACITY = (
+    "Inference Component has no capacity to process this request. ApplicationAutoScaling may "
+    "be in-progress (if configured) or try to increase the capacity by invoking "
+    "UpdateInferenceComponentRuntimeConfig API."
+)
+
+
+def choose_component(endpoint: LiveEndpoint, name: str) -> Variant:
+    """The copies of component ``name`` as a variant (chosen among by ``choose_instance``)."""
+    component = endpoint.components.get(name)
+    if component is None:
+        if not endpoint.for_components:
+            raise InvalidRequest(COMPONENT_NOT_ALLOWED)
+        raise InvalidRequest(f"Inference Component {name} not found for Endpoint {endpoint.name}.")
+    if not component.instances:
+        raise InvalidRequest(NO_CAPACITY)
+    return component
 
 
 #: Each variant's router, made on its first request and remade when its list of instances is
@@ -126,6 +158,7 @@ class Invocations:
         max_body: int | None = None,
         copies: bool = True,
         target_model: str | None = None,
+        component: str | None = None,
     ) -> Call:
         """One invocation with a whole answer; ``respond`` answers it (error or not).
 
@@ -133,10 +166,11 @@ class Invocations:
         call (an asynchronous request has its own). ``copies``: offer the request to data
         capture and the shadow variants once it is answered. ``target_model``: the MultiModel
         target when ``read`` is still to be read (the instance is chosen by it before the body
-        is read). Raises ``ClientGone``.
+        is read). ``component``: the inference component the call names. Raises
+        ``ClientGone``.
         """
         call = Call(time.perf_counter(), request_id)
-        if self._admit(call, name, target_variant, _target(read, target_model)):
+        if self._admit(call, name, target_variant, _target(read, target_model), component):
             await self._run(call, read, None, timeout, max_body)
         if respond is not None:
             await respond(call)
@@ -152,23 +186,33 @@ class Invocations:
         respond: RespondStream,
         request_id: str,
         target_model: str | None = None,
+        component: str | None = None,
     ) -> Call:
         """One invocation answered in parts: ``respond`` runs while the container streams, or
         once with ``call.error`` set when the call failed before its head."""
         call = Call(time.perf_counter(), request_id)
-        if self._admit(call, name, target_variant, _target(read, target_model)):
+        if self._admit(call, name, target_variant, _target(read, target_model), component):
             await self._run(call, read, respond, None, None)
         if not call.responded:
             await respond(call, None)
         return call
 
     def _admit(
-        self, call: Call, name: str, target_variant: str | None, target_model: str | None
+        self,
+        call: Call,
+        name: str,
+        target_variant: str | None,
+        target_model: str | None,
+        component: str | None = None,
     ) -> bool:
-        """The endpoint, variant and instance of ``call``; False with ``call.error`` set."""
+        """The endpoint, variant (or component) and instance (or copy) of ``call``; False with
+        ``call.error`` set."""
         try:
             call.live = live = self.table.get(name) or self.endpoint(name)
-            variant = choose_variant(live, target_variant)
+            if component is None:
+                variant = choose_variant(live, target_variant)
+            else:
+                variant = choose_component(live, component)
             call.instance = choose_instance(variant, target_model, self.dispatcher.in_use)
         except ApiError as exc:
             call.error = exc

@@ -1,0 +1,208 @@
+"""Inference components on a real ``tandem serve``, through the real boto3 clients: boto3's
+walk-through (a config without a model, the endpoint, two components of two real scikit-learn
+models, each invoked, copies changed, deleted) with no request failing, and a restart that
+brings the components back.
+
+Each component's model is trained here with its own offset, so an answer says which model made
+it; the copies are real sklearn container processes placed on the endpoint's instances.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+from botocore.exceptions import ClientError
+from sklearn.linear_model import LinearRegression
+
+from tests.containers.conftest import package_model
+from tests.gateway.control.conftest import ROLE, SKLEARN_IMAGE
+from tests.gateway.lifecycle.test_reconciler import clients, wait_status
+from tests.support import PYTHON, free_port, running, wait_until
+
+pytestmark = pytest.mark.slow
+
+ENV = {"TANDEM_INSTANCE_CPUS": "2", "TANDEM_INSTANCE_MEMORY_MB": "2048"}
+ROW = b"1.0,2.0\n"
+
+
+def regression(root: Path, offset: float) -> Path:
+    """A model answering ``x0 + x1 + offset`` (so 3 + offset for ``ROW``)."""
+    x = np.random.default_rng(0).normal(size=(50, 2))
+    model = LinearRegression().fit(x, x.sum(axis=1) + offset)
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    return package_model(root, {"model.joblib": buffer.getvalue()})
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> dict[str, Path]:
+    return {"small": regression(tmp_path / "a", 0.0), "large": regression(tmp_path / "b", 100.0)}
+
+
+def serve(tmp_path: Path, state: Path) -> Any:
+    port = free_port()
+    args = [PYTHON, "-m", "gateway", "serve", "--state-dir", str(state), "--port", str(port)]
+    env = {**ENV, "TANDEM_MODEL_ROOTS": str(tmp_path)}
+    log = tmp_path / f"gateway-{port}.log"
+    return running(args, env=env, url=f"http://127.0.0.1:{port}", log=log, timeout=90), port
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[str]:
+    context, port = serve(tmp_path, tmp_path / "state")
+    with context:
+        yield f"http://127.0.0.1:{port}"
+
+
+def answer(runtime: Any, component: str) -> float:
+    found = runtime.invoke_endpoint(
+        EndpointName="ep",
+        InferenceComponentName=component,
+        Body=ROW,
+        ContentType="text/csv",
+        Accept="application/json",
+    )
+    assert found["InvokedProductionVariant"] == "AllTraffic"
+    return float(np.ravel(json.loads(found["Body"].read()))[0])
+
+
+def component_status(control: Any, name: str, wanted: str, timeout: float = 120) -> Any:
+    def check() -> Any:
+        found = control.describe_inference_component(InferenceComponentName=name)
+        return found if found["InferenceComponentStatus"] == wanted else None
+
+    return wait_until(check, timeout=timeout, what=f"component {name} {wanted}")
+
+
+def setup(control: Any, models: dict[str, Path]) -> None:
+    """boto3's walk-through up to two components InService (one copy each)."""
+    for name, path in models.items():
+        control.create_model(
+            ModelName=name,
+            PrimaryContainer={"Image": SKLEARN_IMAGE, "ModelDataUrl": str(path)},
+            ExecutionRoleArn=ROLE,
+        )
+    control.create_endpoint_config(
+        EndpointConfigName="ic-config",
+        ExecutionRoleArn=ROLE,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "InstanceType": "ml.m5.xlarge",
+                "InitialInstanceCount": 1,
+                "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"},
+                "ManagedInstanceScaling": {
+                    "Status": "ENABLED",
+                    "MinInstanceCount": 1,
+                    "MaxInstanceCount": 2,
+                },
+            }
+        ],
+    )
+    control.create_endpoint(EndpointName="ep", EndpointConfigName="ic-config")
+    wait_status(control, "ep", "InService")
+    for name, memory in (("small", 512), ("large", 1024)):
+        control.create_inference_component(
+            InferenceComponentName=name,
+            EndpointName="ep",
+            VariantName="AllTraffic",
+            Specification={
+                "ModelName": name,
+                "ComputeResourceRequirements": {
+                    "NumberOfCpuCoresRequired": 0.5,
+                    "MinMemoryRequiredInMb": memory,
+                    "MaxMemoryRequiredInMb": 1536,
+                },
+            },
+            RuntimeConfig={"CopyCount": 1},
+        )
+    for name in models:
+        component_status(control, name, "InService")
+
+
+def test_boto3_walk_through_runs_with_no_failed_request(
+    gateway: str, models: dict[str, Path]
+) -> None:
+    control, runtime = clients(gateway)
+    setup(control, models)
+    assert answer(runtime, "small") == pytest.approx(3.0, abs=1e-6)
+    assert answer(runtime, "large") == pytest.approx(103.0, abs=1e-6)
+    described = control.describe_inference_component(InferenceComponentName="small")
+    assert described["RuntimeConfig"] == {"DesiredCopyCount": 1, "CurrentCopyCount": 1}
+    assert described["Specification"]["ModelName"] == "small"
+    listed = control.list_inference_components(
+        EndpointNameEquals="ep", SortBy="Name", SortOrder="Ascending"
+    )
+    assert [c["InferenceComponentName"] for c in listed["InferenceComponents"]] == [
+        "large",
+        "small",
+    ]
+
+    # Requests run all along while the copy counts change: none may fail.
+    failures: list[str] = []
+    answered = [0]
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                assert answer(runtime, "small") == pytest.approx(3.0, abs=1e-6)
+                answered[0] += 1
+            except Exception as exc:
+                failures.append(repr(exc))
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        control.update_inference_component_runtime_config(
+            InferenceComponentName="small", DesiredRuntimeConfig={"CopyCount": 3}
+        )
+        grown = component_status(control, "small", "InService")
+        assert grown["RuntimeConfig"]["CurrentCopyCount"] == 3
+        # 3 x 512 MiB and the other's 1024 need more than one instance of 2048 MiB:
+        # ManagedInstanceScaling added the second.
+        control.update_inference_component_runtime_config(
+            InferenceComponentName="small", DesiredRuntimeConfig={"CopyCount": 1}
+        )
+        shrunk = component_status(control, "small", "InService")
+        assert shrunk["RuntimeConfig"] == {"DesiredCopyCount": 1, "CurrentCopyCount": 1}
+        wait_until(lambda: answered[0] >= 20, timeout=60, what="requests under the changes")
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert failures == []
+
+    # Zero copies: SageMaker's answer, until a copy runs again.
+    control.update_inference_component_runtime_config(
+        InferenceComponentName="large", DesiredRuntimeConfig={"CopyCount": 0}
+    )
+    component_status(control, "large", "InService")
+    with pytest.raises(ClientError) as refused:
+        answer(runtime, "large")
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
+    assert "no capacity" in refused.value.response["Error"]["Message"]
+    control.update_inference_component_runtime_config(
+        InferenceComponentName="large", DesiredRuntimeConfig={"CopyCount": 1}
+    )
+    component_status(control, "large", "InService")
+    assert answer(runtime, "large") == pytest.approx(103.0, abs=1e-6)
+
+    for name in models:
+        control.delete_inference_component(InferenceComponentName=name)
+    wait_until(
+        lambda: not control.list_inference_components()["InferenceComponents"],
+        timeout=60,
+        what="components deleted",
+    )
+    with pytest.raises(ClientError) as gone:
+        answer(runtime, "small")
+    assert gone.value.response["Error"]["Code"] == "ValidationError"
+    control.delete_endpoint(EndpointName="ep")
