@@ -125,8 +125,10 @@ class Instance:
     containers: list[ContainerRuntime] = field(default_factory=list)
     #: Requests being answered now: an endpoint replaced or deleted is stopped once it is 0.
     inflight: int = 0
-    #: A copy of an inference component: the component's name (its metrics and logs).
+    #: A copy of an inference component: the component's name (its metrics and logs), and the
+    #: instance of the endpoint it is placed on (``variant/index``).
     component: str | None = None
+    host: str = ""
 
     @classmethod
     def from_spec(

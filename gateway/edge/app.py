@@ -105,7 +105,7 @@ def create_app(
 def _status(endpoint: LiveEndpoint) -> str:
     """SageMaker's EndpointStatus, derived from the containers' states."""
     states = {c.state for r in endpoint.runtimes for c in r.containers}
-    if states == {ContainerState.HEALTHY}:
+    if not states or states == {ContainerState.HEALTHY}:  # an endpoint for components: none
         return "InService"
     if ContainerState.FAILED in states:
         return "Failed"
@@ -115,17 +115,23 @@ def _status(endpoint: LiveEndpoint) -> str:
 
 
 def _describe(endpoint: LiveEndpoint, dispatcher: Dispatcher) -> dict[str, Any]:
-    first = endpoint.variants[0].instances[0]
-    return {
+    first = endpoint.variants[0].instances[0] if endpoint.variants else None
+    described = {
         "EndpointName": endpoint.name,
         "EndpointStatus": _status(endpoint),
-        "Mode": first.spec.execution.value,
-        "Variant": first.variant,
+        "Mode": (first.spec if first else endpoint.spec).execution.value,
+        "Variant": first.variant if first else endpoint.spec.variant,
         "Timeout": endpoint.spec.timeout,
-        "Containers": _containers(first),
+        "Containers": _containers(first) if first else [],
         "ProductionVariants": [_variant(v, dispatcher) for v in endpoint.variants],
         "ShadowProductionVariants": [_variant(v, dispatcher) for v in endpoint.shadows],
     }
+    if endpoint.for_components:
+        described["InferenceComponents"] = [
+            {"InferenceComponentName": name, **_variant(v, dispatcher)}
+            for name, v in sorted(endpoint.components.items())
+        ]
+    return described
 
 
 def _variant(variant: Variant, dispatcher: Dispatcher) -> dict[str, Any]:
@@ -152,12 +158,21 @@ def _instance(instance: Instance, dispatcher: Dispatcher) -> dict[str, Any]:
         for c in instance.containers
         if (manager := dispatcher.manager(c)) is not None
     }
-    return {
+    out: dict[str, Any] = {
         "InstanceName": instance.deployment,
         "Healthy": instance.healthy,
         "InFlight": instance.inflight,
         "LoadedModels": loaded,
     }
+    reserved = instance.containers[0].reservation if instance.containers else None
+    if instance.component is not None and reserved is not None:
+        out["PlacedOn"] = instance.host
+        out["Reservation"] = {
+            "NumberOfCpuCoresRequired": reserved.cores,
+            "MinMemoryRequiredInMb": reserved.memory_mb,
+            "MaxMemoryRequiredInMb": reserved.max_memory_mb,
+        }
+    return out
 
 
 def _containers(endpoint: Instance) -> list[dict[str, Any]]:

@@ -352,6 +352,7 @@ class ComponentRunner:
             folder = f"{record.endpoint}_{record.name}_{self._serial}"
             instance = Instance.from_spec(spec, deployment=folder)
             instance.component = record.name
+            instance.host = f"{host.variant}/{host.index}"
             for container in instance.containers:
                 container.reservation = need
             copy = Copy(record.name.lower(), instance, host, need)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import joblib
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from sklearn.linear_model import LinearRegression
 
 from tests.containers.conftest import package_model
 from tests.gateway.control.conftest import ROLE, SKLEARN_IMAGE
-from tests.gateway.lifecycle.test_reconciler import clients, wait_status
+from tests.gateway.lifecycle.test_reconciler import clients, container, wait_status
 from tests.support import PYTHON, free_port, running, wait_until
 
 pytestmark = pytest.mark.slow
@@ -206,3 +207,72 @@ def test_boto3_walk_through_runs_with_no_failed_request(
         answer(runtime, "small")
     assert gone.value.response["Error"]["Code"] == "ValidationError"
     control.delete_endpoint(EndpointName="ep")
+
+
+def test_a_restart_brings_the_components_back(tmp_path: Path, models: dict[str, Path]) -> None:
+    state = tmp_path / "state"
+    context, port = serve(tmp_path, state)
+    with context:
+        control, runtime = clients(f"http://127.0.0.1:{port}")
+        setup(control, models)
+        control.update_inference_component_runtime_config(
+            InferenceComponentName="small", DesiredRuntimeConfig={"CopyCount": 2}
+        )
+        component_status(control, "small", "InService")
+    context, port = serve(tmp_path, state)
+    with context:
+        control, runtime = clients(f"http://127.0.0.1:{port}")
+        # The port answers once what was in service serves again: no waiting needed.
+        small = control.describe_inference_component(InferenceComponentName="small")
+        assert small["InferenceComponentStatus"] == "InService"
+        assert small["RuntimeConfig"] == {"DesiredCopyCount": 2, "CurrentCopyCount": 2}
+        assert answer(runtime, "small") == pytest.approx(3.0, abs=1e-6)
+        assert answer(runtime, "large") == pytest.approx(103.0, abs=1e-6)
+
+
+def test_deleting_a_component_finishes_its_requests_in_flight(gateway: str, tmp_path: Path) -> None:
+    control, runtime = clients(gateway)
+    gate = tmp_path / "gate"
+    control.create_endpoint_config(
+        EndpointConfigName="ic-config",
+        ProductionVariants=[{"VariantName": "AllTraffic", "InitialInstanceCount": 1}],
+    )
+    control.create_endpoint(EndpointName="ep", EndpointConfigName="ic-config")
+    wait_status(control, "ep", "InService")
+    environment = container("|slow", CONTRACT_GATE=str(gate))["Environment"]
+    control.create_inference_component(
+        InferenceComponentName="slow",
+        EndpointName="ep",
+        Specification={
+            "Container": {"Environment": environment},
+            "ComputeResourceRequirements": {"MinMemoryRequiredInMb": 128},
+        },
+        RuntimeConfig={"CopyCount": 1},
+    )
+    component_status(control, "slow", "InService")
+    answers: list[bytes] = []
+
+    def slow() -> None:
+        got = runtime.invoke_endpoint(
+            EndpointName="ep", InferenceComponentName="slow", Body=b"gate", ContentType="text/plain"
+        )
+        answers.append(got["Body"].read())
+
+    thread = threading.Thread(target=slow, daemon=True)
+    thread.start()
+
+    def in_flight() -> int:
+        (found,) = httpx.get(f"{gateway}/endpoints/ep").json()["InferenceComponents"]
+        return int(found["InstanceDetails"][0]["InFlight"])
+
+    wait_until(lambda: in_flight() == 1, what="the slow call in flight")
+    control.delete_inference_component(InferenceComponentName="slow")
+    deleting = control.describe_inference_component(InferenceComponentName="slow")
+    assert deleting["InferenceComponentStatus"] == "Deleting"
+    gate.write_text("open")
+    thread.join(timeout=60)
+    assert answers == [b"gate|slow"]
+    wait_until(
+        lambda: not control.list_inference_components()["InferenceComponents"],
+        what="the component deleted",
+    )
