@@ -8,6 +8,7 @@ sees. Factories that make an error from what failed live apart (``gateway.servin
         ├── InvalidRequest           ValidationError 400       (runtime API)
         ├── ModelError               ModelError 424: a container answered non-2xx or too late
         ├── ModelNotReady            ModelNotReadyException 429
+        ├── Throttling               ThrottlingException 400: held past TANDEM_HELD_WAIT
         ├── NotFound                 ResourceNotFound 404      (models API)
         ├── InternalFailure          InternalFailure 500
         ├── ServiceUnavailable       ServiceUnavailable 503
@@ -63,6 +64,7 @@ __all__ = [
     "SerializationFailure",
     "ServiceUnavailable",
     "TandemError",
+    "Throttling",
     "UnknownOperation",
     "UnrecognizedClient",
     "ValidationException",
@@ -129,6 +131,14 @@ class ModelError(ApiError):
 class ModelNotReady(ApiError):
     code = "ModelNotReadyException"
     status = 429
+
+
+class Throttling(ApiError):
+    """AWS's common throttling error (HTTP 400, as its docs list it; botocore retries it): a
+    variant at zero that got no instance within TANDEM_HELD_WAIT, or held too many requests."""
+
+    code = "ThrottlingException"
+    status = 400
 
 
 class NotFound(ApiError):

@@ -134,10 +134,15 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
         region=settings.region,
         account=settings.account,
         alarms=alarms.store.alarms,
+        budget=settings.container_budget,
     )
     evaluator = Evaluator(
-        scaling, interval=settings.autoscaling_interval, minute=settings.autoscaling_minute
+        scaling,
+        interval=settings.autoscaling_interval,
+        minute=settings.autoscaling_minute,
+        wanted=plane.held.wanted,
     )
+    plane.held.listeners.append(evaluator.on_wanted)  # a variant at zero wakes at once
     AlarmApi(alarms, region=settings.region, account=settings.account).attach(metric_api)
     alarms.listeners.append(evaluator.on_alarm)  # step scaling policies named by AlarmActions
     app = create_app(

@@ -129,6 +129,10 @@ class GatewaySettings(BaseSettings):
     #: with it: 1 in tests, for reactions 60 times as fast).
     autoscaling_interval: float = Field(default=10.0, gt=0)
     autoscaling_minute: int = 60
+    #: Scale to zero (gateway/serving/held.py): requests held per variant at zero instances
+    #: while one starts, at most, and the seconds each waits before ThrottlingException.
+    held_requests: int = Field(default=100, ge=0)
+    held_wait: float = Field(default=30.0, ge=0)
     #: The account in every ARN and message (twelve digits, as AWS's).
     account: str = Field(default="000000000000", pattern=r"^\d{12}$")
     #: The host budget: containers (instances x containers, over every endpoint) this machine

@@ -36,6 +36,7 @@ from gateway.asynchronous.storage import Storage, StorageError
 from gateway.calls import InvocationRequest
 from gateway.errors import ModelError, ServiceUnavailable
 from gateway.live import LiveEndpoint
+from gateway.serving.held import variant_key
 from gateway.serving.invocation import Invocations
 from gateway.state import AsyncStatus, QueuedInvocation, StateStore
 from gateway.state.queue import EXPIRED_BATCH
@@ -147,6 +148,12 @@ class Workers:
             if live is None or live.spec.async_inference is None:
                 continue  # not serving (yet): it waits, and its TTL runs
             if self._paused.get(name, 0.0) > now:
+                continue
+            if not any(v.instances for v in live.variants):
+                # Scaled to zero: the requests stay queued (HasBacklogWithoutCapacity) and the
+                # autoscaling side hears at once that an instance is wanted.
+                for variant in live.variants:
+                    self.invocations.held.want(variant_key(name, variant.name), request=False)
                 continue
             free = capacity(live) - self._running.get(name, 0)
             for row in await asyncio.to_thread(self.store.claim, name, free):

@@ -46,9 +46,11 @@ class ScalingApi:
         self, store: ScalingStore, control: Control, metrics: policies.MetricLookup, *,
         region: str = "us-east-1", account: str = "000000000000",
         clock: Callable[[], float] = time.time,
-        alarms: Callable[[], list[dict[str, Any]]] | None = None,
+        alarms: Callable[[], list[dict[str, Any]]] | None = None, budget: int | None = None,
     ) -> None:  # fmt: skip
         self.store, self.control, self.metrics = store, control, metrics
+        #: The host budget in containers (TANDEM_MAX_CONTAINERS): bounds MaxCapacity too.
+        self.budget = budget
         self.region, self.account, self.clock = region, account, clock
         #: CloudWatch's alarms, to show which ones invoke a step policy.
         self.alarms = alarms
@@ -96,6 +98,38 @@ class ScalingApi:
             f"ResourceId {resource!r}: endpoint {endpoint!r} has no variant {variant!r}."
         )
 
+    def _most(self, resource: str) -> tuple[int, str]:
+        """The most instances the variant may run, and the limit that says so: the spec's
+        bound, or the host budget over the containers one of its instances runs."""
+        spec = (MAX_INSTANCES, f"the limit of {MAX_INSTANCES} instances per variant")
+        if self.budget is None:
+            return spec
+        containers = self._containers(resource)
+        most = self.budget // containers
+        if most >= MAX_INSTANCES:
+            return spec
+        return most, (
+            f"the host budget of {self.budget} containers (TANDEM_MAX_CONTAINERS): at most "
+            f"{most} instances of {containers} container(s)"
+        )
+
+    def _containers(self, resource: str) -> int:
+        """Containers one instance of the variant runs (its model's), 1 if unknown."""
+        endpoint, variant = checks.endpoint_of(resource)
+        try:
+            described = self.control.call("DescribeEndpoint", {"EndpointName": endpoint})
+            config = self.control.call(
+                "DescribeEndpointConfig", {"EndpointConfigName": described["EndpointConfigName"]}
+            )
+            model = next(
+                v["ModelName"] for v in config.get("ProductionVariants") or []
+                if v["VariantName"] == variant
+            )  # fmt: skip
+            found = self.control.call("DescribeModel", {"ModelName": model})
+        except (ApiError, KeyError, StopIteration):
+            return 1
+        return max(1, len(found.get("Containers") or []))
+
     def _target(self, key: Key) -> dict[str, Any]:
         found = self.store.get("target", key)
         if found is None:
@@ -134,11 +168,9 @@ class ScalingApi:
             raise ValidationException(
                 f"MinCapacity ({low}) must be at least 0 and not above MaxCapacity ({high})."
             )
-        if high > MAX_INSTANCES:
-            raise ValidationException(
-                f"MaxCapacity {high} is over the host's limit of {MAX_INSTANCES} instances per "
-                "variant."
-            )
+        most, why = self._most(key[1])
+        if high > most:
+            raise ValidationException(f"MaxCapacity {high} is over {why}.")
         suspended = {**body.get("SuspendedState", {}), **params.get("SuspendedState", {})}
         arn = body.get("ScalableTargetARN") or (
             f"arn:aws:application-autoscaling:{self.region}:{self.account}:scalable-target/"
@@ -239,14 +271,15 @@ class ScalingApi:
             raise ValidationException(
                 "ScalableTargetAction needs MinCapacity, MaxCapacity or both."
             )
+        most, why = self._most(key[1])
         if (
             (low is not None and low < 0)
-            or (high is not None and high > MAX_INSTANCES)
+            or (high is not None and high > most)
             or (low is not None and high is not None and low > high)
         ):
             raise ValidationException(
                 f"ScalableTargetAction: MinCapacity {low} and MaxCapacity {high} must be within "
-                f"0-{MAX_INSTANCES}, MinCapacity not above MaxCapacity."
+                f"0-{most} ({why}), MinCapacity not above MaxCapacity."
             )
         if body.get("StartTime") and body.get("EndTime") and body["StartTime"] > body["EndTime"]:
             raise ValidationException("StartTime must be before EndTime.")

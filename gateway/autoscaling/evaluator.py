@@ -6,6 +6,10 @@ same call a user makes: new instances pass ``/ping`` before they take traffic, r
 drain). Its activity is ``InProgress`` until DescribeEndpoint shows the variant at that count
 (``Successful``), or ``Failed`` with the reason (the call refused, the update rolled back). A
 target whose endpoint is not ``InService`` waits: its alarms stay in ALARM and fire again.
+
+A variant at zero instances that holds requests (or whose asynchronous queue is not empty) is
+woken at once (``on_wanted``, told by the serving side's ``Held``) to ``max(1, MinCapacity)``,
+without waiting for an evaluation or a policy; nothing scales a variant to zero while it does.
 """
 
 from __future__ import annotations
@@ -28,18 +32,28 @@ log = logging.getLogger("tandem.autoscaling")
 
 #: Activities kept per scalable target (the oldest go first).
 KEEP_ACTIVITIES = 1000
+#: Seconds between two looks at a variant at zero being woken (it waits for an update to end).
+WAKE_POLL = 0.1
+
+#: Whether a variant (its resource id) wanted capacity in the last so many seconds.
+Wanted = Callable[[str, float], bool]
 
 
 class Evaluator:
     def __init__(
         self, api: ScalingApi, *, interval: float, minute: int,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.time, wanted: Wanted | None = None,
     ) -> None:  # fmt: skip
+        """``wanted(resource, within)``: whether a variant at zero held a request or had a
+        queued one in the last ``within`` seconds (``gateway.serving.held.Held.wanted``)."""
         self.api, self.store = api, api.store
         self.interval, self.minute, self.clock = interval, minute, clock
+        self.wanted: Wanted = wanted or (lambda _resource, _within: False)
         self._task: asyncio.Task[None] | None = None
         #: One decision at a time: the periodic evaluation and alarm actions take turns.
         self._deciding = asyncio.Lock()
+        #: Variants at zero being woken now, by resource id.
+        self._waking: dict[str, asyncio.Task[None]] = {}
 
     async def start(self) -> None:
         if self._task is None:
@@ -49,6 +63,40 @@ class Evaluator:
     async def aclose(self) -> None:
         task, self._task = self._task, None
         await cancel(task)
+        for waking in list(self._waking.values()):
+            await cancel(waking)
+
+    def on_wanted(self, resource: str, _request: bool = True) -> None:
+        """A variant wants capacity (a request held, a queue at zero): wake it now rather
+        than at the next evaluation (``Held``'s listener)."""
+        if self._task is None or resource in self._waking or not resource.startswith("endpoint/"):
+            return
+        task = asyncio.get_running_loop().create_task(self._wake(resource))
+        self._waking[resource] = task
+        task.add_done_callback(lambda _done: self._waking.pop(resource, None))
+
+    async def _wake(self, resource: str) -> None:
+        """Evaluate the variant's target until it has an instance or wants none any more (an
+        endpoint still updating, a scale-in to zero draining, waits its turn)."""
+        key = (checks.NAMESPACE, resource, checks.DIMENSION)
+        while self.wanted(resource, self._window):
+            found = await asyncio.to_thread(self.store.get, "target", key)
+            if found is None:
+                return  # not a scalable target: nothing starts it (its requests time out)
+            try:
+                async with self._deciding:
+                    desired = await self._target(key, *found)
+            except Exception:
+                log.exception("waking %s failed", resource)
+                return
+            if desired is not None and desired > 0:
+                return
+            await asyncio.sleep(WAKE_POLL)
+
+    @property
+    def _window(self) -> float:
+        """How recent a want must be to count: a few of the asynchronous queue's polls."""
+        return max(3.0, 2 * self.interval)
 
     async def tick(self) -> None:
         """Evaluate every scalable target once."""
@@ -60,39 +108,47 @@ class Evaluator:
             except Exception:
                 log.exception("autoscaling evaluation of %s failed", key[1])
 
-    async def _target(self, key: Key, target: dict[str, Any], state: dict[str, Any]) -> None:
+    async def _target(self, key: Key, target: dict[str, Any], state: dict[str, Any]) -> int | None:
+        """Decide for one target; the desired count it is left at (None: no such variant)."""
         endpoint, variant = checks.endpoint_of(key[1])
         described = await asyncio.to_thread(self.api.describe_endpoint, endpoint)
         if described is None:
-            return
+            return None
         found = [
             v for v in described.get("ProductionVariants") or [] if v["VariantName"] == variant
         ]
         if not found:
-            return
+            return None
         desired, current = found[0]["DesiredInstanceCount"], found[0]["CurrentInstanceCount"]
         status = described["EndpointStatus"]
         state = await asyncio.to_thread(self._settle, key, state, status, current, described)
         if status != "InService" or state.get("pending"):
-            return
+            return int(desired)
         now = self.clock()
         suspended = target.get("SuspendedState", {})
         if not suspended.get("ScheduledScalingSuspended"):
             target = await asyncio.to_thread(self._scheduled, key, target, now)
-        low, high = max(1, target["MinCapacity"]), target["MaxCapacity"]
+        low, high = target["MinCapacity"], target["MaxCapacity"]
+        wanted = self.wanted(key[1], self._window)
         decision: policies.Proposal | None = None
         if desired < low:
             decision = policies.Proposal(low, True, f"minimum capacity was set to {low}")
         elif desired > high:
             decision = policies.Proposal(high, False, f"maximum capacity was set to {high}")
+        elif desired == 0 and wanted and not suspended.get("DynamicScalingOutSuspended"):
+            decision = policies.Proposal(
+                max(1, low), True, f"variant {variant} has no instance and requests wait for one "
+                "(NoCapacityInvocationFailures, HasBacklogWithoutCapacity)",
+            )  # fmt: skip
         else:
             decision = await asyncio.to_thread(self._policies, key, desired, state, now, suspended)
         if decision is None:
-            return
+            return int(desired)
         capacity = min(max(decision.capacity, low), high)
-        if capacity == desired:
-            return
+        if capacity == desired or (capacity == 0 and wanted):
+            return int(desired)  # never to zero while requests wait
         await self._scale(key, capacity, decision, state, now)
+        return capacity
 
     def _policies(
         self, key: Key, capacity: int, state: dict[str, Any], now: float,
@@ -172,8 +228,8 @@ class Evaluator:
             body, out, self.minute
         ):
             return
-        capacity = min(max(wanted, max(1, bounds["MinCapacity"])), bounds["MaxCapacity"])
-        if capacity == desired:
+        capacity = min(max(wanted, bounds["MinCapacity"]), bounds["MaxCapacity"])
+        if capacity == desired or (capacity == 0 and self.wanted(key[1], self._window)):
             return
         cause = (f"monitor alarm {alarm['AlarmName']} in state ALARM triggered policy "
                  f"{body['PolicyName']}")  # fmt: skip

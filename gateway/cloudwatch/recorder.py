@@ -23,6 +23,7 @@ from gateway.cloudwatch.rollup import (
     COUNT,
     INVOCATION,
     LOADED,
+    NO_CAPACITY,
     SAMPLE,
     SETUP,
     UNLOADED,
@@ -133,6 +134,10 @@ class Recorder:
         self._append(
             (BACKLOG, self._clock(), endpoint, size, per_instance, oldest_s, without_capacity)
         )
+
+    def no_capacity(self, endpoint: str, variant: str) -> None:
+        """A real-time request found the variant at zero instances (it is held)."""
+        self._append((NO_CAPACITY, self._clock(), endpoint, variant, 1.0))
 
     # ---- the flusher's side ---------------------------------------------------------------------
 

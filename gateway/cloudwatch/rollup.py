@@ -25,9 +25,12 @@ Key = tuple[str, str, Dims, str, int, int]
 Rollup = dict[Key, Stats]
 
 # The kinds of event, and how many fields after (kind, time) are the identity.
-INVOCATION, CONCURRENT, CACHE, LOADED, UNLOADED, SETUP, COUNT, SAMPLE, BACKLOG = range(9)
+INVOCATION, CONCURRENT, CACHE, LOADED, UNLOADED, SETUP, COUNT, SAMPLE, BACKLOG, NO_CAPACITY = range(
+    10
+)
 _IDENTITY = {
     INVOCATION: 3, CONCURRENT: 2, CACHE: 3, LOADED: 3, UNLOADED: 3, SETUP: 2, SAMPLE: 2, BACKLOG: 1,
+    NO_CAPACITY: 2,
 }  # fmt: skip
 #: Dimension sets cached, at most (then the cache starts over).
 MAX_DIMENSION_SETS = 100_000
@@ -62,7 +65,7 @@ class Rollups:
             if kind == COUNT:
                 instances[(event[2], event[3])] = max(int(event[4]), 1)
                 continue
-            res = 10 if kind == CONCURRENT else 60
+            res = 10 if kind in (CONCURRENT, NO_CAPACITY) else 60
             cut = 2 + _IDENTITY[kind]
             key = (kind, int(event[1] // res * res), *event[2:cut])
             row = event[cut:]
@@ -109,6 +112,8 @@ class Rollups:
             return [(n.CONCURRENT, d, list(columns[0]))]
         if kind == SETUP:
             return [(n.SETUP_TIME, d, list(columns[0]))]
+        if kind == NO_CAPACITY:
+            return [(n.NO_CAPACITY, d, list(columns[0]))]
         if kind == SAMPLE:
             return [
                 (m, d, list(c)) for m, c in zip((n.CPU, n.MEMORY, n.DISK), columns, strict=True)

@@ -231,10 +231,10 @@ def update_endpoint_weights_and_capacities(ctx: ControlContext, params: dict[str
                 )
             entry["weight"] = float(item["DesiredWeight"])
         if "DesiredInstanceCount" in item:
-            if item["DesiredInstanceCount"] < 1:
+            if item["DesiredInstanceCount"] < 0:
                 raise ValidationException(
-                    f"{at}.desiredInstanceCount: must be at least 1 (Tandem does not scale a "
-                    "variant to zero instances)."
+                    f"{at}.desiredInstanceCount: must be at least 0 (0 scales the variant to "
+                    "zero: its requests are held while an instance starts)."
                 )
             entry["count"] = int(item["DesiredInstanceCount"])
         if not entry:

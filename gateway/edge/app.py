@@ -105,7 +105,8 @@ def create_app(
 def _status(endpoint: LiveEndpoint) -> str:
     """SageMaker's EndpointStatus, derived from the containers' states."""
     states = {c.state for r in endpoint.runtimes for c in r.containers}
-    if not states or states == {ContainerState.HEALTHY}:  # an endpoint for components: none
+    # None: every variant is at zero, or an endpoint for components (their copies count).
+    if not states or states == {ContainerState.HEALTHY}:
         return "InService"
     if ContainerState.FAILED in states:
         return "Failed"
@@ -115,14 +116,20 @@ def _status(endpoint: LiveEndpoint) -> str:
 
 
 def _describe(endpoint: LiveEndpoint, dispatcher: Dispatcher) -> dict[str, Any]:
-    first = endpoint.variants[0].instances[0] if endpoint.variants else None
+    # A variant scaled to zero has no instance: the first one running speaks for the endpoint.
+    first = next((i for v in endpoint.variants for i in v.instances), None)
+    spec = (
+        first.spec
+        if first is not None
+        else (endpoint.variants[0].spec if endpoint.variants else endpoint.spec)
+    )
     described = {
         "EndpointName": endpoint.name,
         "EndpointStatus": _status(endpoint),
-        "Mode": (first.spec if first else endpoint.spec).execution.value,
-        "Variant": first.variant if first else endpoint.spec.variant,
+        "Mode": spec.execution.value,
+        "Variant": spec.variant,
         "Timeout": endpoint.spec.timeout,
-        "Containers": _containers(first) if first else [],
+        "Containers": _containers(first) if first is not None else [],
         "ProductionVariants": [_variant(v, dispatcher) for v in endpoint.variants],
         "ShadowProductionVariants": [_variant(v, dispatcher) for v in endpoint.shadows],
     }

@@ -31,6 +31,7 @@ from gateway.lifecycle.backends.base import Backend
 from gateway.lifecycle.budget import ContainerBudget
 from gateway.lifecycle.supervisor import Supervisor, raise_start_errors
 from gateway.live import Instance, Reservation, Variant
+from gateway.serving.held import component_key
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
 from gateway.state import ComponentRecord, ComponentStatus, EndpointStatus, StateStore, WrongState
@@ -92,6 +93,7 @@ class ComponentRunner:
         self._store, self._table, self._backend = store, plane.table, backend
         self._settings, self._specs, self._budget = settings, specs, budget
         self._dispatcher, self._metrics = plane.dispatcher, plane.metrics
+        self._held = plane.held
         self._hosts: dict[tuple[str, str], list[Host]] = {}
         self._initial: dict[tuple[str, str], int] = {}
         self._copies: dict[str, list[Copy]] = {}
@@ -291,6 +293,8 @@ class ComponentRunner:
         spec = spec or (current.spec if current is not None else self._specs.copy_spec(record))
         variant = Variant(spec, [c.instance for c in copies])
         live.components = {**live.components, record.name: variant}
+        if copies:  # requests held for a copy look again
+            self._held.notify(component_key(record.name))
 
     # ---- placement -------------------------------------------------------------------------
 

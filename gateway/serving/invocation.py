@@ -7,6 +7,9 @@ shadow copies: the endpoint by name → the variant (``choose_variant``) → the
 MultiModel: ``gateway.serving.dispatch``) → counted out → recorded once (``Recorder.finished``)
 → answered → copies offered to data capture and the shadows. The callers keep only what is
 theirs: reading the body (``read``) and answering (``respond``) in their own wire format.
+
+A variant at zero instances costs the others one test of its list of instances: its requests
+wait in ``gateway.serving.held`` while the autoscaling side starts one (``_hold``).
 """
 
 from __future__ import annotations
@@ -20,10 +23,17 @@ import weakref
 from collections.abc import Awaitable, Callable
 
 from gateway.calls import Call, ClientGone, InvocationRequest, Recorder
-from gateway.errors import ApiError, InternalFailure, InvalidRequest, endpoint_not_found
+from gateway.errors import (
+    ApiError,
+    InternalFailure,
+    InvalidRequest,
+    Throttling,
+    endpoint_not_found,
+)
 from gateway.live import EndpointTable, Instance, LiveEndpoint, Variant
 from gateway.routing import InUse, Router
 from gateway.serving.dispatch import Dispatcher
+from gateway.serving.held import Held, HeldFull, component_key, variant_key
 from gateway.serving.shadows import ShadowSender
 from gateway.serving.streamed import Streamed
 from pipelines.spec import NAME_PATTERN
@@ -86,8 +96,6 @@ def choose_component(endpoint: LiveEndpoint, name: str) -> Variant:
         if not endpoint.for_components:
             raise InvalidRequest(COMPONENT_NOT_ALLOWED)
         raise InvalidRequest(f"Inference Component {name} not found for Endpoint {endpoint.name}.")
-    if not component.instances:
-        raise InvalidRequest(NO_CAPACITY)
     return component
 
 
@@ -125,9 +133,12 @@ class Invocations:
         recorder: Recorder,
         shadows: ShadowSender,
         account: str = "000000000000",
+        held: Held | None = None,
     ) -> None:
-        """``account``: the one ``TANDEM_ACCOUNT`` names in "not found" messages, as in ARNs."""
+        """``account``: the one ``TANDEM_ACCOUNT`` names in "not found" messages, as in ARNs;
+        ``held``: where requests to a variant at zero wait (default: 100 for 30 s each)."""
         self.account = account
+        self.held = held if held is not None else Held(100, 30.0)
         self.table = table
         self.dispatcher = dispatcher
         self.recorder = recorder
@@ -170,7 +181,11 @@ class Invocations:
         ``ClientGone``.
         """
         call = Call(time.perf_counter(), request_id)
-        if self._admit(call, name, target_variant, _target(read, target_model), component):
+        model = _target(read, target_model)
+        admitted = self._admit(call, name, target_variant, model, component)
+        if isinstance(admitted, Variant):
+            admitted = await self._hold(call, admitted, model, component)
+        if admitted:
             await self._run(call, read, None, timeout, max_body)
         if respond is not None:
             await respond(call)
@@ -191,7 +206,11 @@ class Invocations:
         """One invocation answered in parts: ``respond`` runs while the container streams, or
         once with ``call.error`` set when the call failed before its head."""
         call = Call(time.perf_counter(), request_id)
-        if self._admit(call, name, target_variant, _target(read, target_model), component):
+        model = _target(read, target_model)
+        admitted = self._admit(call, name, target_variant, model, component)
+        if isinstance(admitted, Variant):
+            admitted = await self._hold(call, admitted, model, component)
+        if admitted:
             await self._run(call, read, respond, None, None)
         if not call.responded:
             await respond(call, None)
@@ -204,20 +223,74 @@ class Invocations:
         target_variant: str | None,
         target_model: str | None,
         component: str | None = None,
-    ) -> bool:
+    ) -> Variant | bool:
         """The endpoint, variant (or component) and instance (or copy) of ``call``; False with
-        ``call.error`` set."""
+        ``call.error`` set; the variant when it has no instance (at zero: the caller holds the
+        request)."""
         try:
             call.live = live = self.table.get(name) or self.endpoint(name)
             if component is None:
                 variant = choose_variant(live, target_variant)
             else:
                 variant = choose_component(live, component)
+            if not variant.instances:
+                return variant
             call.instance = choose_instance(variant, target_model, self.dispatcher.in_use)
         except ApiError as exc:
             call.error = exc
             return False
         return True
+
+    async def _hold(
+        self, call: Call, variant: Variant, target_model: str | None, component: str | None = None
+    ) -> bool:
+        """A variant at zero instances (or a component at zero copies): hold ``call`` until
+        one serves (``Held``), then admit it there; past TANDEM_HELD_WAIT, or past the held
+        bound, ``Throttling`` (a component: SageMaker's no-capacity ``ValidationError``)."""
+        assert call.live is not None
+        name, wanted = call.live.name, variant.name
+        key = variant_key(name, wanted) if component is None else component_key(component)
+        what = f"Variant {wanted} of endpoint {name} has no instance"
+        if component is not None:
+            what = f"Inference component {component} of endpoint {name} has no copy"
+        self.held.want(key)  # the autoscaling side starts an instance (or a copy) now
+        deadline = time.monotonic() + self.held.wait_seconds
+        while True:
+            live = self.table.get(name)
+            if live is None:
+                call.error = endpoint_not_found(name, self.account)
+                return False
+            found = live.variant(wanted) if component is None else live.components.get(component)
+            if found is None:
+                call.error = (
+                    endpoint_not_found(name, self.account)
+                    if component is None
+                    else InvalidRequest(
+                        f"Inference Component {component} not found for Endpoint {name}."
+                    )
+                )
+                return False
+            if found.instances:
+                call.live = live
+                call.instance = choose_instance(found, target_model, self.dispatcher.in_use)
+                return True
+            try:
+                if time.monotonic() >= deadline or not await self.held.wait(key, deadline):
+                    break
+            except HeldFull:
+                call.error = Throttling(
+                    f"{what} and already holds {self.held.limit} requests while one starts "
+                    "(TANDEM_HELD_REQUESTS). Retry later."
+                )
+                return False
+        if component is not None:
+            call.error = InvalidRequest(NO_CAPACITY)
+            return False
+        call.error = Throttling(
+            f"{what}: none started within {self.held.wait_seconds:g} s (TANDEM_HELD_WAIT). "
+            "Retry later."
+        )
+        return False
 
     async def _run(
         self,
@@ -263,6 +336,8 @@ class Invocations:
         assert request is not None and result is not None and answered is not None
         if live.shadows:
             for shadow in self.shadows.sampled(live):
+                if not shadow.instances:
+                    continue  # a shadow at zero gets no copy
                 copy_to = choose_instance(shadow, request.target_model, self.dispatcher.in_use)
                 self.shadows.spawn(self._copy(live, copy_to, request))
         capture = live.capture

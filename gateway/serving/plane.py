@@ -1,14 +1,16 @@
 """``DataPlane``: the data plane of one gateway, built before any edge and handed to each.
 
 It holds what every way in shares: the endpoint table, the ``Dispatcher`` (one pooled client
-and, for MultiModel containers, one model manager per container), the metrics, the shadow copies
-and the invocation core (``Invocations``). ``tandem serve`` (``gateway/serve.py``) builds one
-and passes it to the HTTP app, the reconciler and the asynchronous workers; a batch job's
-embedded gateway and the tests build one over their own endpoints.
+and, for MultiModel containers, one model manager per container), the metrics, the shadow copies,
+the invocation core (``Invocations``) and the requests it holds for a variant at zero (``Held``).
+``tandem serve`` (``gateway/serve.py``) builds one and passes it to the HTTP app, the reconciler
+and the asynchronous workers; a batch job's embedded gateway and the tests build one over their
+own endpoints.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -19,6 +21,7 @@ from gateway.logstreams import ENDPOINT_GROUP, endpoint_stream, stream_arn
 from gateway.metrics import GatewayMetrics
 from gateway.multimodel.hosting import close_all, make_managers, preload_all
 from gateway.serving.dispatch import Dispatcher
+from gateway.serving.held import Held, variant_of
 from gateway.serving.invocation import Invocations
 from gateway.serving.metric_calls import CloudWatchCalls
 from gateway.serving.shadows import ShadowSender
@@ -49,6 +52,13 @@ class ContainerLogs:
         )
         group = ENDPOINT_GROUP + container.endpoint
         return stream_arn(self.region, self.account, group, stream)
+
+
+def _no_capacity(cloudwatch: MetricRecorder, key: str, request: bool) -> None:
+    """SageMaker's ``NoCapacityInvocationFailures``: a request found its variant at zero."""
+    found = variant_of(key)
+    if found is not None and request:
+        cloudwatch.no_capacity(*found)
 
 
 class DataPlane:
@@ -86,8 +96,12 @@ class DataPlane:
         self.recorder: Recorder = (
             Recorders([self.metrics, *recorders]) if recorders else self.metrics
         )
+        #: Requests to a variant at zero instances wait here while one starts.
+        self.held = Held(settings.held_requests, settings.held_wait)
+        if cloudwatch is not None:
+            self.held.listeners.append(functools.partial(_no_capacity, cloudwatch))
         self.invocations = Invocations(
-            table, self.dispatcher, self.recorder, self.shadows, settings.account
+            table, self.dispatcher, self.recorder, self.shadows, settings.account, self.held
         )
 
     def capture_writers(self) -> list[CaptureWriter]:

@@ -80,12 +80,13 @@ def spec(tmp_path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def gateway(state: Path, *specs: Path) -> Iterator[Gateway]:
+def gateway(state: Path, *specs: Path, env: dict[str, str] | None = None) -> Iterator[Gateway]:
     port = free_port()
     args = [PYTHON, "-m", "gateway", "serve", *map(str, specs), "--state-dir", str(state),
             "--port", str(port)]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    with running(args, env=ENV, url=url, timeout=90, log=state.parent / f"gw-{port}.log") as proc:
+    log = state.parent / f"gw-{port}.log"
+    with running(args, env={**ENV, **(env or {})}, url=url, timeout=90, log=log) as proc:
         yield Gateway(url, state, proc)
 
 

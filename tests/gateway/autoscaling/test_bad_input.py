@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.gateway.autoscaling.conftest import LOAD, TARGET, Gateway
+from tests.gateway.autoscaling.conftest import LOAD, TARGET, Gateway, gateway, spec
 
 TT = "TargetTrackingScaling"
 PER_INSTANCE = {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}
@@ -48,13 +49,25 @@ def test_bad_targets_are_refused_and_nothing_is_stored(gw: Gateway) -> None:
     dimension = "ecs:service:DesiredCount"
     refused(gw, register(ScalableDimension=dimension), "ValidationException", "ScalableDimension")
     refused(gw, register(MinCapacity=3), "ValidationException", "MinCapacity")
-    refused(gw, register(MaxCapacity=65), "ValidationException", "MaxCapacity", "64")
+    refused(gw, register(MaxCapacity=65), "ValidationException", "MaxCapacity 65 is over")
     lone = {**TARGET, "MinCapacity": 1}
     refused(gw, lambda: gw.aas.register_scalable_target(**lone), "ValidationException", "Max")
     unregistered = "No scalable target registered"
     config = {"TargetValue": 10.0, "PredefinedMetricSpecification": PER_INSTANCE}
     refused(gw, put_policy(gw, config), "ObjectNotFoundException", unregistered)
     refused(gw, put_action(gw, "rate(1 hour)"), "ObjectNotFoundException", unregistered)
+
+
+def test_a_max_capacity_over_the_host_budget_names_the_limit(tmp_path: Path) -> None:
+    with gateway(tmp_path / "state", spec(tmp_path), env={"TANDEM_MAX_CONTAINERS": "3"}) as gw:
+        over = {**TARGET, "MinCapacity": 1, "MaxCapacity": 4}
+        refused(gw, lambda: gw.aas.register_scalable_target(**over), "ValidationException",
+                "MaxCapacity 4", "3 containers", "TANDEM_MAX_CONTAINERS")  # fmt: skip
+        gw.aas.register_scalable_target(**TARGET, MinCapacity=1, MaxCapacity=3)  # it fits
+        action = {**TARGET, "ScheduledActionName": "s", "Schedule": "rate(1 hour)",
+                  "ScalableTargetAction": {"MaxCapacity": 5}}  # fmt: skip
+        refused(gw, lambda: gw.aas.put_scheduled_action(**action), "ValidationException",
+                "MaxCapacity 5", "TANDEM_MAX_CONTAINERS")  # fmt: skip
 
 
 def test_bad_policies_and_schedules_are_refused_and_nothing_is_stored(gw: Gateway) -> None:

@@ -75,6 +75,14 @@ def answer(runtime: Any, component: str) -> float:
     return float(np.ravel(json.loads(found["Body"].read()))[0])
 
 
+def held_requests(url: str) -> int:
+    """Requests the gateway holds now (its Prometheus gauge)."""
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("tandem_held_requests"):
+            return int(float(line.split()[-1]))
+    return 0
+
+
 def component_status(control: Any, name: str, wanted: str, timeout: float = 120) -> Any:
     def check() -> Any:
         found = control.describe_inference_component(InferenceComponentName=name)
@@ -181,20 +189,22 @@ def test_boto3_walk_through_runs_with_no_failed_request(
         thread.join(timeout=60)
     assert failures == []
 
-    # Zero copies: SageMaker's answer, until a copy runs again.
+    # Zero copies: a request is held until a copy runs again, then answered.
     control.update_inference_component_runtime_config(
         InferenceComponentName="large", DesiredRuntimeConfig={"CopyCount": 0}
     )
-    component_status(control, "large", "InService")
-    with pytest.raises(ClientError) as refused:
-        answer(runtime, "large")
-    assert refused.value.response["Error"]["Code"] == "ValidationError"
-    assert "no capacity" in refused.value.response["Error"]["Message"]
+    zero = component_status(control, "large", "InService")
+    assert zero["RuntimeConfig"] == {"DesiredCopyCount": 0, "CurrentCopyCount": 0}
+    woken: list[float] = []
+    held = threading.Thread(target=lambda: woken.append(answer(runtime, "large")))
+    held.start()
+    wait_until(lambda: held_requests(gateway) == 1, timeout=30, what="the request held")
     control.update_inference_component_runtime_config(
         InferenceComponentName="large", DesiredRuntimeConfig={"CopyCount": 1}
     )
+    held.join(timeout=120)
+    assert woken == [pytest.approx(103.0, abs=1e-6)]
     component_status(control, "large", "InService")
-    assert answer(runtime, "large") == pytest.approx(103.0, abs=1e-6)
 
     for name in models:
         control.delete_inference_component(InferenceComponentName=name)
