@@ -21,7 +21,7 @@ from gateway.logstreams import ENDPOINT_GROUP, endpoint_stream, stream_arn
 from gateway.metrics import GatewayMetrics
 from gateway.multimodel.hosting import close_all, make_managers, preload_all
 from gateway.serving.dispatch import Dispatcher
-from gateway.serving.held import Held, variant_of
+from gateway.serving.held import Held, component_of, variant_of
 from gateway.serving.invocation import Invocations
 from gateway.serving.metric_calls import CloudWatchCalls
 from gateway.serving.shadows import ShadowSender
@@ -59,6 +59,9 @@ def _no_capacity(cloudwatch: MetricRecorder, key: str, request: bool) -> None:
     found = variant_of(key)
     if found is not None and request:
         cloudwatch.no_capacity(*found)
+    component = component_of(key)
+    if component is not None and request:
+        cloudwatch.component_no_capacity(component)
 
 
 class DataPlane:

@@ -9,6 +9,7 @@ it; the copies are real sklearn container processes placed on the endpoint's ins
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import threading
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import joblib
 import numpy as np
@@ -25,12 +27,17 @@ from sklearn.linear_model import LinearRegression
 
 from tests.containers.conftest import package_model
 from tests.gateway.control.conftest import ROLE, SKLEARN_IMAGE
-from tests.gateway.lifecycle.test_reconciler import clients, container, wait_status
+from tests.gateway.lifecycle.test_reconciler import CONFIG, KEYS, clients, container, wait_status
 from tests.support import PYTHON, free_port, running, wait_until
 
 pytestmark = pytest.mark.slow
 
-ENV = {"TANDEM_INSTANCE_CPUS": "2", "TANDEM_INSTANCE_MEMORY_MB": "2048"}
+ENV = {
+    "TANDEM_INSTANCE_CPUS": "2",
+    "TANDEM_INSTANCE_MEMORY_MB": "2048",
+    "TANDEM_METRIC_FLUSH_INTERVAL": "1",
+    "TANDEM_HELD_WAIT": "120",
+}
 ROW = b"1.0,2.0\n"
 
 
@@ -75,12 +82,21 @@ def answer(runtime: Any, component: str) -> float:
     return float(np.ravel(json.loads(found["Body"].read()))[0])
 
 
-def held_requests(url: str) -> int:
-    """Requests the gateway holds now (its Prometheus gauge)."""
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
-        if line.startswith("tandem_held_requests"):
-            return int(float(line.split()[-1]))
-    return 0
+def component_sum(url: str, component: str, metric: str = "NoCapacityInvocationFailures") -> float:
+    """A metric of ``component`` summed over the last minutes (by default the requests that
+    found no copy)."""
+    cw = boto3.client("cloudwatch", endpoint_url=url, config=CONFIG, **KEYS)
+    now = datetime.datetime.now(datetime.UTC)
+    points = cw.get_metric_statistics(
+        Namespace="AWS/SageMaker",
+        MetricName=metric,
+        Dimensions=[{"Name": "InferenceComponentName", "Value": component}],
+        StartTime=now - datetime.timedelta(minutes=5),
+        EndTime=now + datetime.timedelta(minutes=1),
+        Period=60,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    return float(sum(p["Sum"] for p in points))
 
 
 def component_status(control: Any, name: str, wanted: str, timeout: float = 120) -> Any:
@@ -198,7 +214,7 @@ def test_boto3_walk_through_runs_with_no_failed_request(
     woken: list[float] = []
     held = threading.Thread(target=lambda: woken.append(answer(runtime, "large")))
     held.start()
-    wait_until(lambda: held_requests(gateway) == 1, timeout=30, what="the request held")
+    wait_until(lambda: component_sum(gateway, "large") >= 1, timeout=30, what="the request held")
     control.update_inference_component_runtime_config(
         InferenceComponentName="large", DesiredRuntimeConfig={"CopyCount": 1}
     )
@@ -206,6 +222,13 @@ def test_boto3_walk_through_runs_with_no_failed_request(
     assert woken == [pytest.approx(103.0, abs=1e-6)]
     component_status(control, "large", "InService")
 
+    # Each component's own series, under InferenceComponentName.
+    wait_until(
+        lambda: component_sum(gateway, "small", "Invocations") >= answered[0] + 1,
+        timeout=60,
+        what="Invocations of small",
+    )
+    assert component_sum(gateway, "small", "InvocationsPerCopy") > 0
     for name in models:
         control.delete_inference_component(InferenceComponentName=name)
     wait_until(
