@@ -192,6 +192,12 @@ def test_boto3_walk_through_runs_with_no_failed_request(
         )
         grown = component_status(control, "small", "InService")
         assert grown["RuntimeConfig"]["CurrentCopyCount"] == 3
+        # One log stream per copy, in the component's own group.
+        logs = boto3.client("logs", endpoint_url=gateway, config=CONFIG, **KEYS)
+        group = "/aws/sagemaker/InferenceComponents/small"
+        streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+        assert len(streams) == 3
+        assert all(s["logStreamName"].startswith("small/i-") for s in streams)
         # 3 x 512 MiB and the other's 1024 need more than one instance of 2048 MiB:
         # ManagedInstanceScaling added the second.
         control.update_inference_component_runtime_config(
