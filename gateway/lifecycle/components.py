@@ -23,14 +23,14 @@ import logging
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.folders import endpoint_dir
 from gateway.lifecycle.backends.base import Backend
 from gateway.lifecycle.budget import ContainerBudget
+from gateway.lifecycle.placement import Copy, Placement
 from gateway.lifecycle.supervisor import Supervisor, raise_start_errors
-from gateway.live import Instance, Reservation, Variant
+from gateway.live import Variant
 from gateway.serving.held import component_key
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
@@ -53,33 +53,6 @@ class CopySpecs(Protocol):
     def copy_spec(self, component: ComponentRecord, *, pending: bool = False) -> EndpointSpec: ...
 
 
-@dataclass(eq=False)
-class Host:
-    """One instance of an endpoint for components: its room and the copies placed on it."""
-
-    variant: str
-    index: int
-    cores: float
-    memory_mb: int
-    copies: list[Copy] = field(default_factory=list)
-
-    def fits(self, need: Reservation) -> bool:
-        cores = sum(c.reservation.cores for c in self.copies)
-        memory = sum(c.reservation.memory_mb for c in self.copies)
-        return cores + need.cores <= self.cores and memory + need.memory_mb <= self.memory_mb
-
-
-@dataclass(eq=False)
-class Copy:
-    component: str
-    instance: Instance
-    host: Host
-    reservation: Reservation
-    supervisor: Supervisor | None = None
-    #: Why it is over its reservation (the memory watch), if it is.
-    warning: str | None = None
-
-
 class ComponentRunner:
     def __init__(
         self,
@@ -94,13 +67,11 @@ class ComponentRunner:
         self._settings, self._specs, self._budget = settings, specs, budget
         self._dispatcher, self._metrics = plane.dispatcher, plane.metrics
         self._held = plane.held
-        self._hosts: dict[tuple[str, str], list[Host]] = {}
-        self._initial: dict[tuple[str, str], int] = {}
+        self._placement = Placement(settings.instance_capacity)
         self._copies: dict[str, list[Copy]] = {}
         self._pending: dict[str, str] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
-        self._serial = 0
         self._closing = False
         self._watch: asyncio.Task[None] | None = None
 
@@ -139,7 +110,7 @@ class ComponentRunner:
 
     def instances(self, endpoint: str) -> dict[str, int]:
         """Instances per variant of an endpoint for components (``ManagedInstanceScaling``)."""
-        return {v: len(h) for (e, v), h in self._hosts.items() if e == endpoint.lower()}
+        return self._placement.instances(endpoint)
 
     def restore(self) -> None:
         for record in self._store.components():
@@ -245,7 +216,9 @@ class ComponentRunner:
         if record is None:
             return
         spec = self._specs.copy_spec(record)
-        placed, reason = self._place(record, spec, count - len(have))
+        placed, reason = self._placement.place(
+            record, self._config(record), spec, count - len(have)
+        )
         if reason is None:
             self._pending.pop(name, None)
         else:
@@ -260,9 +233,11 @@ class ComponentRunner:
         traffic in one swap, and the old ones stop once their requests are answered."""
         name = record.name.lower()
         spec = self._specs.copy_spec(record, pending=True)
-        placed, reason = self._place(record, spec, record.copies, pending=True)
+        placed, reason = self._placement.place(
+            record, self._config(record), spec, record.copies, pending=True
+        )
         if reason is not None:
-            self._unplace(placed)
+            self._placement.unplace(placed)
             raise TandemError(f"Cannot roll out the new specification: {reason}")
         await self._start(record, placed)
         old = self._copies.get(name, [])
@@ -296,83 +271,10 @@ class ComponentRunner:
         if copies:  # requests held for a copy look again
             self._held.notify(component_key(record.name))
 
-    # ---- placement -------------------------------------------------------------------------
-
-    def _hosts_of(self, record: ComponentRecord) -> tuple[list[Host], int]:
-        """The instances of the component's variant, and how many it may have at most."""
+    def _config(self, record: ComponentRecord) -> Mapping[str, Any]:
+        """The config the component's endpoint runs (its variants' instances)."""
         endpoint = self._store.get_endpoint(record.endpoint)
-        config = endpoint.deployed.request if endpoint and endpoint.deployed else {}
-        variant: dict[str, Any] = next(
-            (
-                v
-                for v in config.get("ProductionVariants") or []
-                if v["VariantName"] == record.variant
-            ),
-            {},
-        )
-        count = int(variant.get("InitialInstanceCount", 1))
-        scaling = variant.get("ManagedInstanceScaling") or {}
-        most = count
-        if scaling.get("Status") == "ENABLED":
-            most = int(scaling.get("MaxInstanceCount", count))
-        key = (record.endpoint.lower(), record.variant)
-        hosts = self._hosts.get(key)
-        if hosts is None:
-            cores, memory = self._settings.instance_capacity
-            hosts = self._hosts[key] = [
-                Host(record.variant, i, cores, memory) for i in range(count)
-            ]
-        self._initial[key] = count
-        return hosts, most
-
-    def _place(
-        self, record: ComponentRecord, spec: EndpointSpec, count: int, *, pending: bool = False
-    ) -> tuple[list[Copy], str | None]:
-        """``count`` new copies, each on the instance with the fewest copies that has room."""
-        hosts, most = self._hosts_of(record)
-        request = record.pending_request if pending and record.pending_request else record.request
-        need = _reservation(request.get("Specification") or {})
-        placed: list[Copy] = []
-        for i in range(count):
-            room = [h for h in hosts if h.fits(need)]
-            if not room and len(hosts) < most:
-                cores, memory = self._settings.instance_capacity
-                hosts.append(Host(record.variant, len(hosts), cores, memory))
-                logger.info(
-                    "%s: added instance %d (ManagedInstanceScaling)", record.name, len(hosts) - 1
-                )
-                room = [hosts[-1]]
-            if not room:
-                return placed, (
-                    f"{count - i} of {record.copies} copies are pending: no instance of variant "
-                    f"{record.variant} has room for {need.cores:g} CPU cores and "
-                    f"{need.memory_mb} MiB ({len(hosts)} instance(s) of {hosts[0].cores:g} cores "
-                    f"and {hosts[0].memory_mb} MiB each, shared with other components' copies)."
-                    if hosts
-                    else f"{count - i} of {record.copies} copies are pending: no instances."
-                )
-            host = min(room, key=lambda h: len(h.copies))
-            self._serial += 1
-            folder = f"{record.endpoint}_{record.name}_{self._serial}"
-            instance = Instance.from_spec(spec, deployment=folder)
-            instance.component = record.name
-            instance.host = f"{host.variant}/{host.index}"
-            for container in instance.containers:
-                container.reservation = need
-            copy = Copy(record.name.lower(), instance, host, need)
-            host.copies.append(copy)
-            placed.append(copy)
-        return placed, None
-
-    def _unplace(self, copies: list[Copy]) -> None:
-        """Give the copies' room back; instances ``ManagedInstanceScaling`` added and that hold
-        no copy now go (from the last)."""
-        for copy in copies:
-            if copy in copy.host.copies:
-                copy.host.copies.remove(copy)
-        for key, hosts in self._hosts.items():
-            while len(hosts) > self._initial.get(key, len(hosts)) and not hosts[-1].copies:
-                hosts.pop()
+        return endpoint.deployed.request if endpoint and endpoint.deployed else {}
 
     def _waiting_again(self, endpoint: str, but: str) -> None:
         """Room was freed on ``endpoint``: its components with copies waiting try again."""
@@ -387,7 +289,7 @@ class ComponentRunner:
         try:
             await self._budget.reserve(instances, f'inference component "{record.name}"')
         except BaseException:
-            self._unplace(copies)
+            self._placement.unplace(copies)
             raise
         for copy in copies:
             copy.supervisor = Supervisor([copy.instance], self._backend, self._settings)
@@ -413,7 +315,7 @@ class ComponentRunner:
         supervisors = [c.supervisor for c in copies if c.supervisor is not None]
         await asyncio.gather(*(s.stop(reap=False) for s in supervisors), return_exceptions=True)
         self._budget.release([c.instance for c in copies])
-        self._unplace(copies)
+        self._placement.unplace(copies)
         for copy in copies:
             self._metrics.forget(copy.instance)
             folder = endpoint_dir(self._settings.state_dir, copy.instance.name)
@@ -444,15 +346,6 @@ class ComponentRunner:
                         )
                 else:
                     copy.warning = None
-
-
-def _reservation(spec: Mapping[str, Any]) -> Reservation:
-    needs = spec.get("ComputeResourceRequirements") or {}
-    return Reservation(
-        float(needs.get("NumberOfCpuCoresRequired", 0.0)),
-        int(needs.get("MinMemoryRequiredInMb", 0)),
-        needs.get("MaxMemoryRequiredInMb"),
-    )
 
 
 def _reason(exc: BaseException) -> str:
