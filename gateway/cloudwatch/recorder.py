@@ -71,13 +71,15 @@ class Recorder:
         bytes_out: int,
         *,
         model_status: int | None = None,
+        component: str | None = None,
     ) -> None:
         """A finished request (``model_us``/``overhead_us`` None when no container answered;
-        ``model_status`` the container's status for a ``model-error``)."""
+        ``model_status`` the container's status for a ``model-error``; ``component`` the
+        inference component it named, for the usage ledger)."""
         self._append(
             (
                 INVOCATION, self._clock(), endpoint, variant, target_model, status, model_us,
-                overhead_us, bytes_in, bytes_out, model_status,
+                overhead_us, bytes_in, bytes_out, model_status, component,
             )
         )  # fmt: skip
 

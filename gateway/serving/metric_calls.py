@@ -62,6 +62,7 @@ class CloudWatchCalls:
             call.bytes_in,
             call.bytes_out,
             model_status=model_status,
+            component=call.instance.component,
         )
         if call.instance.component is not None:
             self.metrics.component_invocation(

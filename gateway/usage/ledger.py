@@ -1,7 +1,7 @@
 """The metric store's raw events folded into hourly ledger rows (the flusher's thread only).
 
 A row's key is (hour, endpoint, variant, component, model); ``""`` stands for "none" (an
-endpoint without ``TargetModel``; no inference component, which Tandem does not have yet). Counts
+endpoint without ``TargetModel``; a call to no inference component). Counts
 come from the events themselves; the two time integrals (a model's resident bytes, a variant's
 instances) are kept open between events and accrued up to ``now`` at each fold, cut at hour
 boundaries, so the current hour reads right within one flush interval.
@@ -43,7 +43,11 @@ COLUMNS = (
 RowKey = tuple[int, str, str, str, str]
 Rows = dict[RowKey, list[float]]
 #: Invocations by (bucket start, endpoint, variant, model), and the other events in order.
-Split = tuple[dict[tuple[int, str, str, str | None], list[tuple[Any, ...]]], list[tuple[Any, ...]]]
+#: Invocations by (bucket start, endpoint, variant, model, inference component), and the rest.
+Split = tuple[
+    dict[tuple[int, str, str, str | None, str | None], list[tuple[Any, ...]]],
+    list[tuple[Any, ...]],
+]
 
 
 def hours(start: float, end: float) -> Iterator[tuple[int, float]]:
@@ -83,10 +87,9 @@ class Ledger:
         ``split_events(events)`` when the caller made it already (the top models share it)."""
         invocations, others = split if split is not None else split_events(events)
         rows: Rows = {}
-        for (start, endpoint, variant, model), group in invocations.items():
-            _add_invocations(
-                _row(rows, start // HOUR * HOUR, endpoint, variant, model or ""), group
-            )
+        for (start, endpoint, variant, model, component), group in invocations.items():
+            hour = start // HOUR * HOUR
+            _add_invocations(_row(rows, hour, endpoint, variant, model or "", component), group)
         for event in others:
             kind = event[0]
             if kind == LOADED:
@@ -149,13 +152,14 @@ class Ledger:
 def split_events(events: Iterable[tuple[Any, ...]]) -> Split:
     """The invocations grouped by (``BUCKET`` start, endpoint, variant, model), and the rest
     in order: one dict append per request, the columns summed per group after (C's ``sum``)."""
-    invocations: dict[tuple[int, str, str, str | None], list[tuple[Any, ...]]] = {}
+    invocations: dict[tuple[int, str, str, str | None, str | None], list[tuple[Any, ...]]] = {}
     others: list[tuple[Any, ...]] = []
     for event in events:
         if event[0] != INVOCATION:
             others.append(event)
             continue
-        key = (int(event[1] // BUCKET) * BUCKET, event[2], event[3], event[4])
+        component = event[11] if len(event) > 11 else None
+        key = (int(event[1] // BUCKET) * BUCKET, event[2], event[3], event[4], component)
         group = invocations.get(key)
         if group is None:
             invocations[key] = [event]
@@ -166,7 +170,7 @@ def split_events(events: Iterable[tuple[Any, ...]]) -> Split:
 
 def _add_invocations(row: list[float], group: list[tuple[Any, ...]]) -> None:
     _k, _t, _e, _v, _m, status, model_us, overhead_us, size_in, size_out, code = zip(
-        *group, strict=True
+        *(event[:11] for event in group), strict=True
     )
     # As CloudWatch counts them (rollup.py): a model error is classed by its container's status.
     errors = [
@@ -184,8 +188,10 @@ def _add_invocations(row: list[float], group: list[tuple[Any, ...]]) -> None:
     row[BYTES_OUT] += sum(size_out)
 
 
-def _row(rows: Rows, hour: int, endpoint: str, variant: str, model: str) -> list[float]:
-    key = (hour, endpoint, variant, "", model)
+def _row(
+    rows: Rows, hour: int, endpoint: str, variant: str, model: str, component: str | None = None
+) -> list[float]:
+    key = (hour, endpoint, variant, component or "", model)
     row = rows.get(key)
     if row is None:
         row = rows[key] = [0.0] * len(COLUMNS)
