@@ -27,6 +27,7 @@ from sklearn.linear_model import LinearRegression
 
 from tests.containers.conftest import package_model
 from tests.gateway.control.conftest import ROLE, SKLEARN_IMAGE
+from tests.gateway.lifecycle.test_instances_describe import describe_cli
 from tests.gateway.lifecycle.test_reconciler import CONFIG, KEYS, clients, container, wait_status
 from tests.support import PYTHON, free_port, running, wait_until
 
@@ -198,8 +199,14 @@ def test_boto3_walk_through_runs_with_no_failed_request(
         streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
         assert len(streams) == 3
         assert all(s["logStreamName"].startswith("small/i-") for s in streams)
-        # 3 x 512 MiB and the other's 1024 need more than one instance of 2048 MiB:
+        # tandem endpoints describe: each copy, the instance it is on, what it reserves.
+        shown = describe_cli(gateway, "ep")
+        assert "inference components" in shown and "3/3" in shown
+        assert shown.count("0.5 cores, 512 MiB (at most 1536 MiB)") == 3
+        assert shown.count("1 cores, 1024 MiB") == 0 and "0.5 cores, 1024 MiB" in shown
+        # 3 x 512 MiB beside the other's 1024 MiB need more than one instance of 2048 MiB:
         # ManagedInstanceScaling added the second.
+        assert "AllTraffic/1" in shown
         control.update_inference_component_runtime_config(
             InferenceComponentName="small", DesiredRuntimeConfig={"CopyCount": 1}
         )
