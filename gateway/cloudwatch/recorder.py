@@ -167,9 +167,10 @@ class Recorder:
         """A request found the component at zero copies (it is held)."""
         self._append((COMPONENT_NO_CAPACITY, self._clock(), component, 1.0))
 
-    def copy_count(self, component: str, copies: int) -> None:
-        """The component now runs ``copies`` copies (``InvocationsPerCopy`` divides by it)."""
-        self._append((COPIES, self._clock(), component, copies))
+    def copy_count(self, component: str, copies: int, endpoint: str, variant: str) -> None:
+        """The component (on ``endpoint``'s ``variant``) now runs ``copies`` copies
+        (``InvocationsPerCopy`` divides by it; the usage ledger's ``copy_hours``)."""
+        self._append((COPIES, self._clock(), component, copies, endpoint, variant))
 
     # ---- the flusher's side ---------------------------------------------------------------------
 

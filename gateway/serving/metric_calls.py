@@ -90,7 +90,7 @@ class InstanceGauges:
         memory = psutil.virtual_memory().total
         for live in self.table.live():
             for component, copies in live.components.items():
-                recorder.copy_count(component, len(copies.instances))
+                recorder.copy_count(component, len(copies.instances), live.name, copies.name)
             for variant in (*live.variants, *live.shadows):
                 recorder.instance_count(live.name, variant.name, len(variant.instances))
                 for instance in variant.instances:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from gateway.cloudwatch.rollup import COUNT, INVOCATION, LOADED, UNLOADED
+from gateway.cloudwatch.rollup import COPIES, COUNT, INVOCATION, LOADED, UNLOADED
 
 HOUR = 3600
 #: Seconds per group of invocations (a divisor of the hour): the top models' window step.
@@ -79,6 +79,8 @@ class Ledger:
         self._resident: dict[tuple[str, str, str], tuple[list[int], float]] = {}
         #: (endpoint, variant) -> (instances, accrued up to)
         self._instances: dict[tuple[str, str], tuple[int, float]] = {}
+        #: (endpoint, variant, component) -> (copies, accrued up to)
+        self._copies: dict[tuple[str, str, str], tuple[int, float]] = {}
 
     def fold(
         self, events: Iterable[tuple[Any, ...]], now: float, split: Split | None = None
@@ -102,10 +104,17 @@ class Ledger:
                 key = (endpoint, variant)
                 self._accrue_instances(rows, key, t)
                 self._instances[key] = (int(count), t)
+            elif kind == COPIES and len(event) > 5:
+                _, t, component, count, endpoint, variant = event[:6]
+                ckey = (endpoint, variant, component)
+                self._accrue_copies(rows, ckey, t)
+                self._copies[ckey] = (int(count), t)
         for mkey in list(self._resident):
             self._accrue_memory(rows, mkey, now)
         for ikey in list(self._instances):
             self._accrue_instances(rows, ikey, now)
+        for ckey in list(self._copies):
+            self._accrue_copies(rows, ckey, now)
         return rows
 
     def _loaded(self, rows: Rows, event: tuple[Any, ...]) -> None:
@@ -139,6 +148,11 @@ class Ledger:
             _row(rows, hour, *key)[MEMORY_BS] += size * seconds
         self._resident[key] = (copies, max(since, t))
 
+    def _accrue_copies(self, rows: Rows, key: tuple[str, str, str], t: float) -> None:
+        endpoint, variant, component = key
+        for hour, seconds, count in _accrued(self._copies, key, t):
+            _row(rows, hour, endpoint, variant, "", component)[COPY_S] += count * seconds
+
     def _accrue_instances(self, rows: Rows, key: tuple[str, str], t: float) -> None:
         found = self._instances.get(key)
         if found is None:
@@ -147,6 +161,19 @@ class Ledger:
         for hour, seconds in hours(since, t):
             _row(rows, hour, key[0], key[1], "")[INSTANCE_S] += count * seconds
         self._instances[key] = (count, max(since, t))
+
+
+def _accrued(
+    open_: dict[Any, tuple[int, float]], key: Any, t: float
+) -> Iterator[tuple[int, float, int]]:
+    """(hour, seconds, count) of an open count from when it was last accrued up to ``t``."""
+    found = open_.get(key)
+    if found is None:
+        return
+    count, since = found
+    for hour, seconds in hours(since, t):
+        yield hour, seconds, count
+    open_[key] = (count, max(since, t))
 
 
 def split_events(events: Iterable[tuple[Any, ...]]) -> Split:

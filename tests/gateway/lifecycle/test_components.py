@@ -244,16 +244,17 @@ def test_boto3_walk_through_runs_with_no_failed_request(
     assert component_sum(gateway, "small", "InvocationsPerCopy") > 0
 
     # The usage ledger attributes each call to its component.
-    def by_component() -> dict[str, float]:
+    def by_component() -> dict[str, dict[str, Any]]:
         groups = httpx.get(f"{gateway}/usage", params={"by": "component"}).json()["groups"]
-        return {g["component"]: g["invocations"] for g in groups if g.get("component")}
+        return {g["component"]: g for g in groups if g.get("component")}
 
-    used = wait_until(
-        lambda: (found := by_component()).get("small", 0) > answered[0] and found,
-        timeout=60,
-        what="the ledger's component rows",
-    )
-    assert used["large"] == 2  # the first call and the one held at zero copies
+    def counted() -> dict[str, dict[str, Any]] | None:
+        found = by_component()
+        small = found.get("small", {})
+        return found if small.get("invocations", 0) > answered[0] and small["copy_hours"] else None
+
+    used = wait_until(counted, timeout=60, what="the ledger's component rows")
+    assert used["large"]["invocations"] == 2  # the first call and the one held at zero copies
     for name in models:
         control.delete_inference_component(InferenceComponentName=name)
     wait_until(
