@@ -287,6 +287,19 @@ def test_a_restart_brings_the_components_back(tmp_path: Path, models: dict[str, 
         assert small["RuntimeConfig"] == {"DesiredCopyCount": 2, "CurrentCopyCount": 2}
         assert answer(runtime, "small") == pytest.approx(3.0, abs=1e-6)
         assert answer(runtime, "large") == pytest.approx(103.0, abs=1e-6)
+        # A new specification rolls out blue/green: the new model answers once it is InService.
+        control.update_inference_component(
+            InferenceComponentName="small",
+            Specification={
+                "ModelName": "large",
+                "ComputeResourceRequirements": {"MinMemoryRequiredInMb": 256},
+            },
+        )
+        assert answer(runtime, "small") in (pytest.approx(3.0), pytest.approx(103.0))
+        updated = component_status(control, "small", "InService")
+        assert updated["Specification"]["ModelName"] == "large"
+        assert updated["RuntimeConfig"] == {"DesiredCopyCount": 2, "CurrentCopyCount": 2}
+        assert answer(runtime, "small") == pytest.approx(103.0, abs=1e-6)
 
 
 def test_deleting_a_component_finishes_its_requests_in_flight(gateway: str, tmp_path: Path) -> None:
