@@ -263,6 +263,7 @@ class ComponentRunner:
             return
         if record.status in (ComponentStatus.DELETING, ComponentStatus.FAILED):
             live.components = {k: v for k, v in live.components.items() if k != record.name}
+            self._held.notify(component_key(record.name))  # held requests find it gone
             return
         current = live.components.get(record.name)
         spec = spec or (current.spec if current is not None else self._specs.copy_spec(record))
@@ -327,25 +328,38 @@ class ComponentRunner:
         with the reason (once each time it goes over) and shown in ``view``."""
         while not self._closing:
             await asyncio.sleep(WATCH_EVERY)
-            for copy in [c for group in self._copies.values() for c in group]:
-                most = copy.reservation.max_memory_mb
-                if most is None:
-                    continue
-                used = sum(
-                    (c.handle.memory() or 0) if c.handle is not None else 0
-                    for c in copy.instance.containers
-                )
-                if used > most * 1024**2:
-                    if copy.warning is None:
-                        copy.warning = (
-                            f"uses {used // 1024**2} MiB, over its MaxMemoryRequiredInMb "
-                            f"({most} MiB)"
-                        )
-                        logger.warning(
-                            "%s: copy %s %s", copy.component, copy.instance.deployment, copy.warning
-                        )
-                else:
-                    copy.warning = None
+            watched = [
+                c
+                for group in self._copies.values()
+                for c in group
+                if c.reservation.max_memory_mb is not None
+            ]
+            if watched:  # reading process trees takes a while: not on the event loop
+                used = await asyncio.to_thread(_memories, watched)
+                for copy, value in zip(watched, used, strict=True):
+                    _judge(copy, value)
+
+
+def _memories(copies: list[Copy]) -> list[int]:
+    return [_memory(c) for c in copies]
+
+
+def _memory(copy: Copy) -> int:
+    """Resident bytes of a copy's containers (their process trees), 0 for those not running."""
+    return sum(
+        (c.handle.memory() or 0) if c.handle is not None else 0 for c in copy.instance.containers
+    )
+
+
+def _judge(copy: Copy, used: int) -> None:
+    """Log (once per time over) a copy using more than its ``MaxMemoryRequiredInMb``."""
+    most = copy.reservation.max_memory_mb
+    if most is None or used <= most * 1024**2:
+        copy.warning = None
+        return
+    if copy.warning is None:
+        copy.warning = f"uses {used // 1024**2} MiB, over its MaxMemoryRequiredInMb ({most} MiB)"
+        logger.warning("%s: copy %s %s", copy.component, copy.instance.deployment, copy.warning)
 
 
 def _reason(exc: BaseException) -> str:

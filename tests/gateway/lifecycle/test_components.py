@@ -27,6 +27,7 @@ from sklearn.linear_model import LinearRegression
 
 from tests.containers.conftest import package_model
 from tests.gateway.control.conftest import ROLE, SKLEARN_IMAGE
+from tests.gateway.harness import CONTRACT_SERVER
 from tests.gateway.lifecycle.test_instances_describe import describe_cli
 from tests.gateway.lifecycle.test_reconciler import CONFIG, KEYS, clients, container, wait_status
 from tests.support import PYTHON, free_port, running, wait_until
@@ -348,3 +349,42 @@ def test_deleting_a_component_finishes_its_requests_in_flight(gateway: str, tmp_
         lambda: not control.list_inference_components()["InferenceComponents"],
         what="the component deleted",
     )
+
+
+def test_a_process_copy_past_its_memory_limit_is_logged(gateway: str, tmp_path: Path) -> None:
+    control, runtime = clients(gateway)
+    control.create_endpoint_config(
+        EndpointConfigName="ic-config",
+        ProductionVariants=[{"VariantName": "AllTraffic", "InitialInstanceCount": 1}],
+    )
+    control.create_endpoint(EndpointName="ep", EndpointConfigName="ic-config")
+    wait_status(control, "ep", "InService")
+    # The contract server, after taking 300 MiB: more than its MaxMemoryRequiredInMb of 128.
+    ballast = (
+        f"{PYTHON} -c \"import runpy, sys; ballast = b'x' * (300 << 20); "
+        f"sys.argv = ['server']; runpy.run_path('{CONTRACT_SERVER}', run_name='__main__')\""
+    )
+    control.create_inference_component(
+        InferenceComponentName="greedy",
+        EndpointName="ep",
+        Specification={
+            "Container": {"Environment": {"TANDEM_COMMAND": ballast, "CONTRACT_MARKER": "|g"}},
+            "ComputeResourceRequirements": {
+                "MinMemoryRequiredInMb": 128,
+                "MaxMemoryRequiredInMb": 128,
+            },
+        },
+        RuntimeConfig={"CopyCount": 1},
+    )
+    component_status(control, "greedy", "InService")
+    log = next(tmp_path.glob("gateway-*.log"))
+    wait_until(
+        lambda: "over its MaxMemoryRequiredInMb (128 MiB)" in log.read_text(errors="replace"),
+        timeout=60,
+        what="the memory warning in the gateway's log",
+    )
+    # Watched, not killed: it still answers.
+    got = runtime.invoke_endpoint(
+        EndpointName="ep", InferenceComponentName="greedy", Body=b"x", ContentType="text/plain"
+    )
+    assert got["Body"].read() == b"x|g"
