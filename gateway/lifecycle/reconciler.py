@@ -381,10 +381,15 @@ class Reconciler:
         await self._stop(deployment)
 
     async def _drain(self, endpoint: LiveEndpoint | Instance) -> None:
-        """Wait for the requests already in ``endpoint`` (bounded by its own timeout)."""
-        self.budget.leaving(endpoint.runtimes if isinstance(endpoint, LiveEndpoint) else [endpoint])
+        """Wait for the requests already in ``endpoint`` (bounded by its own timeout); its
+        inference components' copies are the component runner's, and stay."""
+        if isinstance(endpoint, LiveEndpoint):
+            own = [i for v in (*endpoint.variants, *endpoint.shadows) for i in v.instances]
+        else:
+            own = [endpoint]
+        self.budget.leaving(own)
         deadline = time.monotonic() + endpoint.spec.timeout + 1.0
-        while endpoint.inflight > 0 and time.monotonic() < deadline:
+        while any(i.inflight for i in own) and time.monotonic() < deadline:
             await asyncio.sleep(DRAIN_POLL)
 
     async def _stop(self, deployment: Deployment) -> None:
