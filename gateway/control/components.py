@@ -23,7 +23,14 @@ from gateway.control.context import ControlContext, Result, page, query
 from gateway.control.models import checked_model, model_record
 from gateway.control.translate import containers_of
 from gateway.errors import ResourceLimitExceeded, ValidationException
-from gateway.state import ComponentRecord, EndpointStatus, WrongState, for_components
+from gateway.state import (
+    ComponentRecord,
+    ComponentStatus,
+    EndpointStatus,
+    WrongState,
+    for_components,
+)
+from gateway.state.components import AdmitComponent
 
 #: Members Tandem refuses rather than ignores (they would change what runs).
 _UNSUPPORTED = {
@@ -285,7 +292,7 @@ def _fits_instance(ctx: ControlContext, spec: dict[str, Any], variant: dict[str,
         )
 
 
-def _admit(ctx: ControlContext) -> Any:
+def _admit(ctx: ControlContext) -> AdmitComponent | None:
     """The store's ``admit`` for components: every copy is a container of the host budget."""
     limit = ctx.budget
     if limit is None:
@@ -313,7 +320,7 @@ def _containers(record: ComponentRecord) -> int:
 
 def _cost(record: ComponentRecord) -> int:
     """Containers a component holds: its copies (twice while a new specification rolls out)."""
-    if record.status.value == "Failed":
+    if record.status is ComponentStatus.FAILED:
         return 0
     cost = record.copies * _containers(record)
     if record.pending_model is not None:
