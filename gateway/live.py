@@ -62,6 +62,16 @@ class ContainerState(StrEnum):
     STOPPED = "Stopped"
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """What an inference component's copy reserves: CPU cores and memory (MiB) it needs, and
+    the memory it may use at most (a docker container is held to it; a process is watched)."""
+
+    cores: float = 0.0
+    memory_mb: int = 0
+    max_memory_mb: int | None = None
+
+
 @dataclass(eq=False)
 class ContainerRuntime:
     """One running sidecar as the gateway sees it."""
@@ -88,6 +98,8 @@ class ContainerRuntime:
     limits: Limits | None = None
     #: Its endpoint has ``async_inference``: it must take bodies up to TANDEM_ASYNC_MAX_BYTES.
     asynchronous: bool = False
+    #: A copy of an inference component: its reservation (None for an endpoint's own).
+    reservation: Reservation | None = None
 
     def __post_init__(self) -> None:
         self.deployment = self.deployment or self.endpoint
@@ -113,6 +125,10 @@ class Instance:
     containers: list[ContainerRuntime] = field(default_factory=list)
     #: Requests being answered now: an endpoint replaced or deleted is stopped once it is 0.
     inflight: int = 0
+    #: A copy of an inference component: the component's name (its metrics and logs), and the
+    #: instance of the endpoint it is placed on (``variant/index``).
+    component: str | None = None
+    host: str = ""
 
     @classmethod
     def from_spec(
@@ -226,9 +242,14 @@ class LiveEndpoint:
     #: While an update shifts traffic step by step: the new fleet and its share (one reference,
     #: replaced whole; None the rest of the time, which is all the hot path then reads).
     shift: Shift | None = None
+    #: An endpoint for inference components: each component's copies as a variant, by name
+    #: (replaced whole by the component runner, never edited).
+    components: Mapping[str, Variant] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.folder = self.folder or self.spec.name
+        #: Its config is for inference components: it runs only their copies.
+        self.for_components = not self.spec.containers and not self.spec.variants
         self._redraw()
 
     @classmethod
@@ -244,7 +265,11 @@ class LiveEndpoint:
     @property
     def runtimes(self) -> list[Instance]:
         """Every instance of every variant, shadows included."""
-        return [i for v in (*self.variants, *self.shadows) for i in v.instances]
+        return [
+            i
+            for v in (*self.variants, *self.shadows, *self.components.values())
+            for i in v.instances
+        ]
 
     @property
     def inflight(self) -> int:

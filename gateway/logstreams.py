@@ -11,6 +11,8 @@ import hashlib
 #: SageMaker's log groups: one per endpoint, one for every transform job.
 ENDPOINT_GROUP = "/aws/sagemaker/Endpoints/"
 TRANSFORM_GROUP = "/aws/sagemaker/TransformJobs"
+#: An inference component's copies log to a group of their own (one stream per copy).
+COMPONENT_GROUP = "/aws/sagemaker/InferenceComponents/"
 
 
 def instance_id(folder: str) -> str:

@@ -26,6 +26,7 @@ from gateway.edge.auth import AdminOnly
 from gateway.edge.server import Server, bind, loop_factory, make_server
 from gateway.folders import migrate, prune_endpoints
 from gateway.lifecycle.backends import create_backend
+from gateway.lifecycle.components import ComponentRunner
 from gateway.lifecycle.reconciler import Reconciler
 from gateway.lifecycle.supervisor import StartError
 from gateway.live import EndpointTable
@@ -112,9 +113,13 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
         observe=table.observe,
         budget=settings.container_budget,
         alarms=alarms.store.alarms,
+        instance_capacity=settings.instance_capacity,
     )
     reconciler = Reconciler(store, plane, backend, settings, control, alarms=alarms.store.alarms)
     control.reconciler = reconciler
+    # Inference components' copies, in the same host budget as the endpoints' instances.
+    components = ComponentRunner(store, plane, backend, settings, control, reconciler.budget)
+    control.components = components
     jobs = BatchJobs(control, settings, reconciler.budget)  # a job's containers count too
     control.jobs = jobs
     queued = AsyncInference(store, plane, settings, roots)  # InvokeEndpointAsync
@@ -177,12 +182,14 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
         for name in prune_endpoints(settings.state_dir, {r.name for r in store.endpoints()}):
             logger.info("state folder: removed the folder of deleted endpoint %s", name)
         reconciler.restore()
+        components.restore()  # each waits for its endpoint to serve, then places its copies
         await jobs.resume()  # InProgress transform jobs run again (done files are skipped)
         for spec in specs:
             apply_spec(control, spec)
         names = [spec.name for spec in specs]
         # What was InService before a restart serves again before the port answers.
         await reconciler.settled([record.name for record in store.endpoints()])
+        await components.settled()
         failed = []
         for name in names:
             record = store.get_endpoint(name)
@@ -215,6 +222,7 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             await cloudwatch.aclose()  # what was recorded is flushed (the ledger's rows too)
             usage.close()
             await jobs.close()  # they stay InProgress and resume at the next start
+            await components.close()
             await reconciler.close()
             await backend.reap_leftovers()
             scaling.store.close()

@@ -24,15 +24,21 @@ CONTAINERS_PER_CPU = 8
 MEMORY_PER_CONTAINER = 256 * 1024**2
 
 
-def default_container_budget() -> int:
-    """Containers this machine can run: 8 per CPU, at most one per 256 MiB of memory, at
-    least 4. An idle framework container holds about 100-250 MiB and little CPU; many busy
-    ones share the CPUs, so past this they would only slow each other down."""
+def host_resources() -> tuple[int, int]:
+    """This machine's CPUs (those the process may use) and memory in bytes (0: unknown)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         memory = 0
+    return cpus or 1, memory
+
+
+def default_container_budget() -> int:
+    """Containers this machine can run: 8 per CPU, at most one per 256 MiB of memory, at
+    least 4. An idle framework container holds about 100-250 MiB and little CPU; many busy
+    ones share the CPUs, so past this they would only slow each other down."""
+    cpus, memory = host_resources()
     by_cpu = CONTAINERS_PER_CPU * (cpus or 1)
     by_memory = memory // MEMORY_PER_CONTAINER if memory > 0 else by_cpu
     return max(4, min(by_cpu, by_memory))
@@ -132,6 +138,11 @@ class GatewaySettings(BaseSettings):
     #: The host budget: containers (instances x containers, over every endpoint) this machine
     #: may run at once; unset: derived from its CPUs and memory (``default_container_budget``).
     max_containers: int | None = Field(default=None, ge=1)
+    #: Inference components (docs/inference-components.md): what one instance of an endpoint
+    #: for components offers its copies' reservations, CPU cores and memory in MiB; unset:
+    #: this machine's CPUs and memory (every instance of such an endpoint shares the host).
+    instance_cpus: float | None = Field(default=None, gt=0)
+    instance_memory_mb: int | None = Field(default=None, ge=128)
     #: The usage ledger (gateway/usage/, docs/usage.md): days its hourly rows are kept, prices
     #: per instance-hour (``type=price,...``, ``*`` for any type; unset: no costs, shares only),
     #: and the per-model Prometheus series: the top K models by invocations over a window of
@@ -160,6 +171,12 @@ class GatewaySettings(BaseSettings):
     def container_budget(self) -> int:
         """``max_containers``, else what this machine can run (``default_container_budget``)."""
         return self.max_containers or default_container_budget()
+
+    @property
+    def instance_capacity(self) -> tuple[float, int]:
+        """(CPU cores, memory MiB) of one instance for inference components."""
+        cpus, memory = host_resources()
+        return (self.instance_cpus or float(cpus), self.instance_memory_mb or memory // 1024**2)
 
     @field_validator("autoscaling_minute")
     @classmethod

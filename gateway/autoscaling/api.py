@@ -78,15 +78,45 @@ class ScalingApi:
         return handler(checks.checked(operation, params))
 
     def describe_endpoint(self, name: str) -> dict[str, Any] | None:
+        """DescribeEndpoint; for an inference component's resource id, its copies described
+        as a variant's instances (so every decision reads one shape)."""
+        if checks.is_component(name):
+            return self._describe_component(name)
         try:
             return self.control.call("DescribeEndpoint", {"EndpointName": name})
         except ApiError:
             return None
 
+    def _describe_component(self, resource: str) -> dict[str, Any] | None:
+        component = checks.endpoint_of(resource)[1]
+        try:
+            found = self.control.call(
+                "DescribeInferenceComponent", {"InferenceComponentName": component}
+            )
+        except ApiError:
+            return None
+        runtime = found.get("RuntimeConfig") or {}
+        copies = {
+            "VariantName": component,
+            "DesiredInstanceCount": runtime.get("DesiredCopyCount", 0),
+            "CurrentInstanceCount": runtime.get("CurrentCopyCount", 0),
+        }
+        described = {
+            "EndpointStatus": found["InferenceComponentStatus"],
+            "ProductionVariants": [copies],
+        }
+        if found.get("FailureReason"):
+            described["FailureReason"] = found["FailureReason"]
+        return described
+
     def _variant(self, resource: str) -> dict[str, Any]:
         """The variant a resource id names, from DescribeEndpoint; ValidationException if none."""
         endpoint, variant = checks.endpoint_of(resource)
         described = self.describe_endpoint(endpoint)
+        if described is None and checks.is_component(resource):
+            raise ValidationException(
+                f"ResourceId {resource!r}: there is no inference component {variant!r}."
+            )
         if described is None:
             raise ValidationException(
                 f"ResourceId {resource!r}: there is no endpoint {endpoint!r}."

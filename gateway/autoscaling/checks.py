@@ -19,7 +19,11 @@ from gateway.cloudwatch.errors import CloudWatchError
 
 NAMESPACE = "sagemaker"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+#: An inference component's copies: ``inference-component/<name>``.
+COMPONENT_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
+COMPONENT_PREFIX = "inference-component/"
 _RESOURCE = re.compile(r"^endpoint/([a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62})/variant/([^/]{1,63})$")
+_COMPONENT = re.compile(r"^inference-component/([a-zA-Z0-9](?:[-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)$")
 
 
 @cache
@@ -79,12 +83,18 @@ def target_key(params: Mapping[str, Any]) -> tuple[str, str, str]:
             f"{NAMESPACE!r} (SageMaker endpoint variants) only."
         )
     dimension = params["ScalableDimension"]
-    if dimension != DIMENSION:
+    if dimension not in (DIMENSION, COMPONENT_DIMENSION):
         raise ValidationException(
-            f"ScalableDimension {dimension!r} is not one Tandem scales: it scales {DIMENSION}."
+            f"ScalableDimension {dimension!r} is not one Tandem scales: it scales {DIMENSION} "
+            f"and {COMPONENT_DIMENSION}."
         )
     resource = params["ResourceId"]
-    if not _RESOURCE.match(resource):
+    if dimension == COMPONENT_DIMENSION and not _COMPONENT.match(resource):
+        raise ValidationException(
+            f"ResourceId {resource[:200]!r} is not inference-component/<inference component "
+            f"name> (the resource of {COMPONENT_DIMENSION})."
+        )
+    if dimension == DIMENSION and not _RESOURCE.match(resource):
         raise ValidationException(
             f"ResourceId {resource[:200]!r} is not endpoint/<endpoint name>/variant/<variant name>."
         )
@@ -92,9 +102,18 @@ def target_key(params: Mapping[str, Any]) -> tuple[str, str, str]:
 
 
 def endpoint_of(resource: str) -> tuple[str, str]:
+    """(endpoint, variant) of a variant's resource id; an inference component's is (its
+    resource id, its name): ``ScalingApi.describe_endpoint`` describes it like a variant."""
     match = _RESOURCE.match(resource)
-    assert match is not None
+    if match is None:
+        found = _COMPONENT.match(resource)
+        assert found is not None
+        return resource, found[1]
     return match[1], match[2]
+
+
+def is_component(resource: str) -> bool:
+    return resource.startswith(COMPONENT_PREFIX)
 
 
 def optional_key(params: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -102,7 +121,7 @@ def optional_key(params: Mapping[str, Any]) -> tuple[str | None, str | None]:
     if params["ServiceNamespace"] != NAMESPACE:
         target_key({**params, "ResourceId": "endpoint/x/variant/x", "ScalableDimension": DIMENSION})
     dimension = params.get("ScalableDimension")
-    if dimension is not None and dimension != DIMENSION:
+    if dimension is not None and dimension not in (DIMENSION, COMPONENT_DIMENSION):
         target_key({**params, "ResourceId": "endpoint/x/variant/x"})
     return params["ServiceNamespace"], dimension
 

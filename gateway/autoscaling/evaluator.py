@@ -72,7 +72,9 @@ class Evaluator:
     def on_wanted(self, resource: str, _request: bool = True) -> None:
         """A variant wants capacity (a request held, a queue at zero): wake it now rather
         than at the next evaluation (``Held``'s listener)."""
-        if self._task is None or resource in self._waking or not resource.startswith("endpoint/"):
+        if self._task is None or resource in self._waking:
+            return
+        if not resource.startswith(("endpoint/", checks.COMPONENT_PREFIX)):
             return
         task = asyncio.get_running_loop().create_task(self._wake(resource))
         self._waking[resource] = task
@@ -81,7 +83,10 @@ class Evaluator:
     async def _wake(self, resource: str) -> None:
         """Evaluate the variant's target until it has an instance or wants none any more (an
         endpoint still updating, a scale-in to zero draining, waits its turn)."""
-        key = (checks.NAMESPACE, resource, checks.DIMENSION)
+        dimension = (
+            checks.COMPONENT_DIMENSION if checks.is_component(resource) else checks.DIMENSION
+        )
+        key = (checks.NAMESPACE, resource, dimension)
         while self.wanted(resource, self._window):
             found = await asyncio.to_thread(self.store.get, "target", key)
             if found is None:
@@ -277,15 +282,27 @@ class Evaluator:
         now: float,
     ) -> None:  # fmt: skip
         endpoint, variant = checks.endpoint_of(key[1])
+        what = "copy" if checks.is_component(key[1]) else "instance"
         activity = await asyncio.to_thread(
-            self._activity, key, f"Setting desired instance count to {capacity}.",
+            self._activity, key, f"Setting desired {what} count to {capacity}.",
             decision.cause, "InProgress", now, capacity=capacity,
         )  # fmt: skip
-        change = {"EndpointName": endpoint,
-                  "DesiredWeightsAndCapacities": [
-                      {"VariantName": variant, "DesiredInstanceCount": capacity}]}  # fmt: skip
+        change: dict[str, Any]
+        operation, change = "UpdateEndpointWeightsAndCapacities", {
+            "EndpointName": endpoint,
+            "DesiredWeightsAndCapacities": [
+                {"VariantName": variant, "DesiredInstanceCount": capacity}],
+        }  # fmt: skip
+        if checks.is_component(key[1]):
+            operation, change = (
+                "UpdateInferenceComponentRuntimeConfig",
+                {
+                    "InferenceComponentName": variant,
+                    "DesiredRuntimeConfig": {"CopyCount": capacity},
+                },
+            )
         try:
-            await self.api.control.acall("UpdateEndpointWeightsAndCapacities", change)
+            await self.api.control.acall(operation, change)
         except ApiError as exc:
             await asyncio.to_thread(self._finish, key, activity, "Failed", exc.message)
             return

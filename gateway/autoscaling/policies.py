@@ -32,7 +32,13 @@ PREDEFINED = {
     "SageMakerVariantConcurrentRequestsPerModelHighResolution": (
         "ConcurrentRequestsPerModel", "Average", True, False, 10,
     ),
+    "SageMakerInferenceComponentInvocationsPerCopy": ("InvocationsPerCopy", "Sum", False, True, 60),
+    "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution": (
+        "ConcurrentRequestsPerCopy", "Average", True, False, 10,
+    ),
 }  # fmt: skip
+#: The predefined types of an inference component's copies (the others are a variant's).
+COMPONENT_TYPES = frozenset(k for k in PREDEFINED if k.startswith("SageMakerInferenceComponent"))
 HIGH_POINTS, LOW_POINTS, LOW_SHARE = 3, 15, 0.9
 #: SageMaker's default cooldowns (seconds of a real minute's length).
 DEFAULT_COOLDOWN = 300
@@ -126,11 +132,13 @@ def check(params: dict[str, Any], lookup: MetricLookup) -> dict[str, Any]:
             f"{prefix}: give exactly one of PredefinedMetricSpecification and "
             "CustomizedMetricSpecification."
         )
-    if predefined is not None and predefined["PredefinedMetricType"] not in PREDEFINED:
+    component = str(params.get("ResourceId", "")).startswith("inference-component/")
+    kinds = sorted(COMPONENT_TYPES if component else set(PREDEFINED) - COMPONENT_TYPES)
+    if predefined is not None and predefined["PredefinedMetricType"] not in kinds:
         raise ValidationException(
             f"{prefix}PredefinedMetricSpecification.PredefinedMetricType "
-            f"{predefined['PredefinedMetricType']!r} is not one for SageMaker variants: use "
-            f"{' or '.join(PREDEFINED)}."
+            f"{predefined['PredefinedMetricType']!r} is not one for SageMaker "
+            f"{'inference components' if component else 'variants'}: use {' or '.join(kinds)}."
         )
     if custom is not None:
         where = f"{prefix}CustomizedMetricSpecification."
@@ -171,7 +179,9 @@ def metric_of(body: dict[str, Any], endpoint: str, variant: str) -> Metric:
     predefined = config.get("PredefinedMetricSpecification")
     if predefined is not None:
         name, stat, high, per_minute, stored = PREDEFINED[predefined["PredefinedMetricType"]]
-        dims = (("EndpointName", endpoint), ("VariantName", variant))
+        dims: tuple[tuple[str, str], ...] = (("EndpointName", endpoint), ("VariantName", variant))
+        if predefined["PredefinedMetricType"] in COMPONENT_TYPES:
+            dims = (("InferenceComponentName", variant),)
         return Metric("AWS/SageMaker", name, dims, stat, high, per_minute, True, stored)
     custom = config["CustomizedMetricSpecification"]
     pairs = tuple(sorted((d["Name"], d["Value"]) for d in custom.get("Dimensions") or []))

@@ -45,7 +45,7 @@ def variants_table(title: str, config: dict[str, Any], counts: dict[str, Any]) -
         traffic = f"{share:.0%} copied" if variant in shadows else f"{share:.0%}"
         table.add_row(
             escape(variant["VariantName"]) + (" [dim](shadow)[/dim]" if variant in shadows else ""),
-            escape(variant["ModelName"]),
+            escape(variant.get("ModelName") or "(inference components)"),
             f"{weight:g}",
             traffic,
             shown,
@@ -146,6 +146,50 @@ def deployment_table(pending: dict[str, Any]) -> Any | None:
             local_time(stage.get("StartTime")),
             escape(stage.get("StatusMessage", "")),
         )
+    return table
+
+
+def components_table(components: list[dict[str, Any]], live: dict[str, Any] | None) -> Any:
+    """Each inference component (``DescribeInferenceComponent``) and each of its copies as the
+    gateway runs it now: where it is placed and what it reserves."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    running = {c["InferenceComponentName"]: c for c in (live or {}).get("InferenceComponents", [])}
+    table = Table(title="inference components", title_justify="left", header_style="bold")
+    table.add_column("component")
+    table.add_column("status")
+    table.add_column("copies", justify="right")
+    table.add_column("copy", overflow="fold")
+    table.add_column("on instance")
+    table.add_column("reserves", overflow="fold")
+    table.add_column("in flight", justify="right")
+    for component in components:
+        name = component["InferenceComponentName"]
+        runtime = component.get("RuntimeConfig", {})
+        counts = f"{runtime.get('CurrentCopyCount', 0)}/{runtime.get('DesiredCopyCount', 0)}"
+        copies = running.get(name, {}).get("InstanceDetails", [])
+        first = [escape(name), status_markup(component["InferenceComponentStatus"]), counts]
+        if not copies:
+            table.add_row(*first, "[dim]-[/dim]", "[dim]-[/dim]", "[dim]-[/dim]", "")
+        for i, copy in enumerate(copies):
+            reserved = copy.get("Reservation") or {}
+            most = reserved.get("MaxMemoryRequiredInMb")
+            reserves = (
+                f"{reserved.get('NumberOfCpuCoresRequired', 0):g} cores, "
+                f"{reserved.get('MinMemoryRequiredInMb', 0)} MiB"
+                + (f" (at most {most} MiB)" if most else "")
+            )
+            state = "" if copy["Healthy"] else " [yellow](not ready)[/yellow]"
+            table.add_row(
+                *(first if i == 0 else ["", "", ""]),
+                escape(copy["InstanceName"]) + state,
+                escape(copy.get("PlacedOn", "-")),
+                reserves,
+                str(copy["InFlight"]),
+            )
+        if component.get("FailureReason"):
+            table.add_row("", "", "", f"[yellow]{escape(component['FailureReason'])}[/yellow]")
     return table
 
 

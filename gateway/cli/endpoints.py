@@ -23,6 +23,7 @@ import typer
 from gateway.cli.common import EXIT_FAILED, EXIT_INVALID, fail, failures
 from gateway.cli.credentials import ANONYMOUS, DEFAULT_REGION, Credentials, with_credentials
 from gateway.cli.endpoint_tables import (
+    components_table,
     containers_table,
     deployment_table,
     instances_table,
@@ -266,6 +267,18 @@ def describe_endpoint(
         for model in models:
             console.print(containers_table(model))
     live = admin_json(url, f"/endpoints/{name}", credentials)
+    config = serving[0] if serving is not None else {}
+    if all(not v.get("ModelName") for v in config.get("ProductionVariants", [])):
+        with remote_errors(url):
+            listed = call(
+                "ListInferenceComponents", {"EndpointNameEquals": name, "MaxResults": 100}
+            )
+            components = [
+                call("DescribeInferenceComponent", {"InferenceComponentName": c})
+                for c in sorted(i["InferenceComponentName"] for i in listed["InferenceComponents"])
+            ]
+        console.print()
+        console.print(components_table(components, live))
     console.print()
     if live is None:
         console.print(
@@ -375,5 +388,5 @@ def _config_parts(
     """An endpoint config and the models of its variants."""
     config = call("DescribeEndpointConfig", {"EndpointConfigName": name})
     variants = [*config["ProductionVariants"], *config.get("ShadowProductionVariants", [])]
-    names = dict.fromkeys(v["ModelName"] for v in variants)
+    names = dict.fromkeys(v["ModelName"] for v in variants if v.get("ModelName"))
     return config, [call("DescribeModel", {"ModelName": m}) for m in names]

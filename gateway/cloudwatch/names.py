@@ -51,6 +51,10 @@ OLDEST_AGE = Metric(SAGEMAKER, "ApproximateAgeOfOldestRequest", "Seconds")
 WITHOUT_CAPACITY = Metric(SAGEMAKER, "HasBacklogWithoutCapacity", "None")
 #: A real-time request that found its variant at zero instances (held, gateway/serving/held.py).
 NO_CAPACITY = Metric(SAGEMAKER, "NoCapacityInvocationFailures", "None", resolution=10)
+#: Inference components' own (dimension InferenceComponentName; their Invocations, errors and
+#: latencies are the endpoint metrics' names under that dimension).
+PER_COPY = Metric(SAGEMAKER, "InvocationsPerCopy", "None")
+CONCURRENT_PER_COPY = Metric(SAGEMAKER, "ConcurrentRequestsPerCopy", "None", resolution=10)
 CPU = Metric(ENDPOINTS, "CPUUtilization", "Percent")
 MEMORY = Metric(ENDPOINTS, "MemoryUtilization", "Percent")
 DISK = Metric(ENDPOINTS, "DiskUtilization", "Percent")
@@ -62,7 +66,7 @@ CATALOGUE = (
     INVOCATIONS, PER_INSTANCE, ERRORS_4XX, ERRORS_5XX, MODEL_ERRORS, MODEL_LATENCY,
     OVERHEAD_LATENCY, CONCURRENT, SETUP_TIME, LOADING_WAIT, DOWNLOADING, LOADING, UNLOADING,
     CACHE_HIT, LOADED_COUNT, BACKLOG, BACKLOG_PER_INSTANCE, OLDEST_AGE, WITHOUT_CAPACITY,
-    NO_CAPACITY, CPU, MEMORY, DISK, REQUEST_BYTES, RESPONSE_BYTES,
+    NO_CAPACITY, PER_COPY, CONCURRENT_PER_COPY, CPU, MEMORY, DISK, REQUEST_BYTES, RESPONSE_BYTES,
 )  # fmt: skip
 
 #: Per-model series (dimension ``TargetModel`` beside EndpointName and VariantName), which

@@ -19,7 +19,11 @@ from gateway.cloudwatch.names import StatusClass
 from gateway.cloudwatch.rollup import (
     BACKLOG,
     CACHE,
+    COMPONENT,
+    COMPONENT_CONCURRENT,
+    COMPONENT_NO_CAPACITY,
     CONCURRENT,
+    COPIES,
     COUNT,
     INVOCATION,
     LOADED,
@@ -67,13 +71,15 @@ class Recorder:
         bytes_out: int,
         *,
         model_status: int | None = None,
+        component: str | None = None,
     ) -> None:
         """A finished request (``model_us``/``overhead_us`` None when no container answered;
-        ``model_status`` the container's status for a ``model-error``)."""
+        ``model_status`` the container's status for a ``model-error``; ``component`` the
+        inference component it named, for the usage ledger)."""
         self._append(
             (
                 INVOCATION, self._clock(), endpoint, variant, target_model, status, model_us,
-                overhead_us, bytes_in, bytes_out, model_status,
+                overhead_us, bytes_in, bytes_out, model_status, component,
             )
         )  # fmt: skip
 
@@ -138,6 +144,33 @@ class Recorder:
     def no_capacity(self, endpoint: str, variant: str) -> None:
         """A real-time request found the variant at zero instances (it is held)."""
         self._append((NO_CAPACITY, self._clock(), endpoint, variant, 1.0))
+
+    def component_invocation(
+        self,
+        component: str,
+        status: StatusClass,
+        model_us: int | None,
+        overhead_us: int | None,
+        *,
+        model_status: int | None = None,
+    ) -> None:
+        """A finished request to an inference component (besides its ``invocation``)."""
+        self._append(
+            (COMPONENT, self._clock(), component, status, model_us, overhead_us, model_status)
+        )
+
+    def component_concurrent(self, component: str, per_copy: float) -> None:
+        """The component's requests in flight over its copies, as one more arrived (10 s)."""
+        self._append((COMPONENT_CONCURRENT, self._clock(), component, per_copy))
+
+    def component_no_capacity(self, component: str) -> None:
+        """A request found the component at zero copies (it is held)."""
+        self._append((COMPONENT_NO_CAPACITY, self._clock(), component, 1.0))
+
+    def copy_count(self, component: str, copies: int, endpoint: str, variant: str) -> None:
+        """The component (on ``endpoint``'s ``variant``) now runs ``copies`` copies
+        (``InvocationsPerCopy`` divides by it; the usage ledger's ``copy_hours``)."""
+        self._append((COPIES, self._clock(), component, copies, endpoint, variant))
 
     # ---- the flusher's side ---------------------------------------------------------------------
 

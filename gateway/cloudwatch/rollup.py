@@ -28,10 +28,15 @@ Rollup = dict[Key, Stats]
 INVOCATION, CONCURRENT, CACHE, LOADED, UNLOADED, SETUP, COUNT, SAMPLE, BACKLOG, NO_CAPACITY = range(
     10
 )
+# Inference components' (dimension InferenceComponentName): a call, the requests in flight per
+# copy, a request that found no copy; COPIES (like COUNT) the copies ``InvocationsPerCopy``
+# divides by.
+COMPONENT, COMPONENT_CONCURRENT, COMPONENT_NO_CAPACITY, COPIES = range(10, 14)
 _IDENTITY = {
     INVOCATION: 3, CONCURRENT: 2, CACHE: 3, LOADED: 3, UNLOADED: 3, SETUP: 2, SAMPLE: 2, BACKLOG: 1,
-    NO_CAPACITY: 2,
+    NO_CAPACITY: 2, COMPONENT: 1, COMPONENT_CONCURRENT: 1, COMPONENT_NO_CAPACITY: 1,
 }  # fmt: skip
+_HIGH_RESOLUTION = frozenset({CONCURRENT, NO_CAPACITY, COMPONENT_CONCURRENT, COMPONENT_NO_CAPACITY})
 #: Dimension sets cached, at most (then the cache starts over).
 MAX_DIMENSION_SETS = 100_000
 
@@ -50,6 +55,8 @@ class Rollups:
     def __init__(self) -> None:
         #: (endpoint, variant) -> instances, as the events rolled up so far say.
         self._instances: dict[tuple[str, str], int] = {}
+        #: inference component -> copies, likewise.
+        self._copies: dict[str, int] = {}
         self._dims: dict[tuple[str, str | None, str | None], Dims] = {}
         #: Which models get ``TargetModel`` series (endpoint, variant, model); None: every one.
         self.per_model: Callable[[str, str, str], bool] | None = None
@@ -58,19 +65,24 @@ class Rollups:
         """Take every event now in ``events`` and roll it up."""
         groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
         popleft = events.popleft
-        instances = self._instances
+        instances, copies = self._instances, self._copies
         for _ in range(len(events)):
             event = popleft()
             kind = event[0]
             if kind == COUNT:
                 instances[(event[2], event[3])] = max(int(event[4]), 1)
                 continue
-            res = 10 if kind in (CONCURRENT, NO_CAPACITY) else 60
+            if kind == COPIES:
+                copies[event[2]] = max(int(event[3]), 1)
+                continue
+            res = 10 if kind in _HIGH_RESOLUTION else 60
             cut = 2 + _IDENTITY[kind]
             key = (kind, int(event[1] // res * res), *event[2:cut])
             row = event[cut:]
-            if kind == INVOCATION:
-                row += (1.0 / instances.get((event[2], event[3]), 1),)
+            if kind == INVOCATION:  # its last field, the component, is the ledger's
+                row = (*event[cut:11], 1.0 / instances.get((event[2], event[3]), 1))
+            elif kind == COMPONENT:
+                row += (1.0 / copies.get(event[2], 1),)
             rows = groups.get(key)
             if rows is None:
                 groups[key] = [row]
@@ -105,6 +117,8 @@ class Rollups:
                     strict=True,
                 )
             )
+        if kind >= COMPONENT:
+            return self._component(kind, identity[0], columns)
         d = self._dims_of(identity[0], identity[1])
         if kind == INVOCATION:
             return self._invocations(identity, columns)
@@ -129,7 +143,9 @@ class Rollups:
             pairs = [(n.UNLOADING, unloads), (n.LOADED_COUNT, counts)]
         return self._with_model(identity, pairs)
 
-    def _invocations(self, identity: list[Any], columns: Columns) -> Values:
+    def _invocations(
+        self, identity: list[Any], columns: Columns, dimensions: Dims | None = None
+    ) -> Values:
         status, model_us, overhead_us, size_in, size_out, code, per_instance = columns
         # A model error is classed by the container's status; without one (a timeout): 5xx.
         client = [
@@ -148,12 +164,30 @@ class Rollups:
             (n.MODEL_LATENCY, model_us),
             (n.OVERHEAD_LATENCY, overhead_us),
         ]
+        if dimensions is not None:  # an inference component's: per copy, not per instance
+            out = [(m, dimensions, [v for v in values if v is not None]) for m, values in pairs]
+            out.append((n.PER_COPY, dimensions, list(per_instance)))
+            return out
         d = self._dims_of(identity[0], identity[1])
         out = self._with_model(identity, pairs)
         out.append((n.PER_INSTANCE, d, list(per_instance)))
         out.append((n.REQUEST_BYTES, d, list(size_in)))
         out.append((n.RESPONSE_BYTES, d, list(size_out)))
         return out
+
+    def _component(self, kind: int, component: str, columns: Columns) -> Values:
+        """An inference component's metrics, under ``InferenceComponentName`` alone."""
+        d = self._dims_of("", None, component=component)
+        if kind == COMPONENT_CONCURRENT:
+            return [(n.CONCURRENT_PER_COPY, d, list(columns[0]))]
+        if kind == COMPONENT_NO_CAPACITY:
+            return [(n.NO_CAPACITY, d, list(columns[0]))]
+        status, model_us, overhead_us, code, per_copy = columns
+        sizes = (0,) * len(status)
+        out = self._invocations([component, None, None], [
+            status, model_us, overhead_us, sizes, sizes, code, per_copy
+        ], dimensions=d)  # fmt: skip
+        return [(m, dd, v) for m, dd, v in out if m.namespace == n.SAGEMAKER]
 
     def _with_model(self, identity: list[Any], pairs: list[tuple[Metric, Any]]) -> Values:
         """Each metric's values (Nones left out) under the variant's dimensions, and again under
@@ -169,10 +203,20 @@ class Rollups:
             out += [(m, dm, values) for m, values in cleaned if m.name in n.PER_MODEL]
         return out
 
-    def _dims_of(self, endpoint: str, variant: str | None, model: str | None = None) -> Dims:
-        """The (cached) dimensions of an endpoint, a variant or a variant's model."""
-        key = (endpoint, variant, model)
+    def _dims_of(
+        self,
+        endpoint: str,
+        variant: str | None,
+        model: str | None = None,
+        *,
+        component: str | None = None,
+    ) -> Dims:
+        """The (cached) dimensions of an endpoint, a variant, a variant's model or an inference
+        component."""
+        key = (endpoint, variant, model) if component is None else ("", None, "\0" + component)
         found = self._dims.get(key)
+        if found is None and component is not None:
+            found = self._dims[key] = dims(InferenceComponentName=component)
         if found is None:
             values = {"EndpointName": endpoint}
             if variant is not None:

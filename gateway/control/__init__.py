@@ -9,7 +9,14 @@ the one mapping between SageMaker's objects and Tandem's endpoint spec.
 """
 
 from gateway.control.context import DEFAULT_ACCOUNT, DEFAULT_REGION
-from gateway.control.plane import ControlPlane, EndpointPlan, EndpointRunner, JobPlan, JobRunner
+from gateway.control.plane import (
+    ComponentRunner,
+    ControlPlane,
+    EndpointPlan,
+    EndpointRunner,
+    JobPlan,
+    JobRunner,
+)
 from gateway.control.route import control_app, control_route, service_route
 from gateway.errors import (
     CONTROL_CONTENT_TYPE,
@@ -28,6 +35,7 @@ __all__ = [
     "DEFAULT_ACCOUNT",
     "DEFAULT_REGION",
     "AccessDenied",
+    "ComponentRunner",
     "ControlError",
     "ControlPlane",
     "EndpointPlan",

@@ -38,6 +38,8 @@ def config_cost(
     for member in ("ProductionVariants", "ShadowProductionVariants"):
         for i, variant in enumerate(config.get(member) or []):
             name = variant["VariantName"]
+            if not variant.get("ModelName"):
+                continue  # an instance for inference components: its copies are counted
             asked = (desired or {}).get(name, {}).get("count")
             count = int(asked) if asked is not None else int(variant.get("InitialInstanceCount", 1))
             at = (

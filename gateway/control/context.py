@@ -39,6 +39,7 @@ ARN_KINDS = {
     "endpoint configuration": "endpoint-config",
     "endpoint": "endpoint",
     "transform job": "transform-job",
+    "inference component": "inference-component",
 }
 
 
@@ -50,6 +51,8 @@ class Result:
     kick: list[str] = field(default_factory=list)
     start_jobs: list[str] = field(default_factory=list)
     stop_jobs: list[str] = field(default_factory=list)
+    #: Inference components whose desired state changed (``ComponentRunner.kick``).
+    kick_components: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,11 @@ class ControlContext:
     budget: int | None = None
     #: CloudWatch alarms by name (those that exist), for DeploymentConfig's auto-rollback.
     alarms: Callable[[list[str]], list[dict[str, Any]]] | None = None
+    #: What one instance of an endpoint for inference components offers copies: (CPU cores,
+    #: memory in MiB); None: no limit.
+    instance_capacity: tuple[float, int] | None = None
+    #: What runs of an inference component (``ComponentRunner.view``); None: nothing runs.
+    observe_component: Callable[[str], Mapping[str, Any] | None] | None = None
 
     def arn(self, kind: str, name: str) -> str:
         """``arn:aws:sagemaker:<region>:<account>:<kind>/<name lower-cased>``."""

@@ -100,6 +100,12 @@ def update_endpoint(ctx: ControlContext, params: dict[str, Any]) -> Result:
 
 
 def delete_endpoint(ctx: ControlContext, params: dict[str, Any]) -> Result:
+    components = [c.name for c in ctx.store.components(params["EndpointName"])]
+    if components:
+        raise ValidationException(
+            f'Cannot delete endpoint "{params["EndpointName"]}": inference components are '
+            f"deployed to it ({', '.join(components)}); delete them first."
+        )
     record = ctx.store.begin_delete(params["EndpointName"])
     return Result(kick=[record.name])
 
@@ -197,22 +203,24 @@ def _variants(
     out = []
     for variant in config.request.get(member) or []:
         name = variant["VariantName"]
-        model = config.model(variant["ModelName"])
+        model = config.model(variant["ModelName"]) if variant.get("ModelName") else None
         images = [] if model is None else [c.get("Image") for _, c in containers_of(model)]
         desired = desired_of.get(name, {})
         weight = float(desired.get("weight", variant.get("InitialVariantWeight", 1.0)))
         count = int(desired.get("count", variant.get("InitialInstanceCount", 1)))
         now = (observed or {}).get(name)
-        out.append(
-            {
-                "VariantName": name,
-                "DeployedImages": [{"SpecifiedImage": i} for i in images if i],
-                "CurrentWeight": now[0] if now else (weight if running else 0.0),
-                "DesiredWeight": weight,
-                "CurrentInstanceCount": now[1] if now else (count if running else 0),
-                "DesiredInstanceCount": count,
-            }
-        )
+        summary: dict[str, Any] = {
+            "VariantName": name,
+            "DeployedImages": [{"SpecifiedImage": i} for i in images if i],
+            "CurrentWeight": now[0] if now else (weight if running else 0.0),
+            "DesiredWeight": weight,
+            "CurrentInstanceCount": now[1] if now else (count if running else 0),
+            "DesiredInstanceCount": count,
+        }
+        for member in ("ManagedInstanceScaling", "RoutingConfig"):
+            if variant.get(member):
+                summary[member] = variant[member]
+        out.append(summary)
     return out
 
 

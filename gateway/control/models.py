@@ -19,7 +19,7 @@ from gateway.control.shapes import member_path
 from gateway.control.translate import COMMAND_ENV, check_model_data, containers_of, to_spec
 from gateway.control.variants import endpoint_spec
 from gateway.errors import ResourceLimitExceeded, ValidationException
-from gateway.state import ConfigRecord, ModelRecord
+from gateway.state import ConfigRecord, ModelRecord, for_components
 from pipelines.errors import TandemError
 from pipelines.spec import MAX_CONTAINERS, MAX_VARIANTS
 
@@ -59,6 +59,14 @@ def create_model(ctx: ControlContext, params: dict[str, Any]) -> Result:
             "Value '[]' at 'containers' failed to satisfy constraint: Member must have length "
             "greater than or equal to 1"
         )
+    checked_model(ctx, name, request)
+    ctx.store.add_model(name, ctx.arn("model", name), request)
+    return Result({"ModelArn": ctx.arn("model", name)})
+
+
+def checked_model(ctx: ControlContext, name: str, request: dict[str, Any]) -> None:
+    """A CreateModel request's containers checked and their locations confined, in place (an
+    inference component's own ``Container`` is checked this way too)."""
     for path, container in containers_of(request):
         for member, why in _CONTAINER_UNSUPPORTED.items():
             if container.get(member) is not None:
@@ -70,8 +78,6 @@ def create_model(ctx: ControlContext, params: dict[str, Any]) -> Result:
         _check_code(ctx, path, container)
         _store_container(request, path, container)
     to_spec(name, request)
-    ctx.store.add_model(name, ctx.arn("model", name), request)
-    return Result({"ModelArn": ctx.arn("model", name)})
 
 
 def describe_model(ctx: ControlContext, params: dict[str, Any]) -> Result:
@@ -109,6 +115,8 @@ def create_endpoint_config(ctx: ControlContext, params: dict[str, Any]) -> Resul
             "With shadowProductionVariants, give exactly one production variant and one shadow "
             f"variant (got {len(production)} and {len(shadows)})."
         )
+    if for_components(params):
+        return _create_component_config(ctx, name, params)
     models: dict[str, str] = {}
     for member, variants in (
         ("ProductionVariants", production),
@@ -125,7 +133,8 @@ def create_endpoint_config(ctx: ControlContext, params: dict[str, Any]) -> Resul
                 at = member_path(member, i, "ModelName")
                 raise ValidationException(
                     f"1 validation error detected: Value null at '{at}' failed to satisfy "
-                    "constraint: Member must not be null"
+                    "constraint: Member must not be null (a config for inference components "
+                    "leaves ModelName out of every production variant)"
                 )
             if variant["VariantName"] in models:
                 raise ValidationException(
@@ -146,6 +155,54 @@ def create_endpoint_config(ctx: ControlContext, params: dict[str, Any]) -> Resul
     # The spec it would run: each variant's model, names, weights and tags must fit.
     endpoint_spec(name, request, lambda model: model_record(ctx, model).request)
     ctx.store.add_config(name, ctx.arn("endpoint-config", name), request, models)
+    return Result({"EndpointConfigArn": ctx.arn("endpoint-config", name)})
+
+
+def _create_component_config(ctx: ControlContext, name: str, params: dict[str, Any]) -> Result:
+    """A config for inference components: its variants are instances that copies of the
+    components are placed on (no model of their own, so nothing runs until a component is
+    created on the endpoint)."""
+    for member, why in (
+        ("ShadowProductionVariants", "shadow variants need a model per variant"),
+        ("AsyncInferenceConfig", "asynchronous inference needs a model per variant"),
+        ("DataCaptureConfig", "capture is per variant model"),
+    ):
+        if params.get(member):
+            raise ValidationException(
+                f"{member[:1].lower() + member[1:]}: {member} is not supported by Tandem on an "
+                f"endpoint configuration for inference components ({why})."
+            )
+    seen: set[str] = set()
+    for i, variant in enumerate(params["ProductionVariants"]):
+        for unknown in (*_VARIANT_UNSUPPORTED, "ServerlessConfig"):
+            if variant.get(unknown) is not None:
+                raise ValidationException(
+                    f"{member_path('ProductionVariants', i, unknown)}: {unknown} is not "
+                    "supported by Tandem yet."
+                )
+        if variant["VariantName"] in seen:
+            raise ValidationException(
+                f"{member_path('ProductionVariants', i, 'VariantName')}: variant name "
+                f"{variant['VariantName']!r} is used twice; each variant needs its own name."
+            )
+        seen.add(variant["VariantName"])
+        count = int(variant.get("InitialInstanceCount", 1))
+        scaling = variant.get("ManagedInstanceScaling") or {}
+        low = int(scaling.get("MinInstanceCount", 0))
+        high = int(scaling.get("MaxInstanceCount", max(count, low)))
+        if scaling and not low <= high:
+            raise ValidationException(
+                f"{member_path('ProductionVariants', i, 'ManagedInstanceScaling')}: "
+                f"MinInstanceCount {low} is more than MaxInstanceCount {high}."
+            )
+        if scaling and not low <= count <= high:
+            raise ValidationException(
+                f"{member_path('ProductionVariants', i, 'InitialInstanceCount')}: {count} is "
+                f"outside ManagedInstanceScaling's MinInstanceCount {low} and MaxInstanceCount "
+                f"{high}."
+            )
+    request = copy.deepcopy(params)
+    ctx.store.add_config(name, ctx.arn("endpoint-config", name), request, {})
     return Result({"EndpointConfigArn": ctx.arn("endpoint-config", name)})
 
 

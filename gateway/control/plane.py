@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.control import endpoints, models, tags, transform
+from gateway.control import components, endpoints, models, tags, transform
 from gateway.control.context import DEFAULT_ACCOUNT, DEFAULT_REGION, ControlContext, Result
 from gateway.control.shapes import operation_names, service_model, validate
 from gateway.control.translate import containers_of, default_model_roots, to_spec
 from gateway.errors import UnknownOperation
-from gateway.state import EndpointRecord, JobRecord, StateError, StateStore
+from gateway.state import ComponentRecord, EndpointRecord, JobRecord, StateError, StateStore
 from pipelines.spec import EndpointSpec
 
 log = logging.getLogger("tandem.control")
@@ -48,6 +48,12 @@ OPERATIONS: dict[str, Handler] = {
     "DescribeTransformJob": transform.describe_transform_job,
     "ListTransformJobs": transform.list_transform_jobs,
     "StopTransformJob": transform.stop_transform_job,
+    "CreateInferenceComponent": components.create_inference_component,
+    "DescribeInferenceComponent": components.describe_inference_component,
+    "ListInferenceComponents": components.list_inference_components,
+    "UpdateInferenceComponent": components.update_inference_component,
+    "UpdateInferenceComponentRuntimeConfig": components.update_inference_component_runtime_config,
+    "DeleteInferenceComponent": components.delete_inference_component,
 }
 #: Checks that run before the generic ones, where SageMaker answers with another code.
 PRECHECKS: dict[str, Callable[[dict[str, Any]], None]] = {"CreateModel": models.precheck_model}
@@ -62,6 +68,17 @@ class EndpointRunner(Protocol):
         Called after the change committed, on the thread that made the call (the event loop's
         for ``acall``); it should only schedule the work and return.
         """
+
+
+class ComponentRunner(Protocol):
+    """Places and runs inference components' copies (implemented by the serving side)."""
+
+    def kick(self, component: str) -> None:
+        """``component``'s desired state changed; schedule the work and return."""
+
+    def view(self, component: str) -> Mapping[str, Any] | None:
+        """What runs of ``component``: ``current`` copies, ``copies`` (where each runs, its
+        reservation), ``pending`` (why copies wait); None when nothing runs."""
 
 
 class JobRunner(Protocol):
@@ -107,6 +124,8 @@ class ControlPlane:
         observe: Callable[[str], Mapping[str, tuple[float, int]] | None] | None = None,
         budget: int | None = None,
         alarms: Callable[[list[str]], list[dict[str, Any]]] | None = None,
+        instance_capacity: tuple[float, int] | None = None,
+        components: ComponentRunner | None = None,
     ) -> None:
         roots = default_model_roots() if model_roots is None else model_roots
         self.store = store
@@ -120,10 +139,13 @@ class ControlPlane:
             observe=observe,
             budget=budget,
             alarms=alarms,
+            instance_capacity=instance_capacity,
+            observe_component=self._view,
         )
         #: The hooks; may be set after construction (the serving side is built later).
         self.reconciler = reconciler
         self.jobs = jobs
+        self.components = components
 
     def spec_for(self, endpoint: str, config: str) -> EndpointSpec:
         """The spec that runs ``config`` under the name ``endpoint``: what the reconciler starts
@@ -172,6 +194,11 @@ class ControlPlane:
             ("kick", self.reconciler.kick if self.reconciler else None, result.kick),
             ("start", self.jobs.start if self.jobs else None, result.start_jobs),
             ("stop", self.jobs.stop if self.jobs else None, result.stop_jobs),
+            (
+                "kick component",
+                self.components.kick if self.components else None,
+                result.kick_components,
+            ),
         ]
         for what, hook, names in calls:
             for name in names:
@@ -182,6 +209,25 @@ class ControlPlane:
                     hook(name)
                 except Exception:
                     log.exception("the %s hook failed for %s", what, name)
+
+    def copy_spec(self, component: ComponentRecord, *, pending: bool = False) -> EndpointSpec:
+        """What one copy of ``component`` runs (its new specification's with ``pending``), as a
+        one-variant spec named after its endpoint and variant (whose RoutingConfig it takes)."""
+        model = component.pending_model if pending and component.pending_model else component.model
+        endpoint = self.store.get_endpoint(component.endpoint)
+        config = endpoint.deployed.request if endpoint and endpoint.deployed else {}
+        variant = next(
+            (
+                v
+                for v in config.get("ProductionVariants") or []
+                if v["VariantName"] == component.variant
+            ),
+            {"VariantName": component.variant},
+        )
+        return to_spec(component.endpoint, model, {"ProductionVariants": [variant]})
+
+    def _view(self, component: str) -> Mapping[str, Any] | None:
+        return self.components.view(component) if self.components is not None else None
 
     def plan(self, endpoint: str) -> EndpointPlan | None:
         """What ``endpoint`` should run now; ``None`` once it is gone."""

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from gateway.control.translate import from_spec, to_spec
 from gateway.errors import ValidationException
+from gateway.state import for_components
 from pipelines.spec import (
     AsyncInferenceSpec,
     DataCaptureSpec,
@@ -34,7 +35,15 @@ ModelOf = Callable[[str], Mapping[str, Any]]
 
 
 def endpoint_spec(name: str, config: Mapping[str, Any], model_of: ModelOf) -> EndpointSpec:
-    """The spec ``name`` runs under ``config``; ``model_of(ModelName)`` is a CreateModel request."""
+    """The spec ``name`` runs under ``config``; ``model_of(ModelName)`` is a CreateModel request.
+
+    A config for inference components runs no containers of its own: its spec is a shell with
+    none (the one spec that has none; ``gateway.lifecycle`` starts nothing for it)."""
+    if for_components(config):
+        first = config["ProductionVariants"][0]
+        return EndpointSpec.model_construct(
+            name=name, variant=first["VariantName"], instance_count=_count(first)
+        )
     production = list(config.get("ProductionVariants") or [{}])
     shadows = list(config.get("ShadowProductionVariants") or [])
     singles = [_single(name, config, v, model_of) for v in production]

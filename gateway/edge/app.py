@@ -113,7 +113,8 @@ def create_app(
 def _status(endpoint: LiveEndpoint) -> str:
     """SageMaker's EndpointStatus, derived from the containers' states."""
     states = {c.state for r in endpoint.runtimes for c in r.containers}
-    if not states or states == {ContainerState.HEALTHY}:  # none: every variant is at zero
+    # None: every variant is at zero, or an endpoint for components (their copies count).
+    if not states or states == {ContainerState.HEALTHY}:
         return "InService"
     if ContainerState.FAILED in states:
         return "Failed"
@@ -125,8 +126,12 @@ def _status(endpoint: LiveEndpoint) -> str:
 def _describe(endpoint: LiveEndpoint, dispatcher: Dispatcher) -> dict[str, Any]:
     # A variant scaled to zero has no instance: the first one running speaks for the endpoint.
     first = next((i for v in endpoint.variants for i in v.instances), None)
-    spec = first.spec if first is not None else endpoint.variants[0].spec
-    return {
+    spec = (
+        first.spec
+        if first is not None
+        else (endpoint.variants[0].spec if endpoint.variants else endpoint.spec)
+    )
+    described = {
         "EndpointName": endpoint.name,
         "EndpointStatus": _status(endpoint),
         "Mode": spec.execution.value,
@@ -136,6 +141,12 @@ def _describe(endpoint: LiveEndpoint, dispatcher: Dispatcher) -> dict[str, Any]:
         "ProductionVariants": [_variant(v, dispatcher) for v in endpoint.variants],
         "ShadowProductionVariants": [_variant(v, dispatcher) for v in endpoint.shadows],
     }
+    if endpoint.for_components:
+        described["InferenceComponents"] = [
+            {"InferenceComponentName": name, **_variant(v, dispatcher)}
+            for name, v in sorted(endpoint.components.items())
+        ]
+    return described
 
 
 def _variant(variant: Variant, dispatcher: Dispatcher) -> dict[str, Any]:
@@ -162,12 +173,21 @@ def _instance(instance: Instance, dispatcher: Dispatcher) -> dict[str, Any]:
         for c in instance.containers
         if (manager := dispatcher.manager(c)) is not None
     }
-    return {
+    out: dict[str, Any] = {
         "InstanceName": instance.deployment,
         "Healthy": instance.healthy,
         "InFlight": instance.inflight,
         "LoadedModels": loaded,
     }
+    reserved = instance.containers[0].reservation if instance.containers else None
+    if instance.component is not None and reserved is not None:
+        out["PlacedOn"] = instance.host
+        out["Reservation"] = {
+            "NumberOfCpuCoresRequired": reserved.cores,
+            "MinMemoryRequiredInMb": reserved.memory_mb,
+            "MaxMemoryRequiredInMb": reserved.max_memory_mb,
+        }
+    return out
 
 
 def _containers(endpoint: Instance) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ LIMITS: dict[bytes, tuple[str, int, int]] = {
     b"x-amzn-sagemaker-target-variant": ("targetVariant", 0, 63),
     b"x-amzn-sagemaker-target-container-hostname": ("targetContainerHostname", 0, 63),
     b"x-amzn-sagemaker-inference-id": ("inferenceId", 1, 64),
+    b"x-amzn-sagemaker-inference-component": ("inferenceComponentName", 0, 63),
 }
 
 
@@ -55,6 +56,7 @@ _HEADER_LIMITS = limits(
     b"x-amzn-sagemaker-target-variant",
     b"x-amzn-sagemaker-target-container-hostname",
     b"x-amzn-sagemaker-inference-id",
+    b"x-amzn-sagemaker-inference-component",
 )
 
 
@@ -102,6 +104,7 @@ class InvocationsApp:
                 exchange.respond,
                 request_id=request_id,
                 target_model=text(headers, b"x-amzn-sagemaker-target-model"),
+                component=text(headers, b"x-amzn-sagemaker-inference-component"),
             )
         except ClientGone:
             return

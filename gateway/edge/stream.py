@@ -38,6 +38,7 @@ _LIMITS = limits(
     b"x-amzn-sagemaker-target-variant",
     b"x-amzn-sagemaker-target-container-hostname",
     b"x-amzn-sagemaker-inference-id",
+    b"x-amzn-sagemaker-inference-component",
 )
 
 
@@ -60,7 +61,12 @@ class ResponseStreamApp:
         exchange = _StreamExchange(scope, receive, send, headers, self.limit, 0.0)
         with contextlib.suppress(ClientGone):
             await self.invocations.stream(
-                scope["path_params"]["name"], target, exchange.read, exchange.respond, request_id
+                scope["path_params"]["name"],
+                target,
+                exchange.read,
+                exchange.respond,
+                request_id,
+                component=text(headers, b"x-amzn-sagemaker-inference-component"),
             )
 
 

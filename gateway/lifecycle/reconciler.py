@@ -262,6 +262,8 @@ class Reconciler:
         desired = record.desired if serving and record is not None else {}
         # Blue/green: an update runs in the other of the endpoint's two folders.
         folder = name if beside is None or beside.runtime.folder != name else f"{name}.1"
+        if not spec.all_containers:  # for inference components: their copies run apart
+            return Deployment(LiveEndpoint(spec=spec, variants=[], folder=name), config)
         endpoint = build_live(
             spec,
             self._settings.state_dir,
@@ -366,6 +368,11 @@ class Reconciler:
 
     def _serve(self, deployment: Deployment) -> None:
         self._live[deployment.runtime.name] = deployment
+        old = self._table.get(deployment.runtime.name)
+        if old is not None and old is not deployment.runtime:
+            # Inference components' copies run beside the endpoint's own containers, under
+            # the component runner: the new deployment serves them as the old one did.
+            deployment.runtime.components = old.components
         self._table.put(deployment.runtime)
         for variant in deployment.runtime.variants:  # requests held for it look again
             self._held.notify(variant_key(deployment.runtime.name, variant.name))
@@ -386,10 +393,15 @@ class Reconciler:
         await self._stop(deployment)
 
     async def _drain(self, endpoint: LiveEndpoint | Instance) -> None:
-        """Wait for the requests already in ``endpoint`` (bounded by its own timeout)."""
-        self.budget.leaving(endpoint.runtimes if isinstance(endpoint, LiveEndpoint) else [endpoint])
+        """Wait for the requests already in ``endpoint`` (bounded by its own timeout); its
+        inference components' copies are the component runner's, and stay."""
+        if isinstance(endpoint, LiveEndpoint):
+            own = [i for v in (*endpoint.variants, *endpoint.shadows) for i in v.instances]
+        else:
+            own = [endpoint]
+        self.budget.leaving(own)
         deadline = time.monotonic() + endpoint.spec.timeout + 1.0
-        while endpoint.inflight > 0 and time.monotonic() < deadline:
+        while any(i.inflight for i in own) and time.monotonic() < deadline:
             await asyncio.sleep(DRAIN_POLL)
 
     async def _stop(self, deployment: Deployment) -> None:

@@ -107,7 +107,12 @@ class Supervisor:
                     f"{c.endpoint}/{c.hostname}",
                     container_dir(settings.state_dir, c) / "container.log",
                     tail=settings.log_tail_lines,
-                    labels={"endpoint": e.name, "variant": e.variant, "hostname": c.hostname},
+                    labels={
+                        "endpoint": e.name,
+                        "variant": e.variant,
+                        "hostname": c.hostname,
+                        **({"component": e.component} if e.component else {}),
+                    },
                 ),
                 # A MultiModel prefix is not unpacked here: the model store loads models on demand.
                 source=None if c.spec.mode is Mode.MULTI_MODEL else e.spec.model_data_url(c.spec),

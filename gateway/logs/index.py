@@ -19,6 +19,7 @@ from pathlib import Path
 from gateway.folders import ENDPOINTS, JOBS
 from gateway.lifecycle.containerlog import LABELS_FILE, parse
 from gateway.logstreams import (
+    COMPONENT_GROUP,
     ENDPOINT_GROUP,
     TRANSFORM_GROUP,
     endpoint_stream,
@@ -92,9 +93,13 @@ class LogIndex:
                     continue
                 logs = _logs(folder)
                 for log in logs:
-                    variant = matched.group("variant") or _labels(log).get(
-                        "variant", DEFAULT_VARIANT
-                    )
+                    labels = _labels(log)
+                    component = labels.get("component")
+                    if component:  # a copy of an inference component: its own group
+                        name = endpoint_stream(component, folder.name, log.parent.name, len(logs))
+                        yield Stream(COMPONENT_GROUP + component, name, (log,))
+                        continue
+                    variant = matched.group("variant") or labels.get("variant", DEFAULT_VARIANT)
                     name = endpoint_stream(variant, folder.name, log.parent.name, len(logs))
                     yield Stream(ENDPOINT_GROUP + endpoint.name, name, (log,))
 

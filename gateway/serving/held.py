@@ -34,6 +34,17 @@ def variant_key(endpoint: str, variant: str) -> str:
     return f"endpoint/{endpoint}/variant/{variant}"
 
 
+def component_key(component: str) -> str:
+    """The key of an inference component: its Application Auto Scaling resource id."""
+    return f"inference-component/{component}"
+
+
+def component_of(key: str) -> str | None:
+    """The component of a ``component_key``; None for another kind of key."""
+    kind, _, name = key.partition("/")
+    return name if kind == "inference-component" and name else None
+
+
 def variant_of(key: str) -> tuple[str, str] | None:
     """(endpoint, variant) of a ``variant_key``; None for another kind of key."""
     parts = key.split("/")

@@ -33,7 +33,7 @@ from gateway.errors import (
 from gateway.live import EndpointTable, Instance, LiveEndpoint, Variant
 from gateway.routing import InUse, Router
 from gateway.serving.dispatch import Dispatcher
-from gateway.serving.held import Held, HeldFull, variant_key
+from gateway.serving.held import Held, HeldFull, component_key, variant_key
 from gateway.serving.shadows import ShadowSender
 from gateway.serving.streamed import Streamed
 from pipelines.spec import NAME_PATTERN
@@ -65,6 +65,8 @@ def choose_variant(endpoint: LiveEndpoint, target: str | None) -> Variant:
         )
     if endpoint.only is not None:
         return endpoint.only
+    if not endpoint.choices:
+        raise InvalidRequest(COMPONENT_REQUIRED)
     point = random.random() * endpoint.total
     return endpoint.choices[bisect.bisect_right(endpoint.cumulative, point)]
 
@@ -78,6 +80,34 @@ def choose_fleet(endpoint: LiveEndpoint, target: str | None) -> LiveEndpoint:
     first, other = (shift.to, endpoint) if random.random() < shift.share else (endpoint, shift.to)
     missing = target and all(v.name != target for v in first.variants)
     return other if missing and any(v.name == target for v in other.variants) else first
+
+
+#: SageMaker's answers about the ``X-Amzn-SageMaker-Inference-Component`` header.
+COMPONENT_REQUIRED = (
+    "Inference Component Name header is required for endpoints to which you plan to deploy "
+    "inference components. Please include Inference Component Name header or consider using "
+    "SageMaker models."
+)
+COMPONENT_NOT_ALLOWED = (
+    "Inference Component Name header is not allowed for endpoints to which you dont plan to "
+    "deploy inference components. Please remove the Inference Component Name header and try "
+    "again."
+)
+NO_CAPACITY = (
+    "Inference Component has no capacity to process this request. ApplicationAutoScaling may "
+    "be in-progress (if configured) or try to increase the capacity by invoking "
+    "UpdateInferenceComponentRuntimeConfig API."
+)
+
+
+def choose_component(endpoint: LiveEndpoint, name: str) -> Variant:
+    """The copies of component ``name`` as a variant (chosen among by ``choose_instance``)."""
+    component = endpoint.components.get(name)
+    if component is None:
+        if not endpoint.for_components:
+            raise InvalidRequest(COMPONENT_NOT_ALLOWED)
+        raise InvalidRequest(f"Inference Component {name} not found for Endpoint {endpoint.name}.")
+    return component
 
 
 #: Each variant's router, made on its first request and remade when its list of instances is
@@ -150,6 +180,7 @@ class Invocations:
         max_body: int | None = None,
         copies: bool = True,
         target_model: str | None = None,
+        component: str | None = None,
     ) -> Call:
         """One invocation with a whole answer; ``respond`` answers it (error or not).
 
@@ -157,13 +188,14 @@ class Invocations:
         call (an asynchronous request has its own). ``copies``: offer the request to data
         capture and the shadow variants once it is answered. ``target_model``: the MultiModel
         target when ``read`` is still to be read (the instance is chosen by it before the body
-        is read). Raises ``ClientGone``.
+        is read). ``component``: the inference component the call names. Raises
+        ``ClientGone``.
         """
         call = Call(time.perf_counter(), request_id)
         model = _target(read, target_model)
-        admitted = self._admit(call, name, target_variant, model)
+        admitted = self._admit(call, name, target_variant, model, component)
         if isinstance(admitted, Variant):
-            admitted = await self._hold(call, admitted, model)
+            admitted = await self._hold(call, admitted, model, component)
         if admitted:
             await self._run(call, read, None, timeout, max_body)
         if respond is not None:
@@ -180,14 +212,15 @@ class Invocations:
         respond: RespondStream,
         request_id: str,
         target_model: str | None = None,
+        component: str | None = None,
     ) -> Call:
         """One invocation answered in parts: ``respond`` runs while the container streams, or
         once with ``call.error`` set when the call failed before its head."""
         call = Call(time.perf_counter(), request_id)
         model = _target(read, target_model)
-        admitted = self._admit(call, name, target_variant, model)
+        admitted = self._admit(call, name, target_variant, model, component)
         if isinstance(admitted, Variant):
-            admitted = await self._hold(call, admitted, model)
+            admitted = await self._hold(call, admitted, model, component)
         if admitted:
             await self._run(call, read, respond, None, None)
         if not call.responded:
@@ -195,16 +228,25 @@ class Invocations:
         return call
 
     def _admit(
-        self, call: Call, name: str, target_variant: str | None, target_model: str | None
+        self,
+        call: Call,
+        name: str,
+        target_variant: str | None,
+        target_model: str | None,
+        component: str | None = None,
     ) -> Variant | bool:
-        """The endpoint, variant and instance of ``call``; False with ``call.error`` set; the
-        variant when it has no instance (at zero: the caller holds the request)."""
+        """The endpoint, variant (or component) and instance (or copy) of ``call``; False with
+        ``call.error`` set; the variant when it has no instance (at zero: the caller holds the
+        request)."""
         try:
             live = self.table.get(name) or self.endpoint(name)
             if live.shift is not None:
                 live = choose_fleet(live, target_variant)
             call.live = live
-            variant = choose_variant(live, target_variant)
+            if component is None:
+                variant = choose_variant(live, target_variant)
+            else:
+                variant = choose_component(live, component)
             if not variant.instances:
                 return variant
             call.instance = choose_instance(variant, target_model, self.dispatcher.in_use)
@@ -213,19 +255,34 @@ class Invocations:
             return False
         return True
 
-    async def _hold(self, call: Call, variant: Variant, target_model: str | None) -> bool:
-        """A variant at zero: hold ``call`` until an instance of it serves (``Held``), then
-        admit it there; past TANDEM_HELD_WAIT, or past the held bound, ``Throttling``."""
+    async def _hold(
+        self, call: Call, variant: Variant, target_model: str | None, component: str | None = None
+    ) -> bool:
+        """A variant at zero instances (or a component at zero copies): hold ``call`` until
+        one serves (``Held``), then admit it there; past TANDEM_HELD_WAIT, or past the held
+        bound, ``Throttling`` (a component: SageMaker's no-capacity ``ValidationError``)."""
         assert call.live is not None
         name, wanted = call.live.name, variant.name
-        key = variant_key(name, wanted)
-        self.held.want(key)  # the autoscaling side starts an instance now
+        key = variant_key(name, wanted) if component is None else component_key(component)
+        what = f"Variant {wanted} of endpoint {name} has no instance"
+        if component is not None:
+            what = f"Inference component {component} of endpoint {name} has no copy"
+        self.held.want(key)  # the autoscaling side starts an instance (or a copy) now
         deadline = time.monotonic() + self.held.wait_seconds
         while True:
             live = self.table.get(name)
-            found = live.variant(wanted) if live is not None else None
-            if live is None or found is None:
+            if live is None:
                 call.error = endpoint_not_found(name, self.account)
+                return False
+            found = live.variant(wanted) if component is None else live.components.get(component)
+            if found is None:
+                call.error = (
+                    endpoint_not_found(name, self.account)
+                    if component is None
+                    else InvalidRequest(
+                        f"Inference Component {component} not found for Endpoint {name}."
+                    )
+                )
                 return False
             if found.instances:
                 call.live = live
@@ -237,19 +294,19 @@ class Invocations:
                 await self.held.wait(key, deadline)  # then look again (deleted, or capacity)
             except HeldFull:
                 call.error = Throttling(
-                    f"Variant {wanted} of endpoint {name} has no instance and already holds "
-                    f"{self.held.limit} requests while one starts (TANDEM_HELD_REQUESTS). "
-                    "Retry later."
+                    f"{what} and already holds {self.held.limit} requests while one starts "
+                    "(TANDEM_HELD_REQUESTS). Retry later."
                 )
                 return False
+        if component is not None:
+            call.error = InvalidRequest(NO_CAPACITY)
+            return False
         why = (
             "the gateway is shutting down"
             if self.held.closed
             else f"none started within {self.held.wait_seconds:g} s (TANDEM_HELD_WAIT)"
         )
-        call.error = Throttling(
-            f"Variant {wanted} of endpoint {name} has no instance: {why}. Retry later."
-        )
+        call.error = Throttling(f"{what}: {why}. Retry later.")
         return False
 
     async def _run(

@@ -33,6 +33,13 @@ class CloudWatchCalls:
         instance = call.instance
         if call.live is not None and instance is not None:
             self.metrics.concurrent_requests(call.endpoint, instance.variant, instance.inflight)
+            if instance.component is not None:  # ConcurrentRequestsPerCopy
+                copies = call.live.components.get(instance.component)
+                if copies is not None and copies.instances:
+                    total = sum(i.inflight for i in copies.instances)
+                    self.metrics.component_concurrent(
+                        instance.component, total / len(copies.instances)
+                    )
 
     def finished(self, call: Call) -> None:
         if call.live is None or call.instance is None:
@@ -55,7 +62,16 @@ class CloudWatchCalls:
             call.bytes_in,
             call.bytes_out,
             model_status=model_status,
+            component=call.instance.component,
         )
+        if call.instance.component is not None:
+            self.metrics.component_invocation(
+                call.instance.component,
+                status,
+                int(call.model_seconds * 1e6) if answered else None,
+                int(call.overhead_seconds * 1e6) if answered else None,
+                model_status=model_status,
+            )
 
 
 class InstanceGauges:
@@ -73,6 +89,8 @@ class InstanceGauges:
         seen: list[Instance] = []
         memory = psutil.virtual_memory().total
         for live in self.table.live():
+            for component, copies in live.components.items():
+                recorder.copy_count(component, len(copies.instances), live.name, copies.name)
             for variant in (*live.variants, *live.shadows):
                 recorder.instance_count(live.name, variant.name, len(variant.instances))
                 for instance in variant.instances:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 from gateway.calls import Recorder, Recorders
 from gateway.capture import CaptureCollector, CaptureWriter
 from gateway.live import ContainerRuntime, EndpointTable, Instance, LiveEndpoint
-from gateway.logstreams import ENDPOINT_GROUP, endpoint_stream, stream_arn
+from gateway.logstreams import COMPONENT_GROUP, ENDPOINT_GROUP, endpoint_stream, stream_arn
 from gateway.metrics import GatewayMetrics
 from gateway.multimodel.hosting import close_all, make_managers, preload_all
 from gateway.serving.dispatch import Dispatcher
-from gateway.serving.held import Held, variant_of
+from gateway.serving.held import Held, component_of, variant_of
 from gateway.serving.invocation import Invocations
 from gateway.serving.metric_calls import CloudWatchCalls
 from gateway.serving.shadows import ShadowSender
@@ -44,13 +44,14 @@ class ContainerLogs:
         instance = (
             next((r for r in live.runtimes if container in r.containers), None) if live else None
         )
+        component = instance.component if instance is not None else None
         stream = endpoint_stream(
-            instance.variant if instance is not None else "AllTraffic",
+            component or (instance.variant if instance is not None else "AllTraffic"),
             container.deployment,
             container.hostname,
             len(instance.containers) if instance is not None else 1,
         )
-        group = ENDPOINT_GROUP + container.endpoint
+        group = COMPONENT_GROUP + component if component else ENDPOINT_GROUP + container.endpoint
         return stream_arn(self.region, self.account, group, stream)
 
 
@@ -59,6 +60,9 @@ def _no_capacity(cloudwatch: MetricRecorder, key: str, request: bool) -> None:
     found = variant_of(key)
     if found is not None and request:
         cloudwatch.no_capacity(*found)
+    component = component_of(key)
+    if component is not None and request:
+        cloudwatch.component_no_capacity(component)
 
 
 class DataPlane:

@@ -6,12 +6,15 @@ survives SIGKILL). The schema is a list of numbered migrations (``schema.py``). 
 knows HTTP or SageMaker's wire format: the control plane (``gateway.control``) does.
 """
 
+from gateway.state.components import for_components
 from gateway.state.db import FILENAME
 from gateway.state.queue import AsyncStatus, Backlog, Change, Enqueue, Finish, QueuedInvocation
 from gateway.state.records import (
     JOB_FINISHED,
     AlreadyExists,
     BadToken,
+    ComponentRecord,
+    ComponentStatus,
     ConfigRecord,
     Deployed,
     EndpointRecord,
@@ -38,6 +41,8 @@ __all__ = [
     "Backlog",
     "BadToken",
     "Change",
+    "ComponentRecord",
+    "ComponentStatus",
     "ConfigRecord",
     "Deployed",
     "EndpointRecord",
@@ -57,4 +62,5 @@ __all__ = [
     "StateError",
     "StateStore",
     "WrongState",
+    "for_components",
 ]

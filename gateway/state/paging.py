@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +30,16 @@ class Table:
     status: bool = False
 
 
-def select(table: Table, query: Query, columns: str = "*") -> tuple[str, list[Any]]:
-    """The SQL and arguments for one page, fetching one row more to know if another follows."""
+def select(
+    table: Table, query: Query, columns: str = "*", equal: Mapping[str, Any] | None = None
+) -> tuple[str, list[Any]]:
+    """The SQL and arguments for one page, fetching one row more to know if another follows;
+    ``equal``: further filters, column -> the value it must hold."""
     where: list[str] = []
     args: list[Any] = []
+    for column, value in (equal or {}).items():
+        where.append(f"{column} = ?")
+        args.append(value)
     if query.name_contains:
         where.append("instr(key, ?) > 0")
         args.append(query.name_contains.lower())

@@ -27,6 +27,16 @@ class EndpointStatus(StrEnum):
     FAILED = "Failed"
 
 
+class ComponentStatus(StrEnum):
+    """SageMaker's ``InferenceComponentStatus``."""
+
+    CREATING = "Creating"
+    UPDATING = "Updating"
+    IN_SERVICE = "InService"
+    DELETING = "Deleting"
+    FAILED = "Failed"
+
+
 class JobStatus(StrEnum):
     """SageMaker's ``TransformJobStatus``."""
 
@@ -120,6 +130,33 @@ class JobRecord:
     request: dict[str, Any]
     #: What the runner last reported (records, bytes, failed files ...); ``{}`` before that.
     progress: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentRecord:
+    """An inference component: what one copy runs (``model``) and how many copies to run."""
+
+    name: str
+    arn: str
+    endpoint: str
+    variant: str
+    status: ComponentStatus
+    failure_reason: str | None
+    created: float
+    modified: float
+    #: The create (or last update) request: ``Specification``, ``RuntimeConfig``, ``Tags``.
+    request: dict[str, Any]
+    #: The CreateModel-shaped request one copy runs (its containers), taken when it was made.
+    model: dict[str, Any]
+    #: ``DesiredCopyCount``.
+    copies: int
+    #: While ``Updating`` to a new specification: its request and model.
+    pending_request: dict[str, Any] | None = None
+    pending_model: dict[str, Any] | None = None
+
+    @property
+    def specification(self) -> dict[str, Any]:
+        return dict(self.request.get("Specification") or {})
 
 
 class SortBy(StrEnum):

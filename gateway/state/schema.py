@@ -174,7 +174,42 @@ ALTER TABLE endpoints ADD COLUMN deployment_config TEXT;
 ALTER TABLE endpoints ADD COLUMN rollout TEXT;
 """
 
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)]
+# Inference components (gateway/state/components.py): one row per component, on an endpoint's
+# variant; ``model`` is the CreateModel-shaped request one copy runs (taken at create time, so
+# the model may be deleted meanwhile), ``copies`` the copy count asked for; ``pending_*`` hold
+# the new specification while UpdateInferenceComponent rolls it out.
+_V6 = """
+CREATE TABLE inference_components (
+    key             TEXT PRIMARY KEY,
+    name            TEXT NOT NULL,
+    arn             TEXT NOT NULL,
+    endpoint_key    TEXT NOT NULL,
+    endpoint_name   TEXT NOT NULL,
+    variant         TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    failure_reason  TEXT,
+    created         REAL NOT NULL,
+    modified        REAL NOT NULL,
+    request         TEXT NOT NULL,
+    model           TEXT NOT NULL,
+    copies          INTEGER NOT NULL,
+    pending_request TEXT,
+    pending_model   TEXT
+);
+CREATE INDEX components_by_created ON inference_components (created, key);
+CREATE INDEX components_by_modified ON inference_components (modified, key);
+CREATE INDEX components_by_status ON inference_components (status, key);
+CREATE INDEX components_by_endpoint ON inference_components (endpoint_key);
+"""
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, _V1),
+    (2, _V2),
+    (3, _V3),
+    (4, _V4),
+    (5, _V5),
+    (6, _V6),
+]
 
 
 def version(conn: sqlite3.Connection) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from gateway.state import paging
+from gateway.state.components import ComponentStore
 from gateway.state.db import dump, exists, key
 from gateway.state.deployed import deployment, parse
 from gateway.state.jobs import JobStore
@@ -43,7 +44,7 @@ _ACTIVE_JOBS = "('InProgress', 'Stopping')"
 Admit = Callable[[EndpointRecord, list[EndpointRecord]], None]
 
 
-class StateStore(AsyncQueue, JobStore):
+class StateStore(AsyncQueue, JobStore, ComponentStore):
     """Models, endpoint configs, endpoints and transform jobs, as SageMaker has them.
 
     ``StateStore(state_dir / FILENAME)``; safe to share between threads.

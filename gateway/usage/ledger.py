@@ -1,7 +1,7 @@
 """The metric store's raw events folded into hourly ledger rows (the flusher's thread only).
 
 A row's key is (hour, endpoint, variant, component, model); ``""`` stands for "none" (an
-endpoint without ``TargetModel``; no inference component, which Tandem does not have yet). Counts
+endpoint without ``TargetModel``; a call to no inference component). Counts
 come from the events themselves; the two time integrals (a model's resident bytes, a variant's
 instances) are kept open between events and accrued up to ``now`` at each fold, cut at hour
 boundaries, so the current hour reads right within one flush interval.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from gateway.cloudwatch.rollup import COUNT, INVOCATION, LOADED, UNLOADED
+from gateway.cloudwatch.rollup import COPIES, COUNT, INVOCATION, LOADED, UNLOADED
 
 HOUR = 3600
 #: Seconds per group of invocations (a divisor of the hour): the top models' window step.
@@ -43,7 +43,11 @@ COLUMNS = (
 RowKey = tuple[int, str, str, str, str]
 Rows = dict[RowKey, list[float]]
 #: Invocations by (bucket start, endpoint, variant, model), and the other events in order.
-Split = tuple[dict[tuple[int, str, str, str | None], list[tuple[Any, ...]]], list[tuple[Any, ...]]]
+#: Invocations by (bucket start, endpoint, variant, model, inference component), and the rest.
+Split = tuple[
+    dict[tuple[int, str, str, str | None, str | None], list[tuple[Any, ...]]],
+    list[tuple[Any, ...]],
+]
 
 
 def hours(start: float, end: float) -> Iterator[tuple[int, float]]:
@@ -75,6 +79,8 @@ class Ledger:
         self._resident: dict[tuple[str, str, str], tuple[list[int], float]] = {}
         #: (endpoint, variant) -> (instances, accrued up to)
         self._instances: dict[tuple[str, str], tuple[int, float]] = {}
+        #: (endpoint, variant, component) -> (copies, accrued up to)
+        self._copies: dict[tuple[str, str, str], tuple[int, float]] = {}
 
     def fold(
         self, events: Iterable[tuple[Any, ...]], now: float, split: Split | None = None
@@ -83,10 +89,9 @@ class Ledger:
         ``split_events(events)`` when the caller made it already (the top models share it)."""
         invocations, others = split if split is not None else split_events(events)
         rows: Rows = {}
-        for (start, endpoint, variant, model), group in invocations.items():
-            _add_invocations(
-                _row(rows, start // HOUR * HOUR, endpoint, variant, model or ""), group
-            )
+        for (start, endpoint, variant, model, component), group in invocations.items():
+            hour = start // HOUR * HOUR
+            _add_invocations(_row(rows, hour, endpoint, variant, model or "", component), group)
         for event in others:
             kind = event[0]
             if kind == LOADED:
@@ -99,10 +104,17 @@ class Ledger:
                 key = (endpoint, variant)
                 self._accrue_instances(rows, key, t)
                 self._instances[key] = (int(count), t)
+            elif kind == COPIES and len(event) > 5:
+                _, t, component, count, endpoint, variant = event[:6]
+                ckey = (endpoint, variant, component)
+                self._accrue_copies(rows, ckey, t)
+                self._copies[ckey] = (int(count), t)
         for mkey in list(self._resident):
             self._accrue_memory(rows, mkey, now)
         for ikey in list(self._instances):
             self._accrue_instances(rows, ikey, now)
+        for ckey in list(self._copies):
+            self._accrue_copies(rows, ckey, now)
         return rows
 
     def _loaded(self, rows: Rows, event: tuple[Any, ...]) -> None:
@@ -136,6 +148,11 @@ class Ledger:
             _row(rows, hour, *key)[MEMORY_BS] += size * seconds
         self._resident[key] = (copies, max(since, t))
 
+    def _accrue_copies(self, rows: Rows, key: tuple[str, str, str], t: float) -> None:
+        endpoint, variant, component = key
+        for hour, seconds, count in _accrued(self._copies, key, t):
+            _row(rows, hour, endpoint, variant, "", component)[COPY_S] += count * seconds
+
     def _accrue_instances(self, rows: Rows, key: tuple[str, str], t: float) -> None:
         found = self._instances.get(key)
         if found is None:
@@ -146,16 +163,30 @@ class Ledger:
         self._instances[key] = (count, max(since, t))
 
 
+def _accrued(
+    open_: dict[Any, tuple[int, float]], key: Any, t: float
+) -> Iterator[tuple[int, float, int]]:
+    """(hour, seconds, count) of an open count from when it was last accrued up to ``t``."""
+    found = open_.get(key)
+    if found is None:
+        return
+    count, since = found
+    for hour, seconds in hours(since, t):
+        yield hour, seconds, count
+    open_[key] = (count, max(since, t))
+
+
 def split_events(events: Iterable[tuple[Any, ...]]) -> Split:
     """The invocations grouped by (``BUCKET`` start, endpoint, variant, model), and the rest
     in order: one dict append per request, the columns summed per group after (C's ``sum``)."""
-    invocations: dict[tuple[int, str, str, str | None], list[tuple[Any, ...]]] = {}
+    invocations: dict[tuple[int, str, str, str | None, str | None], list[tuple[Any, ...]]] = {}
     others: list[tuple[Any, ...]] = []
     for event in events:
         if event[0] != INVOCATION:
             others.append(event)
             continue
-        key = (int(event[1] // BUCKET) * BUCKET, event[2], event[3], event[4])
+        component = event[11] if len(event) > 11 else None
+        key = (int(event[1] // BUCKET) * BUCKET, event[2], event[3], event[4], component)
         group = invocations.get(key)
         if group is None:
             invocations[key] = [event]
@@ -166,7 +197,7 @@ def split_events(events: Iterable[tuple[Any, ...]]) -> Split:
 
 def _add_invocations(row: list[float], group: list[tuple[Any, ...]]) -> None:
     _k, _t, _e, _v, _m, status, model_us, overhead_us, size_in, size_out, code = zip(
-        *group, strict=True
+        *(event[:11] for event in group), strict=True
     )
     # As CloudWatch counts them (rollup.py): a model error is classed by its container's status.
     errors = [
@@ -184,8 +215,10 @@ def _add_invocations(row: list[float], group: list[tuple[Any, ...]]) -> None:
     row[BYTES_OUT] += sum(size_out)
 
 
-def _row(rows: Rows, hour: int, endpoint: str, variant: str, model: str) -> list[float]:
-    key = (hour, endpoint, variant, "", model)
+def _row(
+    rows: Rows, hour: int, endpoint: str, variant: str, model: str, component: str | None = None
+) -> list[float]:
+    key = (hour, endpoint, variant, component or "", model)
     row = rows.get(key)
     if row is None:
         row = rows[key] = [0.0] * len(COLUMNS)

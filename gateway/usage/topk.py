@@ -33,7 +33,7 @@ class TopModels:
         """Count the invocations of MultiModel targets among ``events`` (or their ``split``)."""
         invocations, _others = split if split is not None else split_events(events)
         with self._lock:
-            for (start, endpoint, variant, model), group in invocations.items():
+            for (start, endpoint, variant, model, _component), group in invocations.items():
                 if model is None:
                     continue
                 counts = self._bucket(start)

@@ -122,6 +122,7 @@ class DockerBackend:
             with contextlib.suppress(Exception):
                 api.remove_container(name, force=True)  # a stopped instance of an earlier start
             host_config = api.create_host_config(
+                **_limits(container),
                 binds=self.binds(container, model_dir, base_dir),
                 # No port: the engine picks a free one and binds it at once.
                 port_bindings={CONTAINER_PORT: (PUBLISH_HOST, port) if port else (PUBLISH_HOST,)},
@@ -244,3 +245,19 @@ def published_port(api: APIClient, cid: str) -> int:
 
 def _why(exc: Any) -> str:
     return str(getattr(exc, "explanation", None) or exc)
+
+
+def _limits(container: ContainerRuntime) -> dict[str, object]:
+    """An inference component's copy is held to its reservation: its CPU cores, and its
+    ``MaxMemoryRequiredInMb`` (memory beyond it is the kernel's OOM kill, a restart)."""
+    reserved = container.reservation
+    if reserved is None:
+        return {}
+    limits: dict[str, object] = {}
+    if reserved.cores > 0:
+        limits["nano_cpus"] = int(reserved.cores * 1e9)
+    if reserved.memory_mb > 0:
+        limits["mem_reservation"] = f"{reserved.memory_mb}m"
+    if reserved.max_memory_mb is not None:
+        limits["mem_limit"] = f"{reserved.max_memory_mb}m"
+    return limits

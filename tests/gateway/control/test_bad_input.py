@@ -279,12 +279,17 @@ CASES: list[Case] = [
         ['variant "Nope"', "AllTraffic"],
     ),
     (
+        # Every variant without a model is a config for inference components; some is wrong.
         "variant-without-model",
         lambda w: w.sm.create_endpoint_config(
-            EndpointConfigName="n", ProductionVariants=[{"VariantName": "AllTraffic"}]
+            EndpointConfigName="n",
+            ProductionVariants=[
+                {"VariantName": "A", "ModelName": "m"},
+                {"VariantName": "B"},
+            ],
         ),
         "ValidationException",
-        ["'productionVariants.1.member.modelName'"],
+        ["'productionVariants.2.member.modelName'"],
     ),
     (
         "bad-timeout-tag",
