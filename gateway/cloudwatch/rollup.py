@@ -125,7 +125,9 @@ class Rollups:
         return self._with_model(identity, pairs)
 
     def _invocations(self, identity: list[Any], columns: Columns) -> Values:
-        status, model_us, overhead_us, size_in, size_out, code, per_instance = columns
+        status, model_us, overhead_us, size_in, size_out, code, _container_us, per_instance = (
+            columns
+        )
         # A model error is classed by the container's status; without one (a timeout): 5xx.
         client = [
             s == "4xx" or (s == "model-error" and c is not None and 400 <= c < 500)

@@ -55,6 +55,7 @@ class CloudWatchCalls:
             call.bytes_in,
             call.bytes_out,
             model_status=model_status,
+            container_us=int(call.container_seconds * 1e6) if answered else None,
         )
 
 

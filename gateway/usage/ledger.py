@@ -164,10 +164,20 @@ def split_events(events: Iterable[tuple[Any, ...]]) -> Split:
     return invocations, others
 
 
+def model_us(event: tuple[Any, ...]) -> int | None:
+    """An invocation's model time: its containers' own (their ``Server-Timing``), else the
+    gateway's measure of them (``ModelLatency``, the HTTP hop included)."""
+    own = event[11]
+    return own if own is not None else event[6]
+
+
 def _add_invocations(row: list[float], group: list[tuple[Any, ...]]) -> None:
-    _k, _t, _e, _v, _m, status, model_us, overhead_us, size_in, size_out, code = zip(
+    _k, _t, _e, _v, _m, status, latency_us, overhead_us, size_in, size_out, code, own_us = zip(
         *group, strict=True
     )
+    # The model time is the containers' own; the hop to them counts as overhead (docs/usage.md).
+    model = [o if o is not None else m for o, m in zip(own_us, latency_us, strict=True)]
+    hop = sum(m - o for o, m in zip(own_us, latency_us, strict=True) if o is not None and m)
     # As CloudWatch counts them (rollup.py): a model error is classed by its container's status.
     errors = [
         (s == "4xx" or (s == "model-error" and c is not None and c < 500), s)
@@ -178,8 +188,8 @@ def _add_invocations(row: list[float], group: list[tuple[Any, ...]]) -> None:
     row[ERRORS_4XX] += sum(1 for client, _s in errors if client)
     row[ERRORS_5XX] += sum(1 for client, _s in errors if not client)
     row[MODEL_ERRORS] += sum(1 for _c, s in errors if s == "model-error")
-    row[MODEL_S] += sum(filter(None, model_us)) / 1e6
-    row[OVERHEAD_S] += sum(filter(None, overhead_us)) / 1e6
+    row[MODEL_S] += sum(filter(None, model)) / 1e6
+    row[OVERHEAD_S] += (sum(filter(None, overhead_us)) + hop) / 1e6
     row[BYTES_IN] += sum(size_in)
     row[BYTES_OUT] += sum(size_out)
 

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from gateway.usage.ledger import BUCKET, Split, split_events
+from gateway.usage.ledger import BUCKET, Split, model_us, split_events
 
 OTHER = "other"
 
@@ -39,7 +39,7 @@ class TopModels:
                 counts = self._bucket(start)
                 found = counts.setdefault((endpoint, variant, model), [0.0, 0.0])
                 found[0] += len(group)
-                found[1] += sum(filter(None, [event[6] for event in group])) / 1e6
+                found[1] += sum(filter(None, map(model_us, group))) / 1e6
 
     def _bucket(self, start: int) -> Counts:
         """The counts of the bucket that starts at ``start`` (the window's first when older)."""
