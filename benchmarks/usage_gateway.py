@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import subprocess
 import sys
@@ -25,6 +26,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from benchmarks.servers import ROOT, free_port, process
 
@@ -41,6 +44,8 @@ class Round:
     rps: float
     sent: dict[str, int]
     errors: int
+    #: The gateway process's CPU seconds per request in the timed part (its flusher's too).
+    cpu_per_request: float = 0.0
     #: The ledger's answer per model (with the ledger only).
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The container's own seconds per model, during the round (its ``GET /metrics``).
@@ -118,6 +123,7 @@ def serve_child(port: int, container: str, store: str, ledger: bool, state: str)
             if usage is not None:
                 usage.close()
 
+    (Path(state) / "pid").write_text(str(os.getpid()))
     with bind(settings.host, port) as sock, asyncio.Runner(loop_factory=loop_factory()) as run:
         run.run(main())
 
@@ -203,11 +209,15 @@ def measure(folder: Path, seconds: float, rounds: int, models: int = 1000) -> li
                     before = container_seconds(container)
                     invoke = f"{url}/endpoints/{ENDPOINT}/invocations"
                     warm = drive(invoke, names, 0, r)  # every model loaded: no load is timed
+                    gateway = psutil.Process(int((state / "pid").read_text()))
+                    cpu = sum(gateway.cpu_times()[:2])
                     timed = drive(invoke, names, seconds, r)
+                    cpu = sum(gateway.cpu_times()[:2]) - cpu
                     sent = dict(warm["sent"])
                     for name, n in timed["sent"].items():
                         sent[name] = sent.get(name, 0) + n
                     one = Round(ledger, timed["rps"], sent, warm["errors"] + timed["errors"])
+                    one.cpu_per_request = cpu / max(sum(timed["sent"].values()), 1)
                     if ledger:
                         answer = json.loads(get(f"{url}/usage?by=model&since=2h"))
                         one.groups = {g["model"]: g for g in answer["groups"] if g["model"]}
