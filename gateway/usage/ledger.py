@@ -3,8 +3,9 @@
 A row's key is (hour, endpoint, variant, component, model); ``""`` stands for "none" (an
 endpoint without ``TargetModel``; no inference component, which Tandem does not have yet). Counts
 come from the events themselves; the two time integrals (a model's resident bytes, a variant's
-instances) are kept open between events and accrued up to ``now`` at each fold, cut at hour
-boundaries, so the current hour reads right within one flush interval.
+instances) are kept open between events and accrued up to ``now`` when the caller asks (the
+service: every ``ACCRUE_EVERY`` seconds and before every read), cut at hour boundaries, so the
+current hour reads right.
 """
 
 from __future__ import annotations
@@ -77,10 +78,17 @@ class Ledger:
         self._instances: dict[tuple[str, str], tuple[int, float]] = {}
 
     def fold(
-        self, events: Iterable[tuple[Any, ...]], now: float, split: Split | None = None
+        self,
+        events: Iterable[tuple[Any, ...]],
+        now: float,
+        split: Split | None = None,
+        *,
+        accrue: bool = True,
     ) -> Rows:
-        """The rows ``events`` add, and the open integrals accrued up to ``now``; ``split`` is
-        ``split_events(events)`` when the caller made it already (the top models share it)."""
+        """The rows ``events`` add and, with ``accrue``, the open integrals accrued up to
+        ``now`` (a row per resident model: a caller may do it less often than it folds; what
+        is accrued later is cut at the same hours); ``split`` is ``split_events(events)`` when
+        the caller made it already (the top models share it)."""
         invocations, others = split if split is not None else split_events(events)
         rows: Rows = {}
         for (start, endpoint, variant, model), group in invocations.items():
@@ -99,10 +107,11 @@ class Ledger:
                 key = (endpoint, variant)
                 self._accrue_instances(rows, key, t)
                 self._instances[key] = (int(count), t)
-        for mkey in list(self._resident):
-            self._accrue_memory(rows, mkey, now)
-        for ikey in list(self._instances):
-            self._accrue_instances(rows, ikey, now)
+        if accrue:
+            for mkey in list(self._resident):
+                self._accrue_memory(rows, mkey, now)
+            for ikey in list(self._instances):
+                self._accrue_instances(rows, ikey, now)
         return rows
 
     def _loaded(self, rows: Rows, event: tuple[Any, ...]) -> None:
