@@ -127,29 +127,22 @@ def real_gateway(folder: Path, seconds: float, rounds: int, ledger_s: float) -> 
     rate swings with the neighbours' load, so two steadier ratios follow: the gateway process's
     CPU time per request (its loop and its flusher, one GIL) without over with, and the ratio
     the ledger's own work (part 2) implies at the measured rate."""
-    results = measure(folder, seconds, rounds)
-    exact, ratios, worst, hops, errors = True, [], 0.0, [], 0
-    for r in results:
-        errors += r.errors
-        if not r.ledger:
-            continue
-        got = {m: int(g["invocations"]) for m, g in r.groups.items() if g["invocations"]}
-        exact = exact and got == r.sent
-        own = sum(r.own.values())
-        ratios.append(sum(float(g["model_seconds"]) for g in r.groups.values()) / own)
-        hops.append(r.seen_s / own)
-        for name, seconds_own in r.own.items():
-            if seconds_own > 0:
-                ledger = float(r.groups.get(name, {}).get("model_seconds", 0.0))
-                worst = max(worst, abs(ledger - seconds_own) / seconds_own)
-    sent = sum(sum(r.sent.values()) for r in results if r.ledger)
-    models = max(len(r.sent) for r in results)
-    print(f"real gateway            {models:8d} models, {sent:,} requests with the ledger")
-    print(f"  invocations exact     {'yes' if exact else 'NO':>8} (per model, as the client sent)")
-    print(f"  model time / own      {min(ratios):8.5f} to {max(ratios):.5f} (the containers' own)")
+    results, check = measure(folder, seconds, rounds)
+    got = {m: int(g["invocations"]) for m, g in check.groups.items() if g["invocations"]}
+    own = sum(check.own.values())
+    ratio = sum(float(g["model_seconds"]) for g in check.groups.values()) / own
+    worst = max(
+        abs(float(check.groups.get(name, {}).get("model_seconds", 0.0)) - seconds_own) / seconds_own
+        for name, seconds_own in check.own.items()
+        if seconds_own > 0
+    )
+    print(f"real gateway            {len(check.own):8d} models, {sum(check.sent.values()):,} "
+          "requests through the ledger's gateway")  # fmt: skip
+    print(f"  invocations exact     {'yes' if got == check.sent else 'NO':>8} (per model, as sent)")
+    print(f"  model time / own      {ratio:8.5f} (the ledger's over the container's own count)")
     print(f"  worst model's error   {worst * 100:8.4f} %")
-    print(f"  gateway-seen / own    {statistics.median(hops):8.3f} (ModelLatency: the hop in)")
-    print(f"  errors                {errors:8d}")
+    print(f"  gateway-seen / own    {check.seen_s / own:8.3f} (ModelLatency, the hop in)")
+    print(f"  errors                {check.errors:8d}")
     for r in results:
         print(
             f"  round {'with   ' if r.ledger else 'without'}       {r.rps:8.0f} req/s, "

@@ -8,14 +8,16 @@ one scikit-learn MultiModel container (``python -m containers serve``) over a fo
 1,000 small trees. A client process drives it at c=16, each request's ``TargetModel`` drawn
 from the 1,000 by Zipf, after one request to each model (so no load falls in the timed part).
 
-Each round with the ledger is also checked: its invocations per model against what the client
-sent, its model time against the container's own count of it (``GET /metrics`` there, taken
-before and after the round).
+Both gateways are up at once and driven in turn, so the neighbours' load falls alike on both.
+The one with the ledger is also checked: its invocations per model against what the client
+sent it, its model time against the container's own count of it (``GET /metrics`` there, taken
+before and after each of its bursts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +53,8 @@ class Round:
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The container's own seconds per model, during the round (its ``GET /metrics``).
     own: dict[str, float] = field(default_factory=dict)
-    #: The gateway's own measure of the container, the HTTP hop in (``ModelLatency``).
+    #: The gateway's own measure of the container, the HTTP hop in (``ModelLatency``, its
+    #: ``tandem_container_latency_seconds``).
     seen_s: float = 0.0
 
 
@@ -178,8 +182,12 @@ def drive(url: str, names: list[str], seconds: float, seed: int) -> dict[str, An
     return found
 
 
-def measure(folder: Path, seconds: float, rounds: int, models: int = 1000) -> list[Round]:
-    """Rounds with and without the ledger, alternating, against one container."""
+def measure(
+    folder: Path, seconds: float, rounds: int, models: int = 1000
+) -> tuple[list[Round], Round]:
+    """Two gateways up at once in front of one container, one with the ledger, one without,
+    driven in turn (``rounds`` times each, the order alternating, so the neighbours' load
+    falls alike on both); the timed bursts, and the ledger's check over all it served."""
     from benchmarks.multimodel_support import build_store
     from gateway.multimodel.targets import container_name
 
@@ -196,40 +204,54 @@ def measure(folder: Path, seconds: float, rounds: int, models: int = 1000) -> li
         "TANDEM_INTER_OP_THREADS": "1",
     }
     serve = [sys.executable, "-m", "containers", "serve", "--framework", "sklearn"]
-    out: list[Round] = []
-    with process(serve, env, f"{container}/ping"):
+    bursts: list[Round] = []
+    check = Round(True, 0.0, {}, 0)
+    own: dict[str, float] = {}
+
+    def counted(url: str, ledger: bool, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``run()``, and for the ledger's gateway what it sent and the container's own time."""
+        before = container_seconds(container) if ledger else {}
+        done = run()
+        if ledger:
+            after = container_seconds(container)
+            for c, total in after.items():
+                own[c] = own.get(c, 0.0) + total - before.get(c, 0.0)
+            for name, n in done["sent"].items():
+                check.sent[name] = check.sent.get(name, 0) + n
+        check.errors += done["errors"]
+        return done
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(process(serve, env, f"{container}/ping"))
+        urls: dict[bool, str] = {}
+        pids: dict[bool, psutil.Process] = {}
+        for ledger in (False, True):
+            port = free_port()
+            state = folder / f"gateway-{ledger}"
+            urls[ledger] = url = f"http://127.0.0.1:{port}"
+            child = [sys.executable, "-m", "benchmarks.usage_gateway", "serve", str(port)]
+            child += [container, str(store), "1" if ledger else "0", str(state)]
+            stack.enter_context(process(child, {}, f"{url}/ping"))
+            pids[ledger] = psutil.Process(int((state / "pid").read_text()))
+            invoke = f"{url}/endpoints/{ENDPOINT}/invocations"
+            # Every model loaded through this gateway's manager: no load is timed.
+            counted(url, ledger, lambda invoke=invoke: drive(invoke, names, 0, 0))
         for r in range(rounds):
             for ledger in (False, True) if r % 2 == 0 else (True, False):
-                port = free_port()
-                state = folder / f"gateway-{r}-{ledger}"
-                url = f"http://127.0.0.1:{port}"
-                child = [sys.executable, "-m", "benchmarks.usage_gateway", "serve", str(port)]
-                child += [container, str(store), "1" if ledger else "0", str(state)]
-                with process(child, {}, f"{url}/ping"):
-                    before = container_seconds(container)
-                    invoke = f"{url}/endpoints/{ENDPOINT}/invocations"
-                    warm = drive(invoke, names, 0, r)  # every model loaded: no load is timed
-                    gateway = psutil.Process(int((state / "pid").read_text()))
-                    cpu = sum(gateway.cpu_times()[:2])
-                    timed = drive(invoke, names, seconds, r)
-                    cpu = sum(gateway.cpu_times()[:2]) - cpu
-                    sent = dict(warm["sent"])
-                    for name, n in timed["sent"].items():
-                        sent[name] = sent.get(name, 0) + n
-                    one = Round(ledger, timed["rps"], sent, warm["errors"] + timed["errors"])
-                    one.cpu_per_request = cpu / max(sum(timed["sent"].values()), 1)
-                    if ledger:
-                        answer = json.loads(get(f"{url}/usage?by=model&since=2h"))
-                        one.groups = {g["model"]: g for g in answer["groups"] if g["model"]}
-                        after = container_seconds(container)
-                        one.own = {
-                            name: after.get(c, 0.0) - before.get(c, 0.0)
-                            for name in names
-                            if (c := container_name(name))
-                        }
-                        one.seen_s = gateway_seen(url)
-                    out.append(one)
-    return out
+                invoke = f"{urls[ledger]}/endpoints/{ENDPOINT}/invocations"
+                cpu = sum(pids[ledger].cpu_times()[:2])
+                timed = counted(
+                    urls[ledger], ledger, lambda i=invoke, r=r: drive(i, names, seconds, r + 1)
+                )
+                cpu = sum(pids[ledger].cpu_times()[:2]) - cpu
+                burst = Round(ledger, timed["rps"], timed["sent"], timed["errors"])
+                burst.cpu_per_request = cpu / max(sum(timed["sent"].values()), 1)
+                bursts.append(burst)
+        answer = json.loads(get(f"{urls[True]}/usage?by=model&since=2h"))
+        check.groups = {g["model"]: g for g in answer["groups"] if g["model"]}
+        check.own = {name: own.get(container_name(name), 0.0) for name in names}
+        check.seen_s = gateway_seen(urls[True])
+    return bursts, check
 
 
 if __name__ == "__main__":
