@@ -181,8 +181,8 @@ class Dispatcher:
                     async with asyncio.timeout_at(ends):
                         text = await answer.read(self.max_payload)
                     timings.append((last.hostname, time.perf_counter() - begun))
-                    if reported is not None:
-                        reported.append(None)
+                    if reported is not None:  # an error is answered whole, its time on it
+                        reported.append(own_seconds(answer.header("Server-Timing")))
                     raise model_error(last, step, answer.status, text, self.log_stream(last))
                 own = answer.header("X-Amzn-SageMaker-Custom-Attributes")
                 streamed = Streamed(answer, own or attributes, last, step, ends, self.log_stream)
