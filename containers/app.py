@@ -1,8 +1,10 @@
 """The container contract over HTTP: thin starlette routes over :class:`ModelService`.
 
 ``GET /ping``, ``POST /invocations``, ``GET /execution-parameters``, ``GET /metrics`` (Prometheus:
-adaptive batching's per-model batch sizes and waits); with ``SAGEMAKER_MULTI_MODEL``
-also ``POST/GET /models``, ``GET/DELETE /models/{name}`` and ``POST /models/{name}/invoke``.
+adaptive batching's per-model batch sizes and waits, and the container's own time per model,
+which every answer to an invocation also carries: :mod:`containers.invocation_metrics`); with
+``SAGEMAKER_MULTI_MODEL`` also ``POST/GET /models``, ``GET/DELETE /models/{name}`` and
+``POST /models/{name}/invoke``.
 Every error is JSON ``{"error": <code>, "message": <text>}``, never a stack trace.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,7 +27,9 @@ from starlette.routing import Route
 
 from containers.errors import BadRequest, ContainerError, PayloadTooLarge
 from containers.frameworks import ModelFramework
-from containers.service import ModelService
+from containers.invocation_metrics import HEADER as TIMING
+from containers.invocation_metrics import InvocationTimes
+from containers.service import SINGLE_MODEL_NAME, ModelService
 from containers.settings import ContainerSettings, configure_logging
 from containers.streaming import StreamedParts, streaming_response
 
@@ -77,6 +82,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def create_app(settings: ContainerSettings, framework: ModelFramework | None = None) -> Starlette:
     service = ModelService(settings, framework)
+    times = InvocationTimes(service.batch_metrics.registry)
     limit = settings.max_payload_bytes
 
     async def ping(request: Request) -> Response:
@@ -89,16 +95,27 @@ def create_app(settings: ContainerSettings, framework: ModelFramework | None = N
         return JSONResponse(service.execution_parameters())
 
     async def _invoke(request: Request, name: str | None) -> Response:
-        loaded = service.models.get(name) if name is not None else service.models.only()
-        with service.arriving(loaded):
-            body = await read_body(request, limit)
-        headers = request.headers
-        reply = await service.invoke(
-            loaded, body, headers.get("content-type"), headers.get("accept"), headers
-        )
-        if isinstance(reply.body, StreamedParts):  # a generator from user code
-            return streaming_response(reply.body, reply.content_type, reply.headers or None)
-        return Response(reply.body, media_type=reply.content_type, headers=reply.headers or None)
+        """The answer, with the container's own time on it (``Server-Timing``) and counted per
+        model; a streamed answer has neither (its time is not known when its head is sent)."""
+        started = time.perf_counter()
+        try:
+            loaded = service.models.get(name) if name is not None else service.models.only()
+            with service.arriving(loaded):
+                body = await read_body(request, limit)
+            headers = request.headers
+            reply = await service.invoke(
+                loaded, body, headers.get("content-type"), headers.get("accept"), headers
+            )
+            if isinstance(reply.body, StreamedParts):  # a generator from user code
+                return streaming_response(reply.body, reply.content_type, reply.headers or None)
+            response: Response = Response(
+                reply.body, media_type=reply.content_type, headers=reply.headers or None
+            )
+        except ContainerError as exc:
+            response = await _container_error(request, exc)
+        model = name if name is not None else SINGLE_MODEL_NAME
+        response.headers[TIMING] = times.observe(model, time.perf_counter() - started)
+        return response
 
     async def invocations(request: Request) -> Response:
         if not settings.multi_model:

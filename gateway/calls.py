@@ -8,6 +8,7 @@ recorder, without touching the edges. Bytes in, bytes out: nothing here decodes 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -58,6 +59,9 @@ class Call:
     error: ApiError | None = None
     #: ``(hostname, seconds)`` of every step that answered, in order (also on failure).
     timings: list[tuple[str, float]] = field(default_factory=list)
+    #: Each answered step's time by its container's own clock (``own_seconds``), None when it
+    #: did not say, in the order of ``timings``.
+    reported: list[float | None] = field(default_factory=list)
     #: Seconds from ``started`` to when it was recorded.
     total: float = 0.0
     #: The caller has answered already (a stream answers from inside the call).
@@ -91,6 +95,17 @@ class Call:
         return max(self.total - self.model_seconds, 0.0)
 
     @property
+    def container_seconds(self) -> float:
+        """The usage ledger's model time: each step's time as its container reported it (never
+        more than the gateway measured), else as the gateway measured it (the HTTP hop too)."""
+        reported = self.reported
+        total = 0.0
+        for index, (_, seconds) in enumerate(self.timings):
+            own = reported[index] if index < len(reported) else None
+            total += seconds if own is None or own > seconds else own
+        return total
+
+    @property
     def target_model(self) -> str | None:
         return self.request.target_model if self.request is not None else None
 
@@ -101,6 +116,26 @@ class Call:
     @property
     def bytes_out(self) -> int:
         return len(self.result.body) if self.result is not None else 0
+
+
+def own_seconds(header: str | None) -> float | None:
+    """The ``model`` duration of a container's ``Server-Timing`` answer header, in seconds: its
+    own time on the request (``containers.invocation_metrics`` sends it); None without one."""
+    if not header:
+        return None
+    for part in header.split(","):
+        name, _, params = part.partition(";")
+        if name.strip() != "model":
+            continue
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip() == "dur":
+                try:
+                    ms = float(value.strip().strip('"'))
+                except ValueError:
+                    return None
+                return ms / 1000 if 0 <= ms < math.inf else None
+    return None
 
 
 def status_class(error: ApiError | None) -> str:

@@ -72,14 +72,17 @@ class Recorder:
         *,
         model_status: int | None = None,
         component: str | None = None,
+        container_us: int | None = None,
     ) -> None:
         """A finished request (``model_us``/``overhead_us`` None when no container answered;
-        ``model_status`` the container's status for a ``model-error``; ``component`` the
-        inference component it named, for the usage ledger)."""
+        ``model_status`` the container's status for a ``model-error``; ``container_us`` the
+        containers' own time as they reported it, the usage ledger's model time, None: as
+        ``model_us``; ``component`` the inference component it named, for the usage ledger).
+        ``model_us`` is ``ModelLatency``: as the gateway saw it, the hop in."""
         self._append(
             (
                 INVOCATION, self._clock(), endpoint, variant, target_model, status, model_us,
-                overhead_us, bytes_in, bytes_out, model_status, component,
+                overhead_us, bytes_in, bytes_out, model_status, container_us, component,
             )
         )  # fmt: skip
 

@@ -79,7 +79,7 @@ class Rollups:
             cut = 2 + _IDENTITY[kind]
             key = (kind, int(event[1] // res * res), *event[2:cut])
             row = event[cut:]
-            if kind == INVOCATION:  # its last field, the component, is the ledger's
+            if kind == INVOCATION:  # the last two (own time, component) are the ledger's
                 row = (*event[cut:11], 1.0 / instances.get((event[2], event[3]), 1))
             elif kind == COMPONENT:
                 row += (1.0 / copies.get(event[2], 1),)

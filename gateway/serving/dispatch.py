@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
-from gateway.calls import InvocationRequest, InvocationResult
+from gateway.calls import InvocationRequest, InvocationResult, own_seconds
 from gateway.errors import InvalidRequest, ServiceUnavailable
 from gateway.live import ContainerRuntime, Instance
 from gateway.multimodel.manager import ModelManager
@@ -128,8 +128,10 @@ class Dispatcher:
         *,
         timeout: float | None = None,
         max_body: int | None = None,
+        reported: list[float | None] | None = None,
     ) -> InvocationResult:
-        """Run ``request``; ``timings`` (if given) collects each answered step, even on failure.
+        """Run ``request``; ``timings`` (if given) collects each answered step, even on failure,
+        and ``reported`` (if given) each one's time by its container's own clock.
 
         ``timeout`` and ``max_body`` replace the endpoint's ``timeout`` and the gateway's
         TANDEM_MAX_PAYLOAD for this call only: an asynchronous request has its own
@@ -140,13 +142,17 @@ class Dispatcher:
         limit = self.max_payload if max_body is None else max_body
         done: list[tuple[str, float]] = timings if timings is not None else []
         body, content_type, attributes = await self._steps(
-            steps, len(steps), request, deadline, limit, done
+            steps, len(steps), request, deadline, limit, done, reported
         )
         return InvocationResult(body, content_type, attributes, done)
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, instance: Instance, request: InvocationRequest, timings: list[tuple[str, float]]
+        self,
+        instance: Instance,
+        request: InvocationRequest,
+        timings: list[tuple[str, float]],
+        reported: list[float | None] | None = None,
     ) -> AsyncIterator[Streamed]:
         """The answer of ``instance`` in parts: the steps before the last are ordinary calls
         (the same loop as ``invoke``), the last one's answer is read as it arrives.
@@ -158,7 +164,7 @@ class Dispatcher:
         deadline = time.monotonic() + instance.spec.timeout
         count = len(steps)
         body, content_type, attributes = await self._steps(
-            steps[:-1], count, request, deadline, self.max_payload, timings
+            steps[:-1], count, request, deadline, self.max_payload, timings, reported
         )
         last = steps[-1]
         step = (count, count) if count > 1 else None
@@ -175,6 +181,8 @@ class Dispatcher:
                     async with asyncio.timeout_at(ends):
                         text = await answer.read(self.max_payload)
                     timings.append((last.hostname, time.perf_counter() - begun))
+                    if reported is not None:  # an error is answered whole, its time on it
+                        reported.append(own_seconds(answer.header("Server-Timing")))
                     raise model_error(last, step, answer.status, text, self.log_stream(last))
                 own = answer.header("X-Amzn-SageMaker-Custom-Attributes")
                 streamed = Streamed(answer, own or attributes, last, step, ends, self.log_stream)
@@ -182,6 +190,8 @@ class Dispatcher:
                     yield streamed
                 finally:
                     timings.append((last.hostname, time.perf_counter() - begun))
+                    if reported is not None:
+                        reported.append(None)  # a stream's own time is not told
         except (TimeoutError, UpstreamTimeout) as exc:
             raise timed_out(last, step, self.log_stream(last)) from exc
         except UpstreamBodyTooLarge as exc:
@@ -199,6 +209,7 @@ class Dispatcher:
         deadline: float,
         limit: int,
         done: list[tuple[str, float]],
+        reported: list[float | None] | None = None,
     ) -> tuple[bytes, str | None, str | None]:
         """The Serial loop (a Direct call is one step): each answer is the next step's body.
 
@@ -238,6 +249,8 @@ class Dispatcher:
                     f"bytes, the limit for {what}."
                 ) from exc
             done.append((container.hostname, time.perf_counter() - started))
+            if reported is not None:
+                reported.append(own_seconds(response.headers.get("Server-Timing")))
             if not 200 <= response.status < 300:
                 raise model_error(
                     container, step, response.status, response.body, self.log_stream(container)

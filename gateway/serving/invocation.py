@@ -327,10 +327,16 @@ class Invocations:
             call.request = request
             if stream_to is None:
                 call.result = await self.dispatcher.invoke(
-                    instance, request, call.timings, timeout=timeout, max_body=max_body
+                    instance,
+                    request,
+                    call.timings,
+                    timeout=timeout,
+                    max_body=max_body,
+                    reported=call.reported,
                 )
             else:
-                async with self.dispatcher.stream(instance, request, call.timings) as streamed:
+                streaming = self.dispatcher.stream(instance, request, call.timings, call.reported)
+                async with streaming as streamed:
                     call.responded = True
                     await stream_to(call, streamed)
         except ApiError as exc:

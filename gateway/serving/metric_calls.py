@@ -51,25 +51,30 @@ class CloudWatchCalls:
             status, model_status = "model-error", error.original_status
         else:
             status = "2xx" if error is None else ("5xx" if error.status >= 500 else "4xx")
-        answered = bool(call.timings)  # None below when no container answered
+        model_us = overhead_us = container_us = None  # None when no container answered
+        if call.timings:
+            model_us = int(call.model_seconds * 1e6)
+            overhead_us = int(call.overhead_seconds * 1e6)
+            container_us = min(round(call.container_seconds * 1e6), model_us)
         self.metrics.invocation(
             call.endpoint,
             call.variant,
             call.target_model,
             status,
-            int(call.model_seconds * 1e6) if answered else None,
-            int(call.overhead_seconds * 1e6) if answered else None,
+            model_us,
+            overhead_us,
             call.bytes_in,
             call.bytes_out,
             model_status=model_status,
             component=call.instance.component,
+            container_us=container_us,
         )
         if call.instance.component is not None:
             self.metrics.component_invocation(
                 call.instance.component,
                 status,
-                int(call.model_seconds * 1e6) if answered else None,
-                int(call.overhead_seconds * 1e6) if answered else None,
+                model_us,
+                overhead_us,
                 model_status=model_status,
             )
 

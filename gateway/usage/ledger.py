@@ -3,8 +3,9 @@
 A row's key is (hour, endpoint, variant, component, model); ``""`` stands for "none" (an
 endpoint without ``TargetModel``; a call to no inference component). Counts
 come from the events themselves; the two time integrals (a model's resident bytes, a variant's
-instances) are kept open between events and accrued up to ``now`` at each fold, cut at hour
-boundaries, so the current hour reads right within one flush interval.
+instances) are kept open between events and accrued up to ``now`` when the caller asks (the
+service: every ``ACCRUE_EVERY`` seconds and before every read), cut at hour boundaries, so the
+current hour reads right.
 """
 
 from __future__ import annotations
@@ -83,10 +84,17 @@ class Ledger:
         self._copies: dict[tuple[str, str, str], tuple[int, float]] = {}
 
     def fold(
-        self, events: Iterable[tuple[Any, ...]], now: float, split: Split | None = None
+        self,
+        events: Iterable[tuple[Any, ...]],
+        now: float,
+        split: Split | None = None,
+        *,
+        accrue: bool = True,
     ) -> Rows:
-        """The rows ``events`` add, and the open integrals accrued up to ``now``; ``split`` is
-        ``split_events(events)`` when the caller made it already (the top models share it)."""
+        """The rows ``events`` add and, with ``accrue``, the open integrals accrued up to
+        ``now`` (a row per resident model: a caller may do it less often than it folds; what
+        is accrued later is cut at the same hours); ``split`` is ``split_events(events)`` when
+        the caller made it already (the top models share it)."""
         invocations, others = split if split is not None else split_events(events)
         rows: Rows = {}
         for (start, endpoint, variant, model, component), group in invocations.items():
@@ -109,12 +117,13 @@ class Ledger:
                 ckey = (endpoint, variant, component)
                 self._accrue_copies(rows, ckey, t)
                 self._copies[ckey] = (int(count), t)
-        for mkey in list(self._resident):
-            self._accrue_memory(rows, mkey, now)
-        for ikey in list(self._instances):
-            self._accrue_instances(rows, ikey, now)
-        for ckey in list(self._copies):
-            self._accrue_copies(rows, ckey, now)
+        if accrue:
+            for mkey in list(self._resident):
+                self._accrue_memory(rows, mkey, now)
+            for ikey in list(self._instances):
+                self._accrue_instances(rows, ikey, now)
+            for ckey in list(self._copies):
+                self._accrue_copies(rows, ckey, now)
         return rows
 
     def _loaded(self, rows: Rows, event: tuple[Any, ...]) -> None:
@@ -185,7 +194,7 @@ def split_events(events: Iterable[tuple[Any, ...]]) -> Split:
         if event[0] != INVOCATION:
             others.append(event)
             continue
-        component = event[11] if len(event) > 11 else None
+        component = event[12] if len(event) > 12 else None
         key = (int(event[1] // BUCKET) * BUCKET, event[2], event[3], event[4], component)
         group = invocations.get(key)
         if group is None:
@@ -195,10 +204,20 @@ def split_events(events: Iterable[tuple[Any, ...]]) -> Split:
     return invocations, others
 
 
+def model_us(event: tuple[Any, ...]) -> int | None:
+    """An invocation's model time: its containers' own (their ``Server-Timing``), else the
+    gateway's measure of them (``ModelLatency``, the HTTP hop included)."""
+    own = event[11]
+    return own if own is not None else event[6]
+
+
 def _add_invocations(row: list[float], group: list[tuple[Any, ...]]) -> None:
-    _k, _t, _e, _v, _m, status, model_us, overhead_us, size_in, size_out, code = zip(
-        *(event[:11] for event in group), strict=True
+    _k, _t, _e, _v, _m, status, latency_us, overhead_us, size_in, size_out, code, own_us = zip(
+        *(event[:12] for event in group), strict=True
     )
+    # The model time is the containers' own; the hop to them counts as overhead (docs/usage.md).
+    model = [o if o is not None else m for o, m in zip(own_us, latency_us, strict=True)]
+    hop = sum(m - o for o, m in zip(own_us, latency_us, strict=True) if o is not None and m)
     # As CloudWatch counts them (rollup.py): a model error is classed by its container's status.
     errors = [
         (s == "4xx" or (s == "model-error" and c is not None and c < 500), s)
@@ -209,8 +228,8 @@ def _add_invocations(row: list[float], group: list[tuple[Any, ...]]) -> None:
     row[ERRORS_4XX] += sum(1 for client, _s in errors if client)
     row[ERRORS_5XX] += sum(1 for client, _s in errors if not client)
     row[MODEL_ERRORS] += sum(1 for _c, s in errors if s == "model-error")
-    row[MODEL_S] += sum(filter(None, model_us)) / 1e6
-    row[OVERHEAD_S] += sum(filter(None, overhead_us)) / 1e6
+    row[MODEL_S] += sum(filter(None, model)) / 1e6
+    row[OVERHEAD_S] += (sum(filter(None, overhead_us)) + hop) / 1e6
     row[BYTES_IN] += sum(size_in)
     row[BYTES_OUT] += sum(size_out)
 

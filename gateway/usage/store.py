@@ -1,7 +1,8 @@
 """The ledger's table in the state folder's database: one row per hour and group, added to.
 
 Its own connection (WAL, like the metric store's), behind a lock; a write is one transaction
-that adds the flush's rows to what is there (an upsert) and drops the hours past retention.
+(``gateway.atomic.transaction``) that adds the flush's rows to what is there (an upsert) and
+drops the hours past retention.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from gateway.atomic import transaction
 from gateway.cloudwatch.tables import connect
 from gateway.usage.ledger import COLUMNS, RowKey, Rows
 
@@ -44,18 +46,10 @@ class UsageStore:
     def write(self, rows: Rows, *, prune_before: float | None = None) -> None:
         """Add ``rows`` and drop hours that ended before ``prune_before``: one transaction."""
         params = [(*key, *values) for key, values in rows.items()]
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(_UPSERT, params)
-                if prune_before is not None:
-                    self._conn.execute(
-                        "DELETE FROM usage_hourly WHERE hour + 3600 <= ?", (prune_before,)
-                    )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with transaction(self._conn, self._lock) as conn:
+            conn.executemany(_UPSERT, params)
+            if prune_before is not None:
+                conn.execute("DELETE FROM usage_hourly WHERE hour + 3600 <= ?", (prune_before,))
 
     def read(self, since: float, until: float) -> Rows:
         """The rows of the hours that start in ``[since rounded down to its hour, until)``."""

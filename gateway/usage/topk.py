@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from gateway.usage.ledger import BUCKET, Split, split_events
+from gateway.usage.ledger import BUCKET, Split, model_us, split_events
 
 OTHER = "other"
 
@@ -28,6 +28,8 @@ class TopModels:
         self.window = window
         self._lock = threading.Lock()
         self._buckets: deque[tuple[int, Counts]] = deque()
+        #: The buckets' counts summed, kept as they come and go (a sample reads it whole).
+        self._totals: Counts = {}
 
     def add(self, events: Iterable[tuple[Any, ...]], split: Split | None = None) -> None:
         """Count the invocations of MultiModel targets among ``events`` (or their ``split``)."""
@@ -37,9 +39,11 @@ class TopModels:
                 if model is None:
                     continue
                 counts = self._bucket(start)
-                found = counts.setdefault((endpoint, variant, model), [0.0, 0.0])
-                found[0] += len(group)
-                found[1] += sum(filter(None, [event[6] for event in group])) / 1e6
+                n, seconds = len(group), sum(filter(None, map(model_us, group))) / 1e6
+                for into in (counts, self._totals):
+                    found = into.setdefault((endpoint, variant, model), [0.0, 0.0])
+                    found[0] += n
+                    found[1] += seconds
 
     def _bucket(self, start: int) -> Counts:
         """The counts of the bucket that starts at ``start`` (the window's first when older)."""
@@ -52,16 +56,18 @@ class TopModels:
 
     def sample(self, now: float) -> list[Sample]:
         """The top K models' figures over the window, then one ``other`` per variant."""
-        totals: Counts = {}
         with self._lock:
+            totals = self._totals
             while self._buckets and self._buckets[0][0] + BUCKET <= now - self.window:
-                self._buckets.popleft()
-            for _, counts in self._buckets:
-                for key, (n, seconds) in counts.items():
-                    found = totals.setdefault(key, [0.0, 0.0])
-                    found[0] += n
-                    found[1] += seconds
-        ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0]))
+                _, gone = self._buckets.popleft()
+                for key, (n, seconds) in gone.items():
+                    found = totals[key]
+                    found[0] -= n
+                    found[1] -= seconds
+                    if found[0] <= 0:
+                        del totals[key]
+            items = [(key, (n, s)) for key, (n, s) in totals.items()]
+        ranked = sorted(items, key=lambda item: (-item[1][0], item[0]))
         out: list[Sample] = [(*key, n, s) for key, (n, s) in ranked[: self.k]]
         others: dict[tuple[str, str], list[float]] = {}
         for (endpoint, variant, _model), (n, s) in ranked[self.k :]:

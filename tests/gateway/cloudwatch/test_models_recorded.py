@@ -11,51 +11,14 @@ import asyncio
 import time
 from pathlib import Path
 
-from gateway.live import Instance
-from gateway.metrics import GatewayMetrics
-from gateway.multimodel.cache import DiskCache
-from gateway.multimodel.manager import ModelManager
-from gateway.multimodel.model_store import ModelStore
-from pipelines.spec import EndpointSpec
 from tests.gateway.cloudwatch.conftest import World
-from tests.gateway.multimodel import archives
-from tests.gateway.multimodel.test_manager import FakeModelApi
-
-GIB = 2**30
+from tests.gateway.multimodel.conftest import make_manager
 
 
 def test_lookups_loads_and_unloads_reach_cloudwatch(world: World, tmp_path: Path) -> None:
-    store = tmp_path / "store"
-    for target in ("a.tar.gz", "b.tar.gz"):
-        archives.write_tar(store / target, {"model.joblib": b"m" * 100})
-    spec = EndpointSpec.model_validate(
-        {
-            "name": "ep",
-            "containers": [
-                {
-                    "hostname": "multi",
-                    "command": ["unused"],
-                    "mode": "MultiModel",
-                    "model_data": str(store),
-                }
-            ],
-        }
-    )
-    endpoint = Instance.from_spec(spec)
-    (container,) = endpoint.containers
-    metrics = GatewayMetrics([endpoint])
-    metrics.cloudwatch = world.recorder
-    cache = DiskCache(tmp_path / "cache", limit=GIB, max_model_bytes=2**20)
-    cache.reset()
-    api = FakeModelApi({})
-    manager = ModelManager(
-        container,
-        store=ModelStore(str(store)),
-        cache=cache,
-        upstream=lambda: api,
-        metrics=metrics.models(endpoint, container),
-        memory_limit=GIB,
-    )
+    manager = make_manager(
+        tmp_path, ("a.tar.gz", "b.tar.gz"), endpoint="ep", cloudwatch=world.recorder
+    ).manager
 
     async def scenario() -> None:
         for target in ("a.tar.gz", "b.tar.gz", "a.tar.gz"):  # two misses (loads), one hit

@@ -19,22 +19,17 @@ from botocore.exceptions import ClientError, WaiterError
 from gateway.state import FILENAME, EndpointStatus, StateStore
 from tests.gateway.batch import test_jobs as jobs
 from tests.gateway.batch.test_runs import rows, write_csv
-from tests.gateway.lifecycle.test_reconciler import (
+from tests.gateway.lifecycle.conftest import (
     clients,
     container,
     invoke,
     processes_of,
+    serve_args,
     wait_status,
 )
-from tests.support import PYTHON, free_port, running, wait_until
+from tests.support import free_port, running, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def gateway_args(state: Path) -> tuple[list[str], str]:
-    port = free_port()
-    args = [PYTHON, "-m", "gateway", "serve", "--state-dir", str(state), "--port", str(port)]
-    return args, f"http://127.0.0.1:{port}"
 
 
 def deploy(control: Any, name: str, count: int, **env: str) -> None:
@@ -61,7 +56,7 @@ def containers_of(state: Path) -> list[psutil.Process]:
 
 def test_ten_thousand_instances_are_refused_and_nothing_starts(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    args, url = gateway_args(state)
+    args, url = serve_args(state)
     env = {"TANDEM_MAX_CONTAINERS": "4"}
     with running(args, env=env, url=url, log=tmp_path / "gateway.log", timeout=60):
         control, _ = clients(url)
@@ -94,7 +89,7 @@ def test_a_gateway_stopped_while_starting_many_containers_leaves_none(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
     state = tmp_path / "state"
-    args, url = gateway_args(state)
+    args, url = serve_args(state)
     env = {"TANDEM_MAX_CONTAINERS": "6", "TANDEM_STOP_GRACE": "2"}
     with running(args, env=env, url=url, log=tmp_path / "gateway.log", timeout=60) as gateway:
         control, _ = clients(url)
@@ -114,7 +109,7 @@ def test_a_gateway_stopped_while_starting_many_containers_leaves_none(
 
 def test_a_restart_brings_back_only_what_fits(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    args, url = gateway_args(state)
+    args, url = serve_args(state)
     with running(args, env={"TANDEM_MAX_CONTAINERS": "4"}, url=url, timeout=60) as first:
         control, _ = clients(url)
         for name in ("a", "b"):
@@ -125,7 +120,7 @@ def test_a_restart_brings_back_only_what_fits(tmp_path: Path) -> None:
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=60) == 0
     # The operator lowers the budget: a restart must not start more than it allows.
-    args, url = gateway_args(state)
+    args, url = serve_args(state)
     log = tmp_path / "second.log"
     with running(args, env={"TANDEM_MAX_CONTAINERS": "3"}, url=url, log=log, timeout=60):
         control, runtime = clients(url)
@@ -145,7 +140,7 @@ def test_a_restart_brings_back_only_what_fits(tmp_path: Path) -> None:
 def test_a_resize_at_the_limit_shrinks_before_it_grows(tmp_path: Path) -> None:
     """B grows by the room A gives up: A's instances must stop before B's start."""
     state = tmp_path / "state"
-    args, url = gateway_args(state)
+    args, url = serve_args(state)
     with running(args, env={"TANDEM_MAX_CONTAINERS": "4"}, url=url, timeout=60):
         control, _ = clients(url)
         for name in ("a", "b"):

@@ -8,68 +8,27 @@ with SIGKILL and started again on the same folder.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
-import psutil
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.gateway.harness import CONTRACT_SERVER
-from tests.support import PYTHON, free_port, running, wait_until
+# The helpers live in conftest.py; other test modules import them from here too.
+from tests.gateway.lifecycle.conftest import (
+    clients,
+    container,
+    deploy,
+    invoke,
+    processes_of,
+    serve_args,
+    wait_status,
+)
+from tests.support import PYTHON, running, wait_until
+
+__all__ = ["clients", "container", "deploy", "invoke", "processes_of", "wait_status"]
 
 pytestmark = pytest.mark.slow
-
-CONFIG = Config(retries={"max_attempts": 0}, read_timeout=30, connect_timeout=5)
-KEYS = {"aws_access_key_id": "x", "aws_secret_access_key": "x", "region_name": "us-east-1"}
-
-
-def clients(url: str) -> tuple[Any, Any]:
-    control = boto3.client("sagemaker", endpoint_url=url, config=CONFIG, **KEYS)
-    runtime = boto3.client("sagemaker-runtime", endpoint_url=url, config=CONFIG, **KEYS)
-    return control, runtime
-
-
-def container(marker: str, **env: str) -> dict[str, Any]:
-    command = f"{PYTHON} {CONTRACT_SERVER}"
-    return {"Environment": {"TANDEM_COMMAND": command, "CONTRACT_MARKER": marker, **env}}
-
-
-def deploy(control: Any, name: str, marker: str, **env: str) -> str:
-    """A model and a config called ``name``, answering with ``marker``; returns the config."""
-    control.create_model(ModelName=name, PrimaryContainer=container(marker, **env))
-    control.create_endpoint_config(
-        EndpointConfigName=name,
-        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name}],
-    )
-    return name
-
-
-def wait_status(control: Any, name: str, wanted: str, timeout: float = 60) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        described: dict[str, Any] = control.describe_endpoint(EndpointName=name)
-        return described if described["EndpointStatus"] == wanted else None
-
-    return wait_until(check, timeout=timeout, what=f"{name} {wanted}")
-
-
-def invoke(runtime: Any, name: str) -> bytes:
-    answer = runtime.invoke_endpoint(EndpointName=name, Body=b"ping", ContentType="text/plain")
-    body: bytes = answer["Body"].read()
-    return body
-
-
-@pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    state = tmp_path / "state"
-    args = [PYTHON, "-m", "gateway", "serve", "--state-dir", str(state), "--port", str(port)]
-    with running(args, url=url, log=tmp_path / "gateway.log", timeout=60):
-        yield url, state
 
 
 def test_create_with_the_waiter_invoke_then_delete(gateway: tuple[str, Path]) -> None:
@@ -190,10 +149,8 @@ def test_a_failed_update_rolls_back_to_the_old_config(gateway: tuple[str, Path])
 
 
 def test_sigkill_then_restart_brings_back_what_was_in_service(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     state = tmp_path / "state"
-    args = [PYTHON, "-m", "gateway", "serve", "--state-dir", str(state), "--port", str(port)]
+    args, url = serve_args(state)
     with running(args, url=url, log=tmp_path / "first.log", timeout=60) as first:
         control, runtime = clients(url)
         deploy(control, "keep", "|kept")
@@ -204,9 +161,7 @@ def test_sigkill_then_restart_brings_back_what_was_in_service(tmp_path: Path) ->
         first.kill()  # SIGKILL, the gateway alone: "half" may still be Creating
         first.wait()
     # A new port: another process may have taken the first one while the gateway was down.
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    args = [PYTHON, "-m", "gateway", "serve", "--state-dir", str(state), "--port", str(port)]
+    args, url = serve_args(state)
     with running(args, url=url, log=tmp_path / "second.log", timeout=60):
         control, runtime = clients(url)
         wait_status(control, "keep", "InService")
@@ -215,15 +170,3 @@ def test_sigkill_then_restart_brings_back_what_was_in_service(tmp_path: Path) ->
         wait_status(control, "half", "InService")
         assert invoke(runtime, "half") == b"ping|half"
     assert wait_until(lambda: not processes_of(state), timeout=30, what="no leftovers")
-
-
-def processes_of(state: Path) -> list[psutil.Process]:
-    """The processes a gateway on ``state`` started (they carry it in their environment)."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("TANDEM_STATE") == str(state.resolve()):
-                found.append(proc)
-        except (psutil.Error, OSError):
-            continue
-    return found

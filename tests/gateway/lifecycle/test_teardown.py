@@ -13,27 +13,22 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.gateway.lifecycle.test_reconciler import (
+from tests.gateway.lifecycle.conftest import (
     clients,
     deploy,
     invoke,
     processes_of,
+    serve_args,
     wait_status,
 )
-from tests.support import PYTHON, free_port, running, wait_until
+from tests.support import running, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def serve(state: Path) -> tuple[list[str], str]:
-    port = free_port()
-    args = [PYTHON, "-m", "gateway", "serve", "--state-dir", str(state), "--port", str(port)]
-    return args, f"http://127.0.0.1:{port}"
-
-
 def test_sdk_order_teardown_and_an_endpoint_that_outlives_its_config(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    args, url = serve(state)
+    args, url = serve_args(state)
     with running(args, url=url, log=tmp_path / "first.log", timeout=60) as first:
         control, runtime = clients(url)
         deploy(control, "kept", "|kept")
@@ -70,7 +65,7 @@ def test_sdk_order_teardown_and_an_endpoint_that_outlives_its_config(tmp_path: P
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=60) == 0
 
-    args, url = serve(state)
+    args, url = serve_args(state)
     with running(args, url=url, log=tmp_path / "second.log", timeout=60):
         control, runtime = clients(url)
         described = wait_status(control, "kept", "InService")
@@ -87,7 +82,7 @@ def test_sdk_order_teardown_and_an_endpoint_that_outlives_its_config(tmp_path: P
 
 
 def test_one_account_in_every_arn_and_message(tmp_path: Path) -> None:
-    args, url = serve(tmp_path / "state")
+    args, url = serve_args(tmp_path / "state")
     with running(args, env={"TANDEM_ACCOUNT": "123456789012"}, url=url, timeout=60):
         control, runtime = clients(url)
         deploy(control, "m", "|m")
@@ -112,7 +107,7 @@ def test_one_account_in_every_arn_and_message(tmp_path: Path) -> None:
 def test_an_update_shows_its_pending_deployment_even_once_its_config_is_gone(
     tmp_path: Path,
 ) -> None:
-    args, url = serve(tmp_path / "state")
+    args, url = serve_args(tmp_path / "state")
     with running(args, env={"TANDEM_START_TIMEOUT": "3"}, url=url, timeout=60):
         control, runtime = clients(url)
         deploy(control, "old", "|old")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,13 +16,10 @@ import pytest
 pytest.importorskip("sklearn")
 
 from tests.containers.test_workers_router import RENDEZVOUS_FN
-from tests.gateway.harness import sagemaker_client
+from tests.gateway.multimodel.conftest import Site, serve_site, sklearn_multi
 from tests.gateway.multimodel.stores import (
-    csv_body,
-    gateway,
     models_of,
     pack,
-    predictions,
     synthetic,
     train_classifier,
     wait_for,
@@ -51,25 +46,13 @@ def model_fn(model_dir):
 X = synthetic(3, seed=7)
 
 
-@dataclass
-class Site:
-    url: str
-    marks: Path
-    client: Any
-    models: dict[str, Any]
-
+class Beside(Site):
     def predict(self, target: str) -> list[Any]:
-        answer = self.client.invoke_endpoint(
-            EndpointName="beside", TargetModel=target, ContentType="text/csv", Body=csv_body(X)
-        )
-        return predictions(answer["Body"].read())
-
-    def want(self, target: str) -> list[Any]:
-        return list(self.models[target].predict(X).tolist())
+        return self.predict_on("beside", target)
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Beside]:
     root = tmp_path_factory.mktemp("beside")
     store, marks = root / "store", root / "marks"
     marks.mkdir()
@@ -82,18 +65,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         models[f"{me}.tar.gz"] = train_classifier(20 + seed)
         code = RENDEZVOUS_FN.format(folder=str(marks), me=me, other=other)
         pack(store / f"{me}.tar.gz", models[f"{me}.tar.gz"], code=code)
-    multi = {
-        "framework": "sklearn",
-        "mode": "MultiModel",
-        "model_data": "./store",
-        "environment": {"TANDEM_INTRA_OP_THREADS": "1"},
-    }
+    multi = sklearn_multi("./store", {"TANDEM_INTRA_OP_THREADS": "1"})
     spec = write_spec(root, "beside", "Serial", {"multi": multi})
-    with gateway(root, spec, env={"TANDEM_MODEL_LOADS": "2"}) as (url, _):
-        yield Site(url, marks, sagemaker_client(url), models)
+    loads = {"TANDEM_MODEL_LOADS": "2"}
+    with serve_site(Beside, root, [spec], models, X, env=loads, method="predict") as site:
+        yield site
 
 
-def test_requests_for_loaded_models_answer_while_another_model_loads(site: Site) -> None:
+def test_requests_for_loaded_models_answer_while_another_model_loads(site: Beside) -> None:
     warm = [t for t in site.models if t.startswith("warm-")]
     for target in warm:
         assert site.predict(target) == site.want(target)
@@ -111,7 +90,7 @@ def test_requests_for_loaded_models_answer_while_another_model_loads(site: Site)
     assert answers == [site.want(t) for t in warm * 5]
 
 
-def test_two_loads_in_one_worker_run_at_once(site: Site) -> None:
+def test_two_loads_in_one_worker_run_at_once(site: Beside) -> None:
     targets = ["left.tar.gz", "right.tar.gz"]
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(site.predict, targets))

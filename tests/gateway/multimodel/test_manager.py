@@ -7,91 +7,25 @@ manager decides when the container answers: which model it unloads, and how ofte
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import unquote
 
-from gateway.live import Instance
-from gateway.metrics import GatewayMetrics
-from gateway.multimodel.cache import DiskCache
-from gateway.multimodel.manager import ModelManager
-from gateway.multimodel.model_store import ModelStore
 from gateway.multimodel.targets import container_name
-from gateway.upstream import UpstreamResponse
-from pipelines.spec import EndpointSpec
-from tests.gateway.multimodel import archives
-
-GIB = 2**30
-
-
-class FakeModelApi:
-    """``POST /models`` answers from a script per target (then 200); every call is recorded."""
-
-    base_url = "http://fake-container"
-
-    def __init__(self, scripts: dict[str, list[int]]) -> None:
-        self.calls: list[tuple[str, str]] = []
-        self._scripts = {container_name(t): list(s) for t, s in scripts.items()}
-
-    async def post(
-        self, path: str, body: bytes, headers: Mapping[str, str], *, timeout: float, max_body: int
-    ) -> UpstreamResponse:
-        assert path == "/models"
-        name = json.loads(body)["model_name"]
-        self.calls.append(("POST", name))
-        script = self._scripts.get(name)
-        status = script.pop(0) if script else 200
-        return UpstreamResponse(status, {}, b"out of memory" if status == 507 else b"loaded")
-
-    async def get(self, path: str, *, timeout: float, max_body: int) -> UpstreamResponse:
-        raise AssertionError(f"unexpected GET {path}")
-
-    async def delete(self, path: str, *, timeout: float, max_body: int) -> UpstreamResponse:
-        self.calls.append(("DELETE", unquote(path.removeprefix("/models/"))))
-        return UpstreamResponse(200, {}, b"")
-
-    async def aclose(self) -> None:
-        pass
+from tests.gateway.multimodel.conftest import make_manager
 
 
 def test_a_507_evicts_the_least_recently_used_unpinned_model_and_retries_once(
     tmp_path: Path,
 ) -> None:
-    store = tmp_path / "store"
-    for target in ("pinned.tar.gz", "a.tar.gz", "b.tar.gz", "c.tar.gz"):
-        archives.write_tar(store / target, {"model.joblib": b"m" * 100})
-    spec = EndpointSpec.model_validate(
-        {
-            "name": "houses",
-            "containers": [
-                {
-                    "hostname": "multi",
-                    "command": ["unused"],
-                    "mode": "MultiModel",
-                    "model_data": str(store),
-                    "preload": ["pinned.tar.gz"],
-                }
-            ],
-        }
-    )
-    endpoint = Instance.from_spec(spec)
-    (container,) = endpoint.containers
-    metrics = GatewayMetrics([endpoint])
-    cache = DiskCache(tmp_path / "cache", limit=GIB, max_model_bytes=2**20)
-    cache.reset()
-    api = FakeModelApi({"c.tar.gz": [507, 200]})
     # A limit far above the models' sizes: only the container's 507 makes room here.
-    manager = ModelManager(
-        container,
-        store=ModelStore(str(store)),
-        cache=cache,
-        upstream=lambda: api,
-        metrics=metrics.models(endpoint, container),
-        memory_limit=GIB,
+    managed = make_manager(
+        tmp_path,
+        ("pinned.tar.gz", "a.tar.gz", "b.tar.gz", "c.tar.gz"),
+        scripts={"c.tar.gz": [507, 200]},
+        preload=["pinned.tar.gz"],
         eviction="lru",
     )
+    manager, api, metrics = managed.manager, managed.api, managed.metrics
     labels = {"endpoint": "houses", "variant": "AllTraffic", "container": "multi"}
 
     def evictions(reason: str) -> float:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,13 +13,10 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from tests.gateway.harness import sagemaker_client
 from tests.gateway.multimodel import archives
+from tests.gateway.multimodel.conftest import Site, big_store, serve_site, sklearn_multi
 from tests.gateway.multimodel.stores import (
     SLOW_MODEL_FN,
-    big_model,
-    csv_body,
-    gateway,
     loaded,
     metric,
     models_of,
@@ -42,31 +37,19 @@ MAX_MODEL_BYTES = 100 * 2**20
 X = synthetic(6, seed=42)
 
 
-@dataclass
-class Site:
-    url: str
-    root: Path
-    log: Path
-    models: dict[str, Any]
-    client: Any
+class Houses(Site):
+    """The ``houses`` endpoint's ``multi`` container by default."""
 
     def invoke(self, target: str | None, container: str = "multi", endpoint: str = "houses") -> Any:
-        args: dict[str, Any] = {"EndpointName": endpoint, "ContentType": "text/csv"}
-        if endpoint == "houses":
-            args["TargetContainerHostname"] = container
-        if target is not None:
-            args["TargetModel"] = target
-        return self.client.invoke_endpoint(Body=csv_body(X), **args)
+        where = {"TargetContainerHostname": container} if endpoint == "houses" else {}
+        return self.invoke_on(endpoint, target, **where)
 
     def predict(self, target: str, **where: str) -> list[Any]:
         return predictions(self.invoke(target, **where)["Body"].read())
 
-    def want(self, target: str) -> list[Any]:
-        return list(self.models[target].predict_proba(X).tolist())
-
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Houses]:
     root = tmp_path_factory.mktemp("mme")
     store, big = root / "store", root / "bigstore"
     models: dict[str, Any] = {}
@@ -79,11 +62,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pack(store / "crowd.tar.gz", models["crowd.tar.gz"], code=SLOW_MODEL_FN.format(seconds=1))
     pack(root / "single.tar.gz", train_classifier(7))
     models["single"] = train_classifier(7)
-    big_one = big_model(40)
-    pack(big / "pinned-big.tar", big_one, mode="w")
-    for target in BIG:
-        shutil.copy(big / "pinned-big.tar", big / target)
-        models[target] = big_one
+    big_one = big_store(big, ["pinned-big.tar", *BIG])
+    models.update(dict.fromkeys(BIG, big_one))
     # Probabilities differ from model to model, so a wrong model could not pass for the right one.
     one_thread = {"TANDEM_INTRA_OP_THREADS": "1", "TANDEM_SKLEARN_METHOD": "predict_proba"}
     houses = write_spec(
@@ -91,26 +71,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Any:
         "houses",
         "Direct",
         {
-            "multi": {
-                "framework": "sklearn",
-                "mode": "MultiModel",
-                "model_data": "./store",
-                "preload": ["pinned.tar.gz"],
-                "environment": one_thread,
-            },
+            "multi": sklearn_multi("./store", one_thread, preload=["pinned.tar.gz"]),
             "single": {
                 "framework": "sklearn",
                 "model_data": "./single.tar.gz",
                 "environment": one_thread,
             },
-            "nocache": {
-                "framework": "sklearn",
-                "mode": "MultiModel",
-                "model_data": "./store",
-                "model_cache": "Disabled",
-                "load_wait_timeout": 1,
-                "environment": one_thread,
-            },
+            "nocache": sklearn_multi(
+                "./store", one_thread, model_cache="Disabled", load_wait_timeout=1
+            ),
         },
     )
     tight = write_spec(
@@ -118,23 +87,21 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Any:
         "tight",
         "Serial",
         {
-            "big": {
-                "framework": "sklearn",
-                "mode": "MultiModel",
-                "model_data": str(big),
-                "memory_limit": "400MiB",
-                "disk_cache_limit": "150MiB",
-                "preload": ["pinned-big.tar"],
-                "environment": one_thread,
-            }
+            "big": sklearn_multi(
+                str(big),
+                one_thread,
+                memory_limit="400MiB",
+                disk_cache_limit="150MiB",
+                preload=["pinned-big.tar"],
+            )
         },
     )
     env = {"TANDEM_MAX_MODEL_BYTES": str(MAX_MODEL_BYTES)}
-    with gateway(root, houses, tight, env=env) as (url, log):
-        yield Site(url, root, log, models, sagemaker_client(url))
+    with serve_site(Houses, root, [houses, tight], models, X, env=env) as site:
+        yield site
 
 
-def test_cold_then_warm_invocations(site: Site) -> None:
+def test_cold_then_warm_invocations(site: Houses) -> None:
     misses = metric(site.url, "tandem_model_cache_misses_total", container="multi")
     hits = metric(site.url, "tandem_model_cache_hits_total", container="multi")
     assert "Houston_TX.tar.gz" not in loaded(site.url, "houses", "multi")
@@ -154,7 +121,7 @@ def test_cold_then_warm_invocations(site: Site) -> None:
     assert metric(site.url, "tandem_container_memory_bytes", container="multi") > 0
 
 
-def test_direct_endpoint_mixes_single_and_multi_model_containers(site: Site) -> None:
+def test_direct_endpoint_mixes_single_and_multi_model_containers(site: Houses) -> None:
     single = site.invoke(None, container="single")
     assert predictions(single["Body"].read()) == site.want("single")
     with pytest.raises(site.client.exceptions.ValidationError, match="not a multi-model"):
@@ -163,7 +130,7 @@ def test_direct_endpoint_mixes_single_and_multi_model_containers(site: Site) -> 
         site.invoke(None, container="multi")
 
 
-def test_twenty_concurrent_first_requests_share_one_load(site: Site) -> None:
+def test_twenty_concurrent_first_requests_share_one_load(site: Houses) -> None:
     growth = {
         "tandem_model_downloading_seconds_count": 1,
         "tandem_model_loading_seconds_count": 1,
@@ -178,7 +145,7 @@ def test_twenty_concurrent_first_requests_share_one_load(site: Site) -> None:
     assert {name: after[name] - before[name] for name in growth} == growth
 
 
-def test_a_model_added_under_the_prefix_is_served_without_restart(site: Site) -> None:
+def test_a_model_added_under_the_prefix_is_served_without_restart(site: Houses) -> None:
     new = train_classifier(21)
     pack(site.root / "store" / "new" / "Austin_TX.tar.gz", new)
     assert site.predict("new/Austin_TX.tar.gz") == new.predict_proba(X).tolist()
@@ -189,12 +156,12 @@ def test_a_model_added_under_the_prefix_is_served_without_restart(site: Site) ->
     ["../single.tar.gz", "/etc/passwd", "team/../../single.tar.gz", "%2e%2e/single.tar.gz",
      "team//Austin.tar.gz", "s3://elsewhere/x.tar.gz", "a\\..\\b", "x" * 1025],
 )  # fmt: skip
-def test_bad_target_models_are_validation_errors(site: Site, target: str) -> None:
+def test_bad_target_models_are_validation_errors(site: Houses, target: str) -> None:
     with pytest.raises(site.client.exceptions.ValidationError, match=r"(?i)targetModel"):
         site.invoke(target)
 
 
-def test_broken_artifacts_fail_only_their_own_request(site: Site) -> None:
+def test_broken_artifacts_fail_only_their_own_request(site: Houses) -> None:
     store = site.root / "store"
     archives.escaping(store / "evil.tar.gz")
     archives.with_link(store / "link.tar.gz")
@@ -222,7 +189,7 @@ def test_broken_artifacts_fail_only_their_own_request(site: Site) -> None:
     assert site.predict("Houston_TX.tar.gz") == site.want("Houston_TX.tar.gz")
 
 
-def test_slow_loads_answer_429_and_go_on_and_disabled_cache_unloads(site: Site) -> None:
+def test_slow_loads_answer_429_and_go_on_and_disabled_cache_unloads(site: Houses) -> None:
     with pytest.raises(site.client.exceptions.ModelNotReadyException, match="still loading"):
         site.invoke("slow.tar.gz", container="nocache")
     wait_for(lambda: "slow.tar.gz" in loaded(site.url, "houses", "nocache"), what="slow loaded")
@@ -232,7 +199,7 @@ def test_slow_loads_answer_429_and_go_on_and_disabled_cache_unloads(site: Site) 
     wait_for(lambda: not loaded(site.url, "houses", "nocache"), what="unloaded after use")
 
 
-def test_eviction_by_real_memory_keeps_pinned_models_and_fails_nothing(site: Site) -> None:
+def test_eviction_by_real_memory_keeps_pinned_models_and_fails_nothing(site: Houses) -> None:
     before = models_of(site.url, "tight", "big")
     pinned = loaded(site.url, "tight", "big")["pinned-big.tar"]
     order = [BIG[i % len(BIG)] for i in range(24)]
@@ -256,7 +223,7 @@ def test_eviction_by_real_memory_keeps_pinned_models_and_fails_nothing(site: Sit
     )
 
 
-def test_evicting_a_model_replaced_in_place(site: Site) -> None:
+def test_evicting_a_model_replaced_in_place(site: Houses) -> None:
     assert site.predict("Dallas.tar.gz") == site.want("Dallas.tar.gz")
     replacement = train_classifier(33)
     want_new = replacement.predict_proba(X).tolist()
@@ -273,7 +240,7 @@ def test_evicting_a_model_replaced_in_place(site: Site) -> None:
     assert bad.status_code == 400
 
 
-def test_a_restarted_container_reloads_its_models(site: Site) -> None:
+def test_a_restarted_container_reloads_its_models(site: Houses) -> None:
     assert site.predict("Houston_TX.tar.gz") == site.want("Houston_TX.tar.gz")
     container = next(
         p

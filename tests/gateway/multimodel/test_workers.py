@@ -7,10 +7,8 @@ still holds the container, every worker counted, at its limit.
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,16 +18,12 @@ import pytest
 pytest.importorskip("sklearn")
 
 from tests.containers.test_workers_router import RENDEZVOUS_FN
-from tests.gateway.harness import sagemaker_client
+from tests.gateway.multimodel.conftest import Site, big_store, serve_site, sklearn_multi
 from tests.gateway.multimodel.stores import (
-    big_model,
-    csv_body,
-    gateway,
     loaded,
     metric,
     models_of,
     pack,
-    predictions,
     synthetic,
     train_classifier,
     write_spec,
@@ -46,25 +40,13 @@ ENV = {
 }
 
 
-@dataclass
-class Site:
-    url: str
-    marks: Path
-    models: dict[str, Any]
-    client: Any
-
+class Workers(Site):
     def predict(self, endpoint: str, target: str) -> list[Any]:
-        answer = self.client.invoke_endpoint(
-            EndpointName=endpoint, TargetModel=target, ContentType="text/csv", Body=csv_body(X)
-        )
-        return predictions(answer["Body"].read())
-
-    def want(self, target: str) -> list[Any]:
-        return list(self.models[target].predict_proba(X).tolist())
+        return self.predict_on(endpoint, target)
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
     root = tmp_path_factory.mktemp("workers")
     store, big, marks = root / "store", root / "bigstore", root / "marks"
     marks.mkdir()
@@ -74,44 +56,24 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Any:
         models[target] = train_classifier(seed)
         code = RENDEZVOUS_FN.format(folder=str(marks), me=me, other=other)
         pack(store / target, models[target], code=code)
-    big_one = big_model(40)
-    pack(big / BIG[0], big_one, mode="w")
-    for target in BIG[1:]:
-        shutil.copy(big / BIG[0], big / target)
-    for target in BIG:
-        models[target] = big_one
+    models.update(dict.fromkeys(BIG, big_store(big, BIG)))
     pair = write_spec(
         root,
         "pair",
         "Serial",
-        {
-            "multi": {
-                "framework": "sklearn",
-                "mode": "MultiModel",
-                "model_data": "./store",
-                "environment": ENV,
-            }
-        },
+        {"multi": sklearn_multi("./store", ENV)},
     )
     tight = write_spec(
         root,
         "tight",
         "Serial",
-        {
-            "big": {
-                "framework": "sklearn",
-                "mode": "MultiModel",
-                "model_data": str(big),
-                "memory_limit": "600MiB",
-                "environment": ENV,
-            }
-        },
+        {"big": sklearn_multi(str(big), ENV, memory_limit="600MiB")},
     )
-    with gateway(root, pair, tight) as (url, _):
-        yield Site(url, marks, models, sagemaker_client(url))
+    with serve_site(Workers, root, [pair, tight], models, X) as site:
+        yield site
 
 
-def container_tree(site: Site, endpoint: str) -> psutil.Process:
+def container_tree(site: Workers, endpoint: str) -> psutil.Process:
     described = httpx.get(f"{site.url}/endpoints/{endpoint}").json()["Containers"][0]
     port = int(described["Url"].rsplit(":", 1)[1])
     for conn in psutil.net_connections("tcp"):
@@ -130,7 +92,7 @@ def held_by_worker(tree: psutil.Process) -> dict[int, set[str]]:
     return held
 
 
-def test_two_first_requests_load_side_by_side_in_two_workers(site: Site) -> None:
+def test_two_first_requests_load_side_by_side_in_two_workers(site: Workers) -> None:
     targets = ["left.tar.gz", "right.tar.gz"]
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(lambda t: site.predict("pair", t), targets))
@@ -143,7 +105,7 @@ def test_two_first_requests_load_side_by_side_in_two_workers(site: Site) -> None
     assert sum(1 for m in models_of(site.url, "pair", "multi")["Models"] if m["Loaded"]) == 2
 
 
-def test_eviction_with_two_workers_keeps_the_whole_container_at_its_limit(site: Site) -> None:
+def test_eviction_with_two_workers_keeps_the_whole_container_at_its_limit(site: Workers) -> None:
     order = [BIG[i % len(BIG)] for i in range(24)]
     with ThreadPoolExecutor(3) as pool:
         answers = list(pool.map(lambda t: site.predict("tight", t), order))

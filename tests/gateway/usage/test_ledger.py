@@ -46,6 +46,19 @@ def test_hours_cut_an_interval_at_hour_boundaries() -> None:
     assert list(hours(T0, T0)) == []
 
 
+def test_model_time_is_the_containers_own_and_the_hop_is_overhead() -> None:
+    """A container that reported its time is charged that; the gateway's measure is charged
+    to a container that did not; model time and overhead still add up to the whole."""
+    clock = Clock(T0 + 10)
+    rec = Recorder(clock)
+    rec.invocation("ep", "v", "a", "2xx", 3000, 500, 10, 20, container_us=1000)
+    rec.invocation("ep", "v", "a", "2xx", 2000, 500, 10, 20)  # no Server-Timing from it
+    rec.invocation("ep", "v", "a", "5xx", 800, 100, 5, 0, container_us=600)
+    rows = fold(rec, Ledger(), clock.now)
+    assert col(rows, "model_seconds", model="a") == pytest.approx((1000 + 2000 + 600) / 1e6)
+    assert col(rows, "overhead_seconds", model="a") == pytest.approx((2500 + 500 + 300) / 1e6)
+
+
 def test_invocations_and_error_classes_as_cloudwatch_counts_them() -> None:
     clock = Clock(T0 + 10)
     rec = Recorder(clock)

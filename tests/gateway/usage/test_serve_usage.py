@@ -8,9 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from gateway.cli.main import app as cli
+from gateway.multimodel.targets import container_name
 from tests.gateway.harness import sagemaker_client
 from tests.gateway.multimodel.stores import (
     csv_body,
@@ -22,6 +24,18 @@ from tests.gateway.multimodel.stores import (
     write_spec,
 )
 from tests.gateway.processes import shell
+
+
+def container_seconds(url: str) -> dict[str, float]:
+    """The container's own seconds per model, from its ``GET /metrics``."""
+    text = httpx.get(f"{url}/metrics").text
+    return {
+        sample.labels["model"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "tandem_container_invocation_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
 
 
 def usage(url: str, *args: str) -> list[dict[str, object]]:
@@ -88,3 +102,10 @@ def test_usage_by_model_lists_each_models_invocations_exactly_as_sent(tmp_path: 
         shares = [g["compute_share"] for g in groups if g["model"]]
         assert sum(shares) == pytest.approx(1.0, rel=1e-5)  # type: ignore[arg-type]
         assert all(g["memory_gib_hours"] for g in groups if g["model"])
+        # Model time is the container's own (its Server-Timing), the same as its own count.
+        (described,) = httpx.get(f"{url}/endpoints/tenants").json()["Containers"]
+        own = container_seconds(described["Url"])
+        for g in groups:
+            if g["model"]:
+                mine = own[container_name(str(g["model"]))]
+                assert g["model_seconds"] == pytest.approx(mine, abs=1e-5)
