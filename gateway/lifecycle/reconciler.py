@@ -28,7 +28,8 @@ from gateway.capture import CaptureWriter
 from gateway.folders import remove_endpoint
 from gateway.lifecycle.backends.base import Backend
 from gateway.lifecycle.budget import ContainerBudget
-from gateway.lifecycle.supervisor import StartError, Supervisor, raise_start_errors
+from gateway.lifecycle.reasons import failure_reason
+from gateway.lifecycle.supervisor import Supervisor, raise_start_errors
 from gateway.limits import fair_limits
 from gateway.live import (
     Instance,
@@ -38,16 +39,14 @@ from gateway.live import (
     deployment_name,
 )
 from gateway.multimodel.hosting import close_all, make_managers, preload_all
+from gateway.serving.metric_calls import report_instances
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
 from gateway.state import EndpointStatus, StateStore, WrongState
-from pipelines.errors import TandemError
 from pipelines.spec import EndpointSpec
 
 logger = logging.getLogger("tandem.reconciler")
 
-#: Longest FailureReason kept (SageMaker's own limit is 1024 characters).
-MAX_REASON = 1024
 #: How often draining looks at the requests still in flight.
 DRAIN_POLL = 0.01
 
@@ -206,7 +205,7 @@ class Reconciler:
         try:
             return await self._start(name, config)
         except Exception as exc:
-            reason = _reason(exc)
+            reason = failure_reason(exc)
             logger.warning("%s: cannot start config %s: %s", name, config, reason)
             with contextlib.suppress(WrongState):
                 self._store.set_endpoint_status(
@@ -222,7 +221,7 @@ class Reconciler:
         try:
             started = await self._start(name, config, beside=live)
         except Exception as exc:
-            reason = _reason(exc)
+            reason = failure_reason(exc)
             logger.warning(
                 "%s: update to %s failed, staying on %s: %s", name, config, live.config, reason
             )
@@ -319,7 +318,7 @@ class Reconciler:
             for variant in variants:
                 await self._scale(live, variant, counts[variant.name])
         except Exception as exc:
-            reason = _reason(exc)
+            reason = failure_reason(exc)
             logger.warning("%s: changing instance counts failed: %s", name, reason)
             with contextlib.suppress(WrongState):
                 self._store.set_endpoint_status(
@@ -344,9 +343,11 @@ class Reconciler:
                 await self._stop_instances(live, added)
                 raise
             variant.instances = [*variant.instances, *added]
+            report_instances(self._metrics.cloudwatch, live.runtime)
         elif count < have:
             gone = variant.instances[count:]
             variant.instances = variant.instances[:count]
+            report_instances(self._metrics.cloudwatch, live.runtime)
             for instance in gone:
                 await self._drain(instance)
             await self._stop_instances(live, gone)
@@ -354,6 +355,7 @@ class Reconciler:
     def _serve(self, deployment: Deployment) -> None:
         self._live[deployment.runtime.name] = deployment
         self._table.put(deployment.runtime)
+        report_instances(self._metrics.cloudwatch, deployment.runtime)
 
     async def _replace(self, old: Deployment, new: Deployment) -> None:
         """One swap moves traffic to ``new``; ``old`` stops once its requests are answered."""
@@ -396,17 +398,3 @@ class Reconciler:
         self.budget.release(instances)
         for instance in instances:
             self._metrics.forget(instance)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, (StartError, TandemError)):
-        text = str(exc)
-    else:  # a bug: its details go to the log, not into the API's answers
-        logger.error("unexpected %s", type(exc).__name__, exc_info=exc)
-        text = f"An internal error occurred while starting the endpoint ({type(exc).__name__})."
-    if len(text) <= MAX_REASON:
-        return text
-    # Its start says what failed, its end why (a container's last words): keep both.
-    cut = "\n...(truncated)...\n"
-    head = (MAX_REASON - len(cut)) // 3
-    return text[:head] + cut + text[-(MAX_REASON - len(cut) - head) :]
