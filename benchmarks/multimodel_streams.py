@@ -115,6 +115,9 @@ def run_stream(
         after = _counts(last)
         stages = _stages(last)
         info = last.get_json(f"/endpoints/{endpoint}/models")["Containers"][0]
+    if errors:  # what the gateway and its container said about them (the folder goes)
+        said = (work / f"{path.stem}.log").read_text(errors="replace").splitlines()
+        print("\n".join(f"         log: {line[:300]}" for line in said[-20:]))
     hits, loads, evictions = (a - b for a, b in zip(after, before, strict=True))
     means = {
         stage: 1e3 * (total - stages_before[stage][0]) / max(count - stages_before[stage][1], 1)
