@@ -6,8 +6,10 @@ The choices are made by the gateway's own router (``gateway.routing.Router``), t
 request goes through; the instances are simulated in virtual time (an event queue, no sleeping),
 so every policy sees the very same stream and a run of a minute of traffic takes seconds. An
 instance has worker slots (requests beyond them wait in its queue), and for MultiModel a memory
-that holds ``--capacity`` models, least recently used unloaded first; a request whose model is
-not loaded waits for its load (``--load-ms``), and requests for a model being loaded share it.
+that holds a tenth of the models, unloaded in the order of the gateway's own eviction policy
+(``--policy``: ``value``, the default as ``TANDEM_EVICTION_POLICY``'s, or ``lru``; the same on
+every side); a request whose model is not loaded waits for its load (``--load-ms``), and
+requests for a model being loaded share it.
 ``inflight`` is what the gateway counts: requests routed to an instance and not yet answered.
 
 1. MultiModel: ``--instances`` instances each with memory for a tenth of ``--models`` models, a
@@ -33,7 +35,7 @@ import random
 import statistics
 import sys
 import timeit
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.multimodel.eviction import EvictionPolicy, Lru, make_policy  # noqa: E402
 from gateway.routing import Router  # noqa: E402
 from pipelines.spec import RoutingStrategy  # noqa: E402
 
@@ -57,7 +60,8 @@ class Request:
 
 @dataclass(eq=False)
 class Instance:
-    """A simulated instance: worker slots, a queue, and (MultiModel) an LRU of loaded models."""
+    """A simulated instance: worker slots, a queue, and (MultiModel) its loaded models, which
+    leave in the order its eviction policy gives."""
 
     name: str
     workers: int
@@ -66,8 +70,9 @@ class Instance:
     healthy: bool = True
     running: int = 0
     queue: deque[Request] = field(default_factory=deque)
-    #: Loaded (or loading) models, least recently used first, each with the time it is ready.
-    loaded: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    #: Loaded (or loading) models, each with the time it is ready.
+    loaded: dict[str, float] = field(default_factory=dict)
+    policy: EvictionPolicy = field(default_factory=Lru)
     #: Requests routed here and not answered, per model.
     using: Counter[str] = field(default_factory=Counter)
     loads: int = 0
@@ -122,7 +127,10 @@ class Simulation:
         instance.inflight += 1
         if request.model is not None:
             instance.using[request.model] += 1
-            if request.model not in instance.loaded:  # reserve it: the next ones share the load
+            if request.model in instance.loaded:
+                instance.policy.on_hit(request.model)
+            else:  # reserve it: the next ones share the load
+                instance.policy.on_miss(request.model)
                 self.start_load(instance, request.model, request.arrival)
         if instance.running < instance.workers:
             self.start(instance, request, request.arrival)
@@ -130,10 +138,15 @@ class Simulation:
             instance.queue.append(request)
 
     def start_load(self, instance: Instance, model: str, now: float) -> None:
-        idle = [m for m in instance.loaded if instance.using[m] == 0]
-        while len(instance.loaded) >= instance.capacity and idle:
-            del instance.loaded[idle.pop(0)]
+        """As the model manager: room made among the idle models, one model's worth."""
+        short = len(instance.loaded) + 1 - instance.capacity
+        if short > 0:
+            idle = {m for m in instance.loaded if instance.using[m] == 0}
+            for victim in instance.policy.victims(short, idle):
+                del instance.loaded[victim]
+                instance.policy.on_unload(victim)
         instance.loaded[model] = now + self.load  # ready then (a request waits for it)
+        instance.policy.on_load(model, 1, self.load)
         instance.loads += 1
 
     def start(self, instance: Instance, request: Request, now: float) -> None:
@@ -142,7 +155,6 @@ class Simulation:
         if request.model is not None:
             ready = max(now, instance.loaded[request.model])
             request.hit = ready <= now
-            instance.loaded.move_to_end(request.model)
         heapq.heappush(self.events, (ready + request.cost, next(self.order), instance, request))
 
     def finish(self, instance: Instance, request: Request, now: float) -> None:
@@ -208,7 +220,10 @@ def multimodel(args: argparse.Namespace) -> dict[str, Outcome]:
     capacity, n, load = args.models // 10, args.instances, args.load_ms / 1000
 
     def fleet(count: int, memory: int, workers: int) -> list[Instance]:
-        return [Instance(f"i{k}", workers, memory) for k in range(count)]
+        return [
+            Instance(f"i{k}", workers, memory, policy=make_policy(args.policy))
+            for k in range(count)
+        ]
 
     share = stream[::n]  # what one instance of today's takes: a third of the stream (n = 3)
     return {
@@ -279,6 +294,12 @@ def main() -> None:
     parser.add_argument("--load-ms", type=float, default=150.0)
     parser.add_argument("--mixed-rate", type=float, default=20.0, help="requests/s, part 2")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--policy",
+        choices=("value", "lru"),
+        default="value",
+        help="the instances' eviction policy (TANDEM_EVICTION_POLICY), the same for every side",
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run: 6,000 requests")
     parser.add_argument(
         "--real",
@@ -293,7 +314,8 @@ def main() -> None:
     print(
         f"1. MultiModel: {args.instances} instances x memory for {args.models // 10} of "
         f"{args.models} models, Zipf {args.zipf}, {args.requests} requests at {args.rate:g}/s, "
-        f"{args.workers} workers each, load {args.load_ms:g} ms, invoke {args.invoke_ms:g} ms"
+        f"{args.workers} workers each, load {args.load_ms:g} ms, invoke {args.invoke_ms:g} ms, "
+        f"eviction {args.policy}"
     )
     found = multimodel(args)
     print(

@@ -107,6 +107,7 @@ def cold_and_warm(
                 direct.append(ms)
             else:
                 errors["straight"] += 1
+        client = Client(host, port)  # the first one's connection idled past the keep-alive
         used = float(models["MemoryUsedBytes"] or 0)
         per_model = statistics.median(
             m["MemoryBytes"] for m in models["Models"] if m["Loaded"] and m["MemoryBytes"]

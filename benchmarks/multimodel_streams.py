@@ -2,16 +2,23 @@
 per eviction policy (``TANDEM_EVICTION_POLICY``) on the same requests and the same memory.
 
 A stream's loads are its cache misses (each miss is one load, shared by the requests that wait
-for it); latencies are the clients' own, every request counted, failed ones as errors.
+for it); latencies are the clients' own, every request counted, failed ones as errors. Where a
+miss's time goes is the gateway's own means over the stream: fetch and unpack
+(ModelDownloadingTime, first loads only), the container's load (ModelLoadingTime), the unloads,
+and what a request that missed waited in all (ModelLoadingWaitTime). The CPU seconds that the
+gateway and its container spent on the stream are the one figure that a machine shared with
+other work does not move much, where times and rates do.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from benchmarks.multimodel_support import Client, gateway, invoke, metric, multi, pct, spec
 
@@ -31,6 +38,10 @@ class Outcome:
     loads: float
     evictions: float
     loaded_at_end: int
+    #: Mean milliseconds per stage (``_STAGES``) over the stream.
+    stages: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds of the gateway and of its container(s) over the stream.
+    cpu: tuple[float, float] = (0.0, 0.0)
 
     @property
     def hit_ratio(self) -> float:
@@ -46,7 +57,13 @@ class Outcome:
             f"  {self.policy:5}  hit ratio {self.hit_ratio:.3f}  loads {self.loads:5.0f}  "
             f"evictions {self.evictions:5.0f}  p50 {pct(lat, 50):6.1f}  p90 {pct(lat, 90):6.1f}  "
             f"p99 {pct(lat, 99):6.1f} ms  {self.rate:5.0f} req/s  "
-            f"errors {sum(self.errors.values())} {self.errors or ''}"
+            f"errors {sum(self.errors.values())} {self.errors or ''}\n"
+            f"         mean ms: fetch+unpack {self.stages.get('downloading', 0):.1f}, "
+            f"container load {self.stages.get('loading', 0):.1f}, "
+            f"unload {self.stages.get('unloading', 0):.1f}, "
+            f"a miss's wait {self.stages.get('loading_wait', 0):.1f}; CPU ms per request: "
+            f"gateway {1e3 * self.cpu[0] / self.requests:.2f}, "
+            f"container {1e3 * self.cpu[1] / self.requests:.2f}"
         )
 
 
@@ -72,6 +89,8 @@ def run_stream(
             status, _ = invoke(first, endpoint, "mm", target)
             assert status == 200, (status, target)
         before = _counts(first)
+        stages_before = _stages(first)
+        cpu_before = _cpu(path)
 
         def client(chunk: list[str]) -> None:
             conn = Client(host, port)
@@ -91,14 +110,55 @@ def run_stream(
         for t in threads:
             t.join()
         seconds = time.perf_counter() - started
+        cpu_after = _cpu(path)
         last = Client(host, port)  # the first one's connection idled past the keep-alive
         after = _counts(last)
+        stages = _stages(last)
         info = last.get_json(f"/endpoints/{endpoint}/models")["Containers"][0]
+    if errors:  # what the gateway and its container said about them (the folder goes)
+        said = (work / f"{path.stem}.log").read_text(errors="replace").splitlines()
+        print("\n".join(f"         log: {line[:300]}" for line in said[-20:]))
     hits, loads, evictions = (a - b for a, b in zip(after, before, strict=True))
+    means = {
+        stage: 1e3 * (total - stages_before[stage][0]) / max(count - stages_before[stage][1], 1)
+        for stage, (total, count) in stages.items()
+    }
+    cpu = (cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1])
     return Outcome(
         policy, len(stream), seconds, latencies, errors, hits, loads, evictions,
-        info["LoadedModelCount"],
+        info["LoadedModelCount"], means, cpu,
     )  # fmt: skip
+
+
+_STAGES = ("downloading", "loading", "unloading", "loading_wait")
+
+
+def _stages(client: Client) -> dict[str, tuple[float, float]]:
+    """Each stage's (sum, count) of seconds so far."""
+    return {
+        stage: (
+            metric(client, f"tandem_model_{stage}_seconds_sum"),
+            metric(client, f"tandem_model_{stage}_seconds_count"),
+        )
+        for stage in _STAGES
+    }
+
+
+def _cpu(spec_path: Path) -> tuple[float, float]:
+    """CPU seconds so far of the ``tandem serve`` of ``spec_path`` and of its descendants."""
+    for proc in psutil.Process().children():
+        try:
+            if str(spec_path) not in proc.cmdline():
+                continue
+            own = proc.cpu_times()
+            below = 0.0
+            for child in proc.children(recursive=True):
+                times = child.cpu_times()
+                below += times.user + times.system
+            return own.user + own.system, below
+        except psutil.Error:
+            continue
+    return 0.0, 0.0
 
 
 def _counts(client: Client) -> tuple[float, float, float]:

@@ -36,5 +36,7 @@ def test_a_small_run_prints_both_policies_and_the_scan_case() -> None:
     rows = re.findall(r"^  (lru|value) +hit ratio ([\d.]+) +loads +(\d+)", out, re.M)
     assert [policy for policy, _, _ in rows] == ["lru", "value"] * 2, out
     assert "== value against lru (same stream, same memory, same run)" in out, out
-    hot = dict(re.findall(r"^  (lru|value) .*\n +hot set loads (\d+)", out, re.M))
+    # Each row is followed by where a miss's time went and the CPU per request.
+    assert len(re.findall(r"^ +mean ms: fetch\+unpack .* CPU ms per request", out, re.M)) == 4, out
+    hot = dict(re.findall(r"^  (lru|value) .*\n.*\n +hot set loads (\d+)", out, re.M))
     assert hot["value"] == str(HOT), out

@@ -44,6 +44,7 @@ from gateway.live import (
 )
 from gateway.multimodel.hosting import close_all, make_managers, preload_all
 from gateway.serving.held import variant_key
+from gateway.serving.metric_calls import report_instances
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
 from gateway.state import EndpointStatus, StateStore, WrongState
@@ -359,9 +360,11 @@ class Reconciler:
                 raise
             variant.instances = [*variant.instances, *added]
             self._held.notify(variant_key(live.runtime.name, variant.name))
+            report_instances(self._metrics.cloudwatch, live.runtime)
         elif count < have:
             gone = variant.instances[count:]
             variant.instances = variant.instances[:count]
+            report_instances(self._metrics.cloudwatch, live.runtime)
             for instance in gone:
                 await self._drain(instance)
             await self._stop_instances(live, gone)
@@ -376,6 +379,7 @@ class Reconciler:
         self._table.put(deployment.runtime)
         for variant in deployment.runtime.variants:  # requests held for it look again
             self._held.notify(variant_key(deployment.runtime.name, variant.name))
+        report_instances(self._metrics.cloudwatch, deployment.runtime)
 
     async def _replace(self, old: Deployment, new: Deployment) -> None:
         """One swap moves traffic to ``new``; ``old`` stops once its requests are answered."""

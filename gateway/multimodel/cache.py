@@ -38,6 +38,8 @@ class DiskCache:
         self.limit = limit
         self.max_model_bytes = max_model_bytes
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
+        #: The entries' sizes added up, kept as they change: read on every load.
+        self._total = 0
 
     def reset(self) -> None:
         """Start empty: what an earlier gateway left is not trusted (it may be half-deleted).
@@ -54,7 +56,7 @@ class DiskCache:
 
     @property
     def total(self) -> int:
-        return sum(e.size for e in self._entries.values())
+        return self._total
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -89,6 +91,8 @@ class DiskCache:
             return unpack(archive, path, label=target, max_bytes=self.max_model_bytes)
 
     def add(self, entry: CacheEntry) -> None:
+        old = self._entries.get(entry.target)
+        self._total += entry.size - (old.size if old is not None else 0)
         self._entries[entry.target] = entry
         self._entries.move_to_end(entry.target)
 
@@ -97,6 +101,7 @@ class DiskCache:
         entry = self._entries.pop(target, None)
         if entry is None:
             return None
+        self._total -= entry.size
         trash = self.root / f"{TRASH}{uuid.uuid4().hex}"
         try:
             os.rename(entry.path, trash)
@@ -106,9 +111,11 @@ class DiskCache:
 
     def shrink(self, protected: Iterable[str]) -> list[tuple[str, Path]]:
         """Drop least recently used entries not in ``protected`` until the total fits the limit."""
-        keep = set(protected)
         removed: list[tuple[str, Path]] = []
         total = self.total
+        if total <= self.limit:
+            return removed
+        keep = set(protected)
         for entry in list(self._entries.values()):
             if total <= self.limit:
                 break

@@ -5,12 +5,13 @@ that decides. A load is one task per model that every request for it awaits: con
 requests share it, and a request that gives up waiting (``ModelNotReady``) leaves it running.
 A request for a loaded model takes no lock and awaits nothing here: loads run beside it, up to
 ``max_loads`` at once (``TANDEM_MODEL_LOADS``). Room is made for each load under the lock,
-counting the loads in flight; which models leave is the eviction policy's choice
-(``eviction.py``). The memory a load added is what the container's router measured
-(``memoryBytes``), else the difference of its resident memory when the load ran alone, else the
-model's size. The calls themselves (``POST /models``, ``DELETE /models/{name}``) are in
-``model_api.py``. Where a load finishes (``_loaded_one``), an unload finishes (``_unloaded``) and
-a request stops waiting (``_waited``) are one method each, for the recorders.
+counting the loads in flight (``room.py``, which also unloads); which models leave is the
+eviction policy's choice (``eviction.py``). The memory a load added is what the container's
+router measured (``memoryBytes``), else the difference of its resident memory when the load ran
+alone, else the model's size. The calls themselves (``POST /models``, ``DELETE /models/{name}``)
+are in ``model_api.py``. Where a load finishes (``_loaded_one``), an unload finishes
+(``_unloaded``, in ``room.py``) and a request stops waiting (``_waited``) are one method each,
+for the recorders.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gateway.multimodel.errors import load_failed, no_room, store_failed, unreac
 from gateway.multimodel.eviction import EvictionPolicy, PolicyName, make_policy
 from gateway.multimodel.model_api import ModelApi
 from gateway.multimodel.model_store import ModelStore, StoreError
+from gateway.multimodel.room import Evictions
 from gateway.multimodel.targets import container_name
 from gateway.upstream import Upstream
 from pipelines.spec import ModelCache
@@ -38,7 +40,7 @@ from pipelines.spec import ModelCache
 log = logging.getLogger("tandem.models")
 
 
-class ModelManager:
+class ModelManager(Evictions):
     def __init__(
         self,
         container: ContainerRuntime,
@@ -154,7 +156,7 @@ class ModelManager:
         async with self._lock:
             entry = self._loaded.get(target)
             if entry is not None:
-                await self._unload(entry, reason="request")
+                await self._unload([entry], reason="request")
             trash = self.cache.remove(target)
         if trash is not None:
             await asyncio.to_thread(purge, [trash])
@@ -283,68 +285,6 @@ class ModelManager:
             for _ in removed:
                 self.metrics.evicted("disk")
             await asyncio.to_thread(purge, [path for _, path in removed])
-
-    async def _make_room(self, need: int, at_least: int = 0) -> int:
-        """Unload the policy's victims until ``need`` more bytes fit; how many went."""
-        usage = self._usage()
-        evicted = 0
-        while usage + need > self.memory_limit or evicted < at_least:
-            idle = {t for t, e in self._loaded.items() if not e.pinned and e.in_use == 0}
-            short = max(usage + need - self.memory_limit, 1 if evicted < at_least else 0)
-            # A model just loaded goes last: the requests that waited for it resume soon.
-            settled = {t for t in idle if self._loaded[t].uses}
-            victims = self.policy.victims(short, settled) or self.policy.victims(short, idle)
-            if not victims:
-                # Models in use free up within a request's time: wait rather than fail.
-                busy = any(not e.pinned for e in self._loaded.values())
-                if not busy or not await self._released_within(self._load_timeout):
-                    break
-                usage = self._usage()
-                continue
-            for target in victims:
-                victim = self._loaded.get(target)
-                if victim is None or victim.in_use:  # taken by a request meanwhile: it stays
-                    continue
-                await self._unload(victim, reason="memory")
-                evicted += 1
-                usage -= victim.memory
-            measured = self.memory_used()
-            if measured is not None:
-                usage = min(usage, measured)
-        return evicted
-
-    async def _released_within(self, timeout: float) -> bool:
-        self._released.clear()
-        try:
-            await asyncio.wait_for(self._released.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    def _usage(self) -> int:
-        measured = self.memory_used()
-        return measured if measured is not None else sum(e.memory for e in self._loaded.values())
-
-    async def _unload(self, entry: LoadedModel, *, reason: str) -> None:
-        """Call with the lock held."""
-        if self._loaded.get(entry.target) is entry:
-            del self._loaded[entry.target]
-        self.policy.on_unload(entry.target)
-        self._changes += 1
-        started = time.perf_counter()
-        await self._api.unload(entry.name)
-        self._unloaded(entry, reason, time.perf_counter() - started)
-
-    def _unloaded(self, entry: LoadedModel, reason: str, seconds: float) -> None:
-        """An unload finished in ``seconds`` (ModelUnloadingTime)."""
-        self.metrics.unloaded(entry.target, seconds, len(self._loaded))
-        self.metrics.evicted(reason)
-        log.info("%s: unloaded %s (%s)", self._where, entry.target, reason)
-
-    async def _unload_if_idle(self, entry: LoadedModel) -> None:
-        async with self._lock:
-            if entry.in_use == 0 and self._loaded.get(entry.target) is entry:
-                await self._unload(entry, reason="request")
 
     def _forget_disk(self, target: str) -> None:
         """A model the container could not load leaves the disk too: a fixed copy is re-read."""

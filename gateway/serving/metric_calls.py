@@ -3,8 +3,10 @@
 The invocation core reports each ``Call`` once (``Invocations._run``); this recorder turns it
 into ``MetricRecorder.invocation`` (``gateway.cloudwatch``), so ``Invocations``, the 4xx/5xx
 and model-error counts, ``ModelLatency`` and ``OverheadLatency`` come from the same place as the
-Prometheus series, whichever way the request came in. ``InstanceGauges`` samples what is not an
-event (instance counts, CPU, memory, disk) before each flush.
+Prometheus series, whichever way the request came in. ``report_instances`` tells it each
+variant's instance count when it changes (the reconciler calls it), so ``InvocationsPerInstance``
+divides every invocation by the count it ran under; ``InstanceGauges`` samples what is not an
+event (CPU, memory, disk, and the counts again) before each flush.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import psutil
 
 from gateway.calls import Call
 from gateway.errors import ModelError
-from gateway.live import EndpointTable, Instance
+from gateway.live import EndpointTable, Instance, LiveEndpoint
 
 if TYPE_CHECKING:  # the metric store (and botocore) load only where it is kept: tandem serve
     from gateway.cloudwatch import MetricRecorder, StatusClass
@@ -79,9 +81,18 @@ class CloudWatchCalls:
             )
 
 
+def report_instances(metrics: MetricRecorder | None, live: LiveEndpoint) -> None:
+    """Each variant's instance count, now: recorded events are rolled up in order, so the
+    invocations after this divide by it, from the first request on (not from the first flush)."""
+    if metrics is not None:
+        for variant in (*live.variants, *live.shadows):
+            metrics.instance_count(live.name, variant.name, len(variant.instances))
+
+
 class InstanceGauges:
-    """A sampler for ``MetricService.sample_with``: before each flush, each variant's instance
-    count (``InvocationsPerInstance`` divides by it) and each instance's CPU, memory and disk."""
+    """A sampler for ``MetricService.sample_with``: before each flush, each instance's CPU,
+    memory and disk, and each variant's instance count again (the usage ledger's instance time
+    reads it)."""
 
     def __init__(self, table: EndpointTable, folder: Path) -> None:
         self.table = table
@@ -96,8 +107,8 @@ class InstanceGauges:
         for live in self.table.live():
             for component, copies in live.components.items():
                 recorder.copy_count(component, len(copies.instances), live.name, copies.name)
+            report_instances(recorder, live)
             for variant in (*live.variants, *live.shadows):
-                recorder.instance_count(live.name, variant.name, len(variant.instances))
                 for instance in variant.instances:
                     seen.append(instance)
                     pids = [c.handle.pid for c in instance.containers if c.handle is not None]

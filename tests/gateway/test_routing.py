@@ -162,9 +162,14 @@ def test_a_hot_model_spills_from_a_busy_home_to_the_next_in_its_walk() -> None:
     chooser = router(instances)
     home, second, third, _ = chooser.walk("hot")
     assert serve(chooser, "hot") is instances[home]
-    # With this request the mean is 3/4, the bound ceil(1.5 x 3/4) = 2: the home is over its
-    # share with requests of the model itself in flight, so the next instance loads it too.
+    # With this request the mean is 3/4, the bound ceil(1.5 x 3/4) = 2: two requests of the
+    # model itself in flight put the home over its share, but the model is not hot (HOT = 3):
+    # they are answered soon, and a second copy would cost a load. It stays.
     instances[home].inflight = instances[home].models["hot"] = 2
+    assert serve(chooser, "hot") is instances[home]
+    # The mean is 1, the bound 2: three of its own in flight, it is hot, and it spills to the
+    # next instance, which loads it too.
+    instances[home].inflight = instances[home].models["hot"] = 3
     assert serve(chooser, "hot") is instances[second]
     # 8 in flight and this one: the bound is ceil(1.5 x 9/4) = 4, both holders are at it.
     instances[second].inflight = instances[second].models["hot"] = 4

@@ -56,3 +56,70 @@ def test_a_507_evicts_the_least_recently_used_unpinned_model_and_retries_once(
         await manager.close()
 
     asyncio.run(scenario())
+
+
+class CountingDeletes(FakeModelApi):
+    """Unloads that answer only once the event loop has gone round a few times, counting how
+    many are in flight together."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.in_flight = self.most = 0
+
+    async def delete(self, path: str, *, timeout: float, max_body: int) -> UpstreamResponse:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        self.in_flight -= 1
+        return await super().delete(path, timeout=timeout, max_body=max_body)
+
+
+def test_the_models_that_leave_for_one_load_unload_side_by_side(tmp_path: Path) -> None:
+    """A large model needs three small ones gone: their three unloads are in flight at once,
+    not one round trip after another."""
+    store = tmp_path / "store"
+    for target in ("a.tar.gz", "b.tar.gz", "c.tar.gz"):
+        archives.write_tar(store / target, {"model.joblib": b"m" * 100})
+    archives.write_tar(store / "large.tar.gz", {"model.joblib": b"m" * 300})
+    spec = EndpointSpec.model_validate(
+        {
+            "name": "houses",
+            "containers": [
+                {
+                    "hostname": "multi",
+                    "command": ["unused"],
+                    "mode": "MultiModel",
+                    "model_data": str(store),
+                }
+            ],
+        }
+    )
+    endpoint = Instance.from_spec(spec)
+    (container,) = endpoint.containers
+    cache = DiskCache(tmp_path / "cache", limit=GIB, max_model_bytes=2**20)
+    cache.reset()
+    api = CountingDeletes()
+    manager = ModelManager(
+        container,
+        store=ModelStore(str(store)),
+        cache=cache,
+        upstream=lambda: api,
+        metrics=GatewayMetrics([endpoint]).models(endpoint, container),
+        memory_limit=350,  # no process to measure: the models' sizes on disk count
+    )
+
+    async def use(target: str) -> None:
+        manager.release(await manager.acquire(target, time.monotonic() + 30))
+
+    async def scenario() -> None:
+        for target in ("a.tar.gz", "b.tar.gz", "c.tar.gz", "a.tar.gz", "b.tar.gz", "c.tar.gz"):
+            await use(target)
+        await use("large.tar.gz")
+        unloaded = {name for verb, name in api.calls if verb == "DELETE"}
+        assert unloaded == {container_name(t) for t in ("a.tar.gz", "b.tar.gz", "c.tar.gz")}
+        assert api.most == 3
+        assert set(manager.loaded_models) == {"large.tar.gz"}
+        await manager.close()
+
+    asyncio.run(scenario())
