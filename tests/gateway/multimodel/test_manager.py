@@ -10,8 +10,16 @@ import asyncio
 import time
 from pathlib import Path
 
+from gateway.live import Instance
+from gateway.metrics import GatewayMetrics
+from gateway.multimodel.cache import DiskCache
+from gateway.multimodel.manager import ModelManager
+from gateway.multimodel.model_store import ModelStore
 from gateway.multimodel.targets import container_name
-from tests.gateway.multimodel.conftest import make_manager
+from gateway.upstream import UpstreamResponse
+from pipelines.spec import EndpointSpec
+from tests.gateway.multimodel import archives
+from tests.gateway.multimodel.conftest import GIB, FakeModelApi, make_manager
 
 
 def test_a_507_evicts_the_least_recently_used_unpinned_model_and_retries_once(
