@@ -22,18 +22,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 
 from gateway.capture import CaptureWriter
 from gateway.deployment_policy import AlarmReader
 from gateway.folders import remove_endpoint
 from gateway.lifecycle.backends.base import Backend
-from gateway.lifecycle.budget import ContainerBudget
 from gateway.lifecycle.deployment import Guardrails
 from gateway.lifecycle.fleet import Deployment, Specs
+from gateway.lifecycle.instances import InstanceRunner
 from gateway.lifecycle.reasons import reason_of
 from gateway.lifecycle.rolling import first_batch, roll
-from gateway.lifecycle.supervisor import Supervisor, raise_start_errors
 from gateway.limits import fair_limits
 from gateway.live import (
     Instance,
@@ -42,7 +40,6 @@ from gateway.live import (
     build_live,
     deployment_name,
 )
-from gateway.multimodel.hosting import close_all, make_managers, preload_all
 from gateway.serving.held import variant_key
 from gateway.serving.metric_calls import report_instances
 from gateway.serving.plane import DataPlane
@@ -50,9 +47,6 @@ from gateway.settings import GatewaySettings
 from gateway.state import EndpointStatus, StateStore, WrongState
 
 logger = logging.getLogger("tandem.reconciler")
-
-#: How often draining looks at the requests still in flight.
-DRAIN_POLL = 0.01
 
 
 class Reconciler:
@@ -71,20 +65,17 @@ class Reconciler:
         ``alarms`` are what a guarded update watches."""
         self._store = store
         self._table = plane.table
-        self._backend = backend
         self._settings = settings
         self._specs = specs
-        self._dispatcher = plane.dispatcher
         self._held = plane.held
         self._metrics = plane.metrics
         self._live: dict[str, Deployment] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._closing = False
+        self._instances = InstanceRunner(plane, backend, settings)
         #: The running side's count of containers (shared with the transform jobs).
-        self.budget = ContainerBudget(settings.container_budget)
-        #: The instance starts in progress: shutdown cancels them.
-        self._starts: set[asyncio.Future[list[BaseException | None]]] = set()
+        self.budget = self._instances.budget
         #: Updates with a DeploymentConfig: their traffic shifts, baking and rollbacks.
         self.guardrails = Guardrails(store, alarms, plane.metrics.registry)
 
@@ -118,8 +109,7 @@ class Reconciler:
         """Shutdown has begun: a container that ends now is not restarted, and the starts in
         progress stop at once (each stops what it had started)."""
         self._closing = True
-        for start in list(self._starts):
-            start.cancel()
+        self._instances.stop_restarting()
         for deployment in self._live.values():
             for supervisor in deployment.supervisors.values():
                 supervisor.stop_restarting()
@@ -274,7 +264,7 @@ class Reconciler:
         )
         deployment = Deployment(endpoint, config)
         try:
-            await self._start_instances(deployment, endpoint.runtimes)
+            await self._instances.start(deployment, endpoint.runtimes)
         except BaseException:
             await self._stop(deployment)
             raise
@@ -289,35 +279,6 @@ class Reconciler:
             writer.start()
             endpoint.capture = writer
         return deployment
-
-    async def _start_instances(self, deployment: Deployment, instances: list[Instance]) -> None:
-        """Start ``instances`` side by side, each under its own supervisor, until all pass
-        ``/ping`` and their pinned models are loaded; the caller stops them on failure."""
-        if self._closing:
-            raise asyncio.CancelledError  # shutting down: the state says to start it next time
-        await self.budget.reserve(instances, f'endpoint "{deployment.runtime.name}"')
-        began = time.monotonic()
-        started = {i: Supervisor([i], self._backend, self._settings) for i in instances}
-        deployment.supervisors.update(started)
-        starts = asyncio.gather(
-            *(s.start(reap=False) for s in started.values()), return_exceptions=True
-        )
-        self._starts.add(starts)
-        try:
-            results = await starts
-        finally:
-            self._starts.discard(starts)
-        raise_start_errors(results)
-        cloudwatch = self._metrics.cloudwatch
-        if cloudwatch is not None:  # ModelSetupTime: from the start to the first healthy /ping
-            setup_us = int((time.monotonic() - began) * 1e6)
-            for instance in instances:
-                cloudwatch.model_setup(instance.name, instance.variant, setup_us)
-        managers = make_managers(
-            instances, self._settings, self._dispatcher.upstream, self._metrics
-        )
-        self._dispatcher.host_models(managers)
-        await preload_all(managers.values())
 
     async def _resize(self, live: Deployment, desired: dict[str, dict[str, float]]) -> None:
         """UpdateEndpointWeightsAndCapacities: weights move in one step, instances are added
@@ -354,9 +315,9 @@ class Reconciler:
             limits = fair_limits([(n, variant.spec) for n in names], self._settings.state_dir)
             added = [Instance.from_spec(variant.spec, limits.get(n), deployment=n) for n in names]
             try:
-                await self._start_instances(live, added)
+                await self._instances.start(live, added)
             except BaseException:
-                await self._stop_instances(live, added)
+                await self._instances.stop(live, added)
                 raise
             variant.instances = [*variant.instances, *added]
             self._held.notify(variant_key(live.runtime.name, variant.name))
@@ -367,7 +328,7 @@ class Reconciler:
             report_instances(self._metrics.cloudwatch, live.runtime)
             for instance in gone:
                 await self._drain(instance)
-            await self._stop_instances(live, gone)
+            await self._instances.stop(live, gone)
 
     def _serve(self, deployment: Deployment) -> None:
         self._live[deployment.runtime.name] = deployment
@@ -397,33 +358,7 @@ class Reconciler:
         await self._stop(deployment)
 
     async def _drain(self, endpoint: LiveEndpoint | Instance) -> None:
-        """Wait for the requests already in ``endpoint`` (bounded by its own timeout); its
-        inference components' copies are the component runner's, and stay."""
-        if isinstance(endpoint, LiveEndpoint):
-            own = [i for v in (*endpoint.variants, *endpoint.shadows) for i in v.instances]
-        else:
-            own = [endpoint]
-        self.budget.leaving(own)
-        deadline = time.monotonic() + endpoint.spec.timeout + 1.0
-        while any(i.inflight for i in own) and time.monotonic() < deadline:
-            await asyncio.sleep(DRAIN_POLL)
+        await self._instances.drain(endpoint)
 
     async def _stop(self, deployment: Deployment) -> None:
-        await self._stop_instances(deployment, list(deployment.supervisors))
-        writer = deployment.runtime.capture
-        if isinstance(writer, CaptureWriter):
-            deployment.runtime.capture = None
-            await writer.aclose()  # its requests are answered: every record is in the buffer
-
-    async def _stop_instances(self, deployment: Deployment, instances: list[Instance]) -> None:
-        managers = []
-        for instance in instances:
-            managers += await self._dispatcher.retire(instance)
-        await close_all(managers)
-        supervisors = [
-            deployment.supervisors.pop(i) for i in instances if i in deployment.supervisors
-        ]
-        await asyncio.gather(*(s.stop(reap=False) for s in supervisors), return_exceptions=True)
-        self.budget.release(instances)
-        for instance in instances:
-            self._metrics.forget(instance)
+        await self._instances.stop_all(deployment)
