@@ -31,7 +31,8 @@ log = logging.getLogger("tandem.usage")
 
 #: Seconds between two writes of the open integrals (besides those before a read).
 ACCRUE_EVERY = 60.0
-#: Seconds between two writes of the folded rows (besides those before a read or a stop).
+#: Seconds between two writes of the folded rows, to the nearest flush (besides those before a
+#: read or a stop): a one-second flush writes every tenth.
 WRITE_EVERY = 10.0
 
 
@@ -65,6 +66,8 @@ class UsageService:
         #: The folded rows are written at most this often, and before every read: a row per
         #: model per second would cost the flusher (and the GIL) more than folding does.
         self.write_every = WRITE_EVERY
+        #: To the nearest flush: with the default 10 s flush interval, every flush writes.
+        self._half_flush = metrics.flush_interval / 2
         self._written_at = -math.inf
         self._write_next = False
         #: The models with CloudWatch ``TargetModel`` series: the top K, as of the last flush.
@@ -96,7 +99,8 @@ class UsageService:
             accrue = self._accrue_next or now - self._accrued_at >= self.accrue_every
             if accrue:
                 self._accrued_at, self._accrue_next = now, False
-            write = accrue or self._write_next or now - self._written_at >= self.write_every
+            due = now - self._written_at >= self.write_every - self._half_flush
+            write = accrue or self._write_next or due
             if write:
                 self._written_at, self._write_next = now, False
             try:
