@@ -10,13 +10,14 @@ Printed, never asserted:
    ``UsageService`` that taps it: the ledger's invocations per model against what was sent
    (exactly), its model time against the times sent;
 2. **flush**: a flush's cost per request with the ledger over without (off the hot path), and
-   the ledger's own work per request;
+   the ledger's own work per request, in flushes of 1,000 requests a second (the gateway's);
 3. **real gateway** (``usage_gateway.py``): a gateway composed as ``tandem serve`` composes it,
    with the ledger or without, in front of one scikit-learn MultiModel container of 1,000 models,
    a Zipf stream at c=16: the ledger's invocations per model against what the client sent, its
    model time against the container's own count (its ``GET /metrics``), the gateway's own
    measure of the container (``ModelLatency``) against it too, and the requests per second with
-   the ledger over without, in alternating rounds (goal >= 0.97);
+   the ledger over without: the median of 16 pairs of 2 s bursts' ratios (goal >= 0.97), the
+   gateway's CPU per request beside it;
 4. **Prometheus**: the per-model series with 10 and with 1,000 models (top K + ``other``).
 """
 
@@ -135,10 +136,10 @@ def flush_cost(folder: Path, stream: list[tuple[str, int]], rounds: int) -> floa
 
 def real_gateway(folder: Path, seconds: float, rounds: int, ledger_s: float) -> None:
     """A real gateway and container: the ledger checked against the client and the container's
-    own clock, and the hot path's rate with the ledger over without. On a shared machine the
-    rate swings with the neighbours' load, so two steadier ratios follow: the gateway process's
-    CPU time per request (its loop and its flusher, one GIL) without over with, and the ratio
-    the ledger's own work (part 2) implies at the measured rate."""
+    own clock, and the hot path's rate with the ledger over without, the median of the pairs'
+    ratios (the rate swings with the neighbours' load; the two bursts of a pair see the same).
+    Two more ratios follow: the gateway process's CPU time per request (its loop and its
+    flusher, one GIL) without over with, and the one the ledger's own work (part 2) implies."""
     results, check = measure(folder, seconds, rounds)
     got = {m: int(g["invocations"]) for m, g in check.groups.items() if g["invocations"]}
     own = sum(check.own.values())
