@@ -45,7 +45,7 @@ COLUMNS = (
 RowKey = tuple[int, str, str, str, str]
 Rows = dict[RowKey, list[float]]
 #: A group's sums, as the first ``GROUP`` columns (the times in integer µs, summed exactly).
-GROUP = MODEL_ERRORS + 5  # invocations .. bytes_out
+GROUP = BYTES_OUT + 1  # invocations .. bytes_out
 #: (bucket start, endpoint, variant, model, inference component) -> the group's sums, and the
 #: other events in order.
 Split = tuple[dict[tuple[int, str, str, str | None, str | None], list[int]], list[tuple[Any, ...]]]
