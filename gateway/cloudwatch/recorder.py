@@ -194,7 +194,8 @@ class Recorder:
         """Every event recorded so far, rolled up into datapoints (and forgotten)."""
         if not self._taps:
             return self._rollups.roll(self._events)
-        batch = [self._events.popleft() for _ in range(len(self._events))]
+        popleft = self._events.popleft  # what is appended meanwhile stays for the next drain
+        batch = [popleft() for _ in range(len(self._events))]
         for consumer in self._taps:
             consumer(batch)
         return self._rollups.roll(deque(batch))

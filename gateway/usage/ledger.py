@@ -11,6 +11,7 @@ current hour reads right.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from operator import add
 from typing import Any
 
 from gateway.cloudwatch.rollup import COPIES, COUNT, INVOCATION, LOADED, UNLOADED
@@ -43,12 +44,11 @@ COLUMNS = (
 #: (hour start, endpoint, variant, component, model)
 RowKey = tuple[int, str, str, str, str]
 Rows = dict[RowKey, list[float]]
-#: Invocations by (bucket start, endpoint, variant, model), and the other events in order.
-#: Invocations by (bucket start, endpoint, variant, model, inference component), and the rest.
-Split = tuple[
-    dict[tuple[int, str, str, str | None, str | None], list[tuple[Any, ...]]],
-    list[tuple[Any, ...]],
-]
+#: A group's sums, as the first ``GROUP`` columns (the times in integer µs, summed exactly).
+GROUP = BYTES_OUT + 1  # invocations .. bytes_out
+#: (bucket start, endpoint, variant, model, inference component) -> the group's sums, and the
+#: other events in order.
+Split = tuple[dict[tuple[int, str, str, str | None, str | None], list[int]], list[tuple[Any, ...]]]
 
 
 def hours(start: float, end: float) -> Iterator[tuple[int, float]]:
@@ -65,11 +65,7 @@ def merge(into: Rows, rows: Rows) -> None:
     """Add ``rows`` to ``into``, column by column."""
     for key, values in rows.items():
         have = into.get(key)
-        if have is None:
-            into[key] = list(values)
-        else:
-            for i, v in enumerate(values):
-                have[i] += v
+        into[key] = list(values) if have is None else list(map(add, have, values))
 
 
 class Ledger:
@@ -97,9 +93,17 @@ class Ledger:
         the caller made it already (the top models share it)."""
         invocations, others = split if split is not None else split_events(events)
         rows: Rows = {}
-        for (start, endpoint, variant, model, component), group in invocations.items():
-            hour = start // HOUR * HOUR
-            _add_invocations(_row(rows, hour, endpoint, variant, model or "", component), group)
+        for (start, endpoint, variant, model, component), sums in invocations.items():
+            row = _row(rows, start // HOUR * HOUR, endpoint, variant, model or "", component)
+            n, e4, e5, me, model_us, overhead_us, size_in, size_out = sums
+            row[INVOCATIONS] += n
+            row[ERRORS_4XX] += e4
+            row[ERRORS_5XX] += e5
+            row[MODEL_ERRORS] += me
+            row[MODEL_S] += model_us / 1e6
+            row[OVERHEAD_S] += overhead_us / 1e6
+            row[BYTES_IN] += size_in
+            row[BYTES_OUT] += size_out
         for event in others:
             kind = event[0]
             if kind == LOADED:
@@ -186,52 +190,49 @@ def _accrued(
 
 
 def split_events(events: Iterable[tuple[Any, ...]]) -> Split:
-    """The invocations grouped by (``BUCKET`` start, endpoint, variant, model), and the rest
-    in order: one dict append per request, the columns summed per group after (C's ``sum``)."""
-    invocations: dict[tuple[int, str, str, str | None, str | None], list[tuple[Any, ...]]] = {}
+    """The invocations summed per (``BUCKET`` start, endpoint, variant, model, component), and
+    the rest in order: one pass, a few additions per request into its group's counters (the
+    ledger's rows and the top models are both made of the groups, a few hundred a flush)."""
+    groups: dict[tuple[int, str, str, str | None, str | None], list[int]] = {}
     others: list[tuple[Any, ...]] = []
     for event in events:
         if event[0] != INVOCATION:
             others.append(event)
             continue
-        component = event[12] if len(event) > 12 else None
-        key = (int(event[1] // BUCKET) * BUCKET, event[2], event[3], event[4], component)
-        group = invocations.get(key)
-        if group is None:
-            invocations[key] = [event]
+        if len(event) > 12:
+            _k, t, endpoint, variant, model, status, latency_us, overhead_us, size_in, size_out, \
+                code, own_us, component = event  # fmt: skip
         else:
-            group.append(event)
-    return invocations, others
-
-
-def model_us(event: tuple[Any, ...]) -> int | None:
-    """An invocation's model time: its containers' own (their ``Server-Timing``), else the
-    gateway's measure of them (``ModelLatency``, the HTTP hop included)."""
-    own = event[11]
-    return own if own is not None else event[6]
-
-
-def _add_invocations(row: list[float], group: list[tuple[Any, ...]]) -> None:
-    _k, _t, _e, _v, _m, status, latency_us, overhead_us, size_in, size_out, code, own_us = zip(
-        *(event[:12] for event in group), strict=True
-    )
-    # The model time is the containers' own; the hop to them counts as overhead (docs/usage.md).
-    model = [o if o is not None else m for o, m in zip(own_us, latency_us, strict=True)]
-    hop = sum(m - o for o, m in zip(own_us, latency_us, strict=True) if o is not None and m)
-    # As CloudWatch counts them (rollup.py): a model error is classed by its container's status.
-    errors = [
-        (s == "4xx" or (s == "model-error" and c is not None and c < 500), s)
-        for s, c in zip(status, code, strict=True)
-        if s != "2xx"
-    ]
-    row[INVOCATIONS] += len(group)
-    row[ERRORS_4XX] += sum(1 for client, _s in errors if client)
-    row[ERRORS_5XX] += sum(1 for client, _s in errors if not client)
-    row[MODEL_ERRORS] += sum(1 for _c, s in errors if s == "model-error")
-    row[MODEL_S] += sum(filter(None, model)) / 1e6
-    row[OVERHEAD_S] += (sum(filter(None, overhead_us)) + hop) / 1e6
-    row[BYTES_IN] += sum(size_in)
-    row[BYTES_OUT] += sum(size_out)
+            _k, t, endpoint, variant, model, status, latency_us, overhead_us, size_in, size_out, \
+                code, own_us = event  # fmt: skip
+            component = None
+        key = (int(t // BUCKET) * BUCKET, endpoint, variant, model, component)
+        sums = groups.get(key)
+        if sums is None:
+            sums = groups[key] = [0] * GROUP
+        sums[INVOCATIONS] += 1
+        if status != "2xx":
+            # As CloudWatch counts them (rollup.py): a model error is classed by its
+            # container's status.
+            if status == "4xx" or (status == "model-error" and code is not None and code < 500):
+                sums[ERRORS_4XX] += 1
+            else:
+                sums[ERRORS_5XX] += 1
+            if status == "model-error":
+                sums[MODEL_ERRORS] += 1
+        # The model time is the containers' own; the hop to them counts as overhead
+        # (docs/usage.md).
+        if own_us is not None:
+            sums[MODEL_S] += own_us
+            if latency_us:
+                sums[OVERHEAD_S] += latency_us - own_us
+        elif latency_us:
+            sums[MODEL_S] += latency_us
+        if overhead_us:
+            sums[OVERHEAD_S] += overhead_us
+        sums[BYTES_IN] += size_in
+        sums[BYTES_OUT] += size_out
+    return groups, others
 
 
 def _row(

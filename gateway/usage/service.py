@@ -2,8 +2,10 @@
 
 ``UsageService`` taps the metric recorder (``Recorder.tap``): each flush of the metric store
 (every ``TANDEM_METRIC_FLUSH_INTERVAL`` seconds, and before every read) hands it the same raw
-events, which it folds into hourly rows and writes in one transaction. So the hot path pays
-nothing more, and the current hour is readable within a flush interval (a read flushes first).
+events, which it folds into hourly rows in memory, written in one transaction every
+``WRITE_EVERY`` seconds, before every read and at a stop. So the hot path pays nothing more, and
+the current hour is readable at once (a read flushes and writes first); a SIGKILL loses at most
+the last ``WRITE_EVERY`` seconds, as the metric store loses its last flush interval.
 The open integrals (a model's resident memory, a variant's instances) are written every
 ``ACCRUE_EVERY`` seconds and before every read, not at every flush: with 1,000 models resident
 that would be 1,000 rows a flush. Rows a failed write could not store are kept for the next one.
@@ -29,6 +31,9 @@ log = logging.getLogger("tandem.usage")
 
 #: Seconds between two writes of the open integrals (besides those before a read).
 ACCRUE_EVERY = 60.0
+#: Seconds between two writes of the folded rows, to the nearest flush (besides those before a
+#: read or a stop): a one-second flush writes every tenth.
+WRITE_EVERY = 10.0
 
 
 class UsageService:
@@ -58,6 +63,13 @@ class UsageService:
         self.accrue_every = ACCRUE_EVERY
         self._accrued_at = -math.inf
         self._accrue_next = False
+        #: The folded rows are written at most this often, and before every read: a row per
+        #: model per second would cost the flusher (and the GIL) more than folding does.
+        self.write_every = WRITE_EVERY
+        #: To the nearest flush: with the default 10 s flush interval, every flush writes.
+        self._half_flush = metrics.flush_interval / 2
+        self._written_at = -math.inf
+        self._write_next = False
         #: The models with CloudWatch ``TargetModel`` series: the top K, as of the last flush.
         self._top: frozenset[tuple[str, str, str]] = frozenset()
         metrics.recorder.tap(self.consume)
@@ -80,25 +92,29 @@ class UsageService:
         )
 
     def consume(self, events: list[tuple[Any, ...]]) -> None:
-        """Fold one drained batch and write it (the metric flusher's thread)."""
+        """Fold one drained batch (the metric flusher's thread); write what was folded every
+        ``write_every`` seconds, and before a read."""
         with self._lock:
             now = self.clock()
             accrue = self._accrue_next or now - self._accrued_at >= self.accrue_every
             if accrue:
                 self._accrued_at, self._accrue_next = now, False
+            due = now - self._written_at >= self.write_every - self._half_flush
+            write = accrue or self._write_next or due
+            if write:
+                self._written_at, self._write_next = now, False
             try:
                 split = split_events(events)  # grouped once, for both
                 rows = self.ledger.fold(events, now, split, accrue=accrue)
                 self.top.add(events, split)
-                ranked = self.top.sample(now)[: self.top.k]
-                self._top = frozenset((e, v, m) for e, v, m, _n, _s in ranked)
+                self._top = self.top.top(now)
             except Exception:  # never at the cost of the metric store's own flush
                 log.exception("usage: %d events could not be folded", len(events))
                 return
-            merge(rows, self._unwritten)
-            self._unwritten = {}
-            if not rows:
+            merge(self._unwritten, rows)
+            if not write or not self._unwritten:
                 return
+            rows, self._unwritten = self._unwritten, {}
             try:
                 self.store.write(rows, prune_before=now - self.retention)
             except Exception:  # a busy or full disk must not lose the metric store's flush
@@ -121,7 +137,7 @@ class UsageService:
         self, since: float, until: float, by: str, top: int | None = None
     ) -> list[dict[str, Any]]:
         """The groups of ``[since, until)`` (whole hours), what was recorded until now included."""
-        self._accrue_next = True
+        self._accrue_next = self._write_next = True
         self.metrics.flush()
         return summarise(self.store.read(since, until), by, price=self.price, top=top)
 
@@ -132,7 +148,7 @@ class UsageService:
     def close(self) -> None:
         """The open integrals written up to now (after the metric store's last flush), then
         the table closed."""
-        self._accrue_next = True
+        self._accrue_next = self._write_next = True
         self.consume([])
         self.store.close()
 

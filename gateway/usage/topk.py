@@ -8,12 +8,13 @@ Fed from the drained events (the flusher's thread), read at scrape time: a lock 
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from gateway.usage.ledger import BUCKET, Split, model_us, split_events
+from gateway.usage.ledger import BUCKET, INVOCATIONS, MODEL_S, Split, split_events
 
 OTHER = "other"
 
@@ -35,11 +36,11 @@ class TopModels:
         """Count the invocations of MultiModel targets among ``events`` (or their ``split``)."""
         invocations, _others = split if split is not None else split_events(events)
         with self._lock:
-            for (start, endpoint, variant, model, _component), group in invocations.items():
+            for (start, endpoint, variant, model, _component), sums in invocations.items():
                 if model is None:
                     continue
                 counts = self._bucket(start)
-                n, seconds = len(group), sum(filter(None, map(model_us, group))) / 1e6
+                n, seconds = sums[INVOCATIONS], sums[MODEL_S] / 1e6
                 for into in (counts, self._totals):
                     found = into.setdefault((endpoint, variant, model), [0.0, 0.0])
                     found[0] += n
@@ -54,19 +55,33 @@ class TopModels:
                 return counts
         return self._buckets[0][1]
 
+    def top(self, now: float) -> frozenset[tuple[str, str, str]]:
+        """The top K models over the window, as ``sample`` ranks them (without ranking the rest:
+        what the flusher asks after each batch)."""
+        with self._lock:
+            self._expire(now)
+            found = heapq.nsmallest(
+                self.k, self._totals.items(), key=lambda item: (-item[1][0], item[0])
+            )
+        return frozenset(key for key, _counts in found)
+
+    def _expire(self, now: float) -> None:
+        """The buckets older than the window taken out of the totals (under the lock)."""
+        totals = self._totals
+        while self._buckets and self._buckets[0][0] + BUCKET <= now - self.window:
+            _, gone = self._buckets.popleft()
+            for key, (n, seconds) in gone.items():
+                found = totals[key]
+                found[0] -= n
+                found[1] -= seconds
+                if found[0] <= 0:
+                    del totals[key]
+
     def sample(self, now: float) -> list[Sample]:
         """The top K models' figures over the window, then one ``other`` per variant."""
         with self._lock:
-            totals = self._totals
-            while self._buckets and self._buckets[0][0] + BUCKET <= now - self.window:
-                _, gone = self._buckets.popleft()
-                for key, (n, seconds) in gone.items():
-                    found = totals[key]
-                    found[0] -= n
-                    found[1] -= seconds
-                    if found[0] <= 0:
-                        del totals[key]
-            items = [(key, (n, s)) for key, (n, s) in totals.items()]
+            self._expire(now)
+            items = [(key, (n, s)) for key, (n, s) in self._totals.items()]
         ranked = sorted(items, key=lambda item: (-item[1][0], item[0]))
         out: list[Sample] = [(*key, n, s) for key, (n, s) in ranked[: self.k]]
         others: dict[tuple[str, str], list[float]] = {}

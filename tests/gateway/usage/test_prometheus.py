@@ -48,3 +48,17 @@ def test_the_window_forgets_old_traffic() -> None:
     recorder.drain()
     assert top.sample(NOW - 590) == [("mme", "v", "old", 1.0, 1e-6)]
     assert top.sample(NOW) == []
+
+
+def test_the_top_set_is_the_samples_top_k_ties_included() -> None:
+    """What CloudWatch keeps ``TargetModel`` series for is what Prometheus shows on its own."""
+    top = TopModels(3, window=300)
+    recorder = Recorder(lambda: NOW - 60)
+    recorder.tap(top.add)
+    for name, n in [("a", 2), ("b", 5), ("c", 2), ("d", 2), ("e", 1)]:  # a, c, d tie
+        for _ in range(n):
+            recorder.invocation("mme", "v", name, "2xx", 1000, 10, 1, 1)
+    recorder.drain()
+    ranked = [s for s in top.sample(NOW) if s[2] != "other"]
+    assert [s[2] for s in ranked] == ["b", "a", "c"]
+    assert top.top(NOW) == {("mme", "v", "b"), ("mme", "v", "a"), ("mme", "v", "c")}

@@ -129,3 +129,29 @@ def test_bad_prices_are_refused_at_start() -> None:
     with pytest.raises(ValidationError, match="usage_prices"):
         GatewaySettings(usage_prices="ml.m5.large")
     assert GatewaySettings(usage_prices="ml.m5.large=0.1,*=2").usage_prices
+
+
+def test_rows_folded_between_writes_are_read_at_once_and_kept_at_a_stop(world: World) -> None:
+    """The table is written every ``write_every`` seconds; a read and a stop write first."""
+    world.recorder.invocation("ep", "v", "m", "2xx", 1000, 10, 1, 1)
+    world.metrics.flush()  # folded and written: the first write of this service
+    world.recorder.invocation("ep", "v", "m", "2xx", 1000, 10, 1, 1)
+    world.clock.now += 1
+    world.metrics.flush()  # folded, not written: 1 s since the last write
+    (row,) = world.usage.store.read(world.clock.now - 60, world.clock.now + 1).values()
+    assert row[0] == 1  # the second is in memory until the next write
+    (group,) = world.groups("--by", "model")  # a read writes first
+    assert group["invocations"] == 2
+    world.recorder.invocation("ep", "v", "m", "2xx", 1000, 10, 1, 1)
+    world.clock.now += 1
+    world.metrics.flush()
+    world.usage.close()  # a stop writes what was folded
+    world.metrics.store.close()
+    metrics, usage = services(world.state, world.clock)
+    try:
+        (row,) = usage.report(world.clock.now - 60, world.clock.now + 1, "model")
+        assert row["invocations"] == 3
+    finally:
+        usage.close()
+        metrics.store.close()
+        world.metrics, world.usage = services(world.state, world.clock)  # for the fixture's close
