@@ -12,9 +12,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.gateway.lifecycle.conftest import CONFIG, KEYS, clients
 from tests.gateway.lifecycle.test_components import answer, component_status, serve, setup
 from tests.gateway.lifecycle.test_components import models as models  # the fixture
-from tests.gateway.lifecycle.test_reconciler import CONFIG, KEYS, clients
 from tests.support import wait_until
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.gateway.lifecycle.test_reconciler import clients, container, invoke, wait_status
+from tests.gateway.lifecycle.conftest import clients, container, invoke, wait_status
 from tests.support import PYTHON, free_port, running
 
 pytestmark = pytest.mark.slow

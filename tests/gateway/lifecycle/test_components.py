@@ -28,8 +28,8 @@ from sklearn.linear_model import LinearRegression
 from tests.containers.conftest import package_model
 from tests.gateway.control.conftest import ROLE, SKLEARN_IMAGE
 from tests.gateway.harness import CONTRACT_SERVER
+from tests.gateway.lifecycle.conftest import CONFIG, KEYS, clients, container, wait_status
 from tests.gateway.lifecycle.test_instances_describe import describe_cli
-from tests.gateway.lifecycle.test_reconciler import CONFIG, KEYS, clients, container, wait_status
 from tests.support import PYTHON, free_port, running, wait_until
 
 pytestmark = pytest.mark.slow

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from tests.gateway.cli.test_endpoints_cli import ok
+from tests.gateway.lifecycle.conftest import processes_of
 from tests.gateway.lifecycle.guarded import Gateway, Load, canary, gateway, models
-from tests.gateway.lifecycle.test_reconciler import processes_of
 from tests.support import wait_until
 
 pytest.importorskip("sklearn")

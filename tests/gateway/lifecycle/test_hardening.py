@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from tests.gateway.harness import CONTRACT_SERVER
-from tests.gateway.lifecycle.test_reconciler import clients, container, invoke, wait_status
+from tests.gateway.lifecycle.conftest import clients, container, invoke, wait_status
 from tests.support import PYTHON, free_port, running, wait_until
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway.lifecycle.test_reconciler import clients, wait_status
+from tests.gateway.lifecycle.conftest import clients, wait_status
 from tests.gateway.lifecycle.test_routing_live import hold_one, two_instances
 from tests.gateway.lifecycle.test_variants import gateway as gateway  # the fixture
 from tests.support import PYTHON, ROOT

@@ -14,10 +14,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-# The helpers live in conftest.py; other test modules import them from here too.
 from tests.gateway.lifecycle.conftest import (
     clients,
-    container,
     deploy,
     invoke,
     processes_of,
@@ -25,8 +23,6 @@ from tests.gateway.lifecycle.conftest import (
     wait_status,
 )
 from tests.support import PYTHON, running, wait_until
-
-__all__ = ["clients", "container", "deploy", "invoke", "processes_of", "wait_status"]
 
 pytestmark = pytest.mark.slow
 

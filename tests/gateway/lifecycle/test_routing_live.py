@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.gateway.lifecycle.test_reconciler import clients, container, wait_status
+from tests.gateway.lifecycle.conftest import clients, container, wait_status
 from tests.gateway.lifecycle.test_variants import gateway as gateway  # the fixture
 from tests.support import wait_until
 

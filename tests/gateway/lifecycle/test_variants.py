@@ -21,7 +21,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.gateway.lifecycle.test_reconciler import clients, container, wait_status
+from tests.gateway.lifecycle.conftest import clients, container, wait_status
 from tests.support import PYTHON, free_port, running, wait_until
 
 pytestmark = pytest.mark.slow
