@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -62,8 +63,14 @@ class GroupCommit:
         self.groups = 0
         self.changes = 0
 
-    async def enqueue(self, change: Enqueue) -> QueuedInvocation:
-        row = await self._submit(change, None)
+    async def enqueue(
+        self,
+        change: Enqueue,
+        landed: Callable[[QueuedInvocation | None], None] | None = None,
+    ) -> QueuedInvocation:
+        """The row, once durable. ``landed`` is told the row (or None: not made) whether or not
+        the caller is still waiting: a row accepted ``Running`` has a worker to start."""
+        row = await self._submit(change, None, landed=landed)
         assert row is not None
         return row
 
@@ -77,7 +84,11 @@ class GroupCommit:
         await self._submit(change, written, data)
 
     async def _submit(
-        self, change: Change, written: str | None, data: bytes | None = None
+        self,
+        change: Change,
+        written: str | None,
+        data: bytes | None = None,
+        landed: Callable[[QueuedInvocation | None], None] | None = None,
     ) -> QueuedInvocation | None:
         if written is not None and data is not None and len(data) <= WRITE_HERE:
             # A small answer's partial file is written here, on the loop (three system calls,
@@ -88,6 +99,10 @@ class GroupCommit:
         waiting = _Waiting(change, written, data, loop.create_future())
         # Read by whoever awaits it; this keeps one nobody awaits any more from being logged.
         waiting.future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if landed is not None:
+            waiting.future.add_done_callback(
+                lambda f: landed(None if f.cancelled() or f.exception() else f.result())
+            )
         self._waiting.append(waiting)
         if self._draining is None:
             self._draining = loop.create_task(self._drain())

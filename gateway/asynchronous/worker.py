@@ -93,6 +93,8 @@ class Workers:
         self.notifier = notifier or Notifier()
         self._wake = asyncio.Event()
         self._running: dict[str, int] = {}
+        #: Per endpoint: requests whose call is over, their end being recorded (slot freed).
+        self._ending: dict[str, int] = {}
         self._paused: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: Expired requests being failed now: claims of expired ones stop at EXPIRED_BATCH.
@@ -101,7 +103,15 @@ class Workers:
         self._breaks: dict[int, int] = {}
         self.settle_backoff = SETTLE_BACKOFF
         self._loop: asyncio.Task[None] | None = None
+        self._stopped = False
         self._pruned = 0.0
+        #: Endpoints with nothing ``Queued`` (their last claim found less than it had room for,
+        #: and no ``Queued`` row was accepted since): a request accepted for one with room is
+        #: run at once (``admit``), its row ``Running`` from the start, with no claim.
+        self._empty: set[str] = set()
+        #: Per endpoint: ``Queued`` rows being accepted now, and how many ever were.
+        self._queueing: dict[str, int] = {}
+        self._queued: dict[str, int] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -120,6 +130,7 @@ class Workers:
         """Stop claiming and cancel what runs, at once (on SIGINT/SIGTERM, before the server
         closes the containers' clients): what was running stays ``Running`` in the database
         and runs again at the next start, as after a crash, writing the same object."""
+        self._stopped = True
         if self._loop is not None:
             self._loop.cancel()
         for task in list(self._tasks):
@@ -132,6 +143,38 @@ class Workers:
             await asyncio.gather(*pending, return_exceptions=True)
         await self.notifier.aclose()
         await self.commits.aclose()
+
+    def admit(self, endpoint: str) -> bool:
+        """A request of ``endpoint`` is being accepted: True, it takes a free slot now and is
+        accepted ``Running`` (``admitted`` starts it), when the endpoint serves, has room and
+        nothing waits before it; False, it is accepted ``Queued`` and claimed in its turn."""
+        live = self.table.get(endpoint)
+        if (
+            endpoint in self._empty
+            and self._loop is not None
+            and not self._stopped
+            and live is not None
+            and self._paused.get(endpoint, 0.0) <= time.monotonic()
+            and any(v.instances for v in live.variants)
+            and self._room(live) > 0
+        ):
+            self._running[endpoint] = self._running.get(endpoint, 0) + 1
+            return True
+        self._empty.discard(endpoint)
+        self._queueing[endpoint] = self._queueing.get(endpoint, 0) + 1
+        self._queued[endpoint] = self._queued.get(endpoint, 0) + 1
+        return False
+
+    def admitted(self, endpoint: str, row: QueuedInvocation | None, direct: bool) -> None:
+        """The acceptance ``admit`` answered is committed (``row``) or failed (None)."""
+        if direct and row is not None:
+            self._spawn(row, reserved=True)
+            return
+        if direct:
+            self._running[endpoint] -= 1
+        else:
+            self._queueing[endpoint] -= 1
+        self.wake()
 
     async def _run(self) -> None:
         while True:
@@ -155,7 +198,7 @@ class Workers:
             if not any(v.instances for v in live.variants):
                 at_zero.append(live)
                 continue
-            free[live.name] = capacity(live) - self._running.get(live.name, 0)
+            free[live.name] = self._room(live)
         if at_zero:
             # Scaled to zero: the requests stay queued (HasBacklogWithoutCapacity) and the
             # autoscaling side hears at once that an instance is wanted, if any are queued.
@@ -167,7 +210,22 @@ class Workers:
                             variant_key(live.name, variant.name), request=False
                         )
         room = EXPIRED_BATCH - self._expiring
+        # An endpoint is known empty after this claim only if no Queued row was being
+        # accepted at any moment of it (one committed after it would be missed).
+        before = {e: self._queued.get(e, 0) for e in free if not self._queueing.get(e, 0)}
         expired, taken = await asyncio.to_thread(self.store.claim_work, free, room)
+        claimed: dict[str, int] = {}
+        for row in taken:
+            claimed[row.endpoint] = claimed.get(row.endpoint, 0) + 1
+        for endpoint, room_then in free.items():
+            if room_then <= 0:
+                continue
+            if claimed.get(endpoint, 0) < room_then and before.get(endpoint) == self._queued.get(
+                endpoint, 0
+            ):
+                self._empty.add(endpoint)
+            else:
+                self._empty.discard(endpoint)
         for row in expired:
             self._spawn(row, expired=True)
         for row in taken:
@@ -176,15 +234,31 @@ class Workers:
             self._pruned = time.time()
             await asyncio.to_thread(self.store.prune_finished, time.time() - KEEP_FINISHED)
 
-    def _spawn(self, row: QueuedInvocation, *, expired: bool = False) -> None:
-        self._running[row.endpoint] = self._running.get(row.endpoint, 0) + 1
+    def _spawn(
+        self, row: QueuedInvocation, *, expired: bool = False, reserved: bool = False
+    ) -> None:
+        if not reserved:  # ``admit`` counted it already
+            self._running[row.endpoint] = self._running.get(row.endpoint, 0) + 1
         self._expiring += expired
-        task = asyncio.get_running_loop().create_task(self._process(row, expired=expired))
+        held = [True]
+
+        def ending() -> None:
+            """The call is over: its slot goes to the next request while the end is recorded."""
+            if held[0]:
+                held[0] = False
+                self._running[row.endpoint] -= 1
+                self._ending[row.endpoint] = self._ending.get(row.endpoint, 0) + 1
+                self.wake()
+
+        task = asyncio.get_running_loop().create_task(self._process(row, expired, ending))
         self._tasks.add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
             self._tasks.discard(finished)
-            self._running[row.endpoint] -= 1
+            if held[0]:
+                self._running[row.endpoint] -= 1
+            else:
+                self._ending[row.endpoint] -= 1
             self._expiring -= expired
             # _process ends every error itself; this is the last word, never a silent one.
             if not finished.cancelled() and (exc := finished.exception()) is not None:
@@ -193,8 +267,19 @@ class Workers:
 
         task.add_done_callback(done)
 
-    async def _process(self, row: QueuedInvocation, *, expired: bool = False) -> None:
-        """Run one claimed request to its one object, whatever goes wrong on the way."""
+    def _room(self, live: LiveEndpoint) -> int:
+        """Requests of ``live`` that may start now: its capacity less those calling it, and
+        less those recording their ends beyond as many again (a stalled disk stops claims)."""
+        limit = capacity(live)
+        ending = self._ending.get(live.name, 0)
+        return limit - self._running.get(live.name, 0) - max(0, ending - limit)
+
+    async def _process(
+        self, row: QueuedInvocation, expired: bool = False, ending: Callable[[], None] | None = None
+    ) -> None:
+        """Run one claimed request to its one object, whatever goes wrong on the way; its slot
+        is freed (``ending``) once the endpoint is done with it, before its end is recorded
+        (MaxConcurrentInvocationsPerInstance counts calls to the container)."""
         try:
             outcome = await self._attempt(row, expired)
         except asyncio.CancelledError:
@@ -209,6 +294,8 @@ class Workers:
             outcome = Outcome("InternalFailure", INTERNAL)
         if outcome is not None:
             self._breaks.pop(row.seq, None)
+            if ending is not None:
+                ending()
             await self._end(row, outcome)
 
     async def _attempt(self, row: QueuedInvocation, expired: bool) -> Outcome | None:
@@ -229,7 +316,14 @@ class Workers:
         except ServiceUnavailable:
             # Its containers are restarting: back in line, tried again shortly (TTL permitting).
             self._paused[row.endpoint] = time.monotonic() + PAUSE
-            await asyncio.to_thread(self.store.release, row.seq)
+            # Back to Queued: counted as an acceptance, so no claim meanwhile calls it empty.
+            self._empty.discard(row.endpoint)
+            self._queued[row.endpoint] = self._queued.get(row.endpoint, 0) + 1
+            self._queueing[row.endpoint] = self._queueing.get(row.endpoint, 0) + 1
+            try:
+                await asyncio.to_thread(self.store.release, row.seq)
+            finally:
+                self._queueing[row.endpoint] -= 1
             return None
         except Failed as failed:
             return Outcome(failed.code, failed.reason)

@@ -74,6 +74,9 @@ class Enqueue:
     input_location: str | None = None
     body: bytes | None = None
     request: dict[str, Any] = field(default_factory=dict)
+    #: Taken by a worker as it is accepted (its endpoint had room and nothing waiting): the
+    #: row is ``Running`` from the start, claimed once, with no claim of its own.
+    running: bool = False
 
 
 @dataclass(frozen=True)
@@ -260,11 +263,12 @@ def _claim(
     return sorted((_row(r) for r in rows), key=lambda r: r.seq)
 
 
-#: Rows per INSERT statement (11 parameters each: under SQLite's oldest limit of 999).
-_INSERT_ROWS = 90
+#: Rows per INSERT statement (13 parameters each: under SQLite's oldest limit of 999).
+_INSERT_ROWS = 70
 _INSERT = (
     "INSERT INTO async_invocations (inference_id, endpoint, status, created, expires, "
-    "timeout, input_location, body, output_location, failure_location, request) VALUES "
+    "timeout, input_location, body, output_location, failure_location, request, started, "
+    "attempts) VALUES "
 )
 
 
@@ -278,10 +282,11 @@ def _insert(
         chunk = changes[start : start + _INSERT_ROWS]
         values: list[object] = []
         for c in chunk:
-            values += (c.inference_id, c.endpoint, "Queued", now, now + c.ttl, c.timeout)
+            status = AsyncStatus.RUNNING if c.running else AsyncStatus.QUEUED
+            values += (c.inference_id, c.endpoint, status.value, now, now + c.ttl, c.timeout)
             values += (c.input_location, c.body, c.output_location, c.failure_location)
-            values.append(dump(c.request))
-        marks = ",".join(["(?,?,?,?,?,?,?,?,?,?,?)"] * len(chunk))
+            values += (dump(c.request), now if c.running else None, int(c.running))
+        marks = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?)"] * len(chunk))
         rows = conn.execute(f"{_INSERT}{marks} RETURNING seq", values).fetchall()
         seqs += sorted(int(r[0]) for r in rows)
     return [
@@ -289,7 +294,7 @@ def _insert(
             seq=seq,
             inference_id=change.inference_id,
             endpoint=change.endpoint,
-            status=AsyncStatus.QUEUED,
+            status=AsyncStatus.RUNNING if change.running else AsyncStatus.QUEUED,
             created=now,
             expires=now + change.ttl,
             timeout=change.timeout,
@@ -297,6 +302,7 @@ def _insert(
             failure_location=change.failure_location,
             input_location=change.input_location,
             body=change.body,
+            attempts=int(change.running),
             request=dict(change.request),
         )
         for seq, change in zip(seqs, changes, strict=True)
