@@ -33,6 +33,7 @@ from gateway.asynchronous.outcome import (
     recovered,
     settle,
 )
+from gateway.asynchronous.slots import Slots
 from gateway.asynchronous.storage import Storage, StorageError, is_s3
 from gateway.calls import InvocationRequest
 from gateway.errors import ModelError, ServiceUnavailable
@@ -57,14 +58,6 @@ KEEP_FINISHED = 24 * 3600.0
 #: Times a container may break off one request (crash, cut or non-HTTP answer) before it fails:
 #: the request itself may be what breaks it, and would otherwise loop until its TTL.
 MAX_BREAKS = 3
-
-
-def capacity(live: LiveEndpoint) -> int:
-    """How many of the endpoint's requests may run at once."""
-    config = live.spec.async_inference
-    per_instance = config.max_concurrent_invocations_per_instance if config else 1
-    instances = sum(len(v.instances) for v in live.variants)
-    return per_instance * max(instances, 1)
 
 
 class Workers:
@@ -92,9 +85,7 @@ class Workers:
         self.region = region
         self.notifier = notifier or Notifier()
         self._wake = asyncio.Event()
-        self._running: dict[str, int] = {}
-        #: Per endpoint: requests whose call is over, their end being recorded (slot freed).
-        self._ending: dict[str, int] = {}
+        self.slots = Slots()
         self._paused: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: Expired requests being failed now: claims of expired ones stop at EXPIRED_BATCH.
@@ -105,13 +96,6 @@ class Workers:
         self._loop: asyncio.Task[None] | None = None
         self._stopped = False
         self._pruned = 0.0
-        #: Endpoints with nothing ``Queued`` (their last claim found less than it had room for,
-        #: and no ``Queued`` row was accepted since): a request accepted for one with room is
-        #: run at once (``admit``), its row ``Running`` from the start, with no claim.
-        self._empty: set[str] = set()
-        #: Per endpoint: ``Queued`` rows being accepted now, and how many ever were.
-        self._queueing: dict[str, int] = {}
-        self._queued: dict[str, int] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -150,19 +134,17 @@ class Workers:
         nothing waits before it; False, it is accepted ``Queued`` and claimed in its turn."""
         live = self.table.get(endpoint)
         if (
-            endpoint in self._empty
+            self.slots.empty(endpoint)
             and self._loop is not None
             and not self._stopped
             and live is not None
             and self._paused.get(endpoint, 0.0) <= time.monotonic()
             and any(v.instances for v in live.variants)
-            and self._room(live) > 0
+            and self.slots.room(live) > 0
         ):
-            self._running[endpoint] = self._running.get(endpoint, 0) + 1
+            self.slots.take(endpoint)
             return True
-        self._empty.discard(endpoint)
-        self._queueing[endpoint] = self._queueing.get(endpoint, 0) + 1
-        self._queued[endpoint] = self._queued.get(endpoint, 0) + 1
+        self.slots.queueing(endpoint)
         return False
 
     def admitted(self, endpoint: str, row: QueuedInvocation | None, direct: bool) -> None:
@@ -171,9 +153,9 @@ class Workers:
             self._spawn(row, reserved=True)
             return
         if direct:
-            self._running[endpoint] -= 1
+            self.slots.done(endpoint, called=False)
         else:
-            self._queueing[endpoint] -= 1
+            self.slots.queued(endpoint)
         self.wake()
 
     async def _run(self) -> None:
@@ -198,7 +180,7 @@ class Workers:
             if not any(v.instances for v in live.variants):
                 at_zero.append(live)
                 continue
-            free[live.name] = self._room(live)
+            free[live.name] = self.slots.room(live)
         if at_zero:
             # Scaled to zero: the requests stay queued (HasBacklogWithoutCapacity) and the
             # autoscaling side hears at once that an instance is wanted, if any are queued.
@@ -210,22 +192,9 @@ class Workers:
                             variant_key(live.name, variant.name), request=False
                         )
         room = EXPIRED_BATCH - self._expiring
-        # An endpoint is known empty after this claim only if no Queued row was being
-        # accepted at any moment of it (one committed after it would be missed).
-        before = {e: self._queued.get(e, 0) for e in free if not self._queueing.get(e, 0)}
+        before = self.slots.before_claim(free)
         expired, taken = await asyncio.to_thread(self.store.claim_work, free, room)
-        claimed: dict[str, int] = {}
-        for row in taken:
-            claimed[row.endpoint] = claimed.get(row.endpoint, 0) + 1
-        for endpoint, room_then in free.items():
-            if room_then <= 0:
-                continue
-            if claimed.get(endpoint, 0) < room_then and before.get(endpoint) == self._queued.get(
-                endpoint, 0
-            ):
-                self._empty.add(endpoint)
-            else:
-                self._empty.discard(endpoint)
+        self.slots.after_claim(free, before, taken)
         for row in expired:
             self._spawn(row, expired=True)
         for row in taken:
@@ -238,7 +207,7 @@ class Workers:
         self, row: QueuedInvocation, *, expired: bool = False, reserved: bool = False
     ) -> None:
         if not reserved:  # ``admit`` counted it already
-            self._running[row.endpoint] = self._running.get(row.endpoint, 0) + 1
+            self.slots.take(row.endpoint)
         self._expiring += expired
         held = [True]
 
@@ -246,8 +215,7 @@ class Workers:
             """The call is over: its slot goes to the next request while the end is recorded."""
             if held[0]:
                 held[0] = False
-                self._running[row.endpoint] -= 1
-                self._ending[row.endpoint] = self._ending.get(row.endpoint, 0) + 1
+                self.slots.called(row.endpoint)
                 self.wake()
 
         task = asyncio.get_running_loop().create_task(self._process(row, expired, ending))
@@ -255,10 +223,7 @@ class Workers:
 
         def done(finished: asyncio.Task[None]) -> None:
             self._tasks.discard(finished)
-            if held[0]:
-                self._running[row.endpoint] -= 1
-            else:
-                self._ending[row.endpoint] -= 1
+            self.slots.done(row.endpoint, called=not held[0])
             self._expiring -= expired
             # _process ends every error itself; this is the last word, never a silent one.
             if not finished.cancelled() and (exc := finished.exception()) is not None:
@@ -266,13 +231,6 @@ class Workers:
             self.wake()
 
         task.add_done_callback(done)
-
-    def _room(self, live: LiveEndpoint) -> int:
-        """Requests of ``live`` that may start now: its capacity less those calling it, and
-        less those recording their ends beyond as many again (a stalled disk stops claims)."""
-        limit = capacity(live)
-        ending = self._ending.get(live.name, 0)
-        return limit - self._running.get(live.name, 0) - max(0, ending - limit)
 
     async def _process(
         self, row: QueuedInvocation, expired: bool = False, ending: Callable[[], None] | None = None
@@ -317,13 +275,11 @@ class Workers:
             # Its containers are restarting: back in line, tried again shortly (TTL permitting).
             self._paused[row.endpoint] = time.monotonic() + PAUSE
             # Back to Queued: counted as an acceptance, so no claim meanwhile calls it empty.
-            self._empty.discard(row.endpoint)
-            self._queued[row.endpoint] = self._queued.get(row.endpoint, 0) + 1
-            self._queueing[row.endpoint] = self._queueing.get(row.endpoint, 0) + 1
+            self.slots.queueing(row.endpoint)
             try:
                 await asyncio.to_thread(self.store.release, row.seq)
             finally:
-                self._queueing[row.endpoint] -= 1
+                self.slots.queued(row.endpoint)
             return None
         except Failed as failed:
             return Outcome(failed.code, failed.reason)
