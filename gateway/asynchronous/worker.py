@@ -96,6 +96,8 @@ class Workers:
         self._loop: asyncio.Task[None] | None = None
         self._stopped = False
         self._pruned = 0.0
+        #: When the queue was last looked at (``_fill``).
+        self._looked = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -160,17 +162,20 @@ class Workers:
 
     async def _run(self) -> None:
         while True:
+            woken = False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL)
+                woken = await asyncio.wait_for(self._wake.wait(), POLL)
             self._wake.clear()
             try:
-                await self._fill()
+                await self._fill(look=not woken)
             except Exception:  # a broken database is logged, and tried again
                 log.exception("asynchronous queue: claiming work failed")
 
-    async def _fill(self) -> None:
+    async def _fill(self, look: bool = True) -> None:
         """Claim what fits, at one look (one transaction): expired requests up to
-        EXPIRED_BATCH being failed, and each serving endpoint's up to its free capacity."""
+        EXPIRED_BATCH being failed, and each serving endpoint's up to its free capacity.
+        Woken (``look`` False) with nothing an endpoint with room could have waiting, it does
+        not look: expired requests of the others are claimed at the next ``POLL``."""
         now = time.monotonic()
         free: dict[str, int] = {}
         at_zero: list[LiveEndpoint] = []
@@ -191,6 +196,10 @@ class Workers:
                         self.invocations.held.want(
                             variant_key(live.name, variant.name), request=False
                         )
+        quiet = all(self.slots.empty(e) for e, n in free.items() if n > 0)
+        if not look and not at_zero and quiet and now - self._looked < POLL:
+            return
+        self._looked = now
         room = EXPIRED_BATCH - self._expiring
         before = self.slots.before_claim(free)
         expired, taken = await asyncio.to_thread(self.store.claim_work, free, room)
