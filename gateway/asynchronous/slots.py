@@ -48,6 +48,20 @@ class Slots:
     def empty(self, endpoint: str) -> bool:
         return endpoint in self._empty
 
+    def admit(self, endpoint: str, live: LiveEndpoint | None) -> bool:
+        """A slot for a request being accepted, when ``live`` (None: not serving) has instances,
+        room and nothing waiting; else it is noted as being queued (``queued`` after)."""
+        if (
+            live is not None
+            and endpoint in self._empty
+            and any(v.instances for v in live.variants)
+            and self.room(live) > 0
+        ):
+            self.take(endpoint)
+            return True
+        self.queueing(endpoint)
+        return False
+
     def take(self, endpoint: str) -> None:
         self.running[endpoint] = self.running.get(endpoint, 0) + 1
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,9 @@ from gateway.asynchronous.outcome import (
     SETTLE_BACKOFF,
     Failed,
     Outcome,
+    broken_off,
+    call_failure,
+    expired_outcome,
     failure_document,
     recovered,
     settle,
@@ -36,7 +38,7 @@ from gateway.asynchronous.outcome import (
 from gateway.asynchronous.slots import Slots
 from gateway.asynchronous.storage import Storage, StorageError, is_s3
 from gateway.calls import InvocationRequest
-from gateway.errors import ModelError, ServiceUnavailable
+from gateway.errors import ServiceUnavailable
 from gateway.live import LiveEndpoint
 from gateway.serving.held import variant_key
 from gateway.serving.invocation import Invocations
@@ -134,20 +136,10 @@ class Workers:
         """A request of ``endpoint`` is being accepted: True, it takes a free slot now and is
         accepted ``Running`` (``admitted`` starts it), when the endpoint serves, has room and
         nothing waits before it; False, it is accepted ``Queued`` and claimed in its turn."""
-        live = self.table.get(endpoint)
-        if (
-            self.slots.empty(endpoint)
-            and self._loop is not None
-            and not self._stopped
-            and live is not None
-            and self._paused.get(endpoint, 0.0) <= time.monotonic()
-            and any(v.instances for v in live.variants)
-            and self.slots.room(live) > 0
-        ):
-            self.slots.take(endpoint)
-            return True
-        self.slots.queueing(endpoint)
-        return False
+        serving = self._loop is not None and not self._stopped
+        if self._paused.get(endpoint, 0.0) > time.monotonic():
+            serving = False
+        return self.slots.admit(endpoint, self.table.get(endpoint) if serving else None)
 
     def admitted(self, endpoint: str, row: QueuedInvocation | None, direct: bool) -> None:
         """The acceptance ``admit`` answered is committed (``row``) or failed (None)."""
@@ -272,12 +264,7 @@ class Workers:
             if found is not None:
                 return found
         if expired or self.store.now() > row.expires:
-            return Outcome(
-                "RequestExpired",
-                f"The request expired: it waited in the queue longer than its "
-                f"RequestTTLSeconds ({round(row.expires - row.created)} s) before a worker "
-                "could take it.",
-            )
+            return expired_outcome(row)
         try:
             content_type, answer = await self._invoke(row)
         except ServiceUnavailable:
@@ -335,13 +322,7 @@ class Workers:
                 self._broke_off(row, error)
             raise error
         if error is not None:
-            if done.instance is None:  # no such endpoint (any more)
-                raise Failed(error.code, error.message)
-            detail = {k: v for k, v in error.fields.items() if k != "LogStreamArn"}
-            extra = f" ({json.dumps(detail)})" if detail else ""
-            if isinstance(error, ModelError) and error.original_status == 0:  # out of time
-                extra += f" InvocationTimeoutSeconds: {round(row.timeout)} s."
-            raise Failed(error.code, error.message + extra)
+            raise call_failure(row, error, known=done.instance is not None)
         assert done.result is not None
         result = done.result
         if not is_s3(row.output_location):
@@ -356,15 +337,8 @@ class Workers:
     def _broke_off(self, row: QueuedInvocation, exc: ServiceUnavailable) -> None:
         """Count a container breaking off the request; at MAX_BREAKS it fails (raises Failed)."""
         breaks = self._breaks[row.seq] = self._breaks.get(row.seq, 0) + 1
-        if breaks < MAX_BREAKS:
-            return
-        cause = exc.__cause__ or exc
-        raise Failed(
-            "ModelError",
-            f"The endpoint's container broke off the request {breaks} times without a whole "
-            f"answer (the last time: {cause}); it is not run again, as the request itself may "
-            "be what makes the container fail.",
-        ) from None
+        if breaks >= MAX_BREAKS:
+            raise broken_off(breaks, exc)
 
     async def _end(self, row: QueuedInvocation, outcome: Outcome) -> None:
         """Write the failure object (an answer is written by the group that finishes the row,
