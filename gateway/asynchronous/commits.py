@@ -11,7 +11,8 @@ callers, and none of its changes was made.
 
 The objects (answers, failure objects) written since the last commit are published by the group
 that marks their requests ended: written to their hidden partial files (``Storage.write(...,
-later=True)``; a local answer by the group itself), they are flushed together (beyond a few,
+later=True)``; a small local answer on the event loop as its end is handed in, a large one by
+the group itself), they are flushed together (beyond a few,
 one ``syncfs`` per file system rather than an fsync each), renamed into place and their folders
 fsynced once each, before the transaction. A row never says ``Completed`` for an answer a power
 cut could undo, and an answer is never visible before it is whole and durable.
@@ -21,16 +22,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from gateway.asynchronous.storage import Storage, StorageError
+from gateway.asynchronous.storage import Storage, StorageError, is_s3
 from gateway.state import Change, Enqueue, Finish, QueuedInvocation, StateStore
 
 log = logging.getLogger("tandem.async")
 
 #: Changes in one transaction at most: a group stays short enough for the next to start soon.
 GROUP_LIMIT = 512
+#: Bytes of a local answer written to its partial file by the caller's task rather than by the
+#: commit thread; a larger one would hold the event loop too long.
+WRITE_HERE = 64 * 1024
 
 
 @dataclass
@@ -58,8 +63,14 @@ class GroupCommit:
         self.groups = 0
         self.changes = 0
 
-    async def enqueue(self, change: Enqueue) -> QueuedInvocation:
-        row = await self._submit(change, None)
+    async def enqueue(
+        self,
+        change: Enqueue,
+        landed: Callable[[QueuedInvocation | None], None] | None = None,
+    ) -> QueuedInvocation:
+        """The row, once durable. ``landed`` is told the row (or None: not made) whether or not
+        the caller is still waiting: a row accepted ``Running`` has a worker to start."""
+        row = await self._submit(change, None, landed=landed)
         assert row is not None
         return row
 
@@ -73,18 +84,37 @@ class GroupCommit:
         await self._submit(change, written, data)
 
     async def _submit(
-        self, change: Change, written: str | None, data: bytes | None = None
+        self,
+        change: Change,
+        written: str | None,
+        data: bytes | None = None,
+        landed: Callable[[QueuedInvocation | None], None] | None = None,
     ) -> QueuedInvocation | None:
+        if written is not None and data is not None and len(data) <= WRITE_HERE:
+            # A small answer's partial file is written here, on the loop (three system calls,
+            # no fsync): from the commit thread, each call would hand the GIL over and back.
+            await self._write(written, data)
+            data = None
         loop = asyncio.get_running_loop()
         waiting = _Waiting(change, written, data, loop.create_future())
         # Read by whoever awaits it; this keeps one nobody awaits any more from being logged.
         waiting.future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if landed is not None:
+            waiting.future.add_done_callback(
+                lambda f: landed(None if f.cancelled() or f.exception() else f.result())
+            )
         self._waiting.append(waiting)
         if self._draining is None:
             self._draining = loop.create_task(self._drain())
         # A caller that gives up (its client left) does not take the change back: it is
         # committed with its group all the same, as a request refused would never be.
         return await asyncio.shield(waiting.future)
+
+    async def _write(self, location: str, data: bytes) -> None:
+        if is_s3(location):
+            await asyncio.to_thread(self.storage.write, location, data, later=True)
+        else:
+            self.storage.write(location, data, later=True)
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()

@@ -76,12 +76,20 @@ class InputPolicy:
         """
         if is_s3(location):
             return
-        folder = _folder(str(Path.cwd() / local_path(location).expanduser().parent))
-        if folder == self.state_dir or folder.is_relative_to(self.state_dir):
+        # Keyed by the text before the name (one per output folder), not built per request.
+        head, slash, _ = location.rpartition("/")
+        if _in_state(head + slash, self.state_dir):
             raise InvalidRequest(
                 f"The output location {location!r} lies in the gateway's state folder; check "
                 "S3OutputPathExtension and Filename."
             )
+
+
+@functools.lru_cache(maxsize=1024)
+def _in_state(folder: str, state_dir: Path) -> bool:
+    """Whether the folder ``folder`` (a location's text up to its name) is in ``state_dir``."""
+    resolved = _folder(str(Path.cwd() / local_path(folder + "x").expanduser().parent))
+    return resolved == state_dir or resolved.is_relative_to(state_dir)
 
 
 def outputs(table: EndpointTable) -> list[str]:

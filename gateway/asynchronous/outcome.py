@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gateway.asynchronous.storage import Storage, StorageError
+from gateway.errors import ApiError, ModelError, ServiceUnavailable
 from gateway.state import QueuedInvocation
 
 log = logging.getLogger("tandem.async")
@@ -92,3 +93,31 @@ async def settle(
             if attempt < SETTLE_TRIES:
                 await asyncio.sleep(backoff * 2 ** (attempt - 1))
     return False
+
+
+def expired_outcome(row: QueuedInvocation) -> Outcome:
+    return Outcome(
+        "RequestExpired",
+        f"The request expired: it waited in the queue longer than its RequestTTLSeconds "
+        f"({round(row.expires - row.created)} s) before a worker could take it.",
+    )
+
+
+def call_failure(row: QueuedInvocation, error: ApiError, *, known: bool) -> Failed:
+    """InvokeEndpoint's error as the failure object says it (``known``: the endpoint exists)."""
+    if not known:
+        return Failed(error.code, error.message)
+    detail = {k: v for k, v in error.fields.items() if k != "LogStreamArn"}
+    extra = f" ({json.dumps(detail)})" if detail else ""
+    if isinstance(error, ModelError) and error.original_status == 0:  # out of time
+        extra += f" InvocationTimeoutSeconds: {round(row.timeout)} s."
+    return Failed(error.code, error.message + extra)
+
+
+def broken_off(breaks: int, exc: ServiceUnavailable) -> Failed:
+    return Failed(
+        "ModelError",
+        f"The endpoint's container broke off the request {breaks} times without a whole "
+        f"answer (the last time: {exc.__cause__ or exc}); it is not run again, as the request "
+        "itself may be what makes the container fail.",
+    )

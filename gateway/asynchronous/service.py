@@ -62,6 +62,7 @@ class AsyncInference:
             settings.async_max_bytes,
             self.workers.wake,
             account=settings.account,
+            runner=self.workers,
         )
 
     @functools.cached_property

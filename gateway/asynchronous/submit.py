@@ -13,6 +13,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import Callable
+from typing import Protocol
 
 from gateway.asynchronous.commits import GroupCommit
 from gateway.asynchronous.inputs import InputPolicy
@@ -21,13 +22,21 @@ from gateway.control.context import DEFAULT_ACCOUNT
 from gateway.edge.async_route import Accepted, AsyncSubmission
 from gateway.errors import InvalidRequest, endpoint_not_found
 from gateway.live import EndpointTable, LiveEndpoint
-from gateway.state import Enqueue
+from gateway.state import Enqueue, QueuedInvocation
 from pipelines.spec import AsyncInferenceSpec, EndpointSpec, Execution, Mode
 
 #: An InferenceId that can name a file as it is; any other gets a generated file name.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
 OUTPUT_SUFFIX = ".out"
 FAILURE_SUFFIX = "-error.out"
+
+
+class Runner(Protocol):
+    """The workers, as the submitter sees them (``gateway.asynchronous.worker.Workers``)."""
+
+    def admit(self, endpoint: str) -> bool: ...
+
+    def admitted(self, endpoint: str, row: QueuedInvocation | None, direct: bool) -> None: ...
 
 
 class Submitter:
@@ -42,7 +51,9 @@ class Submitter:
         max_bytes: int,
         wake: Callable[[], None],
         account: str = DEFAULT_ACCOUNT,
+        runner: Runner | None = None,
     ) -> None:
+        self.runner = runner
         self.commits = commits
         self.account = account
         self.table = table
@@ -64,6 +75,15 @@ class Submitter:
         output, failure = locations(live.spec, config, inference_id, call)
         for location in (output, failure):
             self.policy.check_output(location)
+        # Taken by a worker at once when its endpoint has room and nothing waits (no claim, no
+        # read back); told once the row is durable, whether or not this caller still waits.
+        runner, endpoint = self.runner, live.name
+        direct = runner is not None and runner.admit(endpoint)
+
+        def landed(made: QueuedInvocation | None) -> None:
+            if runner is not None:
+                runner.admitted(endpoint, made, direct)
+
         # Durable before the 202, in one transaction with whatever else is accepted meanwhile.
         row = await self.commits.enqueue(
             Enqueue(
@@ -81,9 +101,12 @@ class Submitter:
                     "CustomAttributes": call.custom_attributes,
                     "InputLocation": call.input_location,
                 },
-            )
+                running=direct,
+            ),
+            landed,
         )
-        self.wake()
+        if runner is None:
+            self.wake()
         return Accepted(row.inference_id, row.output_location, row.failure_location)
 
     def _endpoint(self, name: str) -> LiveEndpoint:

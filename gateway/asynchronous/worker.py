@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,13 +28,17 @@ from gateway.asynchronous.outcome import (
     SETTLE_BACKOFF,
     Failed,
     Outcome,
+    broken_off,
+    call_failure,
+    expired_outcome,
     failure_document,
     recovered,
     settle,
 )
+from gateway.asynchronous.slots import Slots
 from gateway.asynchronous.storage import Storage, StorageError, is_s3
 from gateway.calls import InvocationRequest
-from gateway.errors import ModelError, ServiceUnavailable
+from gateway.errors import ServiceUnavailable
 from gateway.live import LiveEndpoint
 from gateway.serving.held import variant_key
 from gateway.serving.invocation import Invocations
@@ -57,14 +60,6 @@ KEEP_FINISHED = 24 * 3600.0
 #: Times a container may break off one request (crash, cut or non-HTTP answer) before it fails:
 #: the request itself may be what breaks it, and would otherwise loop until its TTL.
 MAX_BREAKS = 3
-
-
-def capacity(live: LiveEndpoint) -> int:
-    """How many of the endpoint's requests may run at once."""
-    config = live.spec.async_inference
-    per_instance = config.max_concurrent_invocations_per_instance if config else 1
-    instances = sum(len(v.instances) for v in live.variants)
-    return per_instance * max(instances, 1)
 
 
 class Workers:
@@ -92,7 +87,7 @@ class Workers:
         self.region = region
         self.notifier = notifier or Notifier()
         self._wake = asyncio.Event()
-        self._running: dict[str, int] = {}
+        self.slots = Slots()
         self._paused: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: Expired requests being failed now: claims of expired ones stop at EXPIRED_BATCH.
@@ -101,7 +96,10 @@ class Workers:
         self._breaks: dict[int, int] = {}
         self.settle_backoff = SETTLE_BACKOFF
         self._loop: asyncio.Task[None] | None = None
+        self._stopped = False
         self._pruned = 0.0
+        #: When the queue was last looked at (``_fill``).
+        self._looked = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -120,6 +118,7 @@ class Workers:
         """Stop claiming and cancel what runs, at once (on SIGINT/SIGTERM, before the server
         closes the containers' clients): what was running stays ``Running`` in the database
         and runs again at the next start, as after a crash, writing the same object."""
+        self._stopped = True
         if self._loop is not None:
             self._loop.cancel()
         for task in list(self._tasks):
@@ -133,19 +132,42 @@ class Workers:
         await self.notifier.aclose()
         await self.commits.aclose()
 
+    def admit(self, endpoint: str) -> bool:
+        """A request of ``endpoint`` is being accepted: True, it takes a free slot now and is
+        accepted ``Running`` (``admitted`` starts it), when the endpoint serves, has room and
+        nothing waits before it; False, it is accepted ``Queued`` and claimed in its turn."""
+        serving = self._loop is not None and not self._stopped
+        if self._paused.get(endpoint, 0.0) > time.monotonic():
+            serving = False
+        return self.slots.admit(endpoint, self.table.get(endpoint) if serving else None)
+
+    def admitted(self, endpoint: str, row: QueuedInvocation | None, direct: bool) -> None:
+        """The acceptance ``admit`` answered is committed (``row``) or failed (None)."""
+        if direct and row is not None:
+            self._spawn(row, reserved=True)
+            return
+        if direct:
+            self.slots.done(endpoint, called=False)
+        else:
+            self.slots.queued(endpoint)
+        self.wake()
+
     async def _run(self) -> None:
         while True:
+            woken = False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL)
+                woken = await asyncio.wait_for(self._wake.wait(), POLL)
             self._wake.clear()
             try:
-                await self._fill()
+                await self._fill(look=not woken)
             except Exception:  # a broken database is logged, and tried again
                 log.exception("asynchronous queue: claiming work failed")
 
-    async def _fill(self) -> None:
+    async def _fill(self, look: bool = True) -> None:
         """Claim what fits, at one look (one transaction): expired requests up to
-        EXPIRED_BATCH being failed, and each serving endpoint's up to its free capacity."""
+        EXPIRED_BATCH being failed, and each serving endpoint's up to its free capacity.
+        Woken (``look`` False) with nothing an endpoint with room could have waiting, it does
+        not look: expired requests of the others are claimed at the next ``POLL``."""
         now = time.monotonic()
         free: dict[str, int] = {}
         at_zero: list[LiveEndpoint] = []
@@ -155,7 +177,7 @@ class Workers:
             if not any(v.instances for v in live.variants):
                 at_zero.append(live)
                 continue
-            free[live.name] = capacity(live) - self._running.get(live.name, 0)
+            free[live.name] = self.slots.room(live)
         if at_zero:
             # Scaled to zero: the requests stay queued (HasBacklogWithoutCapacity) and the
             # autoscaling side hears at once that an instance is wanted, if any are queued.
@@ -166,8 +188,14 @@ class Workers:
                         self.invocations.held.want(
                             variant_key(live.name, variant.name), request=False
                         )
+        quiet = all(self.slots.empty(e) for e, n in free.items() if n > 0)
+        if not look and not at_zero and quiet and now - self._looked < POLL:
+            return
+        self._looked = now
         room = EXPIRED_BATCH - self._expiring
+        before = self.slots.before_claim(free)
         expired, taken = await asyncio.to_thread(self.store.claim_work, free, room)
+        self.slots.after_claim(free, before, taken)
         for row in expired:
             self._spawn(row, expired=True)
         for row in taken:
@@ -176,15 +204,27 @@ class Workers:
             self._pruned = time.time()
             await asyncio.to_thread(self.store.prune_finished, time.time() - KEEP_FINISHED)
 
-    def _spawn(self, row: QueuedInvocation, *, expired: bool = False) -> None:
-        self._running[row.endpoint] = self._running.get(row.endpoint, 0) + 1
+    def _spawn(
+        self, row: QueuedInvocation, *, expired: bool = False, reserved: bool = False
+    ) -> None:
+        if not reserved:  # ``admit`` counted it already
+            self.slots.take(row.endpoint)
         self._expiring += expired
-        task = asyncio.get_running_loop().create_task(self._process(row, expired=expired))
+        held = [True]
+
+        def ending() -> None:
+            """The call is over: its slot goes to the next request while the end is recorded."""
+            if held[0]:
+                held[0] = False
+                self.slots.called(row.endpoint)
+                self.wake()
+
+        task = asyncio.get_running_loop().create_task(self._process(row, expired, ending))
         self._tasks.add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
             self._tasks.discard(finished)
-            self._running[row.endpoint] -= 1
+            self.slots.done(row.endpoint, called=not held[0])
             self._expiring -= expired
             # _process ends every error itself; this is the last word, never a silent one.
             if not finished.cancelled() and (exc := finished.exception()) is not None:
@@ -193,8 +233,12 @@ class Workers:
 
         task.add_done_callback(done)
 
-    async def _process(self, row: QueuedInvocation, *, expired: bool = False) -> None:
-        """Run one claimed request to its one object, whatever goes wrong on the way."""
+    async def _process(
+        self, row: QueuedInvocation, expired: bool = False, ending: Callable[[], None] | None = None
+    ) -> None:
+        """Run one claimed request to its one object, whatever goes wrong on the way; its slot
+        is freed (``ending``) once the endpoint is done with it, before its end is recorded
+        (MaxConcurrentInvocationsPerInstance counts calls to the container)."""
         try:
             outcome = await self._attempt(row, expired)
         except asyncio.CancelledError:
@@ -209,6 +253,8 @@ class Workers:
             outcome = Outcome("InternalFailure", INTERNAL)
         if outcome is not None:
             self._breaks.pop(row.seq, None)
+            if ending is not None:
+                ending()
             await self._end(row, outcome)
 
     async def _attempt(self, row: QueuedInvocation, expired: bool) -> Outcome | None:
@@ -218,18 +264,18 @@ class Workers:
             if found is not None:
                 return found
         if expired or self.store.now() > row.expires:
-            return Outcome(
-                "RequestExpired",
-                f"The request expired: it waited in the queue longer than its "
-                f"RequestTTLSeconds ({round(row.expires - row.created)} s) before a worker "
-                "could take it.",
-            )
+            return expired_outcome(row)
         try:
             content_type, answer = await self._invoke(row)
         except ServiceUnavailable:
             # Its containers are restarting: back in line, tried again shortly (TTL permitting).
             self._paused[row.endpoint] = time.monotonic() + PAUSE
-            await asyncio.to_thread(self.store.release, row.seq)
+            # Back to Queued: counted as an acceptance, so no claim meanwhile calls it empty.
+            self.slots.queueing(row.endpoint)
+            try:
+                await asyncio.to_thread(self.store.release, row.seq)
+            finally:
+                self.slots.queued(row.endpoint)
             return None
         except Failed as failed:
             return Outcome(failed.code, failed.reason)
@@ -276,13 +322,7 @@ class Workers:
                 self._broke_off(row, error)
             raise error
         if error is not None:
-            if done.instance is None:  # no such endpoint (any more)
-                raise Failed(error.code, error.message)
-            detail = {k: v for k, v in error.fields.items() if k != "LogStreamArn"}
-            extra = f" ({json.dumps(detail)})" if detail else ""
-            if isinstance(error, ModelError) and error.original_status == 0:  # out of time
-                extra += f" InvocationTimeoutSeconds: {round(row.timeout)} s."
-            raise Failed(error.code, error.message + extra)
+            raise call_failure(row, error, known=done.instance is not None)
         assert done.result is not None
         result = done.result
         if not is_s3(row.output_location):
@@ -297,15 +337,8 @@ class Workers:
     def _broke_off(self, row: QueuedInvocation, exc: ServiceUnavailable) -> None:
         """Count a container breaking off the request; at MAX_BREAKS it fails (raises Failed)."""
         breaks = self._breaks[row.seq] = self._breaks.get(row.seq, 0) + 1
-        if breaks < MAX_BREAKS:
-            return
-        cause = exc.__cause__ or exc
-        raise Failed(
-            "ModelError",
-            f"The endpoint's container broke off the request {breaks} times without a whole "
-            f"answer (the last time: {cause}); it is not run again, as the request itself may "
-            "be what makes the container fail.",
-        ) from None
+        if breaks >= MAX_BREAKS:
+            raise broken_off(breaks, exc)
 
     async def _end(self, row: QueuedInvocation, outcome: Outcome) -> None:
         """Write the failure object (an answer is written by the group that finishes the row,

@@ -74,6 +74,9 @@ class Enqueue:
     input_location: str | None = None
     body: bytes | None = None
     request: dict[str, Any] = field(default_factory=dict)
+    #: Taken by a worker as it is accepted (its endpoint had room and nothing waiting): the
+    #: row is ``Running`` from the start, claimed once, with no claim of its own.
+    running: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,19 +127,10 @@ class AsyncQueue(Database):
         durable when it returns, so none is answered before all are. Per change, in order: the
         row an ``Enqueue`` made, None for a ``Finish``."""
         now = self.now()
-        out: list[QueuedInvocation | None] = []
         with self._tx() as conn:
-            for change in changes:
-                if isinstance(change, Enqueue):
-                    out.append(_insert(conn, change, now))
-                else:
-                    conn.execute(
-                        "UPDATE async_invocations SET status = ?, ended = ?, failure_reason = ?, "
-                        "body = NULL WHERE seq = ? AND status = 'Running'",
-                        (change.status.value, now, change.reason, change.seq),
-                    )
-                    out.append(None)
-        return out
+            inserted = iter(_insert(conn, [c for c in changes if isinstance(c, Enqueue)], now))
+            _finish(conn, [c for c in changes if isinstance(c, Finish)], now)
+        return [next(inserted) if isinstance(c, Enqueue) else None for c in changes]
 
     def get_invocation(self, seq: int) -> QueuedInvocation | None:
         with self._tx(write=False) as conn:
@@ -258,62 +252,76 @@ def _claim(
 ) -> list[QueuedInvocation]:
     """The oldest ``limit`` queued rows matching ``where`` set ``Running`` (``where`` is one of
     this module's own conditions, never user text)."""
-    rows = conn.execute(
-        f"SELECT seq FROM async_invocations WHERE status = 'Queued' AND {where} "
-        "ORDER BY seq LIMIT ?",
-        (value, limit),
-    ).fetchall()
-    seqs = [int(r["seq"]) for r in rows]
-    conn.executemany(
-        "UPDATE async_invocations SET status = 'Running', started = ?, "
-        "attempts = attempts + 1 WHERE seq = ?",
-        [(now, seq) for seq in seqs],
-    )
-    return [_row(_get(conn, seq, body=body)) for seq in seqs]
-
-
-def _insert(conn: sqlite3.Connection, change: Enqueue, now: float) -> QueuedInvocation:
-    cursor = conn.execute(
-        "INSERT INTO async_invocations (inference_id, endpoint, status, created, expires, "
-        "timeout, input_location, body, output_location, failure_location, request) "
-        "VALUES (?, ?, 'Queued', ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            change.inference_id,
-            change.endpoint,
-            now,
-            now + change.ttl,
-            change.timeout,
-            change.input_location,
-            change.body,
-            change.output_location,
-            change.failure_location,
-            dump(change.request),
-        ),
-    )
-    assert cursor.lastrowid is not None
-    return QueuedInvocation(
-        seq=cursor.lastrowid,
-        inference_id=change.inference_id,
-        endpoint=change.endpoint,
-        status=AsyncStatus.QUEUED,
-        created=now,
-        expires=now + change.ttl,
-        timeout=change.timeout,
-        output_location=change.output_location,
-        failure_location=change.failure_location,
-        input_location=change.input_location,
-        body=change.body,
-        request=dict(change.request),
-    )
-
-
-def _get(conn: sqlite3.Connection, seq: int, *, body: bool = True) -> sqlite3.Row:
-    """The row of ``seq``; ``body=False`` leaves the inline body in the database (read as NULL)."""
+    # One statement, not an update and a read per row: in a thread, each is a GIL hand-off.
     columns = "*" if body else _WITHOUT_BODY
-    row: sqlite3.Row = conn.execute(
-        f"SELECT {columns} FROM async_invocations WHERE seq = ?", (seq,)
-    ).fetchone()
-    return row
+    rows = conn.execute(
+        "UPDATE async_invocations SET status = 'Running', started = ?, attempts = attempts + 1 "
+        "WHERE seq IN (SELECT seq FROM async_invocations WHERE status = 'Queued' AND "
+        f"{where} ORDER BY seq LIMIT ?) RETURNING {columns}",
+        (now, value, limit),
+    ).fetchall()
+    return sorted((_row(r) for r in rows), key=lambda r: r.seq)
+
+
+#: Rows per INSERT statement (13 parameters each: under SQLite's oldest limit of 999).
+_INSERT_ROWS = 70
+_INSERT = (
+    "INSERT INTO async_invocations (inference_id, endpoint, status, created, expires, "
+    "timeout, input_location, body, output_location, failure_location, request, started, "
+    "attempts) VALUES "
+)
+
+
+def _insert(
+    conn: sqlite3.Connection, changes: Sequence[Enqueue], now: float
+) -> list[QueuedInvocation]:
+    """New ``Queued`` rows, many per statement (each statement run from the commit thread
+    hands the GIL over and back). Their ``seq`` in order: rowids are given in VALUES order."""
+    seqs: list[int] = []
+    for start in range(0, len(changes), _INSERT_ROWS):
+        chunk = changes[start : start + _INSERT_ROWS]
+        values: list[object] = []
+        for c in chunk:
+            status = AsyncStatus.RUNNING if c.running else AsyncStatus.QUEUED
+            values += (c.inference_id, c.endpoint, status.value, now, now + c.ttl, c.timeout)
+            values += (c.input_location, c.body, c.output_location, c.failure_location)
+            values += (dump(c.request), now if c.running else None, int(c.running))
+        marks = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?)"] * len(chunk))
+        rows = conn.execute(f"{_INSERT}{marks} RETURNING seq", values).fetchall()
+        seqs += sorted(int(r[0]) for r in rows)
+    return [
+        QueuedInvocation(
+            seq=seq,
+            inference_id=change.inference_id,
+            endpoint=change.endpoint,
+            status=AsyncStatus.RUNNING if change.running else AsyncStatus.QUEUED,
+            created=now,
+            expires=now + change.ttl,
+            timeout=change.timeout,
+            output_location=change.output_location,
+            failure_location=change.failure_location,
+            input_location=change.input_location,
+            body=change.body,
+            attempts=int(change.running),
+            request=dict(change.request),
+        )
+        for seq, change in zip(seqs, changes, strict=True)
+    ]
+
+
+def _finish(conn: sqlite3.Connection, changes: Sequence[Finish], now: float) -> None:
+    """Ended rows, one statement per status and reason (answers: one for the whole group)."""
+    by_end: dict[tuple[AsyncStatus, str | None], list[int]] = {}
+    for change in changes:
+        by_end.setdefault((change.status, change.reason), []).append(change.seq)
+    for (status, reason), all_seqs in by_end.items():
+        for start in range(0, len(all_seqs), 900):
+            seqs = all_seqs[start : start + 900]
+            conn.execute(
+                "UPDATE async_invocations SET status = ?, ended = ?, failure_reason = ?, "
+                f"body = NULL WHERE status = 'Running' AND seq IN ({','.join('?' * len(seqs))})",
+                (status.value, now, reason, *seqs),
+            )
 
 
 def _row(row: sqlite3.Row) -> QueuedInvocation:

@@ -23,6 +23,7 @@ variables:
   ``CONTRACT_MESSAGE`` as body
 - ``CONTRACT_FAIL_FIRST``: the first N invocations answer 503 (0)
 - ``CONTRACT_SLEEP``: seconds to wait before answering ``/invocations``
+- ``CONTRACT_BUSIEST``: a file kept holding the most ``/invocations`` this server ran at once
 - ``CONTRACT_GATE``: a file that an invocation whose body starts with ``gate`` waits for (30 s at
   most) before answering: a request held as long as a test wants, with no timing
 - ``CONTRACT_CONTENT_TYPE``: Content-Type of answers (default: the mode's, else the request's)
@@ -58,6 +59,7 @@ from typing import Any
 MODEL_DIR = "/opt/ml/model"
 _lock = threading.Lock()
 _calls = {"n": 0}
+_running = {"now": 0, "most": 0}
 
 
 class BadBody(ValueError):
@@ -167,6 +169,20 @@ class Handler(BaseHTTPRequestHandler):
             self._answer(404, b"not found")
 
     def do_POST(self) -> None:
+        busiest = os.environ.get("CONTRACT_BUSIEST")
+        with _lock:
+            _running["now"] += 1
+            if busiest and _running["now"] > _running["most"]:
+                _running["most"] = _running["now"]
+                with open(busiest, "w") as out:
+                    out.write(str(_running["most"]))
+        try:
+            self._post()
+        finally:
+            with _lock:
+                _running["now"] -= 1
+
+    def _post(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path != "/invocations":
             self._answer(404, b"not found")

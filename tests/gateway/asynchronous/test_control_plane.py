@@ -121,12 +121,15 @@ def test_a_folder_output_gets_an_s3_input_answered(world: World) -> None:
 
 
 def test_max_concurrent_invocations_per_instance_caps_what_runs(world: World) -> None:
-    """Six slow requests on a cap of 2: never more than 2 running, and 2 at some point."""
+    """Six slow requests on a cap of 2: the container never runs more than 2 at once, and 2 at
+    some point; a request whose call is over frees its slot while its end is recorded, so at
+    most as many again are ``Running`` in the queue."""
     config = {
         "OutputConfig": {"S3OutputPath": str(world.folder / "capped")},
         "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 2},
     }
-    create(world.sm, "capped", config, CONTRACT_SLEEP=0.5)
+    busiest = world.folder / "capped-busiest"
+    create(world.sm, "capped", config, CONTRACT_SLEEP=0.5, CONTRACT_BUSIEST=busiest)
     world.s3.put_object(Bucket="inputs", Key="c.csv", Body=b"1\n")
     ids = [f"cap-{i}" for i in range(6)]
     for inference_id in ids:
@@ -141,7 +144,8 @@ def test_max_concurrent_invocations_per_instance_caps_what_runs(world: World) ->
         return all(r[2] == "Completed" for r in rows)
 
     wait_until(finished, timeout=90, what="the capped requests to finish")
-    assert max(seen) == 2, seen
+    assert busiest.read_text() == "2"
+    assert 2 <= max(seen) <= 4, seen
     for inference_id in ids:
         assert (world.folder / "capped" / f"{inference_id}.out").read_bytes() == b"1\n"
 
