@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from gateway.folders import endpoint_dir
 from gateway.lifecycle.backends.base import Backend
 from gateway.lifecycle.budget import ContainerBudget
+from gateway.lifecycle.keyed import KeyedWork
 from gateway.lifecycle.placement import Copy, Placement
 from gateway.lifecycle.supervisor import Supervisor, raise_start_errors
 from gateway.live import Variant
@@ -70,21 +71,15 @@ class ComponentRunner:
         self._placement = Placement(settings.instance_capacity)
         self._copies: dict[str, list[Copy]] = {}
         self._pending: dict[str, str] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._dirty: set[str] = set()
-        self._closing = False
+        self._work = KeyedWork(self._reconcile, "component")
         self._watch: asyncio.Task[None] | None = None
 
     # ---- what the control plane calls ------------------------------------------------------
 
     def kick(self, component: str) -> None:
-        if self._closing:
+        if self._work.closing:
             return
-        name = component.lower()
-        self._dirty.add(name)
-        if name not in self._tasks:
-            loop = asyncio.get_running_loop()
-            self._tasks[name] = loop.create_task(self._run(name), name=f"component {name}")
+        self._work.kick(component.lower())
         if self._watch is None:
             self._watch = asyncio.get_running_loop().create_task(self._watch_memory())
 
@@ -117,33 +112,18 @@ class ComponentRunner:
             self.kick(record.name)
 
     async def settled(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        await self._work.settled()
 
     async def close(self) -> None:
-        self._closing = True
-        tasks = [*self._tasks.values(), *([self._watch] if self._watch else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._work.close()
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
         copies = [c for group in self._copies.values() for c in group]
         self._copies.clear()
         await self._stop(copies)
 
     # ---- the work --------------------------------------------------------------------------
-
-    async def _run(self, name: str) -> None:
-        try:
-            while name in self._dirty and not self._closing:
-                self._dirty.discard(name)
-                try:
-                    await self._reconcile(name)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception("%s: reconciling the component failed", name)
-        finally:
-            self._tasks.pop(name, None)
 
     async def _reconcile(self, name: str) -> None:
         record = self._store.get_component(name)
@@ -326,7 +306,7 @@ class ComponentRunner:
     async def _watch_memory(self) -> None:
         """Processes have no memory limit: a copy past its ``MaxMemoryRequiredInMb`` is logged
         with the reason (once each time it goes over) and shown in ``view``."""
-        while not self._closing:
+        while not self._work.closing:
             await asyncio.sleep(WATCH_EVERY)
             watched = [
                 c

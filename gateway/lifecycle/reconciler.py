@@ -30,6 +30,7 @@ from gateway.lifecycle.backends.base import Backend
 from gateway.lifecycle.deployment import Guardrails
 from gateway.lifecycle.fleet import Deployment, Specs
 from gateway.lifecycle.instances import InstanceRunner
+from gateway.lifecycle.keyed import KeyedWork
 from gateway.lifecycle.reasons import reason_of
 from gateway.lifecycle.rolling import first_batch, roll
 from gateway.limits import fair_limits
@@ -70,9 +71,7 @@ class Reconciler:
         self._held = plane.held
         self._metrics = plane.metrics
         self._live: dict[str, Deployment] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._dirty: set[str] = set()
-        self._closing = False
+        self._work = KeyedWork(self._reconcile, "endpoint")
         self._instances = InstanceRunner(plane, backend, settings)
         #: The running side's count of containers (shared with the transform jobs).
         self.budget = self._instances.budget
@@ -83,14 +82,7 @@ class Reconciler:
 
     def kick(self, endpoint: str) -> None:
         """The desired state of ``endpoint`` changed: bring what runs in line, in the background."""
-        if self._closing:
-            return
-        self._dirty.add(endpoint)
-        if endpoint not in self._tasks:
-            task = asyncio.get_running_loop().create_task(
-                self._run(endpoint), name=f"reconcile {endpoint}"
-            )
-            self._tasks[endpoint] = task
+        self._work.kick(endpoint)
 
     def restore(self) -> None:
         """After a (re)start: look at every endpoint the state holds."""
@@ -99,16 +91,12 @@ class Reconciler:
 
     async def settled(self, endpoints: list[str]) -> None:
         """Wait until no work is pending or running for ``endpoints``."""
-        while True:
-            running = [self._tasks[e] for e in endpoints if e in self._tasks]
-            if not running:
-                return
-            await asyncio.gather(*running, return_exceptions=True)
+        await self._work.settled(endpoints)
 
     def stop_restarting(self) -> None:
         """Shutdown has begun: a container that ends now is not restarted, and the starts in
         progress stop at once (each stops what it had started)."""
-        self._closing = True
+        self._work.closing = True
         self._instances.stop_restarting()
         for deployment in self._live.values():
             for supervisor in deployment.supervisors.values():
@@ -116,29 +104,13 @@ class Reconciler:
 
     async def close(self) -> None:
         """Shutdown: no new work; what runs is cancelled; every deployment stops."""
-        self._closing = True
-        for task in list(self._tasks.values()):
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self._work.close()
         live, self._live = list(self._live.values()), {}
         for deployment in live:
             self._table.remove(deployment.runtime.name)
         await asyncio.gather(*(self._stop(d) for d in live), return_exceptions=True)
 
     # ---- the work ------------------------------------------------------------------------------
-
-    async def _run(self, endpoint: str) -> None:
-        try:
-            while endpoint in self._dirty and not self._closing:
-                self._dirty.discard(endpoint)
-                try:
-                    await self._reconcile(endpoint)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception("%s: reconciling failed", endpoint)
-        finally:
-            self._tasks.pop(endpoint, None)
 
     async def _reconcile(self, name: str) -> None:
         record = self._store.get_endpoint(name)
