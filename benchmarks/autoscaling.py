@@ -273,6 +273,8 @@ def main() -> None:
     parser.add_argument("--step-limit", type=float, default=120.0)
     parser.add_argument("--scale-in", type=float, default=240.0)
     parser.add_argument("--quick", action="store_true", help="a smoke run: short phases")
+    parser.add_argument("--zero-only", type=int, default=0, metavar="N",
+                        help="only the first answer from zero, N times")  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.base, args.after, args.scale_in = 3.0, 5.0, 10.0
@@ -302,6 +304,15 @@ def main() -> None:
                         "SageMakerVariantConcurrentRequestsPerModelHighResolution"},
                     "ScaleInCooldown": 600, "ScaleOutCooldown": 1800},
             )  # fmt: skip
+            if args.zero_only:
+                wakes = [from_zero(url, aas, sm, warm=20) for _ in range(args.zero_only)]
+                firsts = sorted(w[0] for w in wakes)
+                print(f"first answer from zero, {len(firsts)} wakes: median "
+                      f"{statistics.median(firsts) * 1e3:.0f} ms, each "
+                      f"{', '.join(f'{f * 1e3:.0f}' for f in firsts)} ms "
+                      f"(goal <= {ZERO_GOAL_S * 1e3:.0f} ms); a warm answer "
+                      f"{statistics.median(w[1] for w in wakes) * 1e3:.2f} ms")  # fmt: skip
+                return
             result = experiment(url, args, aas, sm)
             zero = from_zero(url, aas, sm, warm=20)
             activities = aas.describe_scaling_activities(ServiceNamespace="sagemaker")
