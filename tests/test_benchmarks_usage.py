@@ -19,5 +19,6 @@ def test_a_quick_run_prints_every_figure() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert re.search(r"invocations exact\s+yes", result.stdout), result.stdout
-    assert re.search(r"c=16 req/s with/without\s+\d+\.\d{3} the figure", result.stdout), result.stdout
+    figure = r"c=16 req/s with/without\s+\d+\.\d{3} the figure"
+    assert re.search(figure, result.stdout), result.stdout
     assert re.search(r"prometheus series\s+10 with 10 models, 51 with 1,000", result.stdout)
