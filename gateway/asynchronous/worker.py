@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from gateway.asynchronous.call import run_queued
 from gateway.asynchronous.commits import GroupCommit
 from gateway.asynchronous.notify import Notifier, message
 from gateway.asynchronous.outcome import (
@@ -29,15 +30,13 @@ from gateway.asynchronous.outcome import (
     Failed,
     Outcome,
     broken_off,
-    call_failure,
     expired_outcome,
     failure_document,
     recovered,
     settle,
 )
 from gateway.asynchronous.slots import Slots
-from gateway.asynchronous.storage import Storage, StorageError, is_s3
-from gateway.calls import InvocationRequest
+from gateway.asynchronous.storage import Storage, StorageError
 from gateway.errors import ServiceUnavailable
 from gateway.live import LiveEndpoint
 from gateway.serving.held import variant_key
@@ -52,8 +51,6 @@ log = logging.getLogger("tandem.async")
 POLL = 1.0
 #: Seconds an endpoint that answered ServiceUnavailable is left alone before its next claim.
 PAUSE = 1.0
-#: Seconds past InvocationTimeoutSeconds before the worker gives up on a call by itself.
-GRACE = 5.0
 #: Finished rows are kept this long (for ``tandem`` tooling), then dropped: the objects remain.
 KEEP_FINISHED = 24 * 3600.0
 
@@ -266,7 +263,9 @@ class Workers:
         if expired or self.store.now() > row.expires:
             return expired_outcome(row)
         try:
-            content_type, answer = await self._invoke(row)
+            content_type, answer = await run_queued(
+                row, self.invocations, self.storage, self.max_bytes, self._broke_off
+            )
         except ServiceUnavailable:
             # Its containers are restarting: back in line, tried again shortly (TTL permitting).
             self._paused[row.endpoint] = time.monotonic() + PAUSE
@@ -280,59 +279,6 @@ class Workers:
         except Failed as failed:
             return Outcome(failed.code, failed.reason)
         return Outcome(content_type=content_type, answer=answer)
-
-    async def _invoke(self, row: QueuedInvocation) -> tuple[str | None, bytes | None]:
-        """Run the request; its answer's content type, and the answer when it is for the group
-        commit to write (a local one; an S3 one is written here). Raises Failed."""
-        try:
-            if row.body is not None:
-                data = row.body
-            else:
-                assert row.input_location is not None
-                data = await asyncio.to_thread(
-                    self.storage.read, row.input_location, self.max_bytes
-                )
-        except StorageError as exc:
-            raise Failed("InputError", f"The input could not be read: {exc}") from None
-        request = InvocationRequest(
-            body=data,
-            content_type=row.request.get("ContentType"),
-            accept=row.request.get("Accept"),
-            custom_attributes=row.request.get("CustomAttributes"),
-            inference_id=row.inference_id,
-        )
-        # The request's own timeout and size limit, not the real-time ones; the dispatcher
-        # keeps the deadline, the wait here only guards against a step that ignores it.
-        call = self.invocations.invoke(
-            row.endpoint, None, request, timeout=row.timeout, max_body=self.max_bytes, copies=False
-        )
-        try:
-            done = await asyncio.wait_for(call, row.timeout + GRACE)
-        except TimeoutError:
-            raise Failed(
-                "ModelError",
-                f"The invocation timed out: the endpoint did not answer within its "
-                f"InvocationTimeoutSeconds ({round(row.timeout)} s).",
-            ) from None
-        error = done.error
-        if isinstance(error, ServiceUnavailable):
-            # Raised from a transport error, it went out to an InService container that broke
-            # off this very request (crashed, cut its answer, answered something not HTTP).
-            if error.__cause__ is not None:
-                self._broke_off(row, error)
-            raise error
-        if error is not None:
-            raise call_failure(row, error, known=done.instance is not None)
-        assert done.result is not None
-        result = done.result
-        if not is_s3(row.output_location):
-            # Written and put in place by the group commit that marks it Completed.
-            return result.content_type, result.body
-        try:
-            await asyncio.to_thread(self.storage.write, row.output_location, result.body)
-        except StorageError as exc:
-            raise Failed("OutputError", f"The answer could not be written: {exc}") from None
-        return result.content_type, None
 
     def _broke_off(self, row: QueuedInvocation, exc: ServiceUnavailable) -> None:
         """Count a container breaking off the request; at MAX_BREAKS it fails (raises Failed)."""
