@@ -8,6 +8,7 @@ recorder, without touching the edges. Bytes in, bytes out: nothing here decodes 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -118,23 +119,25 @@ class Call:
         return len(self.result.body) if self.result is not None else 0
 
 
+def parse_server_timing(header: str | None) -> list[tuple[str, float]]:
+    """``[(name, milliseconds)]`` from a ``Server-Timing`` header; unparsable parts are skipped."""
+    steps: list[tuple[str, float]] = []
+    for part in (header or "").split(","):
+        name, _, params = part.strip().partition(";")
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "dur" and name:
+                with contextlib.suppress(ValueError):
+                    steps.append((name, float(value.strip().strip('"'))))
+    return steps
+
+
 def own_seconds(header: str | None) -> float | None:
     """The ``model`` duration of a container's ``Server-Timing`` answer header, in seconds: its
     own time on the request (``containers.invocation_metrics`` sends it); None without one."""
-    if not header:
-        return None
-    for part in header.split(","):
-        name, _, params = part.partition(";")
-        if name.strip() != "model":
-            continue
-        for param in params.split(";"):
-            key, _, value = param.partition("=")
-            if key.strip() == "dur":
-                try:
-                    ms = float(value.strip().strip('"'))
-                except ValueError:
-                    return None
-                return ms / 1000 if 0 <= ms < math.inf else None
+    for name, ms in parse_server_timing(header):
+        if name == "model":
+            return ms / 1000 if 0 <= ms < math.inf else None
     return None
 
 

@@ -6,7 +6,6 @@ the per-step times from ``Server-Timing`` go to stderr.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gateway.calls import parse_server_timing
 from gateway.cli.invoke_async import AsyncRequest, invoke_async
 from gateway.cli.invoke_errors import print_error
 from gateway.cli.invoke_stream import invoke_stream
@@ -190,19 +190,6 @@ def _read_body(body: str | None) -> bytes:
                 f"cannot read {path}: {exc.strerror or exc}", param_hint="--body"
             ) from exc
     return body.encode()
-
-
-def parse_server_timing(header: str | None) -> list[tuple[str, float]]:
-    """``[(name, milliseconds)]`` from a ``Server-Timing`` header; unparsable parts are skipped."""
-    steps: list[tuple[str, float]] = []
-    for part in (header or "").split(","):
-        name, _, params = part.strip().partition(";")
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key == "dur" and name:
-                with contextlib.suppress(ValueError):
-                    steps.append((name, float(value)))
-    return steps
 
 
 def _print_timings(err: Console, header: str | None) -> None:
