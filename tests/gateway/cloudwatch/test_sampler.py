@@ -12,16 +12,18 @@ from gateway.cloudwatch.sampler import InstanceSampler, tree_usage
 from tests.support import wait_until
 
 BUSY = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
-IDLE = "import time; time.sleep(30)"
+IDLE = "import time; print('ready', flush=True); time.sleep(30)"
 
 
-def spawn(code: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", code])
+def spawn(code: str, stdout: int | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code], stdout=stdout)
 
 
 def test_a_busy_tree_uses_cpu_an_idle_one_does_not(tmp_path: Path) -> None:
-    busy, idle = spawn(BUSY), spawn(IDLE)
+    busy, idle = spawn(BUSY), spawn(IDLE, subprocess.PIPE)
     try:
+        # The idle child's interpreter start-up is CPU too: read it first once it sleeps.
+        assert idle.stdout is not None and idle.stdout.readline() == b"ready\n"
         sampler = InstanceSampler()
         limit = psutil.virtual_memory().total
         assert sampler.sample("busy", [busy.pid], limit, tmp_path) is None  # the first reading
@@ -39,6 +41,8 @@ def test_a_busy_tree_uses_cpu_an_idle_one_does_not(tmp_path: Path) -> None:
         for proc in (busy, idle):
             proc.kill()
             proc.wait()
+        if idle.stdout is not None:
+            idle.stdout.close()
 
 
 def test_gone_processes_count_as_nothing(tmp_path: Path) -> None:
