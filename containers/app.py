@@ -136,8 +136,11 @@ def create_app(settings: ContainerSettings, framework: ModelFramework | None = N
         name, url = spec.get("model_name"), spec.get("url")
         if not isinstance(name, str) or not isinstance(url, str):
             raise BadRequest('the body must be {"model_name": <name>, "url": <local directory>}')
-        await service.load(name, url)
-        return JSONResponse({"status": f"Model {name!r} loaded"})
+        loaded = await service.load(name, url)
+        # CPU time, not wall time: what a load costs whatever else runs beside it (the
+        # gateway's eviction weighs it; docs/multimodel.md).
+        cpu = round(loaded.load_cpu, 6)
+        return JSONResponse({"status": f"Model {name!r} loaded", "loadCpuSeconds": cpu})
 
     async def list_models(request: Request) -> Response:
         raw_limit = request.query_params.get("limit")

@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import re
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ class HostedModel:
     model: Any
     #: Where its small predictions run; set by the service on the first request.
     fast: FastPath | None = None
+    #: CPU seconds its load and warm-up took on the loading thread (``loadCpuSeconds``).
+    load_cpu: float = 0.0
 
 
 def check_name(name: str) -> str:
@@ -128,6 +131,7 @@ class ModelRegistry:
             self._loading.discard(name)
 
     def _load(self, name: str, url: str, path: Path) -> HostedModel:
+        started = time.thread_time()
         limit = self.memory_limit
         if limit is not None:
             estimate = resources.rss() + resources.tree_size(path)
@@ -153,7 +157,7 @@ class ModelRegistry:
                 f"{limit >> 20} MiB memory limit; it was unloaded again"
             )
         log.info("loaded model %s from %s", name, url)
-        return HostedModel(name, url, handler, model)
+        return HostedModel(name, url, handler, model, load_cpu=time.thread_time() - started)
 
     async def remove(self, name: str, run: Executor) -> None:
         loaded = self.get(name)
@@ -203,3 +207,4 @@ def _free(handler: ModelHandler, held: list[Any]) -> None:
     del model
     if alive is None or alive() is not None:
         gc.collect()
+    resources.trim_heap()

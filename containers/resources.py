@@ -6,9 +6,13 @@ Read from cgroup v2 (``cpu.max``, ``memory.max``) with a v1 fallback, so a ``doc
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import psutil
 
@@ -106,23 +110,54 @@ def memory_limit(limit_mb: float | None) -> int | None:
     return cgroup_memory_limit()
 
 
-#: This process's memory counters (Linux): one small read, no process object to build.
-_STATM = "/proc/self/statm"
+#: A process's memory counters (Linux): one small read, no process object to build.
+_STATM = "/proc/{}/statm"
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def rss() -> int:
-    """Resident memory of this process, in bytes.
+def rss(pid: int | None = None) -> int:
+    """Resident memory of this process (or of ``pid``), in bytes; 0 for a process that is gone.
 
     Read twice or three times per model load: ``psutil.Process()`` reads and parses the
     process's stat file to identify it each time, a fifth of a 1 MB model's load in the
-    container's profile, where ``/proc/self/statm`` is one read.
+    container's profile, where ``/proc/<pid>/statm`` is one read.
     """
     try:
-        with open(_STATM, "rb") as f:
+        with open(_STATM.format("self" if pid is None else pid), "rb") as f:
             return int(f.read().split()[1]) * _PAGE
-    except (OSError, IndexError, ValueError):  # not Linux
-        return int(psutil.Process().memory_info().rss)
+    except FileNotFoundError:  # gone, or no /proc at all (not Linux)
+        return 0 if os.path.isdir("/proc/self") else _psutil_rss(pid)
+    except (OSError, IndexError, ValueError):
+        return _psutil_rss(pid)
+
+
+def _psutil_rss(pid: int | None) -> int:
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return 0
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where there is none (musl, macOS)."""
+    try:
+        return cast("Callable[[int], int]", ctypes.CDLL("libc.so.6").malloc_trim)
+    except (OSError, AttributeError):
+        return None
+
+
+def trim_heap() -> None:
+    """Give the heap's free pages back to the system after an unload.
+
+    glibc keeps freed memory in its arenas: after a thousand loads and unloads of models of
+    mixed sizes a worker held 12-25 % more resident memory than its models, and since the
+    platform plans room by resident memory, fewer models fit. ``malloc_trim(0)`` takes about
+    0.1 ms, and ctypes lets the GIL go while it runs.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def tree_size(folder: Path) -> int:

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
-import psutil
-
 from containers import resources
 from containers.errors import (
     ContainerError,
@@ -58,10 +56,7 @@ class Worker:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def rss(self) -> int:
-        try:
-            return int(psutil.Process(self.proc.pid).memory_info().rss)
-        except psutil.Error:
-            return 0
+        return resources.rss(self.proc.pid)
 
 
 @dataclass
@@ -175,10 +170,8 @@ class Router:
             self.models[name] = Hosted(worker, url)
             worker.models += 1
             log.info("loaded model %s in worker %d (+%d KiB)", name, worker.index, added >> 10)
-            return _json(
-                200,
-                {"status": f"Model {name!r} loaded", "worker": worker.index, "memoryBytes": added},
-            )
+            answer = {"status": f"Model {name!r} loaded", "worker": worker.index}
+            return _json(200, {**answer, "memoryBytes": added, **_cpu_of(response)})
         finally:
             worker.loading -= 1
             self._reserved -= need
@@ -188,6 +181,9 @@ class Router:
         worker = self._owner(name)
         hosted = self.models.pop(name)
         hosted.worker.models -= 1
+        # Not behind the worker's load: an unload frees the room a load waits for. What it
+        # frees may come off what a load beside it measures; the gateway counts no model as
+        # less than its files.
         response = await worker.links.call(request)
         log.info("unloaded model %s from worker %d", name, worker.index)
         return response
@@ -239,6 +235,15 @@ def _labelled(sample: str, index: int) -> str:
         )
     name, _, value = sample.partition(" ")
     return f'{name}{{worker="{index}"}} {value}'
+
+
+def _cpu_of(response: Response) -> dict[str, Any]:
+    """The worker's ``loadCpuSeconds``, passed on (nothing if its answer has none)."""
+    with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError):
+        value = json.loads(response.body).get("loadCpuSeconds")
+        if isinstance(value, int | float):
+            return {"loadCpuSeconds": value}
+    return {}
 
 
 def _missing(name: str) -> Worker:

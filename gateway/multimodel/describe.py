@@ -98,5 +98,16 @@ def measured(message: str, fallback: int) -> int:
     return fallback
 
 
+def load_cost(message: str, seconds: float) -> float:
+    """What evicting a model costs when it comes back: the CPU seconds its load took in the
+    container (``loadCpuSeconds``), which a busy machine does not stretch as it stretches the
+    wall time; ``seconds`` (the wall time) from a container that does not say."""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        value = json.loads(message).get("loadCpuSeconds")
+        if isinstance(value, int | float) and value > 0:
+            return float(value)
+    return seconds
+
+
 def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))

@@ -8,10 +8,10 @@ A request for a loaded model takes no lock and awaits nothing here: loads run be
 counting the loads in flight (``room.py``, which also unloads); which models leave is the
 eviction policy's choice (``eviction.py``). The memory a load added is what the container's
 router measured (``memoryBytes``), else the difference of its resident memory when the load ran
-alone, else the model's size. The calls themselves (``POST /models``, ``DELETE /models/{name}``)
-are in ``model_api.py``. Where a load finishes (``_loaded_one``), an unload finishes
-(``_unloaded``, in ``room.py``) and a request stops waiting (``_waited``) are one method each,
-for the recorders.
+alone, else the model's size; never less than its size on disk. The calls themselves
+(``POST /models``, ``DELETE /models/{name}``) are in ``model_api.py``. Where a load finishes
+(``_loaded_one``), an unload finishes (``_unloaded``, in ``room.py``) and a request stops
+waiting (``_waited``) are one method each, for the recorders.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from gateway.errors import ApiError, ModelNotReady
 from gateway.live import ContainerRuntime
 from gateway.metrics import ModelMetrics
 from gateway.multimodel.cache import CacheEntry, DiskCache, purge
-from gateway.multimodel.describe import LoadedModel, describe, measured
+from gateway.multimodel.describe import LoadedModel, describe, load_cost, measured
 from gateway.multimodel.errors import load_failed, no_room, store_failed, unreachable
 from gateway.multimodel.eviction import EvictionPolicy, PolicyName, make_policy
 from gateway.multimodel.model_api import ModelApi
@@ -238,7 +238,10 @@ class ModelManager(Evictions):
         after = self.memory_used() if alone and changes == self._changes else None
         measured_rss = None if before is None or after is None else max(after - before, 0)
         fallback = measured_rss or need  # 0: freed memory reused, no measure of the model
-        return self._loaded_one(target, measured(message, fallback), seconds)
+        # Never less than its files: a delta is cut by memory freed beside the load, and a
+        # model mapped from disk becomes resident as it is used, not when it loads.
+        added = max(measured(message, fallback), cached.size)
+        return self._loaded_one(target, added, seconds, load_cost(message, seconds))
 
     def _check(self, target: str, status: int, message: str) -> None:
         if not 200 <= status < 300:
@@ -247,15 +250,16 @@ class ModelManager(Evictions):
                 raise no_room(target, self.container.hostname, message, self.memory_limit)
             raise load_failed(target, self.container.hostname, status, message)
 
-    def _loaded_one(self, target: str, added: int, seconds: float) -> LoadedModel:
-        """A load finished: ``added`` bytes in ``seconds`` (ModelLoadingTime)."""
+    def _loaded_one(self, target: str, added: int, seconds: float, cost: float) -> LoadedModel:
+        """A load finished: ``added`` bytes in ``seconds`` (ModelLoadingTime); ``cost``, what
+        the eviction policy weighs (``load_cost``)."""
         self._known[target] = added
         now = time.time()
         entry = LoadedModel(
             target, container_name(target), added, now, now, target in self.pinned, 0, seconds
         )
         self._loaded[target] = entry
-        self.policy.on_load(target, added, seconds)
+        self.policy.on_load(target, added, cost)
         fetched = self._fetched.pop(target, None)
         self.metrics.loaded(target, fetched, seconds, len(self._loaded), added)
         log.info(

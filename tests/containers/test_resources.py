@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,38 @@ def test_rss_and_tree_size(tmp_path: Path) -> None:
     (tmp_path / "sub" / "b").write_bytes(b"y" * 24)
     assert resources.tree_size(tmp_path) == 1024
     assert resources.rss() > 0
+
+
+FRAGMENTED_HEAP = """
+from containers import resources
+blocks = [bytes(2000) + bytes([i % 256]) for i in range(50_000)]  # about 100 MB, glibc's malloc
+kept = blocks[::64]
+del blocks
+before = resources.rss()
+resources.trim_heap()
+print(before, resources.rss())
+"""
+
+
+@pytest.mark.skipif(resources._malloc_trim() is None, reason="no glibc malloc_trim here")
+def test_trimming_gives_a_fragmented_heap_back() -> None:
+    """Freed blocks between kept ones stay resident until the heap is trimmed: an unloaded
+    model's memory would still count against the container."""
+    run = subprocess.run(
+        [sys.executable, "-c", FRAGMENTED_HEAP], capture_output=True, text=True, check=True
+    )
+    before, after = map(int, run.stdout.split())
+    assert before - after > 50 * 2**20, (before, after)
+
+
+def test_rss_of_another_process_and_of_one_gone() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert resources.rss(child.pid) > 1 << 20
+    finally:
+        child.kill()
+        child.wait()
+    assert resources.rss(child.pid) == 0
 
 
 def test_settings_read_the_contract_env(monkeypatch: pytest.MonkeyPatch) -> None:

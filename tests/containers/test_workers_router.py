@@ -101,7 +101,10 @@ def test_two_loads_overlap_and_each_model_lives_in_one_worker(
     # More models spread over the workers; none is in two; each answers through the router.
     plain = {f"m{i}": package(tmp_path / f"m{i}", train_classifier(10 + i)) for i in range(4)}
     for name, model_dir in plain.items():
-        assert load(server.url, name, model_dir).status_code == 200
+        answer = load(server.url, name, model_dir)
+        assert answer.status_code == 200
+        # What the load cost the worker's CPU, passed on by the router (eviction weighs it).
+        assert 0 < answer.json()["loadCpuSeconds"] < 60, answer.text
     held = workers_listing(server)
     everywhere = [name for names in held.values() for name in names]
     assert sorted(everywhere) == sorted([*dirs, *plain])

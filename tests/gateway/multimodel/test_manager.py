@@ -13,6 +13,7 @@ from pathlib import Path
 from gateway.live import Instance
 from gateway.metrics import GatewayMetrics
 from gateway.multimodel.cache import DiskCache
+from gateway.multimodel.describe import load_cost
 from gateway.multimodel.manager import ModelManager
 from gateway.multimodel.model_store import ModelStore
 from gateway.multimodel.targets import container_name
@@ -131,3 +132,14 @@ def test_the_models_that_leave_for_one_load_unload_side_by_side(tmp_path: Path) 
         await manager.close()
 
     asyncio.run(scenario())
+
+
+def test_the_policy_weighs_the_containers_cpu_seconds_else_the_wall_time() -> None:
+    """A busy machine stretches a load's wall time, not its CPU time: eviction weighs the
+    container's ``loadCpuSeconds`` when it says it."""
+    assert load_cost('{"status": "ok", "loadCpuSeconds": 0.004}', 0.05) == 0.004
+    assert load_cost('{"status": "ok"}', 0.05) == 0.05
+    assert load_cost('{"loadCpuSeconds": 0}', 0.05) == 0.05
+    assert load_cost('{"loadCpuSeconds": "fast"}', 0.05) == 0.05
+    assert load_cost("not json", 0.05) == 0.05
+    assert load_cost("[1, 2]", 0.05) == 0.05
