@@ -80,6 +80,8 @@ class ModelManager(Evictions):
         #: neither change can read what it added from the container's memory).
         self._running = 0
         self._changes = 0
+        self._freeing = 0
+        self._unloading: set[asyncio.Future[None]] = set()
         self._released = asyncio.Event()
         self._generation = container.generation
         self._tasks: set[asyncio.Task[None]] = set()
@@ -142,7 +144,7 @@ class ModelManager(Evictions):
                 log.error("%s: cannot preload %s: %s", self._where, target, exc.message)
 
     async def close(self) -> None:
-        tasks = [*self._tasks, *self._loading.values()]
+        tasks: list[asyncio.Future[Any]] = [*self._tasks, *self._loading.values(), *self._unloading]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -216,8 +218,14 @@ class ModelManager(Evictions):
         need = self._known.get(target) or cached.size
         async with self._lock:
             self._sync_generation()
-            await self._make_room(need + self._reserved)
+            planned = need + self._reserved
+            waits = self._room_made(await self._make_room(planned), planned)
             self._reserved += need
+        try:
+            await asyncio.gather(*waits)
+        except BaseException:
+            self._reserved -= need
+            raise
         self._running += 1
         self._changes += 1
         alone, changes, before = self._running == 1, self._changes, self.memory_used()
@@ -226,7 +234,10 @@ class ModelManager(Evictions):
             status, message = await self._api.load(target, cached)
             if status == 507:
                 async with self._lock:
-                    retry = await self._make_room(need + self._reserved, at_least=1)
+                    planned = need + self._reserved
+                    retry = await self._make_room(planned, at_least=1)
+                    waits = self._room_made(retry, planned)
+                await asyncio.gather(*waits)
                 if retry:
                     status, message = await self._api.load(target, cached)
         finally:
@@ -306,6 +317,7 @@ class ModelManager(Evictions):
             for target in self._loaded:
                 self.policy.on_unload(target)
             self._loaded.clear()
+            self._freeing = 0  # a new process: nothing of the old one's is resident
 
     def _restarted(self) -> None:
         self._sync_generation()

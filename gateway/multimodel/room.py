@@ -1,9 +1,10 @@
 """Room in a container's memory: which models leave so that a load fits, and their unloads.
 
-The half of ``ModelManager`` (``manager.py``) that unloads; the other half loads. Room is made
-under the manager's lock, counting the loads in flight. The victims of one call leave together:
-their ``DELETE /models/{name}`` calls go out at once, not one round trip after another, so a
-10 MB model that needs ten 1 MB ones gone waits for about one unload, not ten.
+The half of ``ModelManager`` (``manager.py``) that unloads; the other half loads. Room is planned
+under the manager's lock, counting the loads in flight and the unloads under way; the unloads
+themselves run after the lock is let go, so a load waits for its own victims' round trips, never
+for another load's. The victims of one call leave together: their ``DELETE /models/{name}``
+calls go out at once, so a 10 MB model that needs ten 1 MB ones gone waits for about one unload.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class Evictions:
     #: Loads started and unloads done (a load that saw neither change reads what it added
     #: from the container's memory).
     _changes: int
+    #: Bytes of models taken off the books whose unloads have not ended yet, and those unloads.
+    _freeing: int
+    _unloading: set[asyncio.Future[None]]
     _lock: asyncio.Lock
 
     def memory_used(self) -> int | None:
@@ -42,14 +46,19 @@ class Evictions:
     def _where(self) -> str:
         raise NotImplementedError
 
-    async def _make_room(self, need: int, at_least: int = 0) -> int:
-        """Unload the policy's victims until ``need`` more bytes fit; how many went. Call with
-        the lock held."""
+    async def _make_room(self, need: int, at_least: int = 0) -> list[LoadedModel]:
+        """Choose the policy's victims until ``need`` more bytes fit (call with the lock held).
+
+        They leave the books at once and their memory counts as freed (``_freeing``) while
+        their unloads run: the caller starts them (``_room_made``) and waits for them after
+        letting the lock go, so the next load plans its room without waiting for these round
+        trips.
+        """
         usage = self._usage()
-        evicted = 0
-        while usage + need > self.memory_limit or evicted < at_least:
+        chosen: list[LoadedModel] = []
+        while usage + need > self.memory_limit or len(chosen) < at_least:
             idle = {t for t, e in self._loaded.items() if not e.pinned and e.in_use == 0}
-            short = max(usage + need - self.memory_limit, 1 if evicted < at_least else 0)
+            short = max(usage + need - self.memory_limit, 1 if len(chosen) < at_least else 0)
             # A model just loaded goes last: the requests that waited for it resume soon.
             settled = {t for t in idle if self._loaded[t].uses}
             victims = self.policy.victims(short, settled) or self.policy.victims(short, idle)
@@ -61,13 +70,10 @@ class Evictions:
                 usage = self._usage()
                 continue
             gone = [self._loaded[t] for t in victims]
-            await self._unload(gone, reason="memory")
-            evicted += len(gone)
+            self._forget(gone)
+            chosen += gone
             usage -= sum(e.memory for e in gone)
-            measured = self.memory_used()
-            if measured is not None:
-                usage = min(usage, measured)
-        return evicted
+        return chosen
 
     async def _released_within(self, timeout: float) -> bool:
         self._released.clear()
@@ -78,17 +84,51 @@ class Evictions:
         return True
 
     def _usage(self) -> int:
+        """Memory in use, less what unloads under way are freeing."""
         measured = self.memory_used()
-        return measured if measured is not None else sum(e.memory for e in self._loaded.values())
+        if measured is None:
+            return sum(e.memory for e in self._loaded.values())
+        return max(measured - self._freeing, 0)
 
-    async def _unload(self, entries: list[LoadedModel], *, reason: str) -> None:
-        """Unload ``entries`` side by side (call with the lock held: none is taken meanwhile)."""
+    def _forget(self, entries: list[LoadedModel]) -> None:
+        """Take ``entries`` off the books; their memory is being freed until they unload."""
         for entry in entries:
             if self._loaded.get(entry.target) is entry:
                 del self._loaded[entry.target]
             self.policy.on_unload(entry.target)
+            self._freeing += entry.memory
         self._changes += 1
-        await asyncio.gather(*(self._unload_one(entry, reason) for entry in entries))
+
+    async def _unload(self, entries: list[LoadedModel], *, reason: str) -> None:
+        """Unload ``entries`` side by side, now."""
+        self._forget(entries)
+        await self._start_unloads(entries, reason)
+
+    def _start_unloads(self, entries: list[LoadedModel], reason: str) -> asyncio.Future[None]:
+        """Send the unloads of entries ``_forget`` took off the books, side by side, as a task
+        of their own (a load that stops waiting does not stop them); it ends when they have."""
+        task = asyncio.ensure_future(self._send_unloads(entries, reason))
+        self._unloading.add(task)
+        task.add_done_callback(self._unloading.discard)
+        return task
+
+    def _room_made(self, victims: list[LoadedModel], need: int) -> list[asyncio.Future[None]]:
+        """What a load of ``need`` bytes must wait for before it is sent (call with the lock
+        held): its victims' unloads, and those under way when its room counts on them (the
+        container refuses a load that its resident memory cannot take yet)."""
+        others = list(self._unloading)
+        resident = self._usage() + self._freeing
+        waits = [self._start_unloads(victims, "memory")] if victims else []
+        if others and resident + need > self.memory_limit:
+            waits += others
+        return waits
+
+    async def _send_unloads(self, entries: list[LoadedModel], reason: str) -> None:
+        try:
+            await asyncio.gather(*(self._unload_one(entry, reason) for entry in entries))
+        finally:
+            self._freeing = max(self._freeing - sum(e.memory for e in entries), 0)
+            self._changes += 1
 
     async def _unload_one(self, entry: LoadedModel, reason: str) -> None:
         started = time.perf_counter()

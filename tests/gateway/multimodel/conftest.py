@@ -79,11 +79,13 @@ def make_manager(
     scripts: dict[str, list[int]] | None = None,
     preload: Sequence[str] = (),
     cloudwatch: Any = None,
+    api: FakeModelApi | None = None,
     **options: Any,
 ) -> Managed:
     """A manager of one MultiModel container (``multi``) of ``endpoint`` over a store of
-    ``targets`` (small archives in ``folder/store``), a GiB of memory; ``options`` go to
-    ``ModelManager`` (``eviction=...``)."""
+    ``targets`` (small archives in ``folder/store``), a GiB of memory; ``api`` answers for its
+    container (a ``FakeModelApi`` of ``scripts`` by default); ``options`` go to ``ModelManager``
+    (``eviction=...``)."""
     store = folder / "store"
     for target in targets:
         archives.write_tar(store / target, {"model.joblib": b"m" * 100})
@@ -102,7 +104,7 @@ def make_manager(
     metrics.cloudwatch = cloudwatch
     cache = DiskCache(folder / "cache", limit=GIB, max_model_bytes=2**20)
     cache.reset()
-    api = FakeModelApi(scripts or {})
+    api = api or FakeModelApi(scripts or {})
     manager = ModelManager(
         container,
         store=ModelStore(str(store)),

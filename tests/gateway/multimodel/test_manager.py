@@ -143,3 +143,52 @@ def test_the_policy_weighs_the_containers_cpu_seconds_else_the_wall_time() -> No
     assert load_cost('{"loadCpuSeconds": "fast"}', 0.05) == 0.05
     assert load_cost("not json", 0.05) == 0.05
     assert load_cost("[1, 2]", 0.05) == 0.05
+
+
+class GatedDeletes(FakeModelApi):
+    """Unloads that answer only when ``gate`` is set, counting how many are in flight."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.gate = asyncio.Event()
+        self.in_flight = self.most = 0
+
+    async def delete(self, path: str, *, timeout: float, max_body: int) -> UpstreamResponse:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        await self.gate.wait()
+        self.in_flight -= 1
+        return await super().delete(path, timeout=timeout, max_body=max_body)
+
+
+def test_a_load_plans_its_room_while_another_loads_unloads_are_under_way(tmp_path: Path) -> None:
+    """Two loads that each need a model gone: the second one's unload is sent while the
+    first one's is still under way (the lock is not held across the round trip), and neither
+    load is sent to the container before the unloads its room counts on have ended."""
+    targets = ("a.tar.gz", "b.tar.gz", "c.tar.gz", "d.tar.gz")
+    api = GatedDeletes()
+    manager = make_manager(tmp_path, targets, api=api).manager
+
+    async def use(target: str) -> None:
+        manager.release(await manager.acquire(target, time.monotonic() + 30))
+
+    async def scenario() -> None:
+        await use("a.tar.gz")
+        await use("b.tar.gz")
+        one = manager.loaded_models["a.tar.gz"].memory
+        manager.memory_limit = 2 * one  # a and b fill it: c and d each need one gone
+        both = asyncio.gather(use("c.tar.gz"), use("d.tar.gz"))
+        for _ in range(200):
+            if api.in_flight == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert api.most == 2, "the second unload waited for the first one's round trip"
+        posted = [name for verb, name in api.calls if verb == "POST"]
+        assert container_name("c.tar.gz") not in posted
+        assert container_name("d.tar.gz") not in posted
+        api.gate.set()
+        await both
+        assert set(manager.loaded_models) == {"c.tar.gz", "d.tar.gz"}
+        await manager.close()
+
+    asyncio.run(scenario())
