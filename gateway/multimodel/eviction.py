@@ -7,8 +7,9 @@ and answers ``victims``: the loaded models to unload, in order, until ``need`` b
 ``value`` keeps the models whose loads save the most load time per byte of memory:
 
 - a model's priority is ``frequency * cost / size`` (the priority of GDSF, Cherkasova 1998):
-  ``cost`` is its measured load time (what evicting it costs when it comes back), ``size`` the
-  memory it added; the lowest priority leaves first, ties by least recent use;
+  ``cost`` is its measured load time (the container's CPU seconds where it says them: what
+  evicting it costs when it comes back), ``size`` the memory it added; the lowest priority
+  leaves first, ties by least recent use;
 - frequency counts the recent requests of every target, loaded or not, and every count is halved
   each ``window`` requests (TinyLFU's reset; counts under one are dropped, which bounds the
   table). Counts survive eviction, so a model that comes back often comes back with its history;
