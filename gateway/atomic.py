@@ -80,16 +80,16 @@ def publish(paths: Iterable[Path]) -> dict[Path, OSError]:
     renamed and each folder fsynced once. A path whose partial is gone and that exists was
     published already (a retried group) and is left alone. What could not be published, with
     why (a path with neither its partial nor itself: gone); the others are."""
-    unique = list(dict.fromkeys(paths))
+    partials = {p: partial_path(p) for p in paths}
     try:
-        _flush([partial_path(p) for p in unique])
+        _flush(list(partials.values()))
     except OSError as exc:
-        return {p: exc for p in unique if partial_path(p).exists() or not p.exists()}
+        return {p: exc for p, part in partials.items() if part.exists() or not p.exists()}
     failed: dict[Path, OSError] = {}
     moved: list[Path] = []
-    for path in unique:
+    for path, partial in partials.items():
         try:
-            os.replace(partial_path(path), path)
+            os.replace(partial, path)
             moved.append(path)
         except FileNotFoundError:
             if not path.exists():

@@ -30,10 +30,9 @@ def is_s3(url: str) -> bool:
 
 def local_path(url: str) -> Path:
     """The path of a ``file://`` URL or a plain path."""
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
-    return Path(url)
+    if url[:5].lower() != "file:":  # a plain path: no URL parse per answer
+        return Path(url)
+    return Path(unquote(urlparse(url).path))
 
 
 def join(base: str, *parts: str) -> str:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from gateway.asynchronous.call import run_queued
@@ -35,13 +36,13 @@ from gateway.asynchronous.outcome import (
     recovered,
     settle,
 )
-from gateway.asynchronous.slots import Slots
+from gateway.asynchronous.slots import Slots, capacity
 from gateway.asynchronous.storage import Storage, StorageError
 from gateway.errors import ServiceUnavailable
 from gateway.live import LiveEndpoint
 from gateway.serving.held import variant_key
 from gateway.serving.invocation import Invocations
-from gateway.state import AsyncStatus, Finish, QueuedInvocation, StateStore
+from gateway.state import AsyncStatus, Claim, Finish, QueuedInvocation, StateStore
 from gateway.state.queue import EXPIRED_BATCH
 from pipelines.spec import AsyncInferenceSpec
 
@@ -87,6 +88,8 @@ class Workers:
         self.slots = Slots()
         self._paused: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Per endpoint, requests claimed ahead (``Running``, in order) for the next free slot.
+        self._ready: dict[str, deque[QueuedInvocation]] = {}
         #: Expired requests being failed now: claims of expired ones stop at EXPIRED_BATCH.
         self._expiring = 0
         #: Per queued request (seq): how often a container broke off its call (MAX_BREAKS).
@@ -134,8 +137,8 @@ class Workers:
         accepted ``Running`` (``admitted`` starts it), when the endpoint serves, has room and
         nothing waits before it; False, it is accepted ``Queued`` and claimed in its turn."""
         serving = self._loop is not None and not self._stopped
-        if self._paused.get(endpoint, 0.0) > time.monotonic():
-            serving = False
+        if self._paused.get(endpoint, 0.0) > time.monotonic() or self._ready.get(endpoint):
+            serving = False  # paused, or requests claimed before it go first
         return self.slots.admit(endpoint, self.table.get(endpoint) if serving else None)
 
     def admitted(self, endpoint: str, row: QueuedInvocation | None, direct: bool) -> None:
@@ -145,6 +148,7 @@ class Workers:
             return
         if direct:
             self.slots.done(endpoint, called=False)
+            self._start_ready(endpoint)
         else:
             self.slots.queued(endpoint)
         self.wake()
@@ -153,7 +157,8 @@ class Workers:
         while True:
             woken = False
             with contextlib.suppress(TimeoutError):
-                woken = await asyncio.wait_for(self._wake.wait(), POLL)
+                async with asyncio.timeout(POLL):  # no task of its own per wait (wait_for)
+                    woken = await self._wake.wait()
             self._wake.clear()
             try:
                 await self._fill(look=not woken)
@@ -174,7 +179,10 @@ class Workers:
             if not any(v.instances for v in live.variants):
                 at_zero.append(live)
                 continue
-            free[live.name] = self.slots.room(live)
+            # Its claimed requests first; the claim then takes what fits and as many again,
+            # so a slot that frees starts the next request at once, not after a commit.
+            room = self._start_ready(live.name, live)
+            free[live.name] = room + capacity(live) - len(self._ready.get(live.name, ()))
         if at_zero:
             # Scaled to zero: the requests stay queued (HasBacklogWithoutCapacity) and the
             # autoscaling side hears at once that an instance is wanted, if any are queued.
@@ -191,15 +199,31 @@ class Workers:
         self._looked = now
         room = EXPIRED_BATCH - self._expiring
         before = self.slots.before_claim(free)
-        expired, taken = await asyncio.to_thread(self.store.claim_work, free, room)
-        self.slots.after_claim(free, before, taken)
-        for row in expired:
+        # In the next group commit's transaction: no fsync, thread hop or write lock of its own.
+        claimed = await self.commits.claim(Claim(free, room))
+        self.slots.after_claim(free, before, claimed.taken)
+        for row in claimed.expired:
             self._spawn(row, expired=True)
-        for row in taken:
-            self._spawn(row)
+        for row in claimed.taken:
+            self._ready.setdefault(row.endpoint, deque()).append(row)
+        for endpoint in list(self._ready):
+            self._start_ready(endpoint)
         if time.time() - self._pruned > 3600:
             self._pruned = time.time()
             await asyncio.to_thread(self.store.prune_finished, time.time() - KEEP_FINISHED)
+
+    def _start_ready(self, endpoint: str, live: LiveEndpoint | None = None) -> int:
+        """Start ``endpoint``'s claimed requests while it has room; the room left. Those of an
+        endpoint gone start at once, and fail as any claimed request of it would."""
+        live = live or self.table.get(endpoint)
+        ready = self._ready.get(endpoint)
+        room = self.slots.room(live) if live is not None else len(ready or ())
+        while ready and room > 0 and not self._stopped:
+            self._spawn(ready.popleft())
+            room -= 1
+        if not ready:
+            self._ready.pop(endpoint, None)
+        return room
 
     def _spawn(
         self, row: QueuedInvocation, *, expired: bool = False, reserved: bool = False
@@ -214,6 +238,7 @@ class Workers:
             if held[0]:
                 held[0] = False
                 self.slots.called(row.endpoint)
+                self._start_ready(row.endpoint)
                 self.wake()
 
         task = asyncio.get_running_loop().create_task(self._process(row, expired, ending))
@@ -223,6 +248,7 @@ class Workers:
             self._tasks.discard(finished)
             self.slots.done(row.endpoint, called=not held[0])
             self._expiring -= expired
+            self._start_ready(row.endpoint)
             # _process ends every error itself; this is the last word, never a silent one.
             if not finished.cancelled() and (exc := finished.exception()) is not None:
                 log.error("asynchronous request %s: worker failed", row.inference_id, exc_info=exc)
