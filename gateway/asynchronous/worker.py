@@ -1,7 +1,7 @@
 """The workers: queued requests, in order, through the same dispatch as a real-time call.
 
 One loop claims work (woken by each submit, and every ``POLL`` seconds for what a restart or a
-slow endpoint left) and runs each claimed request as a task of its own, at most
+slow endpoint left), a round ahead of free slots, and runs each as a task of its own, at most
 ``max_concurrent_invocations_per_instance`` x the endpoint's instances at once, each call with
 the request's InvocationTimeoutSeconds and an answer of up to TANDEM_ASYNC_MAX_BYTES (not the
 real-time ``timeout`` and TANDEM_MAX_PAYLOAD). A request ends in exactly one object: its answer
@@ -166,8 +166,8 @@ class Workers:
                 log.exception("asynchronous queue: claiming work failed")
 
     async def _fill(self, look: bool = True) -> None:
-        """Claim what fits, at one look (one transaction): expired requests up to
-        EXPIRED_BATCH being failed, and each serving endpoint's up to its free capacity.
+        """Claim at one look (a change of the next group commit): expired requests up to
+        EXPIRED_BATCH being failed, and each serving endpoint's up to its room plus a round.
         Woken (``look`` False) with nothing an endpoint with room could have waiting, it does
         not look: expired requests of the others are claimed at the next ``POLL``."""
         now = time.monotonic()
@@ -179,8 +179,7 @@ class Workers:
             if not any(v.instances for v in live.variants):
                 at_zero.append(live)
                 continue
-            # Its claimed requests first; the claim then takes what fits and as many again,
-            # so a slot that frees starts the next request at once, not after a commit.
+            # Claimed ahead first; a claim takes what fits and as many again (for freed slots)
             room = self._start_ready(live.name, live)
             free[live.name] = room + capacity(live) - len(self._ready.get(live.name, ()))
         if at_zero:
@@ -193,13 +192,13 @@ class Workers:
                         self.invocations.held.want(
                             variant_key(live.name, variant.name), request=False
                         )
+        await self._put_back([e for e in self._ready if e not in free])
         quiet = all(self.slots.empty(e) for e, n in free.items() if n > 0)
         if not look and not at_zero and quiet and now - self._looked < POLL:
             return
         self._looked = now
         room = EXPIRED_BATCH - self._expiring
         before = self.slots.before_claim(free)
-        # In the next group commit's transaction: no fsync, thread hop or write lock of its own.
         claimed = await self.commits.claim(Claim(free, room))
         self.slots.after_claim(free, before, claimed.taken)
         for row in claimed.expired:
@@ -212,12 +211,28 @@ class Workers:
             self._pruned = time.time()
             await asyncio.to_thread(self.store.prune_finished, time.time() - KEEP_FINISHED)
 
+    async def _put_back(self, endpoints: list[str]) -> None:
+        """Requests claimed ahead for endpoints that stopped serving (paused, gone, at zero)
+        go back in line, at their places, and wait there as any other would."""
+        for endpoint in endpoints:
+            rows = self._ready.pop(endpoint)
+            self.slots.queueing(endpoint)  # no claim meanwhile calls it empty
+            try:
+                await asyncio.to_thread(self.store.release, *(r.seq for r in rows))
+            except Exception:  # still held here: tried again at the next look
+                self._ready.setdefault(endpoint, deque()).extendleft(reversed(rows))
+                raise
+            finally:
+                self.slots.queued(endpoint)
+
     def _start_ready(self, endpoint: str, live: LiveEndpoint | None = None) -> int:
-        """Start ``endpoint``'s claimed requests while it has room; the room left. Those of an
-        endpoint gone start at once, and fail as any claimed request of it would."""
+        """Start ``endpoint``'s claimed requests while it has room; the room left (those of an
+        endpoint gone wait for ``_put_back``)."""
         live = live or self.table.get(endpoint)
+        if live is None:
+            return 0
         ready = self._ready.get(endpoint)
-        room = self.slots.room(live) if live is not None else len(ready or ())
+        room = self.slots.room(live)
         while ready and room > 0 and not self._stopped:
             self._spawn(ready.popleft())
             room -= 1

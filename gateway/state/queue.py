@@ -211,14 +211,17 @@ class AsyncQueue(Database):
         """The request ended (its object is written): it leaves the backlog."""
         self.apply([Finish(seq, status, reason)])
 
-    def release(self, seq: int) -> None:
-        """A claimed request goes back in line, at its place (its endpoint could not take it)."""
+    def release(self, *seqs: int) -> None:
+        """Claimed requests go back in line, at their places (their endpoint could not take
+        them)."""
         with self._tx() as conn:
-            conn.execute(
-                "UPDATE async_invocations SET status = 'Queued' WHERE seq = ? AND "
-                "status = 'Running'",
-                (seq,),
-            )
+            for start in range(0, len(seqs), 900):
+                chunk = seqs[start : start + 900]
+                conn.execute(
+                    "UPDATE async_invocations SET status = 'Queued' WHERE status = 'Running' "
+                    f"AND seq IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
 
     def requeue_running(self) -> int:
         """Requests a killed gateway left ``Running`` go back in line (at the next start)."""
