@@ -17,6 +17,10 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+#: A path as given: its text or a ``Path`` (``publish`` answers by what it was given).
+_P = TypeVar("_P", str, Path)
 
 
 @contextmanager
@@ -42,6 +46,12 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
+def _partial(path: str) -> str:
+    """``partial_path`` of a path's text: no ``Path`` objects on a per-answer path."""
+    head, tail = os.path.split(path)
+    return os.path.join(head, f".{tail}.partial")
+
+
 def write_atomic(path: Path, data: bytes, *, sync_folder: bool = False) -> None:
     """``data`` at ``path``, flushed to disk before the rename; ``sync_folder`` also makes the
     rename itself durable (a power cut could otherwise undo it)."""
@@ -51,14 +61,14 @@ def write_atomic(path: Path, data: bytes, *, sync_folder: bool = False) -> None:
         fsync_folder(path.parent)
 
 
-def write_partial(path: Path, data: bytes, *, sync: bool) -> None:
+def write_partial(path: str | Path, data: bytes, *, sync: bool) -> None:
     """``data`` in ``path``'s partial file (``publish`` renames it into place). Three system
     calls when the folder exists (its parents are made only when it does not)."""
-    partial = partial_path(path)
+    partial = _partial(os.fspath(path))
     try:
         fd = os.open(partial, _CREATE, 0o666)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(partial) or ".", exist_ok=True)
         fd = os.open(partial, _CREATE, 0o666)
     try:
         view = memoryview(data)
@@ -73,30 +83,31 @@ def write_partial(path: Path, data: bytes, *, sync: bool) -> None:
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 
-def publish(paths: Iterable[Path]) -> dict[Path, OSError]:
+def publish(paths: Iterable[_P]) -> dict[_P, OSError]:
     """Partial files written by ``write_partial(..., sync=False)`` made durable and renamed into
     place, whole or not at all: their data is flushed first (a few files an fsync each; more,
     one ``syncfs`` per file system on Linux, cheaper than an fsync per file), then each is
     renamed and each folder fsynced once. A path whose partial is gone and that exists was
     published already (a retried group) and is left alone. What could not be published, with
     why (a path with neither its partial nor itself: gone); the others are."""
-    unique = list(dict.fromkeys(paths))
+    partials = {p: _partial(os.fspath(p)) for p in paths}
     try:
-        _flush([partial_path(p) for p in unique])
+        _flush(list(partials.values()))
     except OSError as exc:
-        return {p: exc for p in unique if partial_path(p).exists() or not p.exists()}
-    failed: dict[Path, OSError] = {}
-    moved: list[Path] = []
-    for path in unique:
+        exists = os.path.exists
+        return {p: exc for p, part in partials.items() if exists(part) or not exists(p)}
+    failed: dict[_P, OSError] = {}
+    moved: list[_P] = []
+    for path, partial in partials.items():
         try:
-            os.replace(partial_path(path), path)
+            os.replace(partial, path)
             moved.append(path)
         except FileNotFoundError:
-            if not path.exists():
+            if not os.path.exists(path):
                 failed[path] = FileNotFoundError(f"{path}: neither it nor its partial file exists")
         except OSError as exc:
             failed[path] = exc
-    for folder in {p.parent for p in moved}:
+    for folder in {os.path.dirname(os.fspath(p)) or "." for p in moved}:
         fsync_folder(folder)
     return failed
 
@@ -106,12 +117,12 @@ def publish(paths: Iterable[Path]) -> dict[Path, OSError]:
 FSYNC_EACH_UP_TO = 4
 
 
-def _flush(files: list[Path]) -> None:
+def _flush(files: list[str]) -> None:
     """Flush ``files`` (partial files; one that is gone is skipped: ``publish`` says why)."""
     syncfs = _syncfs() if len(files) > FSYNC_EACH_UP_TO else None
     if syncfs is not None:
-        devices: dict[int, Path] = {}
-        for folder in {file.parent for file in files}:
+        devices: dict[int, str] = {}
+        for folder in {os.path.dirname(file) or "." for file in files}:
             with contextlib.suppress(FileNotFoundError):
                 devices.setdefault(os.stat(folder).st_dev, folder)
         for folder in devices.values():
@@ -145,7 +156,7 @@ def _syncfs() -> Callable[[int], int] | None:
     return function
 
 
-def fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: str | Path) -> None:
     """Make the renames into ``folder`` durable (an fsync of the folder; ignored where the
     platform cannot)."""
     try:

@@ -50,7 +50,9 @@ async def run_queued(
         row.endpoint, None, request, timeout=row.timeout, max_body=max_bytes, copies=False
     )
     try:
-        done = await asyncio.wait_for(call, row.timeout + GRACE)
+        # A deadline on this task, not ``wait_for``'s task of its own per call (3.11).
+        async with asyncio.timeout(row.timeout + GRACE):
+            done = await call
     except TimeoutError:
         raise Failed(
             "ModelError",

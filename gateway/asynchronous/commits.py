@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gateway.asynchronous.storage import Storage, StorageError, is_s3
-from gateway.state import Change, Enqueue, Finish, QueuedInvocation, StateStore
+from gateway.state import Change, Claim, Claimed, Enqueue, Finish, QueuedInvocation, StateStore
 
 log = logging.getLogger("tandem.async")
 
@@ -45,7 +45,7 @@ class _Waiting:
     written: str | None
     #: The object's bytes when the group writes it too (a local answer), else None.
     data: bytes | None
-    future: asyncio.Future[QueuedInvocation | None]
+    future: asyncio.Future[QueuedInvocation | Claimed | None]
 
 
 class GroupCommit:
@@ -71,8 +71,14 @@ class GroupCommit:
         """The row, once durable. ``landed`` is told the row (or None: not made) whether or not
         the caller is still waiting: a row accepted ``Running`` has a worker to start."""
         row = await self._submit(change, None, landed=landed)
-        assert row is not None
+        assert isinstance(row, QueuedInvocation)
         return row
+
+    async def claim(self, claim: Claim) -> Claimed:
+        """The workers' claim, in the next group's transaction (after its acceptances)."""
+        claimed = await self._submit(claim, None)
+        assert isinstance(claimed, Claimed)
+        return claimed
 
     async def finish(
         self, change: Finish, written: str | None = None, data: bytes | None = None
@@ -89,7 +95,7 @@ class GroupCommit:
         written: str | None,
         data: bytes | None = None,
         landed: Callable[[QueuedInvocation | None], None] | None = None,
-    ) -> QueuedInvocation | None:
+    ) -> QueuedInvocation | Claimed | None:
         if written is not None and data is not None and len(data) <= WRITE_HERE:
             # A small answer's partial file is written here, on the loop (three system calls,
             # no fsync): from the commit thread, each call would hand the GIL over and back.
@@ -100,9 +106,12 @@ class GroupCommit:
         # Read by whoever awaits it; this keeps one nobody awaits any more from being logged.
         waiting.future.add_done_callback(lambda f: f.cancelled() or f.exception())
         if landed is not None:
-            waiting.future.add_done_callback(
-                lambda f: landed(None if f.cancelled() or f.exception() else f.result())
-            )
+
+            def tell(f: asyncio.Future[QueuedInvocation | Claimed | None]) -> None:
+                made = None if f.cancelled() or f.exception() else f.result()
+                landed(made if isinstance(made, QueuedInvocation) else None)
+
+            waiting.future.add_done_callback(tell)
         self._waiting.append(waiting)
         if self._draining is None:
             self._draining = loop.create_task(self._drain())
@@ -146,7 +155,9 @@ class GroupCommit:
                     waiting.future.set_exception(RuntimeError("the queue's commits stopped"))
             self._waiting = []
 
-    def _commit(self, group: list[_Waiting]) -> list[QueuedInvocation | BaseException | None]:
+    def _commit(
+        self, group: list[_Waiting]
+    ) -> list[QueuedInvocation | Claimed | BaseException | None]:
         """In the commit thread: the group's objects made durable and put in place, then one
         transaction of the changes whose objects are (one that is not fails alone)."""
         failed: dict[str, StorageError] = {}
@@ -166,4 +177,5 @@ class GroupCommit:
         if self._draining is not None:
             self._draining.cancel()
             await asyncio.gather(self._draining, return_exceptions=True)
-        self._thread.shutdown(wait=False)
+        # The group in the thread ends its transaction (committed or not) before this returns.
+        await asyncio.to_thread(self._thread.shutdown, wait=True)

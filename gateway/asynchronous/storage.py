@@ -30,10 +30,16 @@ def is_s3(url: str) -> bool:
 
 def local_path(url: str) -> Path:
     """The path of a ``file://`` URL or a plain path."""
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
-    return Path(url)
+    if url[:5].lower() != "file:":  # a plain path: no URL parse per answer
+        return Path(url)
+    return Path(unquote(urlparse(url).path))
+
+
+def local_name(url: str) -> str:
+    """``local_path``'s text, without building a ``Path`` (once per answer written)."""
+    if url[:5].lower() != "file:":
+        return url
+    return unquote(urlparse(url).path)
 
 
 def join(base: str, *parts: str) -> str:
@@ -128,7 +134,7 @@ class Storage:
             if is_s3(url):
                 self._s3().pipe_file(url[len(S3) :], data)
             elif later:
-                write_partial(local_path(url), data, sync=False)
+                write_partial(local_name(url), data, sync=False)
             else:
                 write_atomic(local_path(url), data, sync_folder=True)
         except Exception as exc:
@@ -138,7 +144,7 @@ class Storage:
         """The local objects written ``later`` made durable and put in place (see
         ``gateway.atomic.publish``; ones already in place are left alone); those that could
         not be, with why."""
-        local = {local_path(u): u for u in urls if not is_s3(u)}
+        local = {local_name(u): u for u in urls if not is_s3(u)}
         failed = publish(local)
         return {
             local[p]: StorageError(f"{local[p]}: cannot be written: {e}") for p, e in failed.items()

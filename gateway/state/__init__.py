@@ -8,7 +8,16 @@ knows HTTP or SageMaker's wire format: the control plane (``gateway.control``) d
 
 from gateway.state.components import for_components
 from gateway.state.db import FILENAME
-from gateway.state.queue import AsyncStatus, Backlog, Change, Enqueue, Finish, QueuedInvocation
+from gateway.state.queue import (
+    AsyncStatus,
+    Backlog,
+    Change,
+    Claim,
+    Claimed,
+    Enqueue,
+    Finish,
+    QueuedInvocation,
+)
 from gateway.state.records import (
     JOB_FINISHED,
     AlreadyExists,
@@ -41,6 +50,8 @@ __all__ = [
     "Backlog",
     "BadToken",
     "Change",
+    "Claim",
+    "Claimed",
     "ComponentRecord",
     "ComponentStatus",
     "ConfigRecord",

@@ -88,7 +88,25 @@ class Finish:
     reason: str | None = None
 
 
-Change = Enqueue | Finish
+@dataclass(frozen=True)
+class Claim:
+    """The workers' look at the queue (``claim_work``), in the group's transaction: no
+    transaction, fsync and thread of its own per claim, and rows accepted in the same group
+    can be taken at once."""
+
+    free: Mapping[str, int]
+    expired: int
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a ``Claim`` took: expired requests (without their bodies), and work per endpoint."""
+
+    expired: list[QueuedInvocation]
+    taken: list[QueuedInvocation]
+
+
+Change = Enqueue | Finish | Claim
 
 
 class AsyncQueue(Database):
@@ -122,15 +140,24 @@ class AsyncQueue(Database):
         assert isinstance(row, QueuedInvocation)
         return row
 
-    def apply(self, changes: Sequence[Change]) -> list[QueuedInvocation | None]:
+    def apply(self, changes: Sequence[Change]) -> list[QueuedInvocation | Claimed | None]:
         """A group of changes in one transaction (group commit): all of them or none are
         durable when it returns, so none is answered before all are. Per change, in order: the
-        row an ``Enqueue`` made, None for a ``Finish``."""
+        row an ``Enqueue`` made, None for a ``Finish``, what a ``Claim`` took (claims come
+        last, so they see the rows the group accepted)."""
         now = self.now()
         with self._tx() as conn:
             inserted = iter(_insert(conn, [c for c in changes if isinstance(c, Enqueue)], now))
             _finish(conn, [c for c in changes if isinstance(c, Finish)], now)
-        return [next(inserted) if isinstance(c, Enqueue) else None for c in changes]
+            claimed = iter([_claim_work(conn, c, now) for c in changes if isinstance(c, Claim)])
+        return [
+            next(inserted)
+            if isinstance(c, Enqueue)
+            else next(claimed)
+            if isinstance(c, Claim)
+            else None
+            for c in changes
+        ]
 
     def get_invocation(self, seq: int) -> QueuedInvocation | None:
         with self._tx(write=False) as conn:
@@ -165,20 +192,11 @@ class AsyncQueue(Database):
     ) -> tuple[list[QueuedInvocation], list[QueuedInvocation]]:
         """What the workers take at one look, in one transaction: up to ``expired`` requests
         past their TTL (``claim_expired``), then up to ``free[endpoint]`` of each endpoint with
-        requests waiting, the one with the oldest first (``claim``)."""
-        now = self.now()
-        with self._tx() as conn:
-            old = _claim(conn, "expires < ?", now, expired, now, body=False) if expired > 0 else []
-            rows = conn.execute(
-                "SELECT endpoint, MIN(seq) AS first FROM async_invocations "
-                "WHERE status = 'Queued' GROUP BY endpoint ORDER BY first"
-            ).fetchall()
-            taken: list[QueuedInvocation] = []
-            for row in rows:
-                limit = free.get(str(row["endpoint"]), 0)
-                if limit > 0:
-                    taken += _claim(conn, "endpoint = ?", row["endpoint"], limit, now, body=True)
-            return old, taken
+        requests waiting, the one with the oldest first (``claim``). The workers send the same
+        ``Claim`` through their group commit instead."""
+        claimed = self.apply([Claim(free, expired)])[0]
+        assert isinstance(claimed, Claimed)
+        return claimed.expired, claimed.taken
 
     def _claim(
         self, where: str, value: object, limit: int, *, body: bool
@@ -193,14 +211,17 @@ class AsyncQueue(Database):
         """The request ended (its object is written): it leaves the backlog."""
         self.apply([Finish(seq, status, reason)])
 
-    def release(self, seq: int) -> None:
-        """A claimed request goes back in line, at its place (its endpoint could not take it)."""
+    def release(self, *seqs: int) -> None:
+        """Claimed requests go back in line, at their places (their endpoint could not take
+        them)."""
         with self._tx() as conn:
-            conn.execute(
-                "UPDATE async_invocations SET status = 'Queued' WHERE seq = ? AND "
-                "status = 'Running'",
-                (seq,),
-            )
+            for start in range(0, len(seqs), 900):
+                chunk = seqs[start : start + 900]
+                conn.execute(
+                    "UPDATE async_invocations SET status = 'Queued' WHERE status = 'Running' "
+                    f"AND seq IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
 
     def requeue_running(self) -> int:
         """Requests a killed gateway left ``Running`` go back in line (at the next start)."""
@@ -238,6 +259,23 @@ class AsyncQueue(Database):
                 "AND ended < ?",
                 (before,),
             ).rowcount
+
+
+def _claim_work(conn: sqlite3.Connection, claim: Claim, now: float) -> Claimed:
+    expired = claim.expired
+    old = _claim(conn, "expires < ?", now, expired, now, body=False) if expired > 0 else []
+    if not any(n > 0 for n in claim.free.values()):
+        return Claimed(old, [])
+    rows = conn.execute(
+        "SELECT endpoint, MIN(seq) AS first FROM async_invocations "
+        "WHERE status = 'Queued' GROUP BY endpoint ORDER BY first"
+    ).fetchall()
+    taken: list[QueuedInvocation] = []
+    for row in rows:
+        limit = claim.free.get(str(row["endpoint"]), 0)
+        if limit > 0:
+            taken += _claim(conn, "endpoint = ?", row["endpoint"], limit, now, body=True)
+    return Claimed(old, taken)
 
 
 #: Every column but the inline body, which reads as NULL.

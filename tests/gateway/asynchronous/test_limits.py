@@ -126,6 +126,9 @@ def test_a_request_past_its_ttl_while_the_endpoint_is_busy_fails_expired(gw: Gat
         timeout=30,
         what="the first request to run",
     )
+    # The workers claim one round ahead (a request of this endpoint, held for its next free
+    # slot): the request after that one is the one left waiting in the queue.
+    ahead = gw.invoke("single", str(folder / "ttl.csv"), InferenceId="ttl-ahead")
     late = gw.invoke(
         "single", str(folder / "ttl.csv"), InferenceId="ttl-late", RequestTTLSeconds=60
     )
@@ -144,6 +147,7 @@ def test_a_request_past_its_ttl_while_the_endpoint_is_busy_fails_expired(gw: Gat
     assert document["ErrorCode"] == "RequestExpired"
     assert "RequestTTLSeconds" in document["Message"]
     assert wait_for_file(Path(first["OutputLocation"])) == b"1\n"
+    assert wait_for_file(Path(ahead["OutputLocation"])) == b"1\n"
     assert not Path(late["OutputLocation"]).exists()
     (row,) = gw.settled("ttl-late")
     assert row[2] == "Failed"

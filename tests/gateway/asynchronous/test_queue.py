@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.asynchronous.storage import Storage
@@ -14,7 +14,7 @@ from gateway.live import EndpointTable
 from gateway.serving.invocation import Invocations
 from gateway.serving.plane import DataPlane
 from gateway.settings import GatewaySettings
-from gateway.state import FILENAME, AsyncStatus, QueuedInvocation, StateStore
+from gateway.state import FILENAME, AsyncStatus, Change, Claimed, QueuedInvocation, StateStore
 from gateway.state.queue import EXPIRED_BATCH
 
 
@@ -102,14 +102,16 @@ class Watched(StateStore):
     largest_claim = 0
     most_running = 0
 
-    def claim_work(
-        self, free: Mapping[str, int], expired: int
-    ) -> tuple[list[QueuedInvocation], list[QueuedInvocation]]:
-        rows, taken = super().claim_work(free, expired)
-        assert all(row.body is None for row in rows)  # an expired request's body stays put
-        self.largest_claim = max(self.largest_claim, len(rows))
-        self.most_running = max(self.most_running, len(self.invocations(AsyncStatus.RUNNING)))
-        return rows, taken
+    def apply(self, changes: Sequence[Change]) -> list[QueuedInvocation | Claimed | None]:
+        made = super().apply(changes)
+        for claimed in made:
+            if isinstance(claimed, Claimed):  # the workers' claims go through their group
+                rows = claimed.expired
+                assert all(row.body is None for row in rows)  # an expired body stays put
+                self.largest_claim = max(self.largest_claim, len(rows))
+                running = len(self.invocations(AsyncStatus.RUNNING))
+                self.most_running = max(self.most_running, running)
+        return made
 
 
 def test_expired_requests_are_claimed_a_batch_at_a_time_without_their_bodies(
