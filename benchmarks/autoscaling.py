@@ -14,7 +14,8 @@ a second instance (ceil(1 x 8 / 4) = 2). ``TANDEM_AUTOSCALING_MINUTE=1`` shorten
 60 times (and every period the store keeps finer than 10 s): ScaleInCooldown 600 s becomes
 10 s, and ScaleOutCooldown is 1800 s (30 s here) rather than the seed's 300, since an instance
 still takes seconds to start and a 5 s cooldown would add a third one before the second serves.
-The metric store flushes every second and the evaluator looks every half second.
+The evaluator and the metric store run at their defaults: the evaluator looks every 10 s, just
+after each ten-second period closes, and a read sees every request recorded until then.
 
 The load is a closed loop of aiohttp clients in this process: ``--base`` seconds of one client
 (the warm answer), then the step to ``--clients`` clients until the second instance has served
@@ -25,7 +26,11 @@ while an instance starts (``gateway/serving/held.py``). Prints the timeline (eve
 instances, req/s, p50, errors), the time from the step to the second instance serving (goal
 <= 30 s; SageMaker: about 5 minutes), p50 at one and at two instances under the step, failed
 requests (goal 0), the time to scale in, and the first answer from zero against a warm one
-(goal <= 2 s). Asserts nothing about time.
+(goal <= 2 s). Both waits are broken down (``benchmarks/autoscaling_story.py``): where the step
+fell in its period, each datapoint and when it closed, when AWS's rule (3 above the target) was
+met, when the evaluator decided, and the new instance's start: its launcher and interpreter
+(the process table), its web stack, scikit-learn and the model, listening (its log lines, read
+through CloudWatch Logs), serving. Asserts nothing about time.
 """
 
 from __future__ import annotations
