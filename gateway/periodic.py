@@ -24,22 +24,22 @@ SETTLE = 0.05
 
 async def every(
     interval: float, step: Callable[[], Awaitable[object]], log: logging.Logger, failed: str,
-    *, aligned: bool = False, clock: Callable[[], float] = time.time,
+    *, aligned: bool = False,
 ) -> None:  # fmt: skip
     """Run ``step`` every ``interval`` seconds, forever; a step's error is logged as ``failed``.
-    ``aligned``: at each multiple of ``interval`` on ``clock`` (plus ``SETTLE``); a step that
+    ``aligned``: at each multiple of ``interval`` on the wall clock (plus ``SETTLE``); a step that
     overruns skips the boundaries it missed. Otherwise ``interval`` after the last step ends."""
-    due = next_boundary(clock(), interval) if aligned else 0.0
+    due = next_boundary(time.time(), interval) if aligned else 0.0
     while True:
-        await asyncio.sleep(max(due - clock(), 0.0) if aligned else interval)
+        await asyncio.sleep(max(due - time.time(), 0.0) if aligned else interval)
         try:
             await step()
         except Exception:
             log.exception(failed)
         if aligned:
             due += interval
-            if due <= clock():
-                due = next_boundary(clock(), interval)
+            if due <= time.time():
+                due = next_boundary(time.time(), interval)
 
 
 def next_boundary(now: float, interval: float, settle: float = SETTLE) -> float:
