@@ -1,9 +1,13 @@
-"""``benchmarks/autoscaling_story.py``: when AWS's rule is met, from the datapoints the gateway
-keeps, and the breakdown it prints (a whole run takes minutes: docs/autoscaling.md has one)."""
+"""``benchmarks/autoscaling.py``: when AWS's rule is met, from the datapoints the gateway keeps,
+and the breakdowns a smoke run prints (a whole run takes minutes: docs/autoscaling.md has one;
+a smoke run is too short to judge the figures, only that each is printed)."""
 
 from __future__ import annotations
 
+import subprocess
+
 from benchmarks.autoscaling_story import Story, lines, rule_met
+from tests.support import PYTHON, ROOT
 
 
 def test_the_rule_is_met_when_the_third_datapoint_above_closes() -> None:
@@ -30,3 +34,25 @@ def test_the_breakdown_splits_aws_rule_from_tandem_own_time() -> None:
     assert "AWS's rule met (3rd datapoint above the target closed)   +27.00 s" in text
     assert "so: AWS's rule 27.0 s, then Tandem 1.50 s (the evaluator's look 0.06 s" in text
     assert "not seen" in text  # the container's stages were not given
+
+
+def test_a_quick_run_prints_both_breakdowns() -> None:
+    result = subprocess.run(
+        [PYTHON, str(ROOT / "benchmarks" / "autoscaling.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for line in (
+        "from the step to the second instance serving (seconds after the step):",
+        "<- holds the step",
+        "AWS's rule met (3rd datapoint above the target closed)",
+        "the evaluator decided, UpdateEndpointWeightsAndCapacities",
+        "step -> second instance serving:",
+        "first answer from zero:",
+        "ms after the request: the wake's scaling activity",
+        "container: scikit-learn imported, the model loaded",
+    ):
+        assert line in result.stdout, result.stdout
