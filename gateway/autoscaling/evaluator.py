@@ -1,5 +1,8 @@
 """The background task that scales: every ``interval`` seconds, each scalable target's
 scheduled actions, bounds and policies are evaluated and a decision becomes an activity.
+The looks are aligned on the wall clock (``gateway.periodic``): with the default 10 s, each
+comes just after a ten-second period (and so every minute) closes, so the datapoint that
+completes an alarm's run is judged at once rather than up to an interval later.
 
 A decision is carried out by the control plane's ``UpdateEndpointWeightsAndCapacities`` (the
 same call a user makes: new instances pass ``/ping`` before they take traffic, removed ones
@@ -60,7 +63,9 @@ class Evaluator:
 
     async def start(self) -> None:
         if self._task is None:
-            loop = every(self.interval, self.tick, log, "autoscaling evaluation failed")
+            loop = every(
+                self.interval, self.tick, log, "autoscaling evaluation failed", aligned=True
+            )
             self._task = asyncio.create_task(loop, name="autoscaling-evaluator")
 
     async def aclose(self) -> None:

@@ -248,7 +248,7 @@ class Alarms:
 
     async def start(self) -> None:
         if self._task is None:
-            loop = every(self.interval, self.tick, log, "alarm evaluation failed")
+            loop = every(self.interval, self.tick, log, "alarm evaluation failed", aligned=True)
             self._task = asyncio.create_task(loop, name="cloudwatch-alarms")
 
     async def aclose(self) -> None:

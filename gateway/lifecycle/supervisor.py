@@ -33,6 +33,11 @@ from pipelines.spec import Mode
 
 logger = logging.getLogger("tandem.supervisor")
 
+#: Seconds between two ``/ping``s of a starting container, at first and at most: a refused
+#: connection costs well under a millisecond, and every poll skipped is time the new instance
+#: is ready but not yet serving (a scale-out, a request held at zero instances).
+PING_FIRST, PING_EVERY = 0.01, 0.05
+
 
 class StartError(TandemError):
     """The endpoints could not start; one line per problem, with the container's log tail."""
@@ -245,7 +250,7 @@ class Supervisor:
 
     async def _wait_healthy(self, handle: ContainerHandle, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        delay = 0.02
+        delay = PING_FIRST
         while True:
             if not handle.alive:
                 code = await handle.wait()
@@ -255,7 +260,7 @@ class Supervisor:
             if time.monotonic() >= deadline:
                 raise _NotHealthy(f"did not answer /ping with 200 within {timeout:g}s")
             await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+            delay = min(delay * 1.5, PING_EVERY)
 
     async def _watch(self, slot: _Slot) -> None:
         """Health-check one container; restart it with backoff when it dies or stops answering."""
