@@ -7,11 +7,15 @@ miss's time goes is the gateway's own means over the stream: fetch and unpack
 (ModelDownloadingTime, first loads only), the container's load (ModelLoadingTime), the unloads,
 and what a request that missed waited in all (ModelLoadingWaitTime). The CPU seconds that the
 gateway and its container spent on the stream are the one figure that a machine shared with
-other work does not move much, where times and rates do.
+other work does not move much, where times and rates do. Each stream starts with nothing left to
+write back (``os.sync``, and the run before has deleted its disk cache): a stream unpacks over a
+gigabyte of models, and the kernel's writeback of one run's made the next one's unpacks twice as
+slow, so the second policy of a pair lost whatever it was.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -104,6 +108,9 @@ def run_stream(
 
         chunks = [stream[i::concurrency] for i in range(concurrency)]
         threads = [threading.Thread(target=client, args=(c,)) for c in chunks]
+        # What earlier steps wrote (the store, a run before) reaches the disk now, not while
+        # this stream runs: every policy starts from the same clean page cache.
+        os.sync()
         started = time.perf_counter()
         for t in threads:
             t.start()

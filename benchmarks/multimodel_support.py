@@ -7,6 +7,7 @@ import http.client
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -82,7 +83,11 @@ def multi(store: Path, **extra: Any) -> dict[str, Any]:
 def gateway(
     folder: Path, spec_path: Path, env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, int]]:
-    """``tandem serve`` of ``spec_path``, ``env`` (``TANDEM_*`` settings) on top of ours."""
+    """``tandem serve`` of ``spec_path``, ``env`` (``TANDEM_*`` settings) on top of ours.
+
+    Its state folder (the disk cache: a stream unpacks over a gigabyte of models) goes when it
+    stops: left, the kernel writes it back to disk during the next run, which then pays for it.
+    """
     port = free_port()
     state = folder / f"state-{spec_path.stem}"
     log = open(folder / f"{spec_path.stem}.log", "wb")  # noqa: SIM115
@@ -109,6 +114,7 @@ def gateway(
         proc.terminate()
         proc.wait(timeout=60)
         log.close()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 class Client:
