@@ -84,12 +84,16 @@ def test_trimming_gives_a_fragmented_heap_back() -> None:
 
 
 def test_rss_of_another_process_and_of_one_gone() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    code = "import time; print('ready', flush=True); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
     try:
+        assert child.stdout is not None and child.stdout.readline() == b"ready\n"  # started
         assert resources.rss(child.pid) > 1 << 20
     finally:
         child.kill()
         child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
     assert resources.rss(child.pid) == 0
 
 
