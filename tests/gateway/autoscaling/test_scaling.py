@@ -44,6 +44,11 @@ def test_a_custom_metric_scales_the_endpoint_out_and_back_in_with_no_failed_requ
     gw: Gateway,
 ) -> None:
     seed_calls(gw)
+    # The seed's policy reads InvocationsPerInstance, which the store keeps per real minute even
+    # with one-second minutes: a whole minute of this test's invocation loop is above 90 % of
+    # its 4,000 per instance and would veto the scale-in for 15 of them (scale-in needs every
+    # policy to agree, as on AWS), depending on where the test falls on the clock.
+    gw.aas.delete_scaling_policy(PolicyName="Invocations-ScalingPolicy", **TARGET)
     gw.publish(0.0)  # the metric exists before a policy names it
     answer = gw.aas.put_scaling_policy(
         PolicyName="load", **TARGET, PolicyType="TargetTrackingScaling",
