@@ -9,15 +9,22 @@ client registers it as the seed does (MinCapacity 1, MaxCapacity 4) with a targe
 policy on invocations per instance: SageMaker's high-resolution one,
 ``SageMakerVariantConcurrentRequestsPerModelHighResolution`` (requests in flight per instance,
 10-second datapoints; the per-minute ``SageMakerVariantInvocationsPerInstance`` needs 3 whole
-minutes of data, as on AWS), its target half the step's clients, so that the step asks for
-a second instance (ceil(1 x 8 / 4) = 2). ``TANDEM_AUTOSCALING_MINUTE=1`` shortens the cooldowns
+minutes of data, as on AWS), its target half of what the step's load puts in flight, so that
+the step is twice the target as in the seed (8,000 invocations a minute against 4,000) and asks
+for a second instance. That load is measured first: before the policy exists, ``--clients``
+clients run for one whole ten-second period and the gateway's own datapoint for it is read
+(8 clients of this process keep about 5 requests in flight at the gateway, since each client
+spends part of its loop in its own Python); ``--target`` sets it by hand instead.
+``TANDEM_AUTOSCALING_MINUTE=1`` shortens the cooldowns
 60 times (and every period the store keeps finer than 10 s): ScaleInCooldown 600 s becomes
 10 s, and ScaleOutCooldown is 1800 s (30 s here) rather than the seed's 300, since an instance
 still takes seconds to start and a 5 s cooldown would add a third one before the second serves.
 The evaluator and the metric store run at their defaults: the evaluator looks every 10 s, just
 after each ten-second period closes, and a read sees every request recorded until then.
 
-The load is a closed loop of aiohttp clients in this process: ``--base`` seconds of one client
+The load is a closed loop of aiohttp clients in this process: after the measuring period (and
+one period of one client, so that it is never the first of three datapoints above the target),
+``--base`` seconds of one client
 (the warm answer), then the step to ``--clients`` clients until the second instance has served
 for ``--after`` seconds, then one client again until the variant is back at one instance (at
 most ``--scale-in`` seconds: 15 datapoints below 90 % of the target, as AWS's scale-in). Then
@@ -37,6 +44,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
+import random
 import statistics
 import sys
 import tempfile
@@ -118,6 +127,18 @@ def poll(sm: Any, run: Run, stop: threading.Event) -> None:
         stop.wait(POLL)
 
 
+def put_policy(aas: Any, target: float) -> None:
+    """Seed 002's target-tracking policy, on the high-resolution metric."""
+    aas.put_scaling_policy(
+        PolicyName="Invocations-ScalingPolicy", PolicyType="TargetTrackingScaling",
+        **TARGET, TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": target,
+            "PredefinedMetricSpecification": {"PredefinedMetricType":
+                "SageMakerVariantConcurrentRequestsPerModelHighResolution"},
+            "ScaleInCooldown": 600, "ScaleOutCooldown": 1800},
+    )  # fmt: skip
+
+
 def p50_ms(run: Run, start: float, end: float) -> float:
     times = [s for t, s, ok in run.calls if start <= t < end and ok]
     return statistics.median(times) * 1e3 if times else float("nan")
@@ -143,8 +164,28 @@ def experiment(url: str, args: argparse.Namespace, clients: dict[str, Any]) -> d
                 args.clients,
             )
         )
+        # The step's load for one whole period, then one client for the next: the policy is put
+        # after both, so the measured period is never the first of three above its target.
+        boundary = (math.floor(time.time() / story.PERIOD) + 1) * story.PERIOD
+        await asyncio.sleep(boundary - time.time())
+        phase["clients"] = args.clients
+        await asyncio.sleep(boundary + story.PERIOD - time.time())
+        phase["clients"] = 1
+        await asyncio.sleep(boundary + 2 * story.PERIOD - time.time())
+        points = await asyncio.to_thread(
+            story.datapoints, clients["cloudwatch"], ENDPOINT, boundary, boundary + story.PERIOD
+        )
+        result["step_inflight"] = points[0][1] if points else float("nan")
+        if not args.target:  # no datapoint (nothing answered): half the clients
+            measured = result["step_inflight"]
+            args.target = round(measured / 2, 1) if measured == measured else args.clients / 2
+        await asyncio.to_thread(put_policy, clients["aas"], args.target)
         marks["start"] = time.monotonic()
-        await asyncio.sleep(args.base)
+        # Where the step falls in its period decides whether that period counts (see
+        # docs/autoscaling.md): left to chance (the measuring above would put it at the start).
+        phase_s = random.uniform(0, story.PERIOD) if args.phase is None else args.phase
+        step_at = math.ceil((time.time() + args.base) / story.PERIOD) * story.PERIOD + phase_s
+        await asyncio.sleep(step_at - time.time())
         marks["step"] = time.monotonic()
         phase["clients"] = args.clients
         step = story.Story(step=marks["step"] + wall)
@@ -173,7 +214,7 @@ def experiment(url: str, args: argparse.Namespace, clients: dict[str, Any]) -> d
         step.points = story.datapoints(
             clients["cloudwatch"], ENDPOINT, step.step - story.PERIOD, marks["second"] + wall
         )
-        step.decided = story.decided(clients["aas"], "AlarmHigh", "count to 2", step.step)
+        step.decided = story.decided(clients["aas"], "AlarmHigh", "", step.step)
         result["story"] = step
 
     result: dict[str, Any] = {"run": run, "marks": marks}
@@ -268,8 +309,9 @@ def report(result: dict[str, Any], args: argparse.Namespace, zero: Zero) -> None
     back = run.first(lambda n: n == 1, drop + 1.0)
     failed = sum(1 for c in run.calls if not c[2])
     peak = max((n for _, n in run.counts), default=0)
-    print(f"\nstep from 1 to {args.clients} clients; target {args.target:g} requests in "
-          f"flight per instance (high-resolution policy)")  # fmt: skip
+    print(f"\nstep from 1 to {args.clients} clients ({result['step_inflight']:.2f} requests in "
+          f"flight at the gateway, measured first); target {args.target:g} requests in flight "
+          f"per instance (high-resolution policy)")  # fmt: skip
     if reached:
         print(f"step -> second instance serving: {second - step:.1f} s "
               f"(goal <= {STEP_GOAL_S:.0f} s; SageMaker: about 300 s)")  # fmt: skip
@@ -297,10 +339,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=8, help="clients during the step")
     parser.add_argument("--target", type=float, default=0.0,
-                        help="the policy's target (default: half the clients)")  # fmt: skip
+                        help="the policy's target (default: half of what the step's load "
+                             "puts in flight, measured first)")  # fmt: skip
     parser.add_argument("--base", type=float, default=10.0, help="seconds of one client first")
     parser.add_argument("--after", type=float, default=20.0,
                         help="seconds of the step after the second instance serves")  # fmt: skip
+    parser.add_argument("--phase", type=float, default=None,
+                        help="seconds into its 10 s period the step comes (default: "
+                             "at random)")  # fmt: skip
     parser.add_argument("--step-limit", type=float, default=120.0)
     parser.add_argument("--scale-in", type=float, default=240.0)
     parser.add_argument("--quick", action="store_true", help="a smoke run: short phases")
@@ -309,7 +355,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.base, args.after, args.scale_in = 3.0, 5.0, 10.0
-    args.target = args.target or args.clients / 2
     import boto3
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -331,15 +376,8 @@ def main() -> None:
             }  # fmt: skip
             aas = clients["aas"]
             aas.register_scalable_target(**TARGET, MinCapacity=1, MaxCapacity=4)
-            aas.put_scaling_policy(
-                PolicyName="Invocations-ScalingPolicy", PolicyType="TargetTrackingScaling",
-                **TARGET, TargetTrackingScalingPolicyConfiguration={
-                    "TargetValue": args.target,
-                    "PredefinedMetricSpecification": {"PredefinedMetricType":
-                        "SageMakerVariantConcurrentRequestsPerModelHighResolution"},
-                    "ScaleInCooldown": 600, "ScaleOutCooldown": 1800},
-            )  # fmt: skip
             if args.zero_only:
+                put_policy(aas, args.target or args.clients / 2)
                 wakes = [from_zero(url, clients, warm=20) for _ in range(args.zero_only)]
                 firsts = sorted(w[0] for w in wakes)
                 print(f"first answer from zero, {len(firsts)} wakes: median "
