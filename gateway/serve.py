@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import signal
 import sys
@@ -49,14 +48,6 @@ def run(spec_paths: Sequence[str | Path], settings: GatewaySettings) -> int:
     with state_lock(settings.state_dir), asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve(specs, settings))
     return 0
-
-
-def _freeze_startup_objects() -> None:
-    """Leave what startup made (modules, settings, specs, the app: most of the heap) out of
-    the cyclic garbage collector's full collections: under load they ran every few seconds
-    and walked all of it, about 60 ms each (some 20 µs per asynchronous request)."""
-    gc.collect()
-    gc.freeze()
 
 
 def configure_logging(level: str) -> None:
@@ -223,7 +214,6 @@ async def serve(specs: list[EndpointSpec], settings: GatewaySettings) -> None:
             names = ", ".join(e.name for e in table.live()) or "no endpoints yet"
             host, port = sock.getsockname()[:2]
             logger.info("serving %s on http://%s:%d", names, host, port)
-            _freeze_startup_objects()
             await server.serve(sockets=[sock])
         finally:
             await alarms.aclose()
