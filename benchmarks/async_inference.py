@@ -22,8 +22,9 @@ requests answered per second. An async request is a real-time one plus its share
 group commits (accepted requests, the workers' claims, a round ahead of their free slots, and
 ends gathered into shared transactions, ``synchronous=FULL``), a file put in place with its
 group, and a thread hand-off or two; the figures say what that costs. On the shared 2-vCPU
-development machine the ratio is 0.43 to 0.74 (median of five 0.59; the gateway's CPU about
-600 µs per async request against 160 to 210 real-time): see docs/async-inference.md#performance.
+development machine the ratio is 0.46 to 0.74 (median of eleven 0.51; the gateway's CPU about
+680 µs per async request against 155 to 240 real-time, a third of it the file system's: a new
+file there costs about 200 µs, which the script prints): see docs/async-inference.md#performance.
 ``--quick`` is a smoke run (40 requests, c=4, one round).
 """
 
