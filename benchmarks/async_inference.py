@@ -22,8 +22,9 @@ requests answered per second. An async request is a real-time one plus its share
 group commits (accepted requests, the workers' claims, a round ahead of their free slots, and
 ends gathered into shared transactions, ``synchronous=FULL``), a file put in place with its
 group, and a thread hand-off or two; the figures say what that costs. On the shared 2-vCPU
-development machine the ratio is 0.43 to 0.74 (median of five 0.59; the gateway's CPU about
-600 µs per async request against 160 to 210 real-time): see docs/async-inference.md#performance.
+development machine the ratio is 0.46 to 0.74 (median of eleven 0.51; the gateway's CPU about
+680 µs per async request against 155 to 240 real-time, a third of it the file system's: a new
+file there costs about 200 µs, which the script prints): see docs/async-inference.md#performance.
 ``--quick`` is a smoke run (40 requests, c=4, one round).
 """
 
@@ -189,6 +190,20 @@ async def singles(
     return statistics.median(latencies) * 1000, statistics.median(acks) * 1000
 
 
+def file_cost(folder: Path, tag: str, n: int = 200) -> float:
+    """CPU µs to create a small file in ``folder``, as each async answer is (hidden names, left
+    for the run's cleanup). On a journal-less ext4, a new inode skips every inode of its group
+    freed in the last minute or more: a few µs on a quiet disk, a few hundred where other work
+    keeps deleting files (the development machine's /tmp); real-time writes no file."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    started = time.thread_time()
+    for i in range(n):
+        fd = os.open(folder / f".probe-{tag}-{i}", flags, 0o644)
+        os.write(fd, b"[0]")
+        os.close(fd)
+    return (time.thread_time() - started) / n * 1e6
+
+
 class Cpu:
     """CPU seconds used by the gateway process and by its children (the container)."""
 
@@ -209,7 +224,7 @@ async def measure(url: str, out: Path, args: argparse.Namespace) -> dict[str, li
     watcher = Watcher(out)
     cpu = Cpu(url)
     keys = ["rt_rps", "rt_p50", "rt_c1", "as_rps", "as_p50", "as_ack", "as_c1", "as_ack1"]
-    keys += ["rt_gw_us", "rt_ct_us", "as_gw_us", "as_ct_us"]
+    keys += ["rt_gw_us", "rt_ct_us", "as_gw_us", "as_ct_us", "file_us"]
     runs: dict[str, list[float]] = {k: [] for k in keys}
     connector = aiohttp.TCPConnector(limit=0)
     try:
@@ -232,6 +247,8 @@ async def measure(url: str, out: Path, args: argparse.Namespace) -> dict[str, li
                         runs["rt_c1"].append(c1)
                     else:
                         tag = f"r{number}"
+                        runs["file_us"].append(file_cost(out, tag))
+                        before = cpu.used()
                         rate, p50, ack = await asynchronous(
                             session, url, watcher, tag, args.requests, args.concurrency
                         )
@@ -292,6 +309,10 @@ def report(runs: dict[str, list[float]], args: argparse.Namespace, out: Path) ->
     print(
         f"async p50 is from the submit to the answer existing; the 202 alone took (p50) "
         f"{m['as_ack']:.2f} ms at c={c}, {m['as_ack1']:.2f} ms at c=1"
+    )
+    print(
+        f"a new file in the answers' folder cost {m['file_us']:.0f} µs of CPU here (p50 of "
+        "one before each async run): each async answer is one, real-time writes none"
     )
     ratio = m["as_rps"] / m["rt_rps"]
     print(

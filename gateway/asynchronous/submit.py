@@ -10,6 +10,7 @@ endpoint no InvokeEndpointAsync call can route (Direct execution, a MultiModel c
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import uuid
 from collections.abc import Callable
@@ -184,11 +185,26 @@ def locations(
         name = stem + OUTPUT_SUFFIX
     output_base = _resolve(spec, config.output_path)
     failure_base = _resolve(spec, config.failure_path) if config.failure_path else output_base
-    parts = [extension] if extension else []
+    # The name has no "/" (Filename's and a safe InferenceId's patterns): the folders are
+    # joined once per base and extension, the name appended as text.
     return (
-        join(output_base, *parts, name),
-        join(failure_base, *parts, stem + FAILURE_SUFFIX),
+        _under(_folder(output_base, extension), name),
+        _under(_folder(failure_base, extension), stem + FAILURE_SUFFIX),
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _folder(base: str, extension: str | None) -> str:
+    """``join(base, extension)`` (normalised as ``join`` does): once per output path and
+    extension, not per request."""
+    return join(base, extension or "")
+
+
+def _under(folder: str, name: str) -> str:
+    """``join(folder, name)`` for a name without "/" and a folder ``_folder`` made."""
+    if folder == ".":
+        return name
+    return f"{folder.rstrip('/')}/{name}"
 
 
 #: ``spec.resolve`` of output paths, by the spec's folder and the path: once, not per submit.

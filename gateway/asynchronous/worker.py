@@ -1,8 +1,9 @@
 """The workers: queued requests, in order, through the same dispatch as a real-time call.
 
 One loop claims work (woken by each submit, and every ``POLL`` seconds for what a restart or a
-slow endpoint left), a round ahead of free slots, and runs each as a task of its own, at most
-``max_concurrent_invocations_per_instance`` x the endpoint's instances at once, each call with
+slow endpoint left), a round ahead of free slots (``claiming.py``), and runs each as a task of
+its own, at most ``max_concurrent_invocations_per_instance`` x the endpoint's instances at once,
+each call with
 the request's InvocationTimeoutSeconds and an answer of up to TANDEM_ASYNC_MAX_BYTES (not the
 real-time ``timeout`` and TANDEM_MAX_PAYLOAD). A request ends in exactly one object: its answer
 at the output location or its reason at the failure location, written before the queue marks it
@@ -19,10 +20,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 
 from gateway.asynchronous.call import run_queued
+from gateway.asynchronous.claiming import POLL, Claims
 from gateway.asynchronous.commits import GroupCommit
 from gateway.asynchronous.notify import Notifier, message
 from gateway.asynchronous.outcome import (
@@ -36,25 +37,17 @@ from gateway.asynchronous.outcome import (
     recovered,
     settle,
 )
-from gateway.asynchronous.slots import Slots, capacity
+from gateway.asynchronous.slots import Slots
 from gateway.asynchronous.storage import Storage, StorageError
 from gateway.errors import ServiceUnavailable
-from gateway.live import LiveEndpoint
-from gateway.serving.held import variant_key
 from gateway.serving.invocation import Invocations
-from gateway.state import AsyncStatus, Claim, Finish, QueuedInvocation, StateStore
-from gateway.state.queue import EXPIRED_BATCH
+from gateway.state import AsyncStatus, Finish, QueuedInvocation, StateStore
 from pipelines.spec import AsyncInferenceSpec
 
 log = logging.getLogger("tandem.async")
 
-#: Seconds between looks at the queue when nothing wakes the loop.
-POLL = 1.0
 #: Seconds an endpoint that answered ServiceUnavailable is left alone before its next claim.
 PAUSE = 1.0
-#: Finished rows are kept this long (for ``tandem`` tooling), then dropped: the objects remain.
-KEEP_FINISHED = 24 * 3600.0
-
 #: Times a container may break off one request (crash, cut or non-HTTP answer) before it fails:
 #: the request itself may be what breaks it, and would otherwise loop until its TTL.
 MAX_BREAKS = 3
@@ -86,20 +79,13 @@ class Workers:
         self.notifier = notifier or Notifier()
         self._wake = asyncio.Event()
         self.slots = Slots()
-        self._paused: dict[str, float] = {}
+        self.claims = Claims(store, invocations, self.commits, self.slots, self._spawn)
         self._tasks: set[asyncio.Task[None]] = set()
-        #: Per endpoint, requests claimed ahead (``Running``, in order) for the next free slot.
-        self._ready: dict[str, deque[QueuedInvocation]] = {}
-        #: Expired requests being failed now: claims of expired ones stop at EXPIRED_BATCH.
-        self._expiring = 0
         #: Per queued request (seq): how often a container broke off its call (MAX_BREAKS).
         self._breaks: dict[int, int] = {}
         self.settle_backoff = SETTLE_BACKOFF
         self._loop: asyncio.Task[None] | None = None
         self._stopped = False
-        self._pruned = 0.0
-        #: When the queue was last looked at (``_fill``).
-        self._looked = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -118,7 +104,7 @@ class Workers:
         """Stop claiming and cancel what runs, at once (on SIGINT/SIGTERM, before the server
         closes the containers' clients): what was running stays ``Running`` in the database
         and runs again at the next start, as after a crash, writing the same object."""
-        self._stopped = True
+        self._stopped = self.claims.stopped = True
         if self._loop is not None:
             self._loop.cancel()
         for task in list(self._tasks):
@@ -137,7 +123,7 @@ class Workers:
         accepted ``Running`` (``admitted`` starts it), when the endpoint serves, has room and
         nothing waits before it; False, it is accepted ``Queued`` and claimed in its turn."""
         serving = self._loop is not None and not self._stopped
-        if self._paused.get(endpoint, 0.0) > time.monotonic() or self._ready.get(endpoint):
+        if self.claims.waiting(endpoint):
             serving = False  # paused, or requests claimed before it go first
         return self.slots.admit(endpoint, self.table.get(endpoint) if serving else None)
 
@@ -148,7 +134,7 @@ class Workers:
             return
         if direct:
             self.slots.done(endpoint, called=False)
-            self._start_ready(endpoint)
+            self.claims.start_ready(endpoint)
         else:
             self.slots.queued(endpoint)
         self.wake()
@@ -161,91 +147,16 @@ class Workers:
                     woken = await self._wake.wait()
             self._wake.clear()
             try:
-                await self._fill(look=not woken)
+                await self.claims.fill(look=not woken)
             except Exception:  # a broken database is logged, and tried again
                 log.exception("asynchronous queue: claiming work failed")
-
-    async def _fill(self, look: bool = True) -> None:
-        """Claim at one look (a change of the next group commit): expired requests up to
-        EXPIRED_BATCH being failed, and each serving endpoint's up to its room plus a round.
-        Woken (``look`` False) with nothing an endpoint with room could have waiting, it does
-        not look: expired requests of the others are claimed at the next ``POLL``."""
-        now = time.monotonic()
-        free: dict[str, int] = {}
-        at_zero: list[LiveEndpoint] = []
-        for live in self.table.live():
-            if live.spec.async_inference is None or self._paused.get(live.name, 0.0) > now:
-                continue  # one not serving (yet) waits, and its TTL runs
-            if not any(v.instances for v in live.variants):
-                at_zero.append(live)
-                continue
-            # Claimed ahead first; a claim takes what fits and as many again (for freed slots)
-            room = self._start_ready(live.name, live)
-            free[live.name] = room + capacity(live) - len(self._ready.get(live.name, ()))
-        if at_zero:
-            # Scaled to zero: the requests stay queued (HasBacklogWithoutCapacity) and the
-            # autoscaling side hears at once that an instance is wanted, if any are queued.
-            queued = set(await asyncio.to_thread(self.store.queued_endpoints))
-            for live in at_zero:
-                if live.name in queued:
-                    for variant in live.variants:
-                        self.invocations.held.want(
-                            variant_key(live.name, variant.name), request=False
-                        )
-        await self._put_back([e for e in self._ready if e not in free])
-        quiet = all(self.slots.empty(e) for e, n in free.items() if n > 0)
-        if not look and not at_zero and quiet and now - self._looked < POLL:
-            return
-        self._looked = now
-        room = EXPIRED_BATCH - self._expiring
-        before = self.slots.before_claim(free)
-        claimed = await self.commits.claim(Claim(free, room))
-        self.slots.after_claim(free, before, claimed.taken)
-        for row in claimed.expired:
-            self._spawn(row, expired=True)
-        for row in claimed.taken:
-            self._ready.setdefault(row.endpoint, deque()).append(row)
-        for endpoint in list(self._ready):
-            self._start_ready(endpoint)
-        if time.time() - self._pruned > 3600:
-            self._pruned = time.time()
-            await asyncio.to_thread(self.store.prune_finished, time.time() - KEEP_FINISHED)
-
-    async def _put_back(self, endpoints: list[str]) -> None:
-        """Requests claimed ahead for endpoints that stopped serving (paused, gone, at zero)
-        go back in line, at their places, and wait there as any other would."""
-        for endpoint in endpoints:
-            rows = self._ready.pop(endpoint)
-            self.slots.queueing(endpoint)  # no claim meanwhile calls it empty
-            try:
-                await asyncio.to_thread(self.store.release, *(r.seq for r in rows))
-            except Exception:  # still held here: tried again at the next look
-                self._ready.setdefault(endpoint, deque()).extendleft(reversed(rows))
-                raise
-            finally:
-                self.slots.queued(endpoint)
-
-    def _start_ready(self, endpoint: str, live: LiveEndpoint | None = None) -> int:
-        """Start ``endpoint``'s claimed requests while it has room; the room left (those of an
-        endpoint gone wait for ``_put_back``)."""
-        live = live or self.table.get(endpoint)
-        if live is None:
-            return 0
-        ready = self._ready.get(endpoint)
-        room = self.slots.room(live)
-        while ready and room > 0 and not self._stopped:
-            self._spawn(ready.popleft())
-            room -= 1
-        if not ready:
-            self._ready.pop(endpoint, None)
-        return room
 
     def _spawn(
         self, row: QueuedInvocation, *, expired: bool = False, reserved: bool = False
     ) -> None:
         if not reserved:  # ``admit`` counted it already
             self.slots.take(row.endpoint)
-        self._expiring += expired
+        self.claims.expiring += expired
         held = [True]
 
         def ending() -> None:
@@ -253,7 +164,7 @@ class Workers:
             if held[0]:
                 held[0] = False
                 self.slots.called(row.endpoint)
-                self._start_ready(row.endpoint)
+                self.claims.start_ready(row.endpoint)
                 self.wake()
 
         task = asyncio.get_running_loop().create_task(self._process(row, expired, ending))
@@ -262,8 +173,8 @@ class Workers:
         def done(finished: asyncio.Task[None]) -> None:
             self._tasks.discard(finished)
             self.slots.done(row.endpoint, called=not held[0])
-            self._expiring -= expired
-            self._start_ready(row.endpoint)
+            self.claims.expiring -= expired
+            self.claims.start_ready(row.endpoint)
             # _process ends every error itself; this is the last word, never a silent one.
             if not finished.cancelled() and (exc := finished.exception()) is not None:
                 log.error("asynchronous request %s: worker failed", row.inference_id, exc_info=exc)
@@ -309,7 +220,7 @@ class Workers:
             )
         except ServiceUnavailable:
             # Its containers are restarting: back in line, tried again shortly (TTL permitting).
-            self._paused[row.endpoint] = time.monotonic() + PAUSE
+            self.claims.paused[row.endpoint] = time.monotonic() + PAUSE
             # Back to Queued: counted as an acceptance, so no claim meanwhile calls it empty.
             self.slots.queueing(row.endpoint)
             try:
