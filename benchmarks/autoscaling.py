@@ -62,6 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import autoscaling_story as story  # noqa: E402
+from benchmarks.autoscaling_zero import Zero, from_zero, moments_line  # noqa: E402
 from benchmarks.gateway import CSV, free_port, process, train  # noqa: E402
 
 ENDPOINT = "clf"
@@ -178,7 +179,7 @@ def experiment(url: str, args: argparse.Namespace, clients: dict[str, Any]) -> d
         result["step_inflight"] = points[0][1] if points else float("nan")
         if not args.target:  # no datapoint (nothing answered): half the clients
             measured = result["step_inflight"]
-            args.target = round(measured / 2, 1) if measured == measured else args.clients / 2
+            args.target = args.clients / 2 if math.isnan(measured) else round(measured / 2, 1)
         await asyncio.to_thread(put_policy, clients["aas"], args.target)
         marks["start"] = time.monotonic()
         # Where the step falls in its period decides whether that period counts (see
@@ -240,63 +241,6 @@ def timeline(run: Run, marks: dict[str, float]) -> None:
             f"{start:>6} {max(counts, default=0):>9} {len(calls) / 5:>7.0f} "
             f"{p50_ms(run, a, b):>7.2f} {errors:>6}{label}"
         )
-
-
-Zero = tuple[float, float, dict[str, float]]
-
-
-def from_zero(url: str, clients: dict[str, Any], warm: int) -> Zero:
-    """Scale to zero, then one request from zero and ``warm`` warm ones: (first s, warm p50 s,
-    the moments of the wake and of the instance's start, in s after the request)."""
-    import httpx
-
-    aas, sm = clients["aas"], clients["sagemaker"]
-    aas.register_scalable_target(**TARGET, MinCapacity=0, MaxCapacity=4)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # the last scale-in's activity is over
-        found = aas.describe_scaling_activities(ServiceNamespace="sagemaker")
-        if all(a["StatusCode"] != "InProgress" for a in found["ScalingActivities"]):
-            break
-        time.sleep(0.2)
-    sm.update_endpoint_weights_and_capacities(
-        EndpointName=ENDPOINT,
-        DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 0}],
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        described = sm.describe_endpoint(EndpointName=ENDPOINT)
-        (variant,) = described["ProductionVariants"]
-        if described["EndpointStatus"] == "InService" and variant["CurrentInstanceCount"] == 0:
-            break
-        time.sleep(0.1)
-    else:
-        raise SystemExit("the variant did not reach zero instances")
-    invoke = f"{url}/endpoints/{ENDPOINT}/invocations"
-    headers = {"Content-Type": "text/csv"}
-    with httpx.Client(timeout=60) as client:
-        began, wall = time.perf_counter(), time.time()
-        answer = client.post(invoke, content=CSV, headers=headers)
-        first = time.perf_counter() - began
-        if answer.status_code != 200:
-            raise SystemExit(f"the request from zero failed: {answer.status_code} {answer.text}")
-        launcher, interpreter = story.newest_container()
-        times = []
-        for _ in range(warm):
-            began = time.perf_counter()
-            client.post(invoke, content=CSV, headers=headers).raise_for_status()
-            times.append(time.perf_counter() - began)
-    moments = {
-        "the wake's scaling activity": story.decided(aas, "requests wait", "", wall),
-        "the launcher started": launcher,
-        "container: its interpreter started": interpreter,
-        **story.stages(clients["logs"], ENDPOINT, wall),
-    }
-    seen = {name: t - wall for name, t in moments.items() if t is not None}
-    return first, statistics.median(times), {**seen, "answered": first}
-
-
-def moments_line(moments: dict[str, float]) -> str:
-    return ", ".join(f"{name} {t * 1e3:.0f}" for name, t in moments.items())
 
 
 def report(result: dict[str, Any], args: argparse.Namespace, zero: Zero) -> None:
@@ -378,7 +322,10 @@ def main() -> None:
             aas.register_scalable_target(**TARGET, MinCapacity=1, MaxCapacity=4)
             if args.zero_only:
                 put_policy(aas, args.target or args.clients / 2)
-                wakes = [from_zero(url, clients, warm=20) for _ in range(args.zero_only)]
+                wakes = [
+                    from_zero(url, clients, ENDPOINT, TARGET, warm=20)
+                    for _ in range(args.zero_only)
+                ]
                 firsts = sorted(w[0] for w in wakes)
                 print(f"first answer from zero, {len(firsts)} wakes: median "
                       f"{statistics.median(firsts) * 1e3:.0f} ms, each "
@@ -389,7 +336,7 @@ def main() -> None:
                     print(f"  ms after the request: {moments_line(moments)}")
                 return
             result = experiment(url, args, clients)
-            zero = from_zero(url, clients, warm=20)
+            zero = from_zero(url, clients, ENDPOINT, TARGET, warm=20)
             activities = aas.describe_scaling_activities(ServiceNamespace="sagemaker")
         report(result, args, zero)
         print("\nscaling activities (oldest first):")

@@ -3,9 +3,8 @@
 One loop claims work (woken by each submit, and every ``POLL`` seconds for what a restart or a
 slow endpoint left), a round ahead of free slots (``claiming.py``), and runs each as a task of
 its own, at most ``max_concurrent_invocations_per_instance`` x the endpoint's instances at once,
-each call with
-the request's InvocationTimeoutSeconds and an answer of up to TANDEM_ASYNC_MAX_BYTES (not the
-real-time ``timeout`` and TANDEM_MAX_PAYLOAD). A request ends in exactly one object: its answer
+each call with the request's InvocationTimeoutSeconds and an answer of up to
+TANDEM_ASYNC_MAX_BYTES (not the real-time ``timeout`` and TANDEM_MAX_PAYLOAD). A request ends in exactly one object: its answer
 at the output location or its reason at the failure location, written before the queue marks it
 finished; an unexpected error on the way ends it in an ``InternalFailure`` (logged with its
 trace). A request claimed before (``attempts`` > 1: the gateway died while it ran) first looks
@@ -85,7 +84,6 @@ class Workers:
         self._breaks: dict[int, int] = {}
         self.settle_backoff = SETTLE_BACKOFF
         self._loop: asyncio.Task[None] | None = None
-        self._stopped = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -104,7 +102,7 @@ class Workers:
         """Stop claiming and cancel what runs, at once (on SIGINT/SIGTERM, before the server
         closes the containers' clients): what was running stays ``Running`` in the database
         and runs again at the next start, as after a crash, writing the same object."""
-        self._stopped = self.claims.stopped = True
+        self.claims.stopped = True  # no claimed request starts from now on
         if self._loop is not None:
             self._loop.cancel()
         for task in list(self._tasks):
@@ -122,7 +120,7 @@ class Workers:
         """A request of ``endpoint`` is being accepted: True, it takes a free slot now and is
         accepted ``Running`` (``admitted`` starts it), when the endpoint serves, has room and
         nothing waits before it; False, it is accepted ``Queued`` and claimed in its turn."""
-        serving = self._loop is not None and not self._stopped
+        serving = self._loop is not None and not self.claims.stopped
         if self.claims.waiting(endpoint):
             serving = False  # paused, or requests claimed before it go first
         return self.slots.admit(endpoint, self.table.get(endpoint) if serving else None)
